@@ -1,0 +1,28 @@
+//! Staffeln: automated, policy-protected Cinder volume backups for OpenStack.
+//!
+//! The crate is split into rooms, one per concept; dependencies point one way
+//! (see DEVELOPERS.md for the full map):
+//!
+//! ```text
+//! cmd → service → {api, conductor, fakecloud}
+//! conductor → {db, openstack, notify, rpc}     api → {db, openstack}
+//! db, openstack, notify, rpc → {objects, conf}
+//! objects, conf → std, serde, chrono only      fakecloud → its own JSON shapes
+//! ```
+//!
+//! * [`conf`]: oslo.config-compatible options, INI parsing, the sample file.
+//! * [`service`]: what every binary needs: configuration, oslo.log logging,
+//!   signals, the error line at the edge.
+//! * [`objects`]: plain domain data shared by every room.
+//! * [`db`]: the database (MySQL/MariaDB or SQLite), migrations, queries.
+//! * [`openstack`]: the Keystone, Nova and Cinder client; the only speaker of
+//!   their JSON.
+//! * [`fakecloud`]: an in-process emulator of the Keystone, Nova and Cinder
+//!   subset Staffeln uses, for tests and the demo.
+
+pub mod conf;
+pub mod db;
+pub mod fakecloud;
+pub mod objects;
+pub mod openstack;
+pub mod service;

@@ -1,0 +1,5 @@
+//! The one integration-test binary: a module per room, against real peers
+//! (MariaDB, SQLite files, RabbitMQ, the stock Python OpenStack libraries).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
