@@ -1,1 +1,308 @@
-//! (room under construction)
+//! What every binary needs: its command line, the configuration, oslo.log
+//! logging, the runtime, signals, and the one error line at the edge.
+//!
+//! A binary's `main` parses its command line with [`parse_cli`], calls
+//! [`start`] (configuration + logging), and either does its one-shot work or
+//! hands a service future to [`serve`], which runs it until it returns or a
+//! signal stops it (see [`signals`]). Errors end as one line,
+//! `prog: error: cause: cause`, with exit status 2 for a bad configuration and
+//! 1 otherwise. This room knows no OpenStack concept.
+
+pub mod logfmt;
+pub mod logging;
+pub mod signals;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
+use tokio::sync::watch;
+use tracing::{debug, error, info, warn};
+
+use crate::conf::{self, Config, ConfigError, OsloArgs, Source};
+pub use logging::{LogHandle, LogSettings};
+pub use signals::{Shutdown, ShutdownTrigger, shutdown_channel};
+
+/// Exit status for a configuration the binary cannot start with.
+pub const EXIT_CONFIG: u8 = 2;
+
+/// Why a binary could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Logging(#[from] logging::LogError),
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+}
+
+impl StartError {
+    /// 2 for anything the operator must fix in the configuration.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            StartError::Config(_) | StartError::Logging(logging::LogError::BadLevel { .. }) => {
+                ExitCode::from(EXIT_CONFIG)
+            }
+            _ => ExitCode::FAILURE,
+        }
+    }
+}
+
+/// Parses the command line of binary `C`; clap prints usage errors itself and
+/// exits with status 2.
+pub fn parse_cli<C: CommandFactory + FromArgMatches>() -> (C, ArgMatches) {
+    let matches = C::command().get_matches();
+    match C::from_arg_matches(&matches) {
+        Ok(cli) => (cli, matches),
+        Err(err) => err.exit(),
+    }
+}
+
+/// A binary that has loaded its configuration and set up logging.
+pub struct Started {
+    pub prog: &'static str,
+    pub config: Arc<Config>,
+    pub sources: Vec<Source>,
+    pub log: LogHandle,
+}
+
+/// The `OS_*` environment variables, where oslo.config looks for
+/// `OS_<GROUP>__<OPT>` overrides.
+pub fn environment() -> BTreeMap<String, String> {
+    std::env::vars().filter(|(k, _)| k.starts_with("OS_")).collect()
+}
+
+/// The logging settings a configuration asks for.
+pub fn log_settings(config: &Config) -> LogSettings {
+    let d = &config.default;
+    LogSettings {
+        debug: d.debug,
+        log_file: d.log_file.as_ref().map(Into::into),
+        log_dir: d.log_dir.as_ref().map(Into::into),
+        use_stderr: d.use_stderr,
+        log_date_format: d.log_date_format.clone(),
+        default_log_levels: d.default_log_levels.clone(),
+        context_format: d.logging_context_format_string.clone(),
+        default_format: d.logging_default_format_string.clone(),
+        debug_suffix: d.logging_debug_format_suffix.clone(),
+    }
+}
+
+/// Loads the configuration named by the command line (and the environment),
+/// sets up logging, logs deprecation warnings and, with `log_options`, the
+/// effective options at DEBUG (secrets as `****`).
+pub fn start(prog: &'static str, oslo: &OsloArgs, matches: &ArgMatches) -> Result<Started, StartError> {
+    let sources = oslo.sources(matches);
+    let loaded = conf::load(&sources, &environment())?;
+    let log = logging::init(prog, &log_settings(&loaded.config))?;
+    for warning in &loaded.warnings {
+        warn!(target: "staffeln.conf", "{warning}");
+    }
+    if loaded.config.default.log_options {
+        log_options(&loaded.config, &loaded.files);
+    }
+    Ok(Started { prog, config: Arc::new(loaded.config), sources, log })
+}
+
+/// oslo.config's `log_opt_values`: a banner, the files, `name = value` lines.
+fn log_options(config: &Config, files: &[std::path::PathBuf]) {
+    let banner = "*".repeat(80);
+    debug!(target: "staffeln.conf", "{banner}");
+    debug!(target: "staffeln.conf", "Configuration options gathered from:");
+    debug!(target: "staffeln.conf", "command line args: {:?}", std::env::args().skip(1).collect::<Vec<_>>());
+    debug!(target: "staffeln.conf", "config files: {:?}", files);
+    debug!(target: "staffeln.conf", "{}", "=".repeat(80));
+    for (name, value) in conf::dump(config) {
+        debug!(target: "staffeln.conf", "{name:<30} = {value}");
+    }
+    debug!(target: "staffeln.conf", "{banner}");
+}
+
+/// What a long-running service gets: the configuration (updated on SIGHUP)
+/// and the stop request.
+#[derive(Clone)]
+pub struct ServiceContext {
+    pub config: watch::Receiver<Arc<Config>>,
+    pub shutdown: Shutdown,
+}
+
+impl ServiceContext {
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.borrow().clone()
+    }
+
+    /// Tells systemd the service is ready (`Type=notify`).
+    pub fn ready(&self) {
+        signals::notify_ready();
+    }
+}
+
+/// Builds the multi-threaded runtime every binary uses.
+pub fn runtime() -> Result<tokio::runtime::Runtime, StartError> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(StartError::Runtime)
+}
+
+/// Runs `service` until it returns or a signal stops it, handling SIGTERM,
+/// SIGINT and SIGHUP as oslo.service does, and turns the outcome into the
+/// process's exit status.
+pub fn serve<F, Fut, E>(started: Started, service: F) -> ExitCode
+where
+    F: FnOnce(ServiceContext) -> Fut,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::error::Error + Send + 'static,
+{
+    let prog = started.prog;
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(err) => return report(prog, &err, err.exit_code()),
+    };
+    let code = runtime.block_on(supervise(started, service));
+    // Do not wait for stuck blocking tasks: the drain budget is already spent.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    code
+}
+
+async fn supervise<F, Fut, E>(started: Started, service: F) -> ExitCode
+where
+    F: FnOnce(ServiceContext) -> Fut,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::error::Error + Send + 'static,
+{
+    use tokio::signal::unix::{SignalKind, signal};
+    let Started { prog, config, sources, log } = started;
+    let (config_tx, config_rx) = watch::channel(config);
+    let (trigger, shutdown) = shutdown_channel();
+    let ctx = ServiceContext { config: config_rx, shutdown };
+    let mut task = tokio::spawn(service(ctx));
+    let signals = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()));
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = signals else {
+        let err = std::io::Error::other("cannot install signal handlers");
+        return report(prog, &err, ExitCode::FAILURE);
+    };
+    info!(target: "staffeln.service", "{prog} started (pid {})", std::process::id());
+    loop {
+        tokio::select! {
+            outcome = &mut task => return finished(prog, outcome),
+            _ = term.recv() => {
+                info!(target: "staffeln.service", "Caught SIGTERM, stopping children");
+                break;
+            }
+            _ = int.recv() => {
+                info!(target: "staffeln.service", "Caught SIGINT signal, instantaneous exiting");
+                return ExitCode::FAILURE;
+            }
+            _ = hup.recv() => {
+                if signals::stdin_is_terminal() {
+                    info!(target: "staffeln.service", "Caught SIGHUP in a terminal, stopping");
+                    break;
+                }
+                info!(target: "staffeln.service", "Caught SIGHUP, reloading the configuration");
+                reload(&sources, &config_tx, &log);
+            }
+        }
+    }
+    trigger.trigger();
+    let timeout = config_tx.borrow().default.graceful_shutdown_timeout;
+    let budget = async {
+        if timeout > 0 {
+            tokio::time::sleep(Duration::from_secs(timeout as u64)).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        outcome = &mut task => finished(prog, outcome),
+        () = budget => {
+            error!(target: "staffeln.service", "Graceful shutdown timeout exceeded, instantaneous exiting");
+            ExitCode::FAILURE
+        }
+        _ = term.recv() => {
+            error!(target: "staffeln.service", "Caught a second SIGTERM, instantaneous exiting");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn finished<E: std::error::Error>(prog: &str, outcome: Result<Result<(), E>, tokio::task::JoinError>) -> ExitCode {
+    match outcome {
+        Ok(Ok(())) => {
+            info!(target: "staffeln.service", "{prog} stopped");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(err)) => {
+            error!(target: "staffeln.service", "{}", chain(&err));
+            report(prog, &err, ExitCode::FAILURE)
+        }
+        Err(join) => {
+            error!(target: "staffeln.service", "{prog} crashed: {join}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGHUP: re-read the same sources; keep the old configuration when the new
+/// one does not load; apply what may change at run time (mutable options:
+/// logging levels and formats) and say which changes need a restart.
+fn reload(sources: &[Source], config_tx: &watch::Sender<Arc<Config>>, log: &LogHandle) {
+    let loaded = match conf::load(sources, &environment()) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            error!(target: "staffeln.service", "configuration not reloaded, the old one stays in force: {}", chain(&err));
+            return;
+        }
+    };
+    let old = config_tx.borrow().clone();
+    let changes = conf::changes(&old, &loaded.config);
+    let mut ignored = Vec::new();
+    for change in &changes {
+        if change.mutable {
+            info!(target: "staffeln.service", "Option {}.{} changed from [{}] to [{}]", change.group, change.name, change.old, change.new);
+        } else {
+            ignored.push(format!("{}.{}", change.group, change.name));
+        }
+    }
+    if !ignored.is_empty() {
+        warn!(
+            target: "staffeln.service",
+            "Ignoring changes to options that need a restart: {}", ignored.join(", ")
+        );
+    }
+    if changes.is_empty() {
+        info!(target: "staffeln.service", "configuration reloaded, nothing changed");
+    }
+    // Keep the restart-only options at their old values so the running
+    // service sees only what it may change.
+    let mut effective = (*old).clone();
+    conf::apply_mutable(&mut effective, &loaded.config);
+    if let Err(err) = log.apply(&log_settings(&effective)) {
+        error!(target: "staffeln.service", "new logging options not applied: {err}");
+        return;
+    }
+    let _ = config_tx.send(Arc::new(effective));
+}
+
+/// The error and its causes on one line.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut line = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = c.source();
+    }
+    line
+}
+
+/// Prints `prog: error: cause: cause` on stderr and returns `code`.
+pub fn report(prog: &str, err: &dyn std::error::Error, code: ExitCode) -> ExitCode {
+    eprintln!("{prog}: {}", chain(err));
+    code
+}
