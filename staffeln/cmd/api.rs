@@ -1,1 +1,8 @@
-fn main() {}
+//! staffeln-api: the oslo.policy guard Cinder calls before `backup:delete`, health and listing.
+fn main() -> std::process::ExitCode {
+    staffeln::service::daemon(
+        "staffeln-api",
+        "Serves the policy check that protects automated backups.",
+        staffeln::api::serve,
+    )
+}

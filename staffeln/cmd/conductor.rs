@@ -1,1 +1,8 @@
-fn main() {}
+//! staffeln-conductor: backup cycles, retention, digests and the conductor RPC topic.
+fn main() -> std::process::ExitCode {
+    staffeln::service::daemon(
+        "staffeln-conductor",
+        "Runs Staffeln's backup cycles, retention and digests.",
+        staffeln::conductor::serve,
+    )
+}

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
+
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
@@ -60,6 +61,32 @@ pub fn parse_cli<C: CommandFactory + FromArgMatches>() -> (C, ArgMatches) {
         Ok(cli) => (cli, matches),
         Err(err) => err.exit(),
     }
+}
+
+/// The whole `main` of a daemon whose command line is oslo's options only:
+/// parse, load the configuration, set up logging, run `service` until it
+/// returns or a signal stops it.
+pub fn daemon<F, Fut, E>(prog: &'static str, about: &'static str, service: F) -> ExitCode
+where
+    F: FnOnce(ServiceContext) -> Fut,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::error::Error + Send + 'static,
+{
+    let matches = daemon_command(prog, about).get_matches();
+    let oslo = match OsloArgs::from_arg_matches(&matches) {
+        Ok(oslo) => oslo,
+        Err(err) => err.exit(),
+    };
+    match start(prog, &oslo, &matches) {
+        Ok(started) => serve(started, service),
+        Err(err) => report(prog, &err, err.exit_code()),
+    }
+}
+
+/// The command line of a daemon: `--config-file`, `--config-dir` and oslo.log's flags.
+pub fn daemon_command(prog: &'static str, about: &'static str) -> clap::Command {
+    use clap::Args;
+    OsloArgs::augment_args(clap::Command::new(prog).about(about).version(env!("CARGO_PKG_VERSION")))
 }
 
 /// A binary that has loaded its configuration and set up logging.
@@ -305,4 +332,19 @@ pub fn chain(err: &dyn std::error::Error) -> String {
 pub fn report(prog: &str, err: &dyn std::error::Error, code: ExitCode) -> ExitCode {
     eprintln!("{prog}: {}", chain(err));
     code
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn daemon_command_line_is_well_formed() {
+        super::daemon_command("staffeln-test", "test").debug_assert();
+    }
+
+    #[test]
+    fn chain_joins_causes_without_repeating_them() {
+        let inner = std::io::Error::other("connection refused");
+        let outer = super::StartError::Runtime(inner);
+        assert_eq!(super::chain(&outer), "cannot start the async runtime: connection refused");
+    }
 }

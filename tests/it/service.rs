@@ -1,0 +1,184 @@
+//! The binaries' lifecycle as an operator meets it: one-line configuration
+//! errors with exit status 2, oslo.log lines, SIGHUP reload, SIGTERM drain.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// kolla-ansible's fluentd multiline start pattern for oslo.log records.
+const KOLLA_RECORD_START: &str = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}.\d{3} \d+ \S+ \S+ \[.*\]";
+
+fn bin(name: &str) -> PathBuf {
+    match name {
+        "staffeln-conductor" => PathBuf::from(env!("CARGO_BIN_EXE_staffeln-conductor")),
+        "staffeln-api" => PathBuf::from(env!("CARGO_BIN_EXE_staffeln-api")),
+        "staffeln-manage" => PathBuf::from(env!("CARGO_BIN_EXE_staffeln-manage")),
+        other => panic!("unknown binary {other}"),
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+/// A config file in `dir` using SQLite in `dir` and logging to `dir/conductor.log`.
+fn base_config(dir: &Path, extra: &str) -> PathBuf {
+    let conf = dir.join("staffeln.conf");
+    write(
+        &conf,
+        &format!(
+            "[DEFAULT]\nstate_path = {}\nlog_file = {}\ngraceful_shutdown_timeout = 5\n{extra}\n[database]\nconnection = sqlite:///$state_path/staffeln.sqlite\n",
+            dir.display(),
+            dir.join("conductor.log").display()
+        ),
+    );
+    conf
+}
+
+fn manage(conf: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(bin("staffeln-manage")).arg("--config-file").arg(conf).args(args).output().unwrap()
+}
+
+/// Waits until `file` contains `needle`, returns the whole text.
+fn wait_for_log(file: &Path, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "{needle:?} never appeared in {}:\n{text}", file.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status().unwrap();
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_malformed_config_stops_each_binary_with_one_line_and_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("bad.conf");
+    write(&conf, "[conductor]\nbackup_service_period = ten\n");
+    for name in ["staffeln-conductor", "staffeln-api", "staffeln-manage"] {
+        let mut cmd = Command::new(bin(name));
+        cmd.arg("--config-file").arg(&conf);
+        if name == "staffeln-manage" {
+            cmd.args(["db", "version"]);
+        }
+        let out = cmd.stdin(Stdio::null()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{name} must print exactly one line, got:\n{stderr}");
+        let line = lines[0];
+        for part in [conf.to_str().unwrap(), "conductor", "backup_service_period", "ten", "integer"] {
+            assert!(line.contains(part), "{name}: {part:?} missing from {line:?}");
+        }
+        assert!(!line.contains("panicked") && !line.contains("backtrace"), "{line}");
+    }
+}
+
+#[test]
+fn a_syntax_error_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("bad.conf");
+    write(&conf, "[DEFAULT]\ndebug = true\n[conductor\n");
+    let out = Command::new(bin("staffeln-conductor")).arg("--config-file").arg(&conf).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("{}:3", conf.display())), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn a_missing_config_file_is_fatal() {
+    let out = Command::new(bin("staffeln-conductor")).args(["--config-file", "/nonexistent/staffeln.conf"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("/nonexistent/staffeln.conf"), "{stderr}");
+}
+
+#[test]
+fn conductor_logs_oslo_lines_reloads_on_sighup_and_drains_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = base_config(dir.path(), "debug = false");
+    let out = manage(&conf, &["db", "upgrade"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let log = dir.path().join("conductor.log");
+    let mut child = Command::new(bin("staffeln-conductor"))
+        .arg("--config-file")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let text = wait_for_log(&log, "staffeln-conductor started");
+    let start = regex::Regex::new(KOLLA_RECORD_START).unwrap();
+    for line in text.lines() {
+        assert!(start.is_match(line), "not an oslo.log record start: {line:?}");
+    }
+    let pid = child.id().to_string();
+    let first = text.lines().next().unwrap();
+    let fields: Vec<&str> = first.splitn(6, ' ').collect();
+    assert_eq!(fields[2], pid, "process id in {first:?}");
+    assert!(["INFO", "WARNING"].contains(&fields[3]), "{first:?}");
+    assert!(!text.contains(" DEBUG "), "debug is off:\n{text}");
+
+    // Turn debug on and change a restart-only option, then SIGHUP.
+    let conf2 = base_config(dir.path(), "debug = true\n[api]\nport = 9999");
+    assert_eq!(conf, conf2);
+    signal(&child, "HUP");
+    let text = wait_for_log(&log, "Option DEFAULT.debug changed from [false] to [true]");
+    assert!(text.contains("api.port"), "the restart-only change is named:\n{text}");
+
+    // A broken file on reload keeps the old configuration.
+    write(&conf, "[DEFAULT]\nbroken\n");
+    signal(&child, "HUP");
+    wait_for_log(&log, "configuration not reloaded");
+    assert!(child.try_wait().unwrap().is_none(), "a bad reload must not stop the service");
+
+    signal(&child, "TERM");
+    let status = wait_exit(&mut child, Duration::from_secs(10));
+    assert!(status.success(), "SIGTERM is a graceful stop: {status:?}");
+    let text = wait_for_log(&log, "Caught SIGTERM");
+    assert!(text.contains("staffeln-conductor stopped"), "{text}");
+    let mut stderr = String::new();
+    BufReader::new(child.stderr.take().unwrap()).lines().for_each(|l| stderr.push_str(&l.unwrap()));
+    assert!(stderr.is_empty(), "nothing on stderr when logging to a file: {stderr}");
+}
+
+#[test]
+fn log_dir_alone_names_the_file_after_the_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("staffeln.conf");
+    write(
+        &conf,
+        &format!(
+            "[DEFAULT]\nstate_path = {0}\nlog_dir = {0}/logs\n[database]\nconnection = sqlite:///$state_path/s.sqlite\n",
+            dir.path().display()
+        ),
+    );
+    let out = manage(&conf, &["db", "upgrade"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(dir.path().join("logs/staffeln-manage.log")).unwrap();
+    assert!(!text.is_empty());
+}
