@@ -1,0 +1,113 @@
+//! When the next cycle runs: a cron expression in a time zone, a period in
+//! seconds, or both (whichever comes first). Pure: `now` is an argument.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use croner::Cron;
+
+/// A schedule that cannot be built from the options.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("[conductor] {option} = {value:?}: expected a cron expression such as \"0 2 * * *\" ({reason})")]
+    BadCron { option: &'static str, value: String, reason: String },
+    #[error("[conductor] {option} = {value:?}: expected an IANA time zone such as \"UTC\" or \"Europe/Berlin\"")]
+    BadZone { option: &'static str, value: String },
+}
+
+/// A cron expression and/or a period.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    cron: Option<(Cron, Tz)>,
+    period: Option<Duration>,
+}
+
+impl Schedule {
+    /// `cron` empty means no cron; `period` zero means no period. With
+    /// neither, the schedule never fires (only on-demand triggers run).
+    pub fn new(
+        cron_option: &'static str,
+        cron: &str,
+        zone_option: &'static str,
+        zone: &str,
+        period: Duration,
+    ) -> Result<Schedule, ScheduleError> {
+        let tz = Tz::from_str(zone.trim())
+            .map_err(|_| ScheduleError::BadZone { option: zone_option, value: zone.to_owned() })?;
+        let cron = match cron.trim() {
+            "" => None,
+            expr => Some((
+                Cron::from_str(expr).map_err(|e| ScheduleError::BadCron {
+                    option: cron_option,
+                    value: cron.to_owned(),
+                    reason: e.to_string(),
+                })?,
+                tz,
+            )),
+        };
+        let period = (period > Duration::zero()).then_some(period);
+        Ok(Schedule { cron, period })
+    }
+
+    /// The first time after `now` the schedule fires, given that the last run
+    /// started at `last_run` (`None`: never ran, so a period fires at once).
+    pub fn next_after(&self, now: DateTime<Utc>, last_run: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+        let by_period = self.period.map(|p| match last_run {
+            Some(last) => (last + p).max(now),
+            None => now,
+        });
+        let by_cron = self.cron.as_ref().and_then(|(cron, tz)| {
+            cron.find_next_occurrence(&now.with_timezone(tz), false).ok().map(|t| t.with_timezone(&Utc))
+        });
+        match (by_period, by_cron) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, m, d, h, min, 0).single().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_period_fires_at_once_then_every_period() {
+        let s = Schedule::new("backup_schedule", "", "backup_timezone", "UTC", Duration::seconds(1800)).unwrap();
+        let now = at(2026, 11, 25, 12, 0);
+        assert_eq!(s.next_after(now, None), Some(now));
+        assert_eq!(s.next_after(now, Some(now - Duration::minutes(10))), Some(now + Duration::minutes(20)));
+        assert_eq!(s.next_after(now, Some(now - Duration::hours(2))), Some(now), "overdue fires now");
+    }
+
+    #[test]
+    fn cron_follows_the_zone_and_moves_past_a_dst_gap() {
+        let s = Schedule::new("backup_schedule", "30 2 * * *", "backup_timezone", "Europe/Berlin", Duration::zero()).unwrap();
+        // 2026-03-29 02:30 does not exist in Berlin: croner moves to 03:00 local = 01:00 UTC.
+        let next = s.next_after(at(2026, 3, 28, 12, 0), None).unwrap();
+        assert_eq!(next, at(2026, 3, 29, 1, 0));
+        let after = s.next_after(next, Some(next)).unwrap();
+        assert_eq!(after, at(2026, 3, 30, 0, 30), "02:30 CEST");
+    }
+
+    #[test]
+    fn the_earlier_of_cron_and_period_wins() {
+        let s = Schedule::new("c", "0 * * * *", "z", "UTC", Duration::seconds(7200)).unwrap();
+        let now = at(2026, 11, 25, 12, 10);
+        assert_eq!(s.next_after(now, Some(now)), Some(at(2026, 11, 25, 13, 0)));
+    }
+
+    #[test]
+    fn bad_options_are_named() {
+        let err = Schedule::new("backup_schedule", "every day", "z", "UTC", Duration::zero()).unwrap_err().to_string();
+        assert!(err.contains("backup_schedule") && err.contains("every day"), "{err}");
+        let err = Schedule::new("c", "", "backup_timezone", "Mars/Olympus", Duration::zero()).unwrap_err().to_string();
+        assert!(err.contains("backup_timezone") && err.contains("Mars/Olympus"), "{err}");
+        assert!(Schedule::new("c", "", "z", "UTC", Duration::zero()).unwrap().next_after(at(2026, 1, 1, 0, 0), None).is_none());
+    }
+}
