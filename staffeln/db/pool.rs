@@ -388,11 +388,10 @@ mod tests {
     use super::*;
     use std::cell::{Cell, RefCell};
 
-    fn run(
-        max_retries: i64,
-        fail_times: u64,
-        retriable: bool,
-    ) -> (Result<u64, (u64, String)>, Vec<Option<u64>>) {
+    /// What `retry_connect` returned, and the attempts-left values it logged.
+    type Outcome = (Result<u64, (u64, String)>, Vec<Option<u64>>);
+
+    fn run(max_retries: i64, fail_times: u64, retriable: bool) -> Outcome {
         let calls = Cell::new(0u64);
         let logged = RefCell::new(Vec::new());
         let result = retry_connect(
