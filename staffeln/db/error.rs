@@ -84,3 +84,14 @@ impl DbError {
         matches!(self, DbError::Duplicate { .. })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Callers move errors and the pool across `spawn_blocking` and into `anyhow`.
+    #[test]
+    fn errors_and_the_pool_cross_threads() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<super::DbError>();
+        shareable::<crate::db::Database>();
+    }
+}

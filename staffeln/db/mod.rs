@@ -7,7 +7,8 @@
 //!   parsed into a typed [`DbUrl`] that prints its password as `***`;
 //! * [`pool`]: [`AnyConnection`] (diesel `MultiConnection` over both backends),
 //!   per-connection setup, start-up retries (`max_retries`, `retry_interval`),
-//!   the r2d2 pool behind [`Database`], and `ping()` for health checks;
+//!   the r2d2 pool behind [`Database`], `ping()` for health checks, and
+//!   [`create_database`] for a MySQL database that does not exist yet;
 //! * [`migrate`]: embedded migrations from `migrations/mysql/` and
 //!   `migrations/sqlite/` (same version names in both), walked explicitly per
 //!   backend: `upgrade`, `create_schema`, `downgrade_one`, `downgrade_to_base`,
@@ -45,5 +46,5 @@ pub mod schema;
 pub mod url;
 
 pub use error::{DbError, MigrationDirection};
-pub use pool::{AnyConnection, Database, DbConn, DbSettings};
+pub use pool::{AnyConnection, Database, DbConn, DbSettings, create_database};
 pub use url::{Backend, DbUrl, MysqlUrl};

@@ -166,6 +166,30 @@ impl Manager {
     }
 }
 
+impl Manager {
+    /// [`Manager::open`] under the start-up retry policy of `settings`.
+    fn open_with_retries(&self, settings: &DbSettings) -> Result<AnyConnection, DbError> {
+        let masked = self.url.to_string();
+        retry_connect(
+            settings.max_retries,
+            settings.retry_interval,
+            || self.open(),
+            |err| matches!(err, ConnectionError::BadConnection(_)),
+            |left, err| match left {
+                Some(left) => {
+                    warn!(db.url = %masked, "SQL connection failed. {left} attempts left. ({err})")
+                }
+                None => warn!(db.url = %masked, "SQL connection failed. Retrying forever. ({err})"),
+            },
+        )
+        .map_err(|(attempts, source)| DbError::Connect {
+            url: masked.clone(),
+            attempts,
+            source,
+        })
+    }
+}
+
 impl fmt::Debug for Manager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Manager")
@@ -242,23 +266,7 @@ impl Database {
         }
         let masked = url.to_string();
         let manager = Manager::new(url.clone(), settings.mysql_sql_mode.clone());
-        let first = retry_connect(
-            settings.max_retries,
-            settings.retry_interval,
-            || manager.open(),
-            |err| matches!(err, ConnectionError::BadConnection(_)),
-            |left, err| match left {
-                Some(left) => {
-                    warn!(db.url = %masked, "SQL connection failed. {left} attempts left. ({err})")
-                }
-                None => warn!(db.url = %masked, "SQL connection failed. Retrying forever. ({err})"),
-            },
-        );
-        let mut first = first.map_err(|(attempts, source)| DbError::Connect {
-            url: masked.clone(),
-            attempts,
-            source,
-        })?;
+        let mut first = manager.open_with_retries(settings)?;
         warn_on_lax_sql_mode(&mut first, &masked);
         drop(first);
 
@@ -307,6 +315,33 @@ impl Database {
     pub fn url(&self) -> &DbUrl {
         &self.url
     }
+}
+
+/// Creates the database named in `settings.connection` on its MySQL/MariaDB
+/// server if it does not exist yet (`CHARACTER SET utf8mb4`), connecting to the
+/// server itself under the same retry policy; returns true when it was created.
+/// The user needs the `CREATE` privilege. A no-op returning false for SQLite
+/// (the file is created on first connect) and for a URL that names no database.
+/// devstack and kolla create the database themselves; this serves
+/// `staffeln-manage` and quick starts.
+pub fn create_database(settings: &DbSettings) -> Result<bool, DbError> {
+    let url = DbUrl::parse(&settings.connection)?;
+    let DbUrl::Mysql(m) = &url else {
+        return Ok(false);
+    };
+    let Some(name) = m.database.as_deref() else {
+        return Ok(false);
+    };
+    let server = Manager::new(DbUrl::Mysql(m.with_database(None)), None);
+    let mut conn = server.open_with_retries(settings)?;
+    let sql = format!(
+        "CREATE DATABASE IF NOT EXISTS `{}` CHARACTER SET utf8mb4",
+        name.replace('`', "``")
+    );
+    diesel::sql_query(sql)
+        .execute(&mut conn)
+        .map(|created| created > 0)
+        .map_err(DbError::query("CREATE DATABASE"))
 }
 
 /// Calls `attempt` until it succeeds, at most `max_retries` times (`< 0`:

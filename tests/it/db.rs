@@ -582,3 +582,23 @@ fn sqlite_connections_enforce_foreign_keys_and_use_wal() {
     .unwrap();
     assert_eq!((p.foreign_keys, p.journal_mode.as_str()), (1, "wal"));
 }
+
+#[test]
+fn create_database_creates_a_missing_mysql_database_once() {
+    let t = TestDb::mysql_empty();
+    let name = t.url.rsplit('/').next().unwrap().to_owned();
+    mysql_admin_execute(&format!("DROP DATABASE `{name}`"));
+    let settings = test_settings(&t.url);
+    match Database::connect(&settings) {
+        Err(DbError::Connect { .. }) => {}
+        other => panic!("the database should be gone: {other:?}"),
+    }
+    assert!(staffeln::db::create_database(&settings).unwrap(), "created");
+    assert!(
+        !staffeln::db::create_database(&settings).unwrap(),
+        "already there"
+    );
+    let db = Database::connect(&settings).unwrap();
+    migrate::upgrade(&db).unwrap();
+    assert!(!staffeln::db::create_database(&test_settings("sqlite:////tmp/x.sqlite")).unwrap());
+}
