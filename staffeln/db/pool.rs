@@ -50,6 +50,9 @@ use super::url::{Backend, DbUrl};
 /// with `database is locked`.
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long [`Database::ping`] waits for a pooled connection.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The pool size used when `max_pool_size = 0` (oslo.db's "no limit").
 pub const UNLIMITED_POOL_SIZE: u32 = 1024;
 
@@ -298,9 +301,16 @@ impl Database {
         })
     }
 
-    /// Health check: takes a connection and runs `SELECT 1`.
+    /// Health check: takes a connection (waiting at most [`PING_TIMEOUT`] for
+    /// one, not the pool's 30 s) and runs `SELECT 1`.
     pub fn ping(&self) -> Result<(), DbError> {
-        let mut conn = self.conn()?;
+        let mut conn = self
+            .pool
+            .get_timeout(PING_TIMEOUT)
+            .map_err(|source| DbError::Pool {
+                url: self.url.to_string(),
+                source,
+            })?;
         diesel::sql_query("SELECT 1")
             .execute(&mut *conn)
             .map_err(DbError::query("SELECT 1"))?;
