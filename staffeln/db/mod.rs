@@ -1,1 +1,50 @@
-//! (room under construction)
+//! The database room: staffeln's tables on MySQL/MariaDB or SQLite, through one
+//! code path.
+//!
+//! What lives here:
+//! * [`url`]: `[database] connection` in its SQLAlchemy/OpenStack forms
+//!   (`mysql+pymysql://…?charset=utf8&plugin=dbcounter`, `sqlite:////abs/path`)
+//!   parsed into a typed [`DbUrl`] that prints its password as `***`;
+//! * [`pool`]: [`AnyConnection`] (diesel `MultiConnection` over both backends),
+//!   per-connection setup, start-up retries (`max_retries`, `retry_interval`),
+//!   the r2d2 pool behind [`Database`], `ping()` for health checks, and
+//!   [`create_database`] for a MySQL database that does not exist yet;
+//! * [`migrate`]: embedded migrations from `migrations/mysql/` and
+//!   `migrations/sqlite/` (same version names in both), walked explicitly per
+//!   backend: `upgrade`, `create_schema`, `downgrade_one`, `downgrade_to_base`,
+//!   `version`;
+//! * [`schema`] and [`models`]: the hand-written tables and their rows;
+//! * one file per table with its queries: [`backups`] (`backup_data`),
+//!   [`queue`] (`queue_data`), [`reports`] (`report_timestamp`);
+//! * [`error`]: [`DbError`], which names the URL (masked), migration or query
+//!   that failed and keeps the cause in `source()`.
+//!
+//! What it never knows: OpenStack (ids are plain strings here), AMQP, HTTP, or
+//! what a decision means; callers bring plain values and get rows back. The
+//! `[database]` options arrive as a plain [`DbSettings`].
+//!
+//! Everything here blocks (libmariadb, libsqlite3). Async callers wrap a unit of
+//! database work in `tokio::task::spawn_blocking`, with a connection from
+//! [`Database::conn`], and pass `&mut *conn` to the table functions.
+//!
+//! Still to come (later issues), and where it goes: the worker claim query in
+//! `queue.rs` (or the task table's file), dispatched on the backend by a `match`
+//! on [`AnyConnection`]: MySQL `SELECT … FOR UPDATE SKIP LOCKED` (diesel cannot
+//! express locking clauses on the multi-backend, and MariaDB reports a lock
+//! timeout as errno 1205), SQLite `immediate_transaction` (writers serialised);
+//! new tables and columns (task states, leases, audit) come as new migrations in
+//! both trees, never as edits to `2026-11-25-000000_initial`.
+
+pub mod backups;
+pub mod error;
+pub mod migrate;
+pub mod models;
+pub mod pool;
+pub mod queue;
+pub mod reports;
+pub mod schema;
+pub mod url;
+
+pub use error::{DbError, MigrationDirection};
+pub use pool::{AnyConnection, Database, DbConn, DbSettings, create_database};
+pub use url::{Backend, DbUrl, MysqlUrl};

@@ -62,3 +62,254 @@ pub fn unique_name(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     format!("{prefix}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
+
+// ---------------------------------------------------------------------------
+// TestDb: one database per test, on MariaDB or in a SQLite file.
+
+use std::collections::BTreeSet;
+use std::sync::{Once, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use diesel::connection::SimpleConnection;
+use diesel::sql_types::Text;
+use diesel::{QueryableByName, RunQueryDsl};
+use staffeln::db::{AnyConnection, Database, DbSettings, DbUrl};
+
+const TEST_DB_PREFIX: &str = "staffeln_test_";
+
+/// A database of its own for one test: `staffeln_test_<pid>_<epoch>_<n>` on the
+/// MariaDB of [`mysql_server_url`] (dropped on `Drop`), or a SQLite file in a
+/// temporary directory (removed on `Drop`). [`TestDb::mysql`] and
+/// [`TestDb::sqlite`] hand it over migrated to head; the `_empty` variants do not.
+pub struct TestDb {
+    /// `[database] connection` for this database.
+    pub url: String,
+    db: Option<Database>,
+    kind: TestDbKind,
+}
+
+enum TestDbKind {
+    Mysql { name: String },
+    Sqlite { _dir: tempfile::TempDir },
+}
+
+#[derive(QueryableByName)]
+struct NameRow {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+/// A connection to the MariaDB server itself (no database), shared by the tests.
+fn mysql_admin() -> &'static Database {
+    static ADMIN: OnceLock<Database> = OnceLock::new();
+    ADMIN.get_or_init(|| {
+        let server = mysql_server_url();
+        let settings = DbSettings {
+            max_retries: 1,
+            ..test_settings(&server)
+        };
+        Database::connect(&settings)
+            .and_then(|db| db.ping().map(|()| db))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot reach MariaDB at {}: {}: start MariaDB on 127.0.0.1:3306 or set \
+                 STAFFELN_TEST_MYSQL_URL (e.g. mysql://root@127.0.0.1:3306)",
+                    staffeln::db::url::mask_password(&server),
+                    error_chain(&e)
+                )
+            })
+    })
+}
+
+/// Runs SQL on the MariaDB server (no database selected).
+pub fn mysql_admin_execute(sql: &str) {
+    let mut conn = mysql_admin()
+        .conn()
+        .unwrap_or_else(|e| panic!("MariaDB admin connection: {}", error_chain(&e)));
+    conn.batch_execute(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// Settings for tests: one quick attempt, small pool.
+pub fn test_settings(connection: &str) -> DbSettings {
+    DbSettings {
+        max_retries: 1,
+        retry_interval: Duration::ZERO,
+        max_pool_size: 4,
+        ..DbSettings::new(connection)
+    }
+}
+
+/// `err` followed by its `source()` chain, as the binaries print it.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut line = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        line.push_str(": ");
+        line.push_str(&c.to_string());
+        cause = c.source();
+    }
+    line
+}
+
+/// Drops `staffeln_test_*` databases left by crashed runs: those whose process
+/// is gone and that are older than ten minutes, or older than six hours. Other
+/// test processes sharing the server keep their live databases.
+fn sweep_leftover_test_databases() {
+    static SWEEP: Once = Once::new();
+    SWEEP.call_once(|| {
+        let mut conn = mysql_admin().conn().unwrap_or_else(|e| panic!("MariaDB admin connection: {}", error_chain(&e)));
+        let names: Vec<NameRow> = diesel::sql_query(
+            "SELECT schema_name AS name FROM information_schema.schemata WHERE schema_name LIKE 'staffeln\\_test\\_%'",
+        )
+        .load(&mut *conn)
+        .unwrap_or_default();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        for NameRow { name } in names {
+            let mut parts = name.trim_start_matches(TEST_DB_PREFIX).split('_');
+            let pid = parts.next().and_then(|p| p.parse::<u32>().ok());
+            let created = parts.next().and_then(|p| p.parse::<u64>().ok());
+            let (Some(pid), Some(created)) = (pid, created) else { continue };
+            let age = now.saturating_sub(created);
+            let gone = !Path::new(&format!("/proc/{pid}")).exists();
+            if (gone && age > 600) || age > 6 * 3600 {
+                let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS `{name}`"));
+            }
+        }
+    });
+}
+
+impl TestDb {
+    /// A fresh MariaDB database, migrated to head.
+    pub fn mysql() -> TestDb {
+        TestDb::mysql_empty().migrated()
+    }
+
+    /// A fresh SQLite file, migrated to head.
+    pub fn sqlite() -> TestDb {
+        TestDb::sqlite_empty().migrated()
+    }
+
+    /// Both backends, migrated: run one test body on each.
+    pub fn both() -> [TestDb; 2] {
+        [TestDb::mysql(), TestDb::sqlite()]
+    }
+
+    /// A fresh, empty MariaDB database (no migrations run).
+    pub fn mysql_empty() -> TestDb {
+        sweep_leftover_test_databases();
+        let epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let name = format!(
+            "{TEST_DB_PREFIX}{}_{epoch}_{}",
+            std::process::id(),
+            unique_name("x").rsplit('_').next().unwrap_or("0")
+        );
+        mysql_admin_execute(&format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"));
+        let url = format!("{}/{name}", mysql_server_url().trim_end_matches('/'));
+        let mut test_db = TestDb {
+            url,
+            db: None,
+            kind: TestDbKind::Mysql { name },
+        };
+        test_db.db = Some(test_db.connect());
+        test_db
+    }
+
+    /// A fresh, empty SQLite file in a temporary directory (URL `sqlite:////abs/path`).
+    pub fn sqlite_empty() -> TestDb {
+        let dir = tempfile::tempdir().expect("a temporary directory for SQLite");
+        let path = dir.path().join("staffeln.sqlite");
+        let url = format!("sqlite:///{}", path.display());
+        let mut test_db = TestDb {
+            url,
+            db: None,
+            kind: TestDbKind::Sqlite { _dir: dir },
+        };
+        test_db.db = Some(test_db.connect());
+        test_db
+    }
+
+    /// A new pool on this database with [`test_settings`].
+    pub fn connect(&self) -> Database {
+        Database::connect(&test_settings(&self.url))
+            .unwrap_or_else(|e| panic!("connect to {}: {}", self.url, error_chain(&e)))
+    }
+
+    fn migrated(self) -> TestDb {
+        staffeln::db::migrate::upgrade(self.db()).unwrap_or_else(|e| {
+            panic!("migrations apply to an empty database: {}", error_chain(&e))
+        });
+        self
+    }
+
+    /// The pool of this database.
+    pub fn db(&self) -> &Database {
+        self.db
+            .as_ref()
+            .expect("TestDb holds its Database until dropped")
+    }
+
+    /// "MariaDB" or "SQLite", for assertion messages.
+    pub fn label(&self) -> &'static str {
+        match self.kind {
+            TestDbKind::Mysql { .. } => "MariaDB",
+            TestDbKind::Sqlite { .. } => "SQLite",
+        }
+    }
+
+    /// Names of the tables in this database (MySQL: information_schema, SQLite: sqlite_master).
+    pub fn tables(&self) -> BTreeSet<String> {
+        let mut conn = self.db().conn().expect("a connection");
+        let sql = match &*conn {
+            AnyConnection::Mysql(_) => {
+                "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = DATABASE()"
+            }
+            AnyConnection::Sqlite(_) => {
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+            }
+        };
+        let rows: Vec<NameRow> = diesel::sql_query(sql)
+            .load(&mut *conn)
+            .expect("list tables");
+        rows.into_iter().map(|r| r.name).collect()
+    }
+
+    /// Names of the indexes (and unique constraints) of `table`.
+    pub fn indexes(&self, table: &str) -> BTreeSet<String> {
+        let mut conn = self.db().conn().expect("a connection");
+        let sql = match &*conn {
+            AnyConnection::Mysql(_) => {
+                "SELECT DISTINCT index_name AS name FROM information_schema.statistics \
+                 WHERE table_schema = DATABASE() AND table_name = ?"
+            }
+            AnyConnection::Sqlite(_) => {
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
+            }
+        };
+        let rows: Vec<NameRow> = diesel::sql_query(sql)
+            .bind::<Text, _>(table)
+            .load(&mut *conn)
+            .expect("list indexes");
+        rows.into_iter().map(|r| r.name).collect()
+    }
+
+    /// The server part of this database's URL, parsed.
+    pub fn parsed_url(&self) -> DbUrl {
+        DbUrl::parse(&self.url).expect("TestDb URLs parse")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        drop(self.db.take());
+        if let TestDbKind::Mysql { name } = &self.kind {
+            // IF EXISTS, so that a test that failed half-way still cleans up.
+            if let Ok(mut conn) = mysql_admin().conn() {
+                let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS `{name}`"));
+            }
+        }
+    }
+}

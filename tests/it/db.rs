@@ -1,0 +1,604 @@
+//! The database room against real MariaDB and SQLite files: migrations walked
+//! up, down and up; OpenStack URL forms; start-up retries; rows through the one
+//! code path on both backends; no password in any error.
+
+use std::net::TcpListener;
+use std::path::{Component, PathBuf};
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::sql_types::{BigInt, Text};
+use diesel::{QueryableByName, RunQueryDsl};
+use staffeln::db::models::{NewBackup, NewQueueItem, now};
+use staffeln::db::{
+    AnyConnection, Database, DbError, DbSettings, DbUrl, backups, migrate, queue, reports,
+};
+
+use crate::support::{TestDb, error_chain, mysql_admin_execute, mysql_server_url, test_settings};
+
+const TABLES: [&str; 3] = ["backup_data", "queue_data", "report_timestamp"];
+
+/// The server's host and port, from `STAFFELN_TEST_MYSQL_URL` or the default.
+fn server_host_port() -> String {
+    match DbUrl::parse(&mysql_server_url()).expect("the test server URL parses") {
+        DbUrl::Mysql(m) => format!("{}:{}", m.host, m.port.unwrap_or(3306)),
+        other => panic!("STAFFELN_TEST_MYSQL_URL must be a MySQL URL, got {other}"),
+    }
+}
+
+/// A TCP port on 127.0.0.1 nothing listens on.
+fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// Everything an operator could see of an error: its chain and its Debug form.
+fn all_text(err: &DbError) -> String {
+    format!("{} / {err:?}", error_chain(err))
+}
+
+fn connect_err(settings: &DbSettings) -> DbError {
+    match Database::connect(settings) {
+        Ok(db) => panic!(
+            "connecting to {} unexpectedly worked: {db:?}",
+            settings.connection.replace("s3cr3t", "***")
+        ),
+        Err(e) => e,
+    }
+}
+
+// --- migrations -------------------------------------------------------------
+
+fn walk_migrations(t: TestDb) {
+    let who = t.label();
+    let db = t.db();
+    let head = migrate::known_versions()
+        .last()
+        .cloned()
+        .expect("at least one migration");
+    assert_eq!(migrate::version(db).unwrap(), None, "{who}: empty database");
+
+    let applied = migrate::upgrade(db).unwrap();
+    assert_eq!(
+        applied,
+        migrate::known_versions(),
+        "{who}: upgrade applies every migration"
+    );
+    assert_eq!(migrate::version(db).unwrap(), Some(head.clone()), "{who}");
+    let tables = t.tables();
+    for table in TABLES {
+        assert!(
+            tables.contains(table),
+            "{who}: {table} after upgrade: {tables:?}"
+        );
+    }
+    let indexes = t.indexes("backup_data");
+    for index in [
+        "ix_backup_data_project_id",
+        "ix_backup_data_volume_id_created_at",
+    ] {
+        assert!(indexes.contains(index), "{who}: {index}: {indexes:?}");
+    }
+    let queue_indexes = t.indexes("queue_data");
+    for index in ["ix_queue_data_backup_status", "ix_queue_data_project_id"] {
+        assert!(
+            queue_indexes.contains(index),
+            "{who}: {index}: {queue_indexes:?}"
+        );
+    }
+    assert!(
+        t.indexes("report_timestamp")
+            .contains("ix_report_timestamp_created_at"),
+        "{who}"
+    );
+    assert_eq!(
+        migrate::upgrade(db).unwrap(),
+        Vec::<String>::new(),
+        "{who}: nothing left to apply"
+    );
+
+    assert_eq!(
+        migrate::downgrade_to_base(db).unwrap(),
+        std::slice::from_ref(&head),
+        "{who}: downgrade reverts head"
+    );
+    let tables = t.tables();
+    for table in TABLES {
+        assert!(
+            !tables.contains(table),
+            "{who}: {table} after downgrade: {tables:?}"
+        );
+    }
+    assert_eq!(migrate::version(db).unwrap(), None, "{who}: back at base");
+    assert_eq!(
+        migrate::downgrade_one(db).unwrap(),
+        None,
+        "{who}: nothing to revert at base"
+    );
+
+    assert_eq!(
+        migrate::create_schema(db).unwrap(),
+        std::slice::from_ref(&head),
+        "{who}: up again"
+    );
+    let tables = t.tables();
+    for table in TABLES {
+        assert!(
+            tables.contains(table),
+            "{who}: {table} after the second upgrade: {tables:?}"
+        );
+    }
+    assert_eq!(migrate::version(db).unwrap(), Some(head), "{who}");
+}
+
+#[test]
+fn migrations_walk_up_down_up_on_mariadb() {
+    walk_migrations(TestDb::mysql_empty());
+}
+
+#[test]
+fn migrations_walk_up_down_up_on_sqlite() {
+    walk_migrations(TestDb::sqlite_empty());
+}
+
+#[test]
+fn both_migration_trees_carry_the_same_versions() {
+    let root = crate::support::repo_root().join("migrations");
+    let list = |dir: &str| {
+        let mut names: Vec<String> = std::fs::read_dir(root.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(list("mysql"), list("sqlite"));
+    assert!(!list("mysql").is_empty());
+}
+
+#[test]
+fn mysql_tables_are_innodb_utf8mb4_with_microsecond_times() {
+    #[derive(QueryableByName, Debug, PartialEq)]
+    struct TableInfo {
+        #[diesel(sql_type = Text)]
+        engine: String,
+        #[diesel(sql_type = Text)]
+        collation: String,
+    }
+    #[derive(QueryableByName)]
+    struct Precision {
+        #[diesel(sql_type = BigInt)]
+        precision: i64,
+    }
+    let t = TestDb::mysql();
+    let mut conn = t.db().conn().unwrap();
+    for table in TABLES {
+        let info: TableInfo = diesel::sql_query(
+            "SELECT engine, table_collation AS collation FROM information_schema.tables \
+             WHERE table_schema = DATABASE() AND table_name = ?",
+        )
+        .bind::<Text, _>(table)
+        .get_result(&mut *conn)
+        .unwrap();
+        assert_eq!(info.engine, "InnoDB", "{table}");
+        assert!(info.collation.starts_with("utf8mb4"), "{table}: {info:?}");
+        let p: Precision = diesel::sql_query(
+            "SELECT CAST(datetime_precision AS SIGNED) AS `precision` FROM information_schema.columns \
+             WHERE table_schema = DATABASE() AND table_name = ? AND column_name = 'created_at'",
+        )
+        .bind::<Text, _>(table)
+        .get_result(&mut *conn)
+        .unwrap();
+        assert_eq!(p.precision, 6, "{table}.created_at");
+    }
+    assert!(t.indexes("backup_data").contains("unique_backup0uuid"));
+}
+
+// --- URLs and connecting ----------------------------------------------------
+
+#[test]
+fn a_devstack_url_connects_to_mariadb() {
+    let t = TestDb::mysql_empty();
+    let name = t.url.rsplit('/').next().unwrap().to_owned();
+    let user = match t.parsed_url() {
+        DbUrl::Mysql(m) => m.user,
+        other => panic!("{other}"),
+    };
+    let url = format!(
+        "mysql+pymysql://{user}@{}/{name}?charset=utf8&plugin=dbcounter",
+        server_host_port()
+    );
+    let db = Database::connect(&test_settings(&url))
+        .unwrap_or_else(|e| panic!("{url}: {}", error_chain(&e)));
+    db.ping().unwrap();
+    migrate::upgrade(&db).unwrap();
+    assert_eq!(
+        migrate::version(t.db()).unwrap(),
+        migrate::known_versions().last().cloned()
+    );
+}
+
+#[test]
+fn sqlite_relative_and_absolute_urls_open_the_same_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let abs = dir.path().join("rel.sqlite");
+    // The same file spelt relative to the working directory: up to `/`, then down.
+    let cwd = std::env::current_dir().unwrap();
+    let ups = cwd
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .count();
+    let mut rel: PathBuf = std::iter::repeat_n("..", ups).collect();
+    rel.push(abs.strip_prefix("/").unwrap());
+    assert!(rel.is_relative());
+
+    let relative =
+        Database::connect(&test_settings(&format!("sqlite:///{}", rel.display()))).unwrap();
+    migrate::upgrade(&relative).unwrap();
+    backups::insert(&mut relative.conn().unwrap(), &new_backup("b-rel", "p1")).unwrap();
+
+    let absolute =
+        Database::connect(&test_settings(&format!("sqlite:///{}", abs.display()))).unwrap();
+    assert_eq!(
+        migrate::version(&absolute).unwrap(),
+        migrate::known_versions().last().cloned()
+    );
+    let row = backups::get(&mut absolute.conn().unwrap(), "b-rel").unwrap();
+    assert_eq!(row.map(|r| r.project_id).as_deref(), Some("p1"));
+}
+
+#[test]
+fn sql_mode_is_set_per_connection_and_none_keeps_the_servers() {
+    #[derive(QueryableByName)]
+    struct Modes {
+        #[diesel(sql_type = Text)]
+        session: String,
+        #[diesel(sql_type = Text)]
+        global: String,
+    }
+    let t = TestDb::mysql_empty();
+    let modes = |mode: Option<&str>| {
+        let settings = DbSettings {
+            mysql_sql_mode: mode.map(str::to_owned),
+            ..test_settings(&t.url)
+        };
+        let db = Database::connect(&settings).unwrap();
+        let mut conn = db.conn().unwrap();
+        let m: Modes =
+            diesel::sql_query("SELECT @@SESSION.sql_mode AS session, @@GLOBAL.sql_mode AS global")
+                .get_result(&mut *conn)
+                .unwrap();
+        (m.session, m.global)
+    };
+    let (session, _) = modes(Some("ANSI_QUOTES"));
+    assert_eq!(session, "ANSI_QUOTES");
+    let (session, _) = modes(Some("TRADITIONAL"));
+    assert!(session.contains("STRICT_ALL_TABLES"), "{session}");
+    let (session, global) = modes(None);
+    assert_eq!(session, global);
+}
+
+#[test]
+fn an_invalid_sql_mode_fails_at_once_without_retrying() {
+    let t = TestDb::mysql_empty();
+    let settings = DbSettings {
+        mysql_sql_mode: Some("NOT_A_MODE".to_owned()),
+        max_retries: 5,
+        retry_interval: Duration::from_millis(1),
+        ..test_settings(&t.url)
+    };
+    match connect_err(&settings) {
+        DbError::Connect { attempts, .. } => assert_eq!(attempts, 1),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn start_up_retries_max_retries_times_against_a_closed_port() {
+    let url = format!("mysql+pymysql://root@127.0.0.1:{}/staffeln", closed_port());
+    let settings = DbSettings {
+        max_retries: 3,
+        retry_interval: Duration::from_millis(1),
+        ..test_settings(&url)
+    };
+    let err = connect_err(&settings);
+    match &err {
+        DbError::Connect {
+            attempts,
+            url: shown,
+            ..
+        } => {
+            assert_eq!(*attempts, 3);
+            assert_eq!(shown, &url);
+        }
+        other => panic!("{other:?}"),
+    }
+    let text = error_chain(&err);
+    assert!(text.contains("3 attempts") && text.contains(&url), "{text}");
+    // The cause is the server's, not diesel's "invalid connection url".
+    assert!(text.contains("127.0.0.1"), "{text}");
+    assert!(
+        !text.to_lowercase().contains("invalid connection url"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_missing_sqlite_directory_is_retried_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite:///{}/missing/dir/staffeln.sqlite",
+        dir.path().display()
+    );
+    let settings = DbSettings {
+        max_retries: 2,
+        retry_interval: Duration::from_millis(1),
+        ..test_settings(&url)
+    };
+    match connect_err(&settings) {
+        DbError::Connect {
+            attempts,
+            url: shown,
+            ..
+        } => {
+            assert_eq!(attempts, 2);
+            assert_eq!(shown, url);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_password_never_appears_in_an_error() {
+    let host_port = server_host_port();
+    let urls = [
+        // nothing listens
+        format!(
+            "mysql+pymysql://staffeln:s3cr3t@127.0.0.1:{}/staffeln?charset=utf8",
+            closed_port()
+        ),
+        // the server refuses the credentials
+        format!("mysql://staffeln_nobody:s3cr3t@{host_port}/staffeln"),
+        // the host does not resolve
+        "mysql+pymysql://staffeln:s3cr3t@nonexistent.invalid/staffeln".to_owned(),
+        // not a URL the parser accepts
+        "mysql://staffeln:s3cr3t@db:port/staffeln".to_owned(),
+        "postgresql://staffeln:s3cr3t@db/staffeln".to_owned(),
+        "mysql://staffeln:s3cr3t@db/staffeln?read_default_file=/etc/my.cnf".to_owned(),
+    ];
+    for url in urls {
+        let err = connect_err(&test_settings(&url));
+        let text = all_text(&err);
+        assert!(!text.contains("s3cr3t"), "the password leaked: {text}");
+        assert!(
+            text.contains("staffeln:***@") || text.contains("staffeln_nobody:***@"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn a_connection_killed_by_the_server_is_replaced() {
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let t = TestDb::mysql();
+    let db = Database::connect(&DbSettings {
+        max_pool_size: 1,
+        ..test_settings(&t.url)
+    })
+    .unwrap();
+    let id = |db: &Database| {
+        let mut conn = db.conn().unwrap();
+        diesel::sql_query("SELECT CAST(CONNECTION_ID() AS SIGNED) AS id")
+            .get_result::<Id>(&mut *conn)
+            .unwrap()
+            .id
+    };
+    let first = id(&db);
+    mysql_admin_execute(&format!("KILL CONNECTION {first}"));
+    let second = id(&db);
+    assert_ne!(first, second, "the killed connection was handed out again");
+    db.ping().unwrap();
+}
+
+// --- rows -------------------------------------------------------------------
+
+fn new_backup(backup_id: &str, project_id: &str) -> NewBackup {
+    NewBackup {
+        backup_id: backup_id.to_owned(),
+        project_id: project_id.to_owned(),
+        volume_id: format!("vol-{backup_id}"),
+        instance_id: "srv-1".to_owned(),
+        backup_completed: 1,
+        incremental: backup_id.ends_with("-incr"),
+    }
+}
+
+fn new_queue_item(volume_id: &str, status: i32) -> NewQueueItem {
+    NewQueueItem {
+        backup_id: "NULL".to_owned(),
+        project_id: "p1".to_owned(),
+        volume_id: volume_id.to_owned(),
+        backup_status: status,
+        instance_id: "srv-1".to_owned(),
+        volume_name: format!("name of {volume_id} ✓"),
+        instance_name: "srv one".to_owned(),
+        incremental: false,
+        reason: None,
+    }
+}
+
+#[test]
+fn backup_rows_round_trip_on_both_backends() {
+    for t in TestDb::both() {
+        let who = t.label();
+        let mut conn = t.db().conn().unwrap();
+        let conn: &mut AnyConnection = &mut conn;
+        let before = now();
+        let full = backups::insert(conn, &new_backup("b-1", "p1")).unwrap();
+        let incr = backups::insert(conn, &new_backup("b-2-incr", "p1")).unwrap();
+        backups::insert(conn, &new_backup("b-3", "p2")).unwrap();
+        let after = now();
+
+        assert_eq!(
+            (
+                full.backup_id.as_str(),
+                full.volume_id.as_str(),
+                full.backup_completed,
+                full.incremental
+            ),
+            ("b-1", "vol-b-1", 1, false),
+            "{who}"
+        );
+        assert!(incr.incremental, "{who}");
+        assert!(
+            before <= full.created_at && full.created_at <= after,
+            "{who}: {full:?}"
+        );
+        assert_eq!(full.updated_at, None, "{who}");
+        assert_eq!(
+            backups::get(conn, "b-1").unwrap(),
+            Some(full.clone()),
+            "{who}"
+        );
+        assert_eq!(backups::get(conn, "nope").unwrap(), None, "{who}");
+
+        let p1: Vec<_> = backups::list_by_project(conn, "p1")
+            .unwrap()
+            .into_iter()
+            .map(|r| r.backup_id)
+            .collect();
+        assert_eq!(p1, ["b-1", "b-2-incr"], "{who}");
+
+        assert!(backups::delete(conn, "b-1").unwrap(), "{who}");
+        assert!(
+            !backups::delete(conn, "b-1").unwrap(),
+            "{who}: already gone"
+        );
+        assert_eq!(backups::get(conn, "b-1").unwrap(), None, "{who}");
+    }
+}
+
+#[test]
+fn backup_id_is_unique_on_both_backends() {
+    for t in TestDb::both() {
+        let who = t.label();
+        let mut conn = t.db().conn().unwrap();
+        backups::insert(&mut conn, &new_backup("b-dup", "p1")).unwrap();
+        let err = backups::insert(&mut conn, &new_backup("b-dup", "p2")).unwrap_err();
+        assert!(err.is_duplicate(), "{who}: {err:?}");
+        assert!(
+            error_chain(&err).contains("backup_id b-dup"),
+            "{who}: {}",
+            error_chain(&err)
+        );
+        assert_eq!(
+            backups::list_by_project(&mut conn, "p2").unwrap(),
+            vec![],
+            "{who}"
+        );
+    }
+}
+
+#[test]
+fn queue_rows_round_trip_on_both_backends() {
+    for t in TestDb::both() {
+        let who = t.label();
+        let mut conn = t.db().conn().unwrap();
+        let conn: &mut AnyConnection = &mut conn;
+        let a = queue::insert(conn, &new_queue_item("v-a", 0)).unwrap();
+        let b = queue::insert(conn, &new_queue_item("v-b", 0)).unwrap();
+        assert_ne!(a.id, b.id, "{who}");
+        assert_eq!(a.volume_name, "name of v-a ✓", "{who}: UTF-8 survives");
+        assert_eq!(
+            (a.backup_status, a.reason.as_deref(), a.updated_at),
+            (0, None, None),
+            "{who}"
+        );
+
+        assert!(
+            queue::update_status(conn, b.id, 3, Some("cinder said no")).unwrap(),
+            "{who}"
+        );
+        assert!(
+            !queue::update_status(conn, b.id + 1000, 3, None).unwrap(),
+            "{who}: no such row"
+        );
+
+        assert_eq!(
+            queue::list_by_status(conn, 0).unwrap(),
+            std::slice::from_ref(&a),
+            "{who}"
+        );
+        let failed = queue::list_by_status(conn, 3).unwrap();
+        assert_eq!(failed.len(), 1, "{who}");
+        assert_eq!(
+            (failed[0].id, failed[0].reason.as_deref()),
+            (b.id, Some("cinder said no")),
+            "{who}"
+        );
+        assert!(
+            failed[0].updated_at.is_some_and(|u| u >= b.created_at),
+            "{who}: {failed:?}"
+        );
+    }
+}
+
+#[test]
+fn report_timestamps_round_trip_on_both_backends() {
+    for t in TestDb::both() {
+        let who = t.label();
+        let mut conn = t.db().conn().unwrap();
+        let conn: &mut AnyConnection = &mut conn;
+        assert_eq!(reports::latest(conn).unwrap(), None, "{who}");
+        reports::insert(conn, Some("conductor-1")).unwrap();
+        reports::insert(conn, None).unwrap();
+        reports::insert(conn, Some("conductor-2")).unwrap();
+        let latest = reports::latest(conn).unwrap().expect("a report");
+        assert_eq!(latest.sender.as_deref(), Some("conductor-2"), "{who}");
+    }
+}
+
+#[test]
+fn sqlite_connections_enforce_foreign_keys_and_use_wal() {
+    #[derive(QueryableByName)]
+    struct Pragmas {
+        #[diesel(sql_type = BigInt)]
+        foreign_keys: i64,
+        #[diesel(sql_type = Text)]
+        journal_mode: String,
+    }
+    let t = TestDb::sqlite();
+    let mut conn = t.db().conn().unwrap();
+    conn.batch_execute("SELECT 1").unwrap();
+    let p: Pragmas = diesel::sql_query(
+        "SELECT (SELECT foreign_keys FROM pragma_foreign_keys) AS foreign_keys, \
+         (SELECT journal_mode FROM pragma_journal_mode) AS journal_mode",
+    )
+    .get_result(&mut *conn)
+    .unwrap();
+    assert_eq!((p.foreign_keys, p.journal_mode.as_str()), (1, "wal"));
+}
+
+#[test]
+fn create_database_creates_a_missing_mysql_database_once() {
+    let t = TestDb::mysql_empty();
+    let name = t.url.rsplit('/').next().unwrap().to_owned();
+    mysql_admin_execute(&format!("DROP DATABASE `{name}`"));
+    let settings = test_settings(&t.url);
+    match Database::connect(&settings) {
+        Err(DbError::Connect { .. }) => {}
+        other => panic!("the database should be gone: {other:?}"),
+    }
+    assert!(staffeln::db::create_database(&settings).unwrap(), "created");
+    assert!(
+        !staffeln::db::create_database(&settings).unwrap(),
+        "already there"
+    );
+    let db = Database::connect(&settings).unwrap();
+    migrate::upgrade(&db).unwrap();
+    assert!(!staffeln::db::create_database(&test_settings("sqlite:////tmp/x.sqlite")).unwrap());
+}
