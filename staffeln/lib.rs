@@ -10,6 +10,7 @@
 //! objects, conf → std, serde, chrono only      fakecloud → its own JSON shapes
 //! ```
 //!
+//! * [`ceph`]: BlueStore compression of the Cinder backup pool (`ceph` CLI).
 //! * [`conf`]: oslo.config-compatible options, INI parsing, the sample file.
 //! * [`service`]: what every binary needs: configuration, oslo.log logging,
 //!   signals, the error line at the edge.
@@ -20,6 +21,7 @@
 //! * [`fakecloud`]: an in-process emulator of the Keystone, Nova and Cinder
 //!   subset Staffeln uses, for tests and the demo.
 
+pub mod ceph;
 pub mod conf;
 pub mod db;
 pub mod fakecloud;

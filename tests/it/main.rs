@@ -3,4 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod db;
+mod deploy;
+mod service;
 mod support;
