@@ -40,10 +40,32 @@ diesel::table! {
         #[max_length = 100]
         instance_name -> Varchar,
         incremental -> Bool,
-        #[max_length = 255]
+        #[max_length = 1024]
         reason -> Nullable<Varchar>,
         created_at -> Timestamp,
         updated_at -> Nullable<Timestamp>,
+        #[max_length = 64]
+        task_id -> Varchar,
+        #[max_length = 64]
+        cycle_id -> Varchar,
+        #[max_length = 16]
+        state -> Varchar,
+        #[max_length = 255]
+        backup_name -> Varchar,
+        force_backup -> Bool,
+        #[max_length = 255]
+        availability_zone -> Nullable<Varchar>,
+        size_gb -> BigInt,
+        #[max_length = 1024]
+        note -> Nullable<Varchar>,
+        attempts -> Integer,
+        #[max_length = 255]
+        claimed_by -> Nullable<Varchar>,
+        claimed_until -> Nullable<Timestamp>,
+        started_at -> Nullable<Timestamp>,
+        finished_at -> Nullable<Timestamp>,
+        reported_at -> Nullable<Timestamp>,
+        fencing_token -> BigInt,
     }
 }
 
@@ -58,4 +80,37 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(backup_data, queue_data, report_timestamp);
+diesel::table! {
+    /// Named leases: the cycle leader's, and the claim lock. `token` grows with
+    /// every change of holder (a fencing token).
+    leases (name) {
+        #[max_length = 64]
+        name -> Varchar,
+        #[max_length = 255]
+        holder -> Varchar,
+        token -> BigInt,
+        expires_at -> Timestamp,
+        updated_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// One backup or retention cycle, as planned by its leader.
+    cycles (id) {
+        #[max_length = 64]
+        id -> Varchar,
+        #[max_length = 16]
+        kind -> Varchar,
+        #[max_length = 255]
+        leader -> Varchar,
+        fencing_token -> BigInt,
+        started_at -> Timestamp,
+        planned_at -> Nullable<Timestamp>,
+        finished_at -> Nullable<Timestamp>,
+        planned -> Integer,
+        #[max_length = 1024]
+        summary -> Nullable<Varchar>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(backup_data, queue_data, report_timestamp, leases, cycles);
