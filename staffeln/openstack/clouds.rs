@@ -297,6 +297,7 @@ fn to_entry(map: &Mapping, source: &Path) -> CloudEntry {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -260,6 +260,7 @@ pub(crate) fn redact_url(url: &url::Url) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

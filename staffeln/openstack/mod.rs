@@ -503,6 +503,7 @@ fn pair(k: &str, v: impl Into<String>) -> (String, String) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

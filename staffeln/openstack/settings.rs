@@ -163,6 +163,7 @@ pub fn parse_status_codes<S: AsRef<str>>(codes: &[S]) -> Result<Vec<u16>, String
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
