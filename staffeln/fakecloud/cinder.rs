@@ -1,0 +1,8 @@
+//! Cinder v3 (placeholder).
+use super::http::{Req, Resp, Service, fault};
+use super::server::Urls;
+use super::state::World;
+
+pub(crate) fn handle(_w: &mut World, _urls: &Urls, _req: &Req, _segs: &[&str]) -> Resp {
+    fault(Service::Volume, 404, "Not Found")
+}
