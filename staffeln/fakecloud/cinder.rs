@@ -162,14 +162,10 @@ enum Key<'a> {
 }
 
 trait Row {
-    fn id(&self) -> &str;
     fn key(&self, column: &str) -> Key<'_>;
 }
 
 impl Row for Volume {
-    fn id(&self) -> &str {
-        &self.id
-    }
     fn key(&self, column: &str) -> Key<'_> {
         match column {
             "created_at" => Key::Time(self.created_at),
@@ -185,9 +181,6 @@ impl Row for Volume {
 }
 
 impl Row for Backup {
-    fn id(&self) -> &str {
-        &self.id
-    }
     fn key(&self, column: &str) -> Key<'_> {
         match column {
             "created_at" => Key::Time(self.created_at),

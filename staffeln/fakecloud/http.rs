@@ -100,10 +100,6 @@ impl Resp {
         self.headers.push((name.to_ascii_lowercase(), value.into()));
         self
     }
-
-    pub fn has_header(&self, name: &str) -> bool {
-        self.headers.iter().any(|(k, _)| k == name)
-    }
 }
 
 /// An error response in the shape of `service` (§0.2).

@@ -280,8 +280,8 @@ impl Scenario {
     /// their project.
     pub fn generate(projects: usize, servers: usize, volumes: usize, seed: u64) -> Scenario {
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut hex_id = |rng: &mut StdRng| format!("{:032x}", rng.random::<u128>());
-        let mut uuid = |rng: &mut StdRng| {
+        let hex_id = |rng: &mut StdRng| format!("{:032x}", rng.random::<u128>());
+        let uuid = |rng: &mut StdRng| {
             uuid::Builder::from_random_bytes(rng.random())
                 .into_uuid()
                 .to_string()
