@@ -463,7 +463,7 @@ async fn ten_thousand_volumes_stream_through_every_page() {
 
 #[tokio::test]
 async fn faults_at_twenty_percent_are_absorbed_by_retries() {
-    let cloud = start(Scenario::generate(4, 0, 3_000, 11));
+    let cloud = start(Scenario::generate(4, 500, 3_000, 11));
     let os = admin(&cloud).await;
     let demo = pid(&cloud, "project-0001");
     cloud.control().add_fault(Fault {
@@ -484,10 +484,21 @@ async fn faults_at_twenty_percent_are_absorbed_by_retries() {
             FaultEffect::Status { code: 503 },
         )
     });
+    cloud.control().add_fault(Fault {
+        probability: 0.2,
+        ..Fault::new(
+            Service::Compute,
+            None,
+            None,
+            FaultEffect::Status { code: 502 },
+        )
+    });
     cloud.control().reset_calls();
 
     let volumes: Vec<_> = os.volumes(None).try_collect().await.unwrap();
     assert_eq!(volumes.len(), 3_000);
+    let servers: Vec<_> = os.servers(None).try_collect().await.unwrap();
+    assert_eq!(servers.len(), 500);
     for _ in 0..40 {
         os.backup_quota(&demo).await.unwrap();
     }
@@ -646,5 +657,161 @@ async fn no_secret_appears_in_errors_or_debug_output() {
             .map(|m| m.to_string())
             .as_deref(),
         Some("3.64")
+    );
+}
+
+#[tokio::test]
+async fn servers_stream_with_metadata_and_attached_volumes() {
+    let cloud = small_cloud();
+    let os = admin(&cloud).await;
+    let servers: Vec<_> = os.servers(None).try_collect().await.unwrap();
+    let web = servers
+        .iter()
+        .find(|s| s.name == "web")
+        .expect("web is listed");
+    assert_eq!(web.project_id, pid(&cloud, "demo"));
+    assert_eq!(web.status, "ACTIVE");
+    assert_eq!(
+        web.metadata.get("role").map(String::as_str),
+        Some("frontend")
+    );
+    assert_eq!(web.volume_ids, vec![vid(&cloud, "data-1")]);
+    assert_eq!(servers.len(), 2);
+
+    let volumes: Vec<_> = os.volumes(None).try_collect().await.unwrap();
+    let data1 = volumes
+        .iter()
+        .find(|v| v.id == vid(&cloud, "data-1"))
+        .unwrap();
+    assert_eq!(data1.status, VolumeStatus::InUse);
+    assert_eq!(data1.attachments, vec![web.id.clone()]);
+    assert_eq!(
+        data1.metadata.get("backup").map(String::as_str),
+        Some("daily")
+    );
+
+    let other: Vec<_> = os
+        .servers(Some(&pid(&cloud, "other")))
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(other.is_empty(), "{other:?}");
+}
+
+#[tokio::test]
+async fn a_large_fleet_of_servers_pages_and_matches_its_volumes() {
+    let cloud = start(Scenario::generate(10, 2_500, 3_000, 3));
+    let os = admin(&cloud).await;
+    let servers: Vec<_> = os.servers(None).try_collect().await.unwrap();
+    let ids: BTreeSet<_> = servers.iter().map(|s| s.id.clone()).collect();
+    assert_eq!(ids.len(), 2_500);
+    assert!(calls(&cloud, ("GET", "/compute/servers/detail")) >= 3);
+    let volumes: Vec<_> = os.volumes(None).try_collect().await.unwrap();
+    let attached_by_nova: BTreeSet<_> = servers
+        .iter()
+        .flat_map(|s| s.volume_ids.iter().cloned())
+        .collect();
+    let attached_by_cinder: BTreeSet<_> = volumes
+        .iter()
+        .filter(|v| !v.attachments.is_empty())
+        .map(|v| v.id.clone())
+        .collect();
+    assert_eq!(attached_by_nova, attached_by_cinder);
+    assert!(attached_by_nova.len() > 1_000, "{}", attached_by_nova.len());
+}
+
+#[tokio::test]
+async fn server_metadata_is_set_one_key_at_a_time() {
+    let cloud = small_cloud();
+    let os = admin(&cloud).await;
+    let server_id =
+        |name: &str| staffeln::objects::ServerId(cloud.control().server_id(name).unwrap());
+    let web = server_id("web");
+    os.set_server_metadata(&web, "staffeln:last_backup", "2026-11-25T10:00:00Z")
+        .await
+        .unwrap();
+    os.set_server_metadata(&web, "staffeln:last_backup", "2026-11-26T10:00:00Z")
+        .await
+        .unwrap();
+    let servers: Vec<_> = os.servers(None).try_collect().await.unwrap();
+    let listed = servers.iter().find(|s| s.id == web).unwrap();
+    assert_eq!(
+        listed.metadata,
+        BTreeMap::from([
+            ("role".to_owned(), "frontend".to_owned()),
+            (
+                "staffeln:last_backup".to_owned(),
+                "2026-11-26T10:00:00Z".to_owned()
+            ),
+        ])
+    );
+
+    // db is locked, and a member may not override the lock: 409 at once,
+    // with Nova's message (admins may override it).
+    let alice = OpenStack::connect(&settings(&cloud.credentials("alice").unwrap()))
+        .await
+        .unwrap();
+    cloud.control().reset_calls();
+    let err = alice
+        .set_server_metadata(&server_id("db"), "k", "v")
+        .await
+        .unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+    assert!(
+        err.message().is_some_and(|m| m.contains("is locked")),
+        "{err}"
+    );
+    assert_eq!(calls(&cloud, ("POST", "/compute/servers/{id}/metadata")), 1);
+
+    // Nova's 400 for a key with a slash.
+    let err = os.set_server_metadata(&web, "a/b", "x").await.unwrap_err();
+    assert_eq!(err.status(), Some(400), "{err}");
+
+    // Metadata merges are safe to repeat: a 500 is retried.
+    cloud.control().add_fault(
+        Fault::new(
+            Service::Compute,
+            Some("POST"),
+            Some("/servers"),
+            FaultEffect::Status { code: 500 },
+        )
+        .times(1),
+    );
+    cloud.control().reset_calls();
+    os.set_server_metadata(&web, "k", "v").await.unwrap();
+    assert_eq!(calls(&cloud, ("POST", "/compute/servers/{id}/metadata")), 2);
+}
+
+#[tokio::test]
+async fn both_catalog_url_forms_work() {
+    let mut scenario = Scenario::small();
+    scenario.application_credentials.clear();
+    let opts = FakeOptions {
+        cinder_url_with_project: false,
+        nova_url_with_project: true,
+        ..FakeOptions::default()
+    };
+    let cloud = FakeCloud::start(with_service_roles(scenario), opts).unwrap();
+    let os = admin(&cloud).await;
+    let servers: Vec<_> = os.servers(None).try_collect().await.unwrap();
+    assert_eq!(servers.len(), 2);
+    let demo = os.for_project(&pid(&cloud, "demo")).unwrap();
+    let web = staffeln::objects::ServerId(cloud.control().server_id("web").unwrap());
+    demo.set_server_metadata(&web, "k", "v").await.unwrap();
+    let id = demo
+        .create_backup(&BackupRequest::new(vid(&cloud, "spare")))
+        .await
+        .unwrap();
+    assert_eq!(
+        os.backup(&id).await.unwrap().project_id,
+        pid(&cloud, "demo")
+    );
+    assert_eq!(
+        os.microversion(ServiceType::Compute)
+            .await
+            .unwrap()
+            .map(|m| m.to_string())
+            .as_deref(),
+        Some("2.1")
     );
 }
