@@ -465,6 +465,77 @@ mod tests {
         assert_eq!(refresh_at(t0, Duration::ZERO), t0);
     }
 
+    fn token(project: &str, refresh_at: Instant) -> Token {
+        Token {
+            value: Secret::new(format!("tok-{project}")),
+            project_id: ProjectId::from(project),
+            user_id: "u".into(),
+            catalog: Catalog::default(),
+            refresh_at,
+        }
+    }
+
+    #[tokio::test]
+    async fn one_issue_per_scope_even_when_asked_concurrently() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let cache = Arc::new(TokenCache::default());
+        let issued = Arc::new(AtomicU32::new(0));
+        let far = Instant::now() + Duration::from_secs(3600);
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let (cache, issued) = (cache.clone(), issued.clone());
+            let key: ScopeKey = if i % 2 == 0 {
+                None
+            } else {
+                Some(ProjectId::from("p"))
+            };
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get(&key, || async {
+                        issued.fetch_add(1, Ordering::SeqCst);
+                        tokio::task::yield_now().await;
+                        Ok(token("x", far))
+                    })
+                    .await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(issued.load(Ordering::SeqCst), 2, "one per scope");
+
+        // A rejected token is dropped once; a stale handle does not drop its successor.
+        let key: ScopeKey = None;
+        let first = cache
+            .get(&key, || async { Ok(token("y", far)) })
+            .await
+            .unwrap();
+        cache.invalidate(&key, &first).await;
+        let second = cache
+            .get(&key, || async { Ok(token("z", far)) })
+            .await
+            .unwrap();
+        assert_eq!(second.value.expose(), "tok-z");
+        cache.invalidate(&key, &first).await;
+        let still = cache
+            .get(&key, || async { Ok(token("w", far)) })
+            .await
+            .unwrap();
+        assert!(Arc::ptr_eq(&still, &second));
+
+        // An expired token is replaced.
+        let key: ScopeKey = Some(ProjectId::from("old"));
+        cache
+            .get(&key, || async { Ok(token("old", Instant::now())) })
+            .await
+            .unwrap();
+        let fresh = cache
+            .get(&key, || async { Ok(token("new", far)) })
+            .await
+            .unwrap();
+        assert_eq!(fresh.value.expose(), "tok-new");
+    }
+
     fn settings() -> Settings {
         Settings {
             auth_url: Some("http://ks:5000".into()),

@@ -102,10 +102,20 @@ impl Http {
     /// Sends `req`, retrying as the policy says. Answers ≥ 400 become
     /// [`OpenStackError::Api`].
     pub(super) async fn send(&self, req: &Request) -> Result<Response, OpenStackError> {
+        let token = match &req.token {
+            Some(token) => {
+                let mut value = HeaderValue::from_str(token.expose()).map_err(|_| {
+                    OpenStackError::Config("the token is not a valid header value".to_owned())
+                })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
         let start = Instant::now();
         let mut attempt: u32 = 0;
         loop {
-            let (outcome, err) = match self.once(req).await {
+            let (outcome, err) = match self.once(req, token.as_ref()).await {
                 Ok(resp) if resp.status.as_u16() < 400 => return Ok(resp),
                 Ok(resp) => {
                     let retry_after = resp
@@ -152,21 +162,18 @@ impl Http {
     }
 
     /// One attempt. Transport failures come back with their retry class.
-    async fn once(&self, req: &Request) -> Result<Response, (Outcome, OpenStackError)> {
+    async fn once(
+        &self,
+        req: &Request,
+        token: Option<&HeaderValue>,
+    ) -> Result<Response, (Outcome, OpenStackError)> {
         let shown_url = redact_url(&req.url);
         let mut builder = self
             .client
             .request(req.method.clone(), req.url.clone())
             .header(ACCEPT, "application/json");
-        if let Some(token) = &req.token {
-            let mut value = HeaderValue::from_str(token.expose()).map_err(|_| {
-                (
-                    Outcome::NoAnswer,
-                    OpenStackError::Config("the token is not a valid header value".to_owned()),
-                )
-            })?;
-            value.set_sensitive(true);
-            builder = builder.header("x-auth-token", value);
+        if let Some(token) = token {
+            builder = builder.header("x-auth-token", token.clone());
         }
         for (name, value) in &req.headers {
             builder = builder.header(name.clone(), value.clone());

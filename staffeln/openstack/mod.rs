@@ -411,6 +411,13 @@ impl OpenStack {
                     .call::<()>(service, Method::GET, &path, &query, None, true)
                     .await?;
                 let page: wire::Page<B> = resp.decode(|b| wire::parse_page(b, key))?;
+                if page.truncated && page.next.is_none() {
+                    warn!(
+                        service = %service,
+                        "{} returned a truncated list without a next link; raise Keystone's list_limit",
+                        resp.url
+                    );
+                }
                 let empty = page.items.is_empty();
                 let items: Vec<T> = page
                     .items

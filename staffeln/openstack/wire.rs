@@ -89,6 +89,9 @@ struct Link {
 pub(super) struct Page<T> {
     pub items: Vec<T>,
     pub next: Option<String>,
+    /// Keystone cut the list (`"truncated": true`) without saying where to
+    /// go on (Keystone before 2025.1 with `list_limit`).
+    pub truncated: bool,
 }
 
 /// Reads `{"<key>": [...], "<key>_links": [{"rel": "next", ...}]}` (Nova,
@@ -113,9 +116,14 @@ pub(super) fn parse_page<T: DeserializeOwned>(
     } else if let Some(Value::Object(links)) = doc.get("links") {
         next = links.get("next").and_then(Value::as_str).map(str::to_owned);
     }
+    let truncated = doc
+        .get("truncated")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     Ok(Page {
         items,
         next: next.filter(|n| !n.is_empty()),
+        truncated,
     })
 }
 
@@ -667,11 +675,11 @@ mod tests {
           "projects": [{"id": "a", "name": "admin", "domain_id": "default", "enabled": true}]}"#;
         let page: Page<ProjectBody> = parse_page(body, "projects").unwrap();
         assert_eq!(page.next.as_deref(), Some("http://ks/v3/projects?marker=b"));
-        let last = br#"{"links": {"next": null}, "projects": []}"#;
-        assert_eq!(
-            parse_page::<ProjectBody>(last, "projects").unwrap().next,
-            None
-        );
+        assert!(!page.truncated);
+        let last = br#"{"links": {"next": null}, "projects": [], "truncated": true}"#;
+        let last = parse_page::<ProjectBody>(last, "projects").unwrap();
+        assert_eq!(last.next, None);
+        assert!(last.truncated);
 
         let body = br#"{"role_assignments": [
           {"role": {"id": "r1", "name": "member"}, "scope": {"project": {"id": "p"}}, "user": {"id": "u1"}},
