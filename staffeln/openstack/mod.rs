@@ -8,16 +8,20 @@
 //!   token cache shared by all clones. [`OpenStack::connect`] authenticates
 //!   once (so bad credentials fail at start-up);
 //!   [`OpenStack::for_project`] gives a handle acting in another project,
-//!   with a token scoped there. **Backups must be created through the handle
-//!   of the volume's project** so Cinder owns and counts them there.
+//!   with a token scoped there (the service user needs a role in that
+//!   project, e.g. `admin`, directly or inherited from the domain; an
+//!   application credential is bound to its own project and cannot do this).
+//!   **Backups must be created through the handle of the volume's project**
+//!   so Cinder owns and counts them there.
 //! * `keystone.rs`, `nova.rs`, `cinder.rs`: one `impl OpenStack` block per
 //!   service, each call one method. Listings are [`ItemStream`]s that follow
 //!   the services' `next` links page by page.
 //! * `auth.rs` (credentials, tokens per project), `clouds.rs` (clouds.yaml and
 //!   secure.yaml), `catalog.rs` (catalog lookup, URL templates, version
 //!   documents, microversion negotiation), `retry.rs` (the pure retry
-//!   schedule), `http.rs` (one exchange with retries), `error.rs`, and the
-//!   private `wire.rs` (JSON shapes → objects).
+//!   schedule), `http.rs` (one exchange with retries), `error.rs`,
+//!   `settings.rs` ([`Settings`], [`Secret`]), and the private `wire.rs`
+//!   (JSON shapes → objects).
 //!
 //! ## Configuration
 //! [`Settings`] mirrors the `[openstack]` options. With `cloud` set, the
