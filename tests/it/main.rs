@@ -4,5 +4,6 @@
 
 mod db;
 mod deploy;
+mod openstack;
 mod service;
 mod support;

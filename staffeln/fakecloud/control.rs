@@ -1,0 +1,351 @@
+//! Test controls: fault injection, backup outcomes, the emulated clock and
+//! call counters, in process ([`Control`]) and over HTTP (`/_fake/...`).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::http::{Req, Resp, Service};
+use super::server::Shared;
+use super::state::World;
+
+/// What the backup service does with a backup when its transition is due.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum BackupOutcome {
+    /// `creating → available`, `deleting → gone`.
+    Succeed,
+    /// Stays in `creating` / `deleting` until the outcome changes.
+    Stick,
+    /// `creating → error` or `deleting → error`, with `fail_reason`.
+    Error { reason: String },
+    /// `deleting → error_deleting` (treated as `Error` for creates).
+    ErrorDeleting { reason: String },
+}
+
+/// One injected fault. It matches requests by service, method and a prefix of
+/// the normalised route (e.g. `/backups` matches `/backups/detail` and
+/// `/backups/{id}`; ids are written `{id}`, metadata keys `{key}`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    #[serde(default)]
+    pub service: Option<Service>,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub path: Option<String>,
+    pub effect: FaultEffect,
+    /// How many matching requests it affects; `None` = all of them.
+    #[serde(default)]
+    pub times: Option<u32>,
+    /// Chance that a matching request is affected (seeded, so reproducible).
+    #[serde(default = "always")]
+    pub probability: f64,
+}
+
+fn always() -> f64 {
+    1.0
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FaultEffect {
+    /// Answer with this status (e.g. 500, 503) and the service's error body.
+    Status { code: u16 },
+    /// 429 with `Retry-After: <retry_after>`.
+    RateLimit { retry_after: u64 },
+    /// Delay the response, then answer normally.
+    Latency { millis: u64 },
+}
+
+impl Fault {
+    /// A fault on every matching request.
+    pub fn new(
+        service: Service,
+        method: Option<&str>,
+        path: Option<&str>,
+        effect: FaultEffect,
+    ) -> Fault {
+        Fault {
+            service: Some(service),
+            method: method.map(str::to_owned),
+            path: path.map(str::to_owned),
+            effect,
+            times: None,
+            probability: 1.0,
+        }
+    }
+
+    /// Limits the fault to the next `n` matching requests.
+    pub fn times(mut self, n: u32) -> Fault {
+        self.times = Some(n);
+        self
+    }
+
+    fn matches(&self, service: Service, method: &str, route: &str) -> bool {
+        self.service.is_none_or(|s| s == service)
+            && self
+                .method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self.path.as_deref().is_none_or(|p| route.starts_with(p))
+    }
+}
+
+/// In-process handle on a running [`super::FakeCloud`]; cheap to clone.
+#[derive(Clone)]
+pub struct Control {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Control {
+    fn world(&self) -> MutexGuard<'_, World> {
+        self.shared.world()
+    }
+
+    /// Calls per `"<METHOD> /<service><route>"`, e.g. `"GET /volume/backups/detail"`.
+    pub fn calls(&self) -> BTreeMap<String, u64> {
+        self.world().calls.clone()
+    }
+
+    /// Calls of one method and route, e.g. `call_count("POST", "/volume/backups")`.
+    pub fn call_count(&self, method: &str, route: &str) -> u64 {
+        self.world()
+            .calls
+            .get(&format!("{} {route}", method.to_ascii_uppercase()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn reset_calls(&self) {
+        self.world().calls.clear();
+    }
+
+    /// Adds a fault; returns its id.
+    pub fn add_fault(&self, fault: Fault) -> u64 {
+        let mut w = self.world();
+        let id = w.next_fault_id;
+        w.next_fault_id += 1;
+        w.faults.push((id, fault));
+        id
+    }
+
+    pub fn remove_fault(&self, id: u64) {
+        self.world().faults.retain(|(i, _)| *i != id);
+    }
+
+    pub fn clear_faults(&self) {
+        self.world().faults.clear();
+    }
+
+    /// Outcome of backup creations, for one volume or (`None`) all volumes.
+    pub fn set_create_outcome(&self, volume_id: Option<&str>, outcome: BackupOutcome) {
+        self.world()
+            .create_outcomes
+            .insert(volume_id.map(str::to_owned), outcome);
+    }
+
+    /// Outcome of backup deletions, for one volume or (`None`) all volumes.
+    pub fn set_delete_outcome(&self, volume_id: Option<&str>, outcome: BackupOutcome) {
+        self.world()
+            .delete_outcomes
+            .insert(volume_id.map(str::to_owned), outcome);
+    }
+
+    /// Runs the backup transitions that are due now; returns how many ran.
+    pub fn tick(&self) -> usize {
+        self.world().tick(false)
+    }
+
+    /// Moves the emulated clock forward, then ticks.
+    pub fn advance(&self, by: std::time::Duration) -> usize {
+        let mut w = self.world();
+        w.clock
+            .advance(chrono::Duration::from_std(by).unwrap_or(chrono::Duration::zero()));
+        w.tick(false)
+    }
+
+    /// Runs every pending transition whatever its due time (stuck ones stay).
+    pub fn settle(&self) -> usize {
+        self.world().tick(true)
+    }
+
+    /// Makes every token issued so far expire now.
+    pub fn expire_tokens(&self) {
+        let mut w = self.world();
+        let now = w.now();
+        for t in w.tokens.values_mut() {
+            t.expires_at = now - chrono::Duration::seconds(1);
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.world().now()
+    }
+
+    pub fn project_id(&self, name: &str) -> Option<String> {
+        self.world().project_ref(name).map(|p| p.id.clone())
+    }
+
+    pub fn user_id(&self, name: &str) -> Option<String> {
+        self.world().user_by_name(name).map(|u| u.id.clone())
+    }
+
+    pub fn server_id(&self, name: &str) -> Option<String> {
+        self.world()
+            .servers
+            .values()
+            .find(|s| s.name == name)
+            .map(|s| s.id.clone())
+    }
+
+    pub fn volume_id(&self, name: &str) -> Option<String> {
+        self.world()
+            .volumes
+            .values()
+            .find(|v| v.name.as_deref() == Some(name))
+            .map(|v| v.id.clone())
+    }
+
+    pub fn volume_status(&self, id: &str) -> Option<String> {
+        self.world().volumes.get(id).map(|v| v.status.clone())
+    }
+
+    /// Status of a backup; `None` once it is gone.
+    pub fn backup_status(&self, id: &str) -> Option<String> {
+        self.world().backups.get(id).map(|b| b.status.clone())
+    }
+
+    /// Ids of the backups of a volume, any status.
+    pub fn backups_of(&self, volume_id: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .world()
+            .backups
+            .values()
+            .filter(|b| b.volume_id == volume_id)
+            .map(|b| b.id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+}
+
+/// Decides what injected faults do to one request: `Err` answers it now,
+/// `Ok(delay)` lets it through after `delay`.
+pub(crate) fn apply_faults(
+    w: &mut World,
+    service: Service,
+    method: &str,
+    route: &str,
+) -> Result<std::time::Duration, (u16, Option<u64>)> {
+    use rand::Rng;
+    let mut delay = std::time::Duration::ZERO;
+    let mut i = 0;
+    while i < w.faults.len() {
+        let (_, f) = &w.faults[i];
+        if !f.matches(service, method, route) {
+            i += 1;
+            continue;
+        }
+        let p = f.probability;
+        if p < 1.0 && !w.rng.random_bool(p.clamp(0.0, 1.0)) {
+            i += 1;
+            continue;
+        }
+        let effect = f.effect.clone();
+        if let Some(n) = w.faults[i].1.times.as_mut() {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                w.faults.remove(i);
+            } else {
+                i += 1;
+            }
+        } else {
+            i += 1;
+        }
+        match effect {
+            FaultEffect::Latency { millis } => delay += std::time::Duration::from_millis(millis),
+            FaultEffect::Status { code } => return Err((code, None)),
+            FaultEffect::RateLimit { retry_after } => return Err((429, Some(retry_after))),
+        }
+    }
+    Ok(delay)
+}
+
+/// `/_fake/...`: the control endpoint (no authentication; bind it to loopback).
+pub(crate) fn handle(control: &Control, req: &Req, rest: &[&str]) -> Resp {
+    let body = req.json().unwrap_or(Value::Null);
+    let bad = |m: &str| Resp::json(400, &json!({"error": m}));
+    match (req.method.as_str(), rest) {
+        ("GET", ["calls"]) => Resp::ok(&json!({"calls": control.calls()})),
+        ("DELETE", ["calls"]) => {
+            control.reset_calls();
+            Resp::empty(204)
+        }
+        ("GET", ["faults"]) => {
+            let faults: Vec<Value> = control
+                .shared
+                .world()
+                .faults
+                .iter()
+                .map(|(id, f)| json!({"id": id, "fault": f}))
+                .collect();
+            Resp::ok(&json!({ "faults": faults }))
+        }
+        ("POST", ["faults"]) => match serde_json::from_value::<Fault>(body) {
+            Ok(f) => Resp::json(201, &json!({"id": control.add_fault(f)})),
+            Err(e) => bad(&format!("invalid fault: {e}")),
+        },
+        ("DELETE", ["faults"]) => {
+            control.clear_faults();
+            Resp::empty(204)
+        }
+        ("DELETE", ["faults", id]) => match id.parse() {
+            Ok(id) => {
+                control.remove_fault(id);
+                Resp::empty(204)
+            }
+            Err(_) => bad("fault ids are integers"),
+        },
+        ("POST", ["outcome"]) => {
+            #[derive(Deserialize)]
+            struct Body {
+                operation: String,
+                #[serde(default)]
+                volume_id: Option<String>,
+                outcome: BackupOutcome,
+            }
+            match serde_json::from_value::<Body>(body) {
+                Ok(b) if b.operation == "create" => {
+                    control.set_create_outcome(b.volume_id.as_deref(), b.outcome);
+                    Resp::empty(204)
+                }
+                Ok(b) if b.operation == "delete" => {
+                    control.set_delete_outcome(b.volume_id.as_deref(), b.outcome);
+                    Resp::empty(204)
+                }
+                Ok(_) => bad("operation is create or delete"),
+                Err(e) => bad(&format!("invalid outcome: {e}")),
+            }
+        }
+        ("POST", ["tick"]) => Resp::ok(&json!({"transitions": control.tick()})),
+        ("POST", ["settle"]) => Resp::ok(&json!({"transitions": control.settle()})),
+        ("POST", ["advance"]) => match body.get("seconds").and_then(Value::as_f64) {
+            Some(s) if s >= 0.0 => {
+                let n = control.advance(std::time::Duration::from_secs_f64(s));
+                Resp::ok(&json!({"transitions": n, "now": control.now().to_rfc3339()}))
+            }
+            _ => bad("expected {\"seconds\": <non-negative number>}"),
+        },
+        ("POST", ["expire_tokens"]) => {
+            control.expire_tokens();
+            Resp::empty(204)
+        }
+        ("GET", ["clock"]) => Resp::ok(&json!({"now": control.now().to_rfc3339()})),
+        _ => Resp::json(404, &json!({"error": "no such control route"})),
+    }
+}

@@ -1,0 +1,321 @@
+//! The listener: one hyper HTTP/1 server on its own thread and runtime, path
+//! prefixes `/identity`, `/compute`, `/volume` and `/_fake`, call counting,
+//! fault injection, request ids, graceful stop.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::control::{self, Control};
+use super::http::{Req, Resp, Service, fault};
+use super::state::World;
+use super::{cinder, keystone, nova};
+
+/// URLs the emulator hands out (catalog, links, discovery).
+pub(crate) struct Urls {
+    pub base: String,
+    pub cinder_with_project: bool,
+    pub nova_with_project: bool,
+}
+
+impl Urls {
+    pub fn identity_root(&self) -> String {
+        format!("{}/identity", self.base)
+    }
+    pub fn identity(&self) -> String {
+        format!("{}/identity/v3", self.base)
+    }
+    pub fn compute_root(&self) -> String {
+        format!("{}/compute", self.base)
+    }
+    pub fn volume_root(&self) -> String {
+        format!("{}/volume", self.base)
+    }
+}
+
+pub(crate) struct Shared {
+    world: Mutex<World>,
+    pub urls: Urls,
+}
+
+impl Shared {
+    pub fn new(world: World, urls: Urls) -> Shared {
+        Shared {
+            world: Mutex::new(world),
+            urls,
+        }
+    }
+
+    /// The world; a handler that panicked does not poison it for the others.
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Resource names that follow the version segment directly; anything else in
+/// that position is a project id (`/v3/<pid>/volumes`).
+const RESOURCES: &[&str] = &[
+    "servers",
+    "flavors",
+    "os-quota-sets",
+    "limits",
+    "images",
+    "extensions",
+    "volumes",
+    "backups",
+    "attachments",
+    "snapshots",
+    "types",
+];
+
+/// Splits an optional project id off the path after the version segment.
+pub(crate) fn split_project<'a, 'b>(rest: &'b [&'a str]) -> (Option<&'a str>, &'b [&'a str]) {
+    match rest.split_first() {
+        Some((first, tail)) if !RESOURCES.contains(first) => (Some(first), tail),
+        _ => (None, rest),
+    }
+}
+
+/// The route a request counts under: version and project id dropped, ids
+/// written `{id}`, metadata keys `{key}`.
+fn route_of(service: Service, segs: &[&str]) -> String {
+    let mut rest = segs;
+    if rest
+        .first()
+        .is_some_and(|s| s.starts_with('v') && s[1..].starts_with(|c: char| c.is_ascii_digit()))
+    {
+        rest = &rest[1..];
+        if service != Service::Identity {
+            rest = split_project(rest).1;
+        }
+    }
+    let mut out = String::new();
+    let mut prev = "";
+    for s in rest {
+        out.push('/');
+        let collection = matches!(
+            prev,
+            "servers"
+                | "volumes"
+                | "backups"
+                | "projects"
+                | "users"
+                | "os-quota-sets"
+                | "flavors"
+                | "attachments"
+        );
+        if collection && !matches!(*s, "detail" | "import_record") {
+            out.push_str("{id}");
+        } else if prev == "metadata" {
+            out.push_str("{key}");
+        } else {
+            out.push_str(s);
+        }
+        prev = s;
+    }
+    out
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let query = parts
+        .uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let req = Req {
+        method: parts.method,
+        path: parts.uri.path().to_owned(),
+        query,
+        headers: parts.headers,
+        body,
+    };
+    let resp = dispatch(&shared, &req).await;
+    Ok(into_hyper(resp))
+}
+
+async fn dispatch(shared: &Arc<Shared>, req: &Req) -> Resp {
+    let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
+    let service = match segs.first().copied() {
+        Some("identity") => Service::Identity,
+        Some("compute") => Service::Compute,
+        Some("volume") => Service::Volume,
+        Some("_fake") => {
+            let control = Control {
+                shared: shared.clone(),
+            };
+            return with_request_id(control::handle(&control, req, &segs[1..]), None);
+        }
+        _ => {
+            let resp = Resp::json(
+                404,
+                &json!({"error": {"code": 404, "title": "Not Found",
+                "message": "The resource could not be found."}}),
+            );
+            return with_request_id(resp, None);
+        }
+    };
+    let segs = &segs[1..];
+    let route = route_of(service, segs);
+    let verdict = {
+        let mut w = shared.world();
+        *w.calls
+            .entry(format!("{} /{service}{route}", req.method))
+            .or_default() += 1;
+        control::apply_faults(&mut w, service, req.method.as_str(), &route)
+    };
+    let resp = match verdict {
+        Err((code, retry_after)) => injected(service, code, retry_after),
+        Ok(delay) => {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let mut w = shared.world();
+            let urls = &shared.urls;
+            match service {
+                Service::Identity => keystone::handle(&mut w, urls, req, segs),
+                Service::Compute => nova::handle(&mut w, urls, req, segs),
+                Service::Volume => cinder::handle(&mut w, urls, req, segs),
+            }
+        }
+    };
+    with_request_id(resp, Some(service))
+}
+
+fn injected(service: Service, code: u16, retry_after: Option<u64>) -> Resp {
+    let message = format!("Injected fault: HTTP {code}.");
+    match retry_after {
+        Some(secs) if service == Service::Compute => Resp::json(
+            429,
+            &json!({"overLimit": {"code": 429, "message": message, "retryAfter": secs.to_string()}}),
+        )
+        .with("retry-after", secs.to_string()),
+        Some(secs) => fault(service, 429, message).with("retry-after", secs.to_string()),
+        None => fault(service, code, message),
+    }
+}
+
+fn with_request_id(mut resp: Resp, service: Option<Service>) -> Resp {
+    let id = format!("req-{}", uuid::Uuid::new_v4());
+    if matches!(service, Some(Service::Compute | Service::Volume)) {
+        resp = resp.with("x-compute-request-id", id.clone());
+    }
+    resp.with("x-openstack-request-id", id)
+}
+
+fn into_hyper(resp: Resp) -> Response<Full<Bytes>> {
+    let mut builder = Response::builder().status(resp.status);
+    for (k, v) in &resp.headers {
+        builder = builder.header(k.as_str(), v.as_str());
+    }
+    let body = resp.body.map(Bytes::from).unwrap_or_default();
+    builder
+        .body(Full::new(body))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+/// Serves `listener` until `stop` turns true, then drains open connections
+/// for at most two seconds.
+pub(crate) async fn serve(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    auto_tick: Option<Duration>,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    if let Some(every) = auto_tick {
+        let shared = shared.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    _ = interval.tick() => { shared.world().tick(false); }
+                }
+            }
+        });
+    }
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let shared = shared.clone();
+                let svc = service_fn(move |req| handle(shared.clone(), req));
+                let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(Duration::from_secs(2)) => {}
+    }
+    Ok(())
+}
+
+/// Binds `addr` now, so that the port is known before the thread starts.
+pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<(std::net::TcpListener, SocketAddr)> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_drop_versions_and_project_ids() {
+        let r = |s: Service, p: &str| {
+            route_of(
+                s,
+                &p.split('/').filter(|x| !x.is_empty()).collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(
+            r(Service::Volume, "v3/0a1b/backups/detail"),
+            "/backups/detail"
+        );
+        assert_eq!(
+            r(Service::Volume, "v3/backups/5f1c-e2/action"),
+            "/backups/{id}/action"
+        );
+        assert_eq!(
+            r(Service::Compute, "v2.1/servers/abc/metadata/k"),
+            "/servers/{id}/metadata/{key}"
+        );
+        assert_eq!(r(Service::Identity, "v3/auth/tokens"), "/auth/tokens");
+        assert_eq!(r(Service::Volume, ""), "");
+    }
+}
