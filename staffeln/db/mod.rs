@@ -37,12 +37,14 @@
 
 pub mod backups;
 pub mod error;
+pub mod leases;
 pub mod migrate;
 pub mod models;
 pub mod pool;
 pub mod queue;
 pub mod reports;
 pub mod schema;
+pub mod tasks;
 pub mod url;
 
 pub use error::{DbError, MigrationDirection};

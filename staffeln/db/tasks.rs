@@ -1,0 +1,441 @@
+//! `queue_data` as the conductors' shared work queue.
+//!
+//! The cycle's leader writes the plan ([`insert_plan`], refused when its lease
+//! and fencing token are no longer current); every conductor claims planned
+//! tasks ([`claim`]: MySQL `SELECT … FOR UPDATE SKIP LOCKED`, SQLite's single
+//! writer), calls Cinder, and records the outcome. State changes are
+//! conditional updates (`WHERE state = …`), so a task completed by one
+//! conductor is never completed again by another. The legacy `backup_status`
+//! integer is kept in step for readers of the old column: 0 planned,
+//! 1 claimed/creating, 2 done, 3 failed, 4 skipped, 5 waiting.
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+
+use super::error::DbError;
+use super::leases;
+use super::models::{NewBackup, now};
+use super::pool::AnyConnection;
+use super::schema::cycles::dsl as cycles;
+use super::schema::queue_data::dsl;
+use crate::objects::TaskState;
+
+/// Name of the lock row that serialises claims (see [`leases::lock`]).
+pub const CLAIM_LOCK: &str = "claim-lock";
+
+/// The legacy `backup_status` value of a state.
+pub fn legacy_status(state: TaskState) -> i32 {
+    match state {
+        TaskState::Planned => 0,
+        TaskState::Claimed | TaskState::Creating => 1,
+        TaskState::Done => 2,
+        TaskState::Failed | TaskState::Legacy => 3,
+        TaskState::Skipped => 4,
+        TaskState::Waiting => 5,
+    }
+}
+
+/// A task as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = super::schema::queue_data)]
+#[diesel(check_for_backend(diesel::mysql::Mysql, diesel::sqlite::Sqlite))]
+pub struct TaskRow {
+    pub id: i64,
+    pub task_id: String,
+    pub cycle_id: String,
+    pub state: String,
+    /// Empty until Cinder accepted the create.
+    pub backup_id: String,
+    pub project_id: String,
+    pub volume_id: String,
+    pub instance_id: String,
+    pub volume_name: String,
+    pub instance_name: String,
+    pub incremental: bool,
+    pub backup_name: String,
+    pub force_backup: bool,
+    pub availability_zone: Option<String>,
+    pub size_gb: i64,
+    pub note: Option<String>,
+    pub reason: Option<String>,
+    pub attempts: i32,
+    pub claimed_by: Option<String>,
+    pub claimed_until: Option<NaiveDateTime>,
+    pub started_at: Option<NaiveDateTime>,
+    pub finished_at: Option<NaiveDateTime>,
+    pub reported_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: Option<NaiveDateTime>,
+    pub fencing_token: i64,
+}
+
+impl TaskRow {
+    /// The state, `Failed` for a value this version does not know.
+    pub fn task_state(&self) -> TaskState {
+        TaskState::parse(&self.state).unwrap_or(TaskState::Failed)
+    }
+}
+
+/// A task of a new plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewTask {
+    pub task_id: String,
+    pub state: TaskState,
+    pub project_id: String,
+    pub volume_id: String,
+    pub volume_name: String,
+    pub instance_id: String,
+    pub instance_name: String,
+    pub incremental: bool,
+    pub backup_name: String,
+    pub force_backup: bool,
+    pub availability_zone: Option<String>,
+    pub size_gb: i64,
+    pub note: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// A cycle as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = super::schema::cycles)]
+#[diesel(check_for_backend(diesel::mysql::Mysql, diesel::sqlite::Sqlite))]
+pub struct CycleRow {
+    pub id: String,
+    pub kind: String,
+    pub leader: String,
+    pub fencing_token: i64,
+    pub started_at: NaiveDateTime,
+    pub planned_at: Option<NaiveDateTime>,
+    pub finished_at: Option<NaiveDateTime>,
+    pub planned: i32,
+    pub summary: Option<String>,
+}
+
+fn clip(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+/// Writes a cycle and its plan in one transaction, if `holder` still holds
+/// lease `lease` with `token`. Returns `None` (and writes nothing) when the
+/// lease was lost, the number of tasks written otherwise.
+pub fn insert_plan(
+    conn: &mut AnyConnection,
+    lease: &str,
+    holder: &str,
+    token: i64,
+    cycle_id: &str,
+    kind: &str,
+    started_at: NaiveDateTime,
+    tasks: &[NewTask],
+) -> Result<Option<usize>, DbError> {
+    conn.transaction::<_, DbError, _>(|conn| {
+        if !leases::holds(conn, lease, holder, token)? {
+            return Ok(None);
+        }
+        let now = now();
+        diesel::insert_into(cycles::cycles)
+            .values((
+                cycles::id.eq(cycle_id),
+                cycles::kind.eq(kind),
+                cycles::leader.eq(holder),
+                cycles::fencing_token.eq(token),
+                cycles::started_at.eq(started_at),
+                cycles::planned_at.eq(Some(now)),
+                cycles::planned.eq(i32::try_from(tasks.len()).unwrap_or(i32::MAX)),
+            ))
+            .execute(conn)
+            .map_err(DbError::query("cycles insert"))?;
+        for chunk in tasks.chunks(200) {
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|t| {
+                    let terminal = !t.state.is_active();
+                    (
+                        dsl::task_id.eq(t.task_id.clone()),
+                        dsl::cycle_id.eq(cycle_id.to_owned()),
+                        dsl::state.eq(t.state.as_str()),
+                        dsl::backup_status.eq(legacy_status(t.state)),
+                        dsl::backup_id.eq(String::new()),
+                        dsl::project_id.eq(clip(&t.project_id, 100)),
+                        dsl::volume_id.eq(clip(&t.volume_id, 100)),
+                        dsl::volume_name.eq(clip(&t.volume_name, 100)),
+                        dsl::instance_id.eq(clip(&t.instance_id, 100)),
+                        dsl::instance_name.eq(clip(&t.instance_name, 100)),
+                        dsl::incremental.eq(t.incremental),
+                        dsl::backup_name.eq(clip(&t.backup_name, 255)),
+                        (
+                            dsl::force_backup.eq(t.force_backup),
+                            dsl::availability_zone.eq(t.availability_zone.as_deref().map(|z| clip(z, 255))),
+                            dsl::size_gb.eq(t.size_gb),
+                            dsl::note.eq(t.note.as_deref().map(|n| clip(n, 1024))),
+                            dsl::reason.eq(t.reason.as_deref().map(|r| clip(r, 1024))),
+                            dsl::fencing_token.eq(token),
+                            dsl::created_at.eq(now),
+                            dsl::finished_at.eq(terminal.then_some(now)),
+                        ),
+                    )
+                })
+                .collect();
+            for row in rows {
+                diesel::insert_into(dsl::queue_data)
+                    .values(row)
+                    .execute(conn)
+                    .map_err(DbError::query("queue_data insert plan"))?;
+            }
+        }
+        Ok(Some(tasks.len()))
+    })
+}
+
+/// Volumes with a task still to be worked on (planned, claimed, creating).
+pub fn active_volume_ids(conn: &mut AnyConnection) -> Result<Vec<String>, DbError> {
+    dsl::queue_data
+        .filter(dsl::state.eq_any(["planned", "claimed", "creating"]))
+        .select(dsl::volume_id)
+        .load(conn)
+        .map_err(DbError::query("queue_data active volumes"))
+}
+
+/// Claims tasks for `holder` until `now + ttl`: planned tasks, and claimed
+/// tasks whose claim expired (their conductor died). `pick` chooses among the
+/// candidates (oldest first) given the tasks in flight everywhere (claimed or
+/// creating), so that concurrency limits hold across all conductors; it
+/// returns the ids to claim. Claims are serialised by the claim lock row.
+pub fn claim(
+    conn: &mut AnyConnection,
+    holder: &str,
+    ttl: Duration,
+    candidates_max: i64,
+    pick: impl FnOnce(&[TaskRow], &[TaskRow]) -> Vec<i64>,
+) -> Result<Vec<TaskRow>, DbError> {
+    leases::ensure_lock_row(conn, CLAIM_LOCK)?;
+    conn.transaction::<_, DbError, _>(|conn| {
+        leases::lock(conn, CLAIM_LOCK)?;
+        let now = now();
+        let in_flight: Vec<TaskRow> = dsl::queue_data
+            .filter(
+                dsl::state
+                    .eq("creating")
+                    .or(dsl::state.eq("claimed").and(dsl::claimed_until.ge(now))),
+            )
+            .select(TaskRow::as_select())
+            .load(conn)
+            .map_err(DbError::query("queue_data in flight"))?;
+        let query = dsl::queue_data
+            .filter(dsl::state.eq("planned").or(dsl::state.eq("claimed").and(dsl::claimed_until.lt(now))))
+            .order(dsl::id.asc())
+            .limit(candidates_max)
+            .select(TaskRow::as_select());
+        let candidates: Vec<TaskRow> = match conn {
+            AnyConnection::Mysql(c) => query.for_update().skip_locked().load(c),
+            AnyConnection::Sqlite(c) => query.load(c),
+        }
+        .map_err(DbError::query("queue_data claim candidates"))?;
+        let ids = pick(&candidates, &in_flight);
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        diesel::update(dsl::queue_data.filter(dsl::id.eq_any(&ids)))
+            .set((
+                dsl::state.eq("claimed"),
+                dsl::backup_status.eq(legacy_status(TaskState::Claimed)),
+                dsl::claimed_by.eq(holder),
+                dsl::claimed_until.eq(now + ttl),
+                dsl::attempts.eq(dsl::attempts + 1),
+                dsl::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .map_err(DbError::query("queue_data claim"))?;
+        dsl::queue_data
+            .filter(dsl::id.eq_any(&ids))
+            .order(dsl::id.asc())
+            .select(TaskRow::as_select())
+            .load(conn)
+            .map_err(DbError::query("queue_data claimed"))
+    })
+}
+
+/// Cinder accepted the create of claimed task `id`: it is `creating` now.
+/// False when `holder` no longer holds the claim.
+pub fn mark_creating(
+    conn: &mut AnyConnection,
+    id: i64,
+    holder: &str,
+    backup_id: &str,
+    incremental: bool,
+    note: Option<&str>,
+) -> Result<bool, DbError> {
+    let now = now();
+    diesel::update(
+        dsl::queue_data.filter(dsl::id.eq(id)).filter(dsl::state.eq("claimed")).filter(dsl::claimed_by.eq(holder)),
+    )
+    .set((
+        dsl::state.eq("creating"),
+        dsl::backup_status.eq(legacy_status(TaskState::Creating)),
+        dsl::backup_id.eq(backup_id),
+        dsl::incremental.eq(incremental),
+        dsl::note.eq(note.map(|n| clip(n, 1024))),
+        dsl::started_at.eq(Some(now)),
+        dsl::updated_at.eq(now),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
+    .map_err(DbError::query("queue_data mark creating"))
+}
+
+/// The backup of `creating` task `id` is available: the task is done and the
+/// backup is recorded in `backup_data`, in one transaction. False (and
+/// nothing written) when the task was not `creating` (another conductor
+/// completed it first).
+pub fn complete(conn: &mut AnyConnection, id: i64, backup: &NewBackup) -> Result<bool, DbError> {
+    conn.transaction::<_, DbError, _>(|conn| {
+        let now = now();
+        let changed = diesel::update(dsl::queue_data.filter(dsl::id.eq(id)).filter(dsl::state.eq("creating")))
+            .set((
+                dsl::state.eq("done"),
+                dsl::backup_status.eq(legacy_status(TaskState::Done)),
+                dsl::finished_at.eq(Some(now)),
+                dsl::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .map_err(DbError::query("queue_data complete"))?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        match super::backups::insert(conn, backup) {
+            Ok(_) => Ok(true),
+            Err(err) if err.is_duplicate() => Ok(true),
+            Err(err) => Err(err),
+        }
+    })
+}
+
+/// Ends task `id` in `state` (failed or waiting) with `reason`, if it is still
+/// in one of `from`. False when it was not.
+pub fn finish(
+    conn: &mut AnyConnection,
+    id: i64,
+    from: &[TaskState],
+    state: TaskState,
+    reason: &str,
+) -> Result<bool, DbError> {
+    let now = now();
+    let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+    diesel::update(dsl::queue_data.filter(dsl::id.eq(id)).filter(dsl::state.eq_any(from)))
+        .set((
+            dsl::state.eq(state.as_str()),
+            dsl::backup_status.eq(legacy_status(state)),
+            dsl::reason.eq(Some(clip(reason, 1024))),
+            dsl::finished_at.eq(Some(now)),
+            dsl::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map(|n| n == 1)
+        .map_err(DbError::query("queue_data finish"))
+}
+
+/// Tasks in one state, oldest first.
+pub fn in_state(conn: &mut AnyConnection, state: TaskState) -> Result<Vec<TaskRow>, DbError> {
+    dsl::queue_data
+        .filter(dsl::state.eq(state.as_str()))
+        .order(dsl::id.asc())
+        .select(TaskRow::as_select())
+        .load(conn)
+        .map_err(DbError::query("queue_data in state"))
+}
+
+/// The tasks of one cycle.
+pub fn of_cycle(conn: &mut AnyConnection, cycle_id: &str) -> Result<Vec<TaskRow>, DbError> {
+    dsl::queue_data
+        .filter(dsl::cycle_id.eq(cycle_id))
+        .order(dsl::id.asc())
+        .select(TaskRow::as_select())
+        .load(conn)
+        .map_err(DbError::query("queue_data of cycle"))
+}
+
+/// Newest tasks first, optionally of one state and/or project.
+pub fn list(
+    conn: &mut AnyConnection,
+    state: Option<TaskState>,
+    project_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<TaskRow>, DbError> {
+    let mut query = dsl::queue_data.filter(dsl::state.ne("legacy")).into_boxed();
+    if let Some(state) = state {
+        query = query.filter(dsl::state.eq(state.as_str()));
+    }
+    if let Some(project) = project_id {
+        query = query.filter(dsl::project_id.eq(project.to_owned()));
+    }
+    query
+        .order(dsl::id.desc())
+        .limit(limit)
+        .select(TaskRow::as_select())
+        .load(conn)
+        .map_err(DbError::query("queue_data list"))
+}
+
+/// How many tasks are in each state.
+pub fn counts_by_state(conn: &mut AnyConnection) -> Result<Vec<(String, i64)>, DbError> {
+    dsl::queue_data
+        .group_by(dsl::state)
+        .select((dsl::state, diesel::dsl::count_star()))
+        .load(conn)
+        .map_err(DbError::query("queue_data counts"))
+}
+
+/// Finished tasks not reported yet (no digest has carried them), oldest first.
+pub fn unreported(conn: &mut AnyConnection) -> Result<Vec<TaskRow>, DbError> {
+    dsl::queue_data
+        .filter(dsl::reported_at.is_null())
+        .filter(dsl::state.eq_any(["done", "failed", "skipped", "waiting"]))
+        .order(dsl::id.asc())
+        .select(TaskRow::as_select())
+        .load(conn)
+        .map_err(DbError::query("queue_data unreported"))
+}
+
+/// Marks tasks as reported (their digest was delivered).
+pub fn mark_reported(conn: &mut AnyConnection, ids: &[i64]) -> Result<usize, DbError> {
+    let now = now();
+    let mut total = 0;
+    for chunk in ids.chunks(500) {
+        total += diesel::update(dsl::queue_data.filter(dsl::id.eq_any(chunk)))
+            .set(dsl::reported_at.eq(Some(now)))
+            .execute(conn)
+            .map_err(DbError::query("queue_data mark reported"))?;
+    }
+    Ok(total)
+}
+
+/// Marks cycle `id` finished with a one-line summary.
+pub fn finish_cycle(conn: &mut AnyConnection, id: &str, summary: &str) -> Result<(), DbError> {
+    diesel::update(cycles::cycles.find(id))
+        .set((cycles::finished_at.eq(Some(now())), cycles::summary.eq(Some(clip(summary, 1024)))))
+        .execute(conn)
+        .map(|_| ())
+        .map_err(DbError::query("cycles finish"))
+}
+
+/// The newest cycle of a kind.
+pub fn latest_cycle(conn: &mut AnyConnection, kind: &str) -> Result<Option<CycleRow>, DbError> {
+    cycles::cycles
+        .filter(cycles::kind.eq(kind))
+        .order(cycles::started_at.desc())
+        .select(CycleRow::as_select())
+        .first(conn)
+        .optional()
+        .map_err(DbError::query("cycles latest"))
+}
+
+/// Cycles of a kind that are planned but not finished.
+pub fn open_cycles(conn: &mut AnyConnection, kind: &str) -> Result<Vec<CycleRow>, DbError> {
+    cycles::cycles
+        .filter(cycles::kind.eq(kind))
+        .filter(cycles::finished_at.is_null())
+        .order(cycles::started_at.asc())
+        .select(CycleRow::as_select())
+        .load(conn)
+        .map_err(DbError::query("cycles open"))
+}
