@@ -271,7 +271,6 @@ impl Resolver<'_> {
             return Ok(v.clone());
         }
         let value = match (opt.default_text(), opt.kind) {
-            (None, Kind::MultiStr) => Value::Multi(Vec::new()),
             (None, _) => Value::None,
             (Some(text), _) => self.convert(group, opt, Raw::One(text, Origin::Default))?,
         };
@@ -395,9 +394,13 @@ impl Resolver<'_> {
             .warned
             .insert((old_group.to_owned(), old_name.to_owned()))
         {
+            // oslo.log's CLI options are named with dashes (`log-file`), and
+            // oslo names the option by its name, not its dest.
+            let new_name = opt.cli.map_or(opt.name, |c| c.long);
             self.warnings.push(format!(
-                "Option \"{old_name}\" from group \"{old_group}\" is deprecated. Use option \"{}\" from group \"{}\".",
-                opt.name, group.name
+                "Deprecated: Option \"{old_name}\" from group \"{old_group}\" is deprecated. \
+                 Use option \"{new_name}\" from group \"{}\".",
+                group.name
             ));
         }
     }
@@ -550,7 +553,9 @@ impl Resolver<'_> {
                 self.value(g, o)
             }
             None => {
-                let reason = format!("no such option ${name} (write $$ for a literal $)");
+                // The name is part of the value: keep it out of a secret's error.
+                let shown_name = if opt.secret { "…" } else { name };
+                let reason = format!("no such option ${shown_name} (write $$ for a literal $)");
                 Err(self.interpolation_error(group, opt, text, origin.clone(), &reason))
             }
         }

@@ -242,6 +242,12 @@ pub fn changes(old: &Config, new: &Config) -> Vec<OptChange> {
     out
 }
 
+/// Copies into `running` the options of `new` that may change without a
+/// restart (those marked mutable); the others keep their running values.
+pub fn apply_mutable(running: &mut Config, new: &Config) {
+    running.apply_mutable(new);
+}
+
 /// oslo's `log_opt_values` lines: `(name, value)` with DEFAULT options bare
 /// and the others as `group.opt`, sorted like oslo (DEFAULT first, then
 /// groups and options by name); secrets as `****`.

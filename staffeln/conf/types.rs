@@ -444,10 +444,12 @@ macro_rules! int_field {
 }
 int_field!(i64, i32, u64, u32, u16);
 
+/// An unset list (oslo's `None`) is the empty list.
 impl OptField for Vec<String> {
     fn from_value(value: &Value) -> Option<Self> {
         match value {
             Value::List(v) | Value::Multi(v) => Some(v.clone()),
+            Value::None => Some(Vec::new()),
             _ => None,
         }
     }

@@ -302,6 +302,15 @@ macro_rules! options {
                 })
             }
 
+            /// Copies the options marked mutable from `new`.
+            pub fn apply_mutable(&mut self, new: &Self) {
+                $(
+                    if GROUP.opt(stringify!($field)).is_some_and(|o| o.mutable) {
+                        self.$field = new.$field.clone();
+                    }
+                )*
+            }
+
             /// Every option's value, in definition order.
             pub fn values(&self) -> Vec<(&'static str, $crate::conf::types::Value)> {
                 use $crate::conf::types::OptField as _;
@@ -330,6 +339,11 @@ macro_rules! groups {
             /// Builds the configuration from resolved values.
             pub fn from_source(src: &dyn ValueSource) -> Result<Config, ConfigError> {
                 Ok(Config { $( $module: $Struct::from_source(src)?, )* })
+            }
+
+            /// Copies the options marked mutable from `new` (SIGHUP).
+            pub fn apply_mutable(&mut self, new: &Config) {
+                $( self.$module.apply_mutable(&new.$module); )*
             }
 
             /// `(group, [(option, value)])` for every group, registry order.
