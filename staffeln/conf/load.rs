@@ -418,16 +418,18 @@ impl Resolver<'_> {
         };
         let mut converted = Vec::new();
         for text in texts {
-            let text = self.substitute(group, opt, &text, &origin)?;
-            let value = types::convert(opt.kind, &text, &constraints).map_err(|expected| {
-                ConfigError::InvalidValue {
-                    origin: origin.to_string(),
-                    group: group.name.to_owned(),
-                    option: opt.name.to_owned(),
-                    value: shown(opt, &text),
-                    expected,
-                }
-            })?;
+            let interpolated = self.substitute(group, opt, &text, &origin)?;
+            let value =
+                types::convert(opt.kind, &interpolated, &constraints).map_err(|expected| {
+                    // The value as written: what `$name` inserted may be a secret.
+                    ConfigError::InvalidValue {
+                        origin: origin.to_string(),
+                        group: group.name.to_owned(),
+                        option: opt.name.to_owned(),
+                        value: shown(opt, &text),
+                        expected,
+                    }
+                })?;
             converted.push(value);
         }
         if many || opt.kind == Kind::MultiStr {

@@ -157,7 +157,12 @@ fn search_dirs(project: &str) -> Vec<PathBuf> {
 }
 
 fn find_first(project: &str, prog: &str, extension: &str) -> Vec<PathBuf> {
-    let dirs = search_dirs(project);
+    find_first_in(&search_dirs(project), project, prog, extension)
+}
+
+/// For each of `project` and `prog`, the first `<dir>/<name><extension>`
+/// that exists (oslo's `_search_dirs`).
+fn find_first_in(dirs: &[PathBuf], project: &str, prog: &str, extension: &str) -> Vec<PathBuf> {
     [project, prog]
         .iter()
         .filter(|name| !name.is_empty())

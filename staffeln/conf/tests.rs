@@ -614,3 +614,43 @@ fn apply_mutable_copies_only_mutable_options() {
     assert_eq!(running.default.default_log_levels, ["a=DEBUG"]);
     assert_eq!(running.api.port, 8808);
 }
+
+#[test]
+fn a_secret_inserted_by_interpolation_stays_out_of_errors() {
+    let t = TempDir::new("leak");
+    let f = t.file(
+        "a.conf",
+        "[DEFAULT]\ntransport_url = rabbit://u:hunter2@h/\n[api]\nport = $transport_url\n",
+    );
+    let e = load_files(&[f]).unwrap_err().to_string();
+    assert!(
+        e.contains("[api] port = \"$transport_url\": expected an integer"),
+        "{e}"
+    );
+    assert!(!e.contains("hunter2"), "{e}");
+}
+
+#[test]
+fn default_files_are_the_first_found_per_name() {
+    let t = TempDir::new("search");
+    let home_project = t.path().join("home/.staffeln");
+    let home = t.path().join("home");
+    let etc_project = t.path().join("etc/staffeln");
+    t.file("home/.staffeln/staffeln-api.conf", "");
+    t.file("home/staffeln.conf", "");
+    t.file("etc/staffeln/staffeln.conf", "");
+    t.file("etc/staffeln/staffeln-api.conf", "");
+    t.file("etc/staffeln/staffeln.conf.d/x.conf", "");
+    let dirs = [home_project.clone(), home.clone(), etc_project.clone()];
+    assert_eq!(
+        find_first_in(&dirs, "staffeln", "staffeln-api", ".conf"),
+        [
+            home.join("staffeln.conf"),
+            home_project.join("staffeln-api.conf")
+        ]
+    );
+    assert_eq!(
+        find_first_in(&dirs, "staffeln", "staffeln-api", ".conf.d"),
+        [etc_project.join("staffeln.conf.d")]
+    );
+}
