@@ -10,7 +10,6 @@
 //! objects, conf → std, serde, chrono only      fakecloud → its own JSON shapes
 //! ```
 //!
-//! * [`ceph`]: BlueStore compression of the Cinder backup pool (`ceph` CLI).
 //! * [`conf`]: oslo.config-compatible options, INI parsing, the sample file.
 //! * [`service`]: what every binary needs: configuration, oslo.log logging,
 //!   signals, the error line at the edge.
@@ -18,13 +17,19 @@
 //! * [`db`]: the database (MySQL/MariaDB or SQLite), migrations, queries.
 //! * [`openstack`]: the Keystone, Nova and Cinder client; the only speaker of
 //!   their JSON.
+//! * [`conductor`]: discovery, planning, the shared task queue, backups.
+//! * [`api`]: staffeln-api, the oslo.policy guard and its siblings.
 //! * [`fakecloud`]: an in-process emulator of the Keystone, Nova and Cinder
 //!   subset Staffeln uses, for tests and the demo.
+//! * [`ceph`]: Ceph pool compression settings through the `ceph` CLI.
 
+pub mod api;
 pub mod ceph;
+pub mod conductor;
 pub mod conf;
 pub mod db;
 pub mod fakecloud;
+pub mod manage;
 pub mod objects;
 pub mod openstack;
 pub mod service;

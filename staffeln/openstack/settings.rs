@@ -1,50 +1,13 @@
 //! What the client needs to know, as plain data: the `[openstack]` options
 //! by their names. The conf room owns parsing and defaults of the file; the
-//! integrator converts `conf::OpenStackOpts` into [`Settings`].
+//! `[openstack]` options become [`Settings`] through `From<&OpenStackOpts>`.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// A password or secret: printed as `***` by `Debug` and `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The one way to read it; review every caller.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl From<String> for Secret {
-    fn from(s: String) -> Self {
-        Secret(s)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(s: &str) -> Self {
-        Secret(s.to_owned())
-    }
-}
+pub use crate::conf::Secret;
 
 /// Which catalog endpoints to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -190,5 +153,32 @@ mod tests {
         assert_eq!(parse_status_codes(&["404", " 409"]), Ok(vec![404, 409]));
         assert!(parse_status_codes(&["4o4"]).is_err());
         assert!(parse_status_codes(&["99"]).is_err());
+    }
+}
+
+impl Settings {
+    /// The client settings of the `[openstack]` options; fails on an
+    /// `interface` or `skip_retry_codes` value the client cannot use.
+    pub fn from_opts(opts: &crate::conf::OpenStackOpts) -> Result<Settings, String> {
+        Ok(Settings {
+            cloud: opts.cloud.clone(),
+            auth_url: opts.auth_url.clone(),
+            username: opts.username.clone(),
+            password: opts.password.clone(),
+            user_domain_name: opts.user_domain_name.clone(),
+            project_name: opts.project_name.clone(),
+            project_domain_name: opts.project_domain_name.clone(),
+            application_credential_id: opts.application_credential_id.clone(),
+            application_credential_secret: opts.application_credential_secret.clone(),
+            region_name: opts.region_name.clone(),
+            interface: opts.interface.parse().map_err(|e| format!("[openstack] interface: {e}"))?,
+            cacert: opts.cacert.as_ref().map(PathBuf::from),
+            insecure: opts.insecure,
+            request_timeout: Duration::from_secs(opts.request_timeout),
+            retry_timeout: Duration::from_secs(opts.retry_timeout),
+            max_retry_interval: Duration::from_secs(opts.max_retry_interval),
+            skip_retry_codes: parse_status_codes(&opts.skip_retry_codes)
+                .map_err(|e| format!("[openstack] skip_retry_codes: {e}"))?,
+        })
     }
 }
