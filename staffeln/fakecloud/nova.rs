@@ -105,7 +105,7 @@ fn api(w: &mut World, ctx: &Ctx, req: &Req, rest: &[&str]) -> Resp {
         ["servers"] if m == Method::GET => list_servers(w, ctx, req, false),
         ["servers", "detail"] if m == Method::GET => list_servers(w, ctx, req, true),
         ["servers", id] if m == Method::GET => match visible(w, ctx, id) {
-            Ok(s) => Resp::ok(&json!({"server": server_view(w, ctx, s)})),
+            Ok(s) => Resp::ok(&json!({"server": server_view(ctx, s)})),
             Err(r) => r,
         },
         ["servers", id, "metadata"] if m == Method::GET => match visible(w, ctx, id) {
@@ -192,7 +192,7 @@ fn flavor(ctx: &Ctx) -> Value {
     f
 }
 
-fn server_view(w: &World, ctx: &Ctx, s: &Server) -> Value {
+fn server_view(ctx: &Ctx, s: &Server) -> Value {
     let mv = ctx.mv;
     let (vm, power) = vm_state(&s.status);
     let volumes: Vec<Value> = s
@@ -265,10 +265,8 @@ fn server_view(w: &World, ctx: &Ctx, s: &Server) -> Value {
     if mv.at_least(2, 100) {
         put("scheduler_hints", json!({}));
     }
-    if ctx.admin || mv.at_least(2, 90) {
-        if mv.at_least(2, 3) {
-            put("OS-EXT-SRV-ATTR:hostname", json!(s.name));
-        }
+    if (ctx.admin || mv.at_least(2, 90)) && mv.at_least(2, 3) {
+        put("OS-EXT-SRV-ATTR:hostname", json!(s.name));
     }
     if ctx.admin {
         put("OS-EXT-SRV-ATTR:host", json!("compute1"));
@@ -295,7 +293,6 @@ fn server_view(w: &World, ctx: &Ctx, s: &Server) -> Value {
             put("host_status", json!("UP"));
         }
     }
-    let _ = w;
     o
 }
 
@@ -600,7 +597,7 @@ fn list_servers(w: &World, ctx: &Ctx, req: &Req, detail: bool) -> Resp {
         .iter()
         .map(|s| {
             if detail {
-                server_view(w, ctx, s)
+                server_view(ctx, s)
             } else {
                 json!({"id": s.id, "name": s.name, "links": ctx.links("servers", &s.id)})
             }

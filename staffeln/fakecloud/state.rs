@@ -187,13 +187,8 @@ pub(crate) fn implied_roles(direct: &[String]) -> Vec<String> {
         let chain: &[&str] = match r.as_str() {
             "admin" => &["admin", "member", "reader"],
             "member" => &["member", "reader"],
-            other => &[other][..0],
+            other => &[other],
         };
-        if chain.is_empty() {
-            if !out.contains(r) {
-                out.push(r.clone());
-            }
-        }
         for c in chain {
             if !out.iter().any(|o| o == c) {
                 out.push((*c).to_owned());

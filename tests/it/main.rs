@@ -5,6 +5,7 @@
 mod conf;
 mod db;
 mod deploy;
+mod fakecloud;
 mod openstack;
 mod service;
 mod support;

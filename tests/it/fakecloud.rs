@@ -1,0 +1,1154 @@
+//! The fake cloud: conformance with the real `openstack` CLI from the test
+//! venv, and direct HTTP checks of the spec's rules (validation order,
+//! quotas, pagination, the backup state machine, faults, token expiry).
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use staffeln::fakecloud::{
+    BackupOutcome, BackupSpec, Credentials, FakeCloud, FakeOptions, Fault, FaultEffect, Scenario,
+    Service,
+};
+
+use crate::support;
+
+// ------------------------------------------------------------------ fixtures
+
+fn start(scenario: Scenario) -> FakeCloud {
+    start_with(scenario, FakeOptions::default())
+}
+
+fn start_with(scenario: Scenario, opts: FakeOptions) -> FakeCloud {
+    FakeCloud::start(scenario, opts).expect("the fake cloud starts")
+}
+
+/// Runs `openstack <args>` as `creds`; stdout, or `Err(stderr)` when it fails.
+fn cli_raw(creds: &Credentials, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(support::venv_bin().join("openstack"))
+        .args(creds.cli_args())
+        .args(args)
+        .env_remove("OS_CLOUD")
+        .env("HOME", std::env::temp_dir()) // no clouds.yaml or cache from the user
+        .output()
+        .expect("the venv's openstack CLI runs (tools/setup-test-env)");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Runs `openstack <args> -f json` as `creds` and parses the output.
+fn cli(creds: &Credentials, args: &[&str]) -> Result<Value, String> {
+    let mut args = args.to_vec();
+    args.extend(["-f", "json"]);
+    let out = cli_raw(creds, &args)?;
+    serde_json::from_str(&out).map_err(|e| format!("not JSON ({e}): {out}"))
+}
+
+fn cli_ok(creds: &Credentials, args: &[&str]) -> Value {
+    cli(creds, args).unwrap_or_else(|e| panic!("openstack {args:?} failed:\n{e}"))
+}
+
+/// One HTTP/1.1 exchange over a fresh connection.
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Value,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `message` of an error body, whatever its fault name.
+    fn message(&self) -> String {
+        self.body
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(|f| f.get("message"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&Value>) -> Reply {
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let mut stream = TcpStream::connect(host).expect("connect to the fake cloud");
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if body.is_some() {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            payload.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(&payload);
+    stream.write_all(req.as_bytes()).expect("send");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("receive");
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").expect("a full HTTP response");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let body = serde_json::from_str(body).unwrap_or(Value::Null);
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A project-scoped token for `user` (password auth, names + Default domain).
+fn token(cloud: &FakeCloud, user: &str) -> String {
+    let c = cloud.credentials(user).expect("user in scenario");
+    let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": c.username, "domain": {"name": "Default"}, "password": c.password}}},
+        "scope": {"project": {"name": c.project_name, "domain": {"name": "Default"}}}}});
+    let r = http(
+        "POST",
+        &format!("{}/auth/tokens", cloud.auth_url()),
+        &[],
+        Some(&body),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    r.header("x-subject-token")
+        .expect("X-Subject-Token")
+        .to_owned()
+}
+
+/// Calls Nova or Cinder with a token and an optional microversion.
+struct Api<'a> {
+    cloud: &'a FakeCloud,
+    token: String,
+    project: String,
+}
+
+impl Api<'_> {
+    fn as_user<'a>(cloud: &'a FakeCloud, user: &str) -> Api<'a> {
+        let project = cloud.credentials(user).expect("user").project_id;
+        Api {
+            cloud,
+            token: token(cloud, user),
+            project,
+        }
+    }
+
+    fn volume(&self, method: &str, path: &str, mv: Option<&str>, body: Option<&Value>) -> Reply {
+        let url = format!("{}/volume/v3/{}{path}", self.cloud.base_url(), self.project);
+        let version = mv.map(|v| format!("volume {v}"));
+        let mut headers = vec![("X-Auth-Token", self.token.as_str())];
+        if let Some(v) = &version {
+            headers.push(("OpenStack-API-Version", v));
+        }
+        http(method, &url, &headers, body)
+    }
+
+    fn compute(&self, method: &str, path: &str, body: Option<&Value>) -> Reply {
+        let url = format!("{}/compute/v2.1{path}", self.cloud.base_url());
+        http(
+            method,
+            &url,
+            &[
+                ("X-Auth-Token", &self.token),
+                ("OpenStack-API-Version", "compute 2.100"),
+            ],
+            body,
+        )
+    }
+
+    fn create_backup(&self, volume_id: &str, extra: Value) -> Reply {
+        let mut backup = json!({"volume_id": volume_id});
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            backup[k] = v.clone();
+        }
+        self.volume(
+            "POST",
+            "/backups",
+            Some("3.64"),
+            Some(&json!({ "backup": backup })),
+        )
+    }
+}
+
+fn ids(list: &Value, key: &str) -> Vec<String> {
+    list[key]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Follows `<key>_links` from `first` to the end; returns every id seen.
+fn follow(api: &Api<'_>, key: &str, first: Reply) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut page = first;
+    loop {
+        assert_eq!(page.status, 200, "{:?}", page.body);
+        seen.extend(ids(&page.body, key));
+        let Some(next) = page.body[format!("{key}_links")][0]["href"]
+            .as_str()
+            .map(str::to_owned)
+        else {
+            return seen;
+        };
+        assert!(
+            next.starts_with(&api.cloud.base_url()),
+            "next links point at the emulator: {next}"
+        );
+        page = http(
+            "GET",
+            &next,
+            &[
+                ("X-Auth-Token", &api.token),
+                ("OpenStack-API-Version", "volume 3.64"),
+            ],
+            None,
+        );
+    }
+}
+
+// ------------------------------------------------------------------ the real CLI
+
+#[test]
+fn the_cli_lists_servers_volumes_and_projects() {
+    let cloud = start(Scenario::small());
+    let admin = cloud.admin();
+    let control = cloud.control();
+
+    let servers = cli_ok(&admin, &["server", "list", "--all-projects", "--long"]);
+    let servers = servers.as_array().expect("a list");
+    assert_eq!(servers.len(), 2, "{servers:?}");
+    let web = servers
+        .iter()
+        .find(|s| s["Name"] == "web")
+        .expect("web is listed");
+    assert_eq!(web["Status"], "ACTIVE");
+    assert_eq!(web["Properties"], json!({"role": "frontend"}));
+    assert_eq!(
+        web["Project ID"].as_str(),
+        control.project_id("demo").as_deref()
+    );
+    assert_eq!(web["Host"], "compute1.example");
+    assert_eq!(control.call_count("GET", "/compute/servers/detail"), 1);
+
+    let volumes = cli_ok(&admin, &["volume", "list", "--all-projects"]);
+    let volumes = volumes.as_array().expect("a list");
+    assert_eq!(volumes.len(), 5, "{volumes:?}");
+    let data1 = volumes
+        .iter()
+        .find(|v| v["Name"] == "data-1")
+        .expect("data-1 is listed");
+    assert_eq!(data1["Status"], "in-use");
+    assert_eq!(data1["Size"], 10);
+
+    let projects = cli_ok(&admin, &["project", "list"]);
+    let mut names: Vec<&str> = projects
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["Name"].as_str())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["admin", "demo", "other"]);
+}
+
+#[test]
+fn the_cli_creates_lists_and_guards_backups() {
+    let cloud = start(Scenario::small());
+    let admin = cloud.admin();
+    let control = cloud.control();
+    let data1 = control.volume_id("data-1").expect("data-1");
+    let spare = control.volume_id("spare").expect("spare");
+
+    let refused =
+        cli(&admin, &["volume", "backup", "create", &data1]).expect_err("in-use needs --force");
+    assert!(
+        refused.contains("Backing up an in-use volume must use the force flag."),
+        "{refused}"
+    );
+    let refused = cli(
+        &admin,
+        &["volume", "backup", "create", "--incremental", &spare],
+    )
+    .expect_err("no full yet");
+    assert!(
+        refused.contains("No backups available to do an incremental backup."),
+        "{refused}"
+    );
+
+    let full = cli_ok(
+        &admin,
+        &[
+            "volume", "backup", "create", "--force", "--name", "full", &data1,
+        ],
+    );
+    assert_eq!(full["volume_id"], data1.as_str());
+    let full_id = full["id"].as_str().expect("id").to_owned();
+    assert_eq!(control.volume_status(&data1).as_deref(), Some("backing-up"));
+    assert_eq!(control.settle(), 1);
+    assert_eq!(
+        control.volume_status(&data1).as_deref(),
+        Some("in-use"),
+        "the previous status comes back"
+    );
+
+    let incr = cli_ok(
+        &admin,
+        &[
+            "volume",
+            "backup",
+            "create",
+            "--force",
+            "--incremental",
+            &data1,
+        ],
+    );
+    let incr_id = incr["id"].as_str().expect("id").to_owned();
+
+    let listed = cli_ok(&admin, &["volume", "backup", "list", "--all-projects"]);
+    let listed = listed.as_array().expect("a list");
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let row = |id: &str| {
+        listed
+            .iter()
+            .find(|b| b["ID"] == id)
+            .cloned()
+            .expect("listed")
+    };
+    assert_eq!(row(&full_id)["Incremental"], false);
+    assert_eq!(row(&full_id)["Status"], "available");
+    assert_eq!(row(&incr_id)["Incremental"], true);
+    assert_eq!(row(&incr_id)["Status"], "creating");
+
+    let refused =
+        cli_raw(&admin, &["volume", "backup", "delete", &full_id]).expect_err("it has a child");
+    assert!(
+        refused.contains("Incremental backups exist for this backup."),
+        "{refused}"
+    );
+    assert_eq!(
+        control.backup_status(&full_id).as_deref(),
+        Some("available")
+    );
+}
+
+#[test]
+fn the_cli_reads_quota_usage_and_sets_server_properties() {
+    let mut scenario = Scenario::small();
+    scenario.backups.push(BackupSpec {
+        id: None,
+        volume: "spare".into(),
+        name: Some("old".into()),
+        status: "available".into(),
+        parent: None,
+        created_at: None,
+        metadata: Default::default(),
+    });
+    let cloud = start(scenario);
+    let admin = cloud.admin();
+    let control = cloud.control();
+
+    let quota = cli_ok(&admin, &["quota", "show", "--usage", "--volume", "demo"]);
+    let row = |name: &str| {
+        quota
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["Resource"] == name)
+            .cloned()
+            .expect("resource listed")
+    };
+    assert_eq!(row("backups")["Limit"], 5);
+    assert_eq!(row("backups")["In Use"], 1);
+    assert_eq!(row("backup-gigabytes")["In Use"], 20);
+    assert_eq!(
+        control.call_count("GET", "/volume/os-quota-sets/{id}"),
+        1,
+        "{:?}",
+        control.calls()
+    );
+
+    let web = control.server_id("web").expect("web");
+    cli_raw(&admin, &["server", "set", "--property", "owner=ops", &web]).expect("server set works");
+    assert_eq!(
+        control.call_count("POST", "/compute/servers/{id}/metadata"),
+        1
+    );
+    let shown = cli_ok(&admin, &["server", "show", &web]);
+    assert_eq!(
+        shown["properties"],
+        json!({"owner": "ops", "role": "frontend"})
+    );
+}
+
+// ------------------------------------------------------------------ Keystone
+
+#[test]
+fn keystone_issues_tokens_by_every_method_and_refuses_bad_ones() {
+    let cloud = start(Scenario::small());
+    let url = format!("{}/auth/tokens", cloud.auth_url());
+    let alice = cloud.credentials("alice").expect("alice");
+
+    let by_id = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "id": alice.user_id, "password": alice.password}}}, "scope": {"project": {"id": alice.project_id}}}});
+    let r = http("POST", &url, &[], Some(&by_id));
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert!(
+        r.header("x-openstack-request-id")
+            .is_some_and(|id| id.starts_with("req-"))
+    );
+    let types: HashSet<&str> = r.body["token"]["catalog"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["type"].as_str())
+        .collect();
+    for t in ["identity", "compute", "block-storage"] {
+        assert!(types.contains(t), "catalog has {t}: {types:?}");
+    }
+    let cinder = r.body["token"]["catalog"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["type"] == "block-storage")
+        .expect("cinder")["endpoints"][0]["url"]
+        .clone();
+    assert_eq!(
+        cinder,
+        json!(format!(
+            "{}/volume/v3/{}",
+            cloud.base_url(),
+            alice.project_id
+        ))
+    );
+    let roles: Vec<&str> = r.body["token"]["roles"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(roles, ["member", "reader"]);
+
+    let old = r.header("x-subject-token").expect("token").to_owned();
+    let expires = r.body["token"]["expires_at"].clone();
+    let renew = json!({"auth": {"identity": {"methods": ["token"], "token": {"id": old}}}});
+    let r = http("POST", &url, &[], Some(&renew));
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(
+        r.body["token"]["expires_at"], expires,
+        "a token cannot extend its own life"
+    );
+
+    let wrong = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "alice", "domain": {"name": "Default"}, "password": "nope"}}}}});
+    let r = http("POST", &url, &[], Some(&wrong));
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.body["error"]["message"],
+        "The request you have made requires authentication."
+    );
+    assert!(
+        r.header("www-authenticate")
+            .is_some_and(|h| h.starts_with("Keystone uri="))
+    );
+
+    let no_domain = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "alice", "domain": {"name": "Default"}, "password": alice.password}}},
+        "scope": {"project": {"name": "demo"}}}});
+    let r = http("POST", &url, &[], Some(&no_domain));
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Expecting to find domain in project."))
+    );
+
+    let app = |extra: Value| {
+        let mut body = json!({"auth": {"identity": {"methods": ["application_credential"],
+            "application_credential": {"name": "alice-cred", "secret": "alice-app-secret",
+                                       "user": {"name": "alice", "domain": {"name": "Default"}}}}}});
+        if !extra.is_null() {
+            body["auth"]["scope"] = extra;
+        }
+        http("POST", &url, &[], Some(&body))
+    };
+    let r = app(Value::Null);
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["token"]["project"]["name"], "demo");
+    assert_eq!(
+        r.body["token"]["application_credential"]["name"],
+        "alice-cred"
+    );
+    let r = app(json!({"project": {"id": alice.project_id}}));
+    assert_eq!(r.status, 401);
+    assert_eq!(r.body["error"]["identity"], json!({}));
+    let unknown = json!({"auth": {"identity": {"methods": ["application_credential"],
+        "application_credential": {"id": "feedfacefeedfacefeedfacefeedface", "secret": "x"}}}});
+    let r = http("POST", &url, &[], Some(&unknown));
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.body["error"]["message"],
+        "Could not find Application Credential: feedfacefeedfacefeedfacefeedface."
+    );
+}
+
+#[test]
+fn keystone_lists_projects_in_pages_and_only_for_admins() {
+    let cloud = start(Scenario::generate(7, 0, 0, 1));
+    let admin = token(&cloud, "staffeln");
+    let member = token(&cloud, "user-0001");
+    let base = format!("{}/projects", cloud.auth_url());
+
+    let r = http("GET", &base, &[("X-Auth-Token", &member)], None);
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.body["error"]["message"],
+        "You are not authorized to perform the requested action: identity:list_projects."
+    );
+
+    let mut seen = Vec::new();
+    let mut next = format!("{base}?limit=3");
+    loop {
+        let r = http("GET", &next, &[("X-Auth-Token", &admin)], None);
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        seen.extend(ids(&r.body, "projects"));
+        match r.body["links"]["next"].as_str() {
+            Some(n) => {
+                assert_eq!(r.body["truncated"], true);
+                next = n.to_owned();
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 8, "admin plus seven projects: {seen:?}");
+    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 8);
+
+    let r = http(
+        "GET",
+        &format!("{base}?enabled=maybe"),
+        &[("X-Auth-Token", &admin)],
+        None,
+    );
+    assert_eq!(r.status, 400);
+    let user = cloud.control().user_id("user-0001").expect("user");
+    let r = http(
+        "GET",
+        &format!("{}/users/{user}", cloud.auth_url()),
+        &[("X-Auth-Token", &admin)],
+        None,
+    );
+    assert_eq!(r.body["user"]["email"], "user-0001@example.org");
+    let r = http(
+        "GET",
+        &format!(
+            "{}/role_assignments?user.id={user}&effective",
+            cloud.auth_url()
+        ),
+        &[("X-Auth-Token", &admin)],
+        None,
+    );
+    assert_eq!(
+        r.body["role_assignments"].as_array().map(Vec::len),
+        Some(2),
+        "member implies reader"
+    );
+}
+
+// ------------------------------------------------------------------ Cinder
+
+#[test]
+fn backup_create_checks_run_in_the_spec_order() {
+    let cloud = start(Scenario::small());
+    let control = cloud.control();
+    let alice = Api::as_user(&cloud, "alice");
+    let admin = Api::as_user(&cloud, "staffeln");
+    let demo = control.project_id("demo").expect("demo");
+    let spare = control.volume_id("spare").expect("spare");
+    let data1 = control.volume_id("data-1").expect("data-1");
+    let set_quota = |backups: i64, gigabytes: i64| {
+        let body = json!({"quota_set": {"backups": backups, "backup_gigabytes": gigabytes}});
+        let r = admin.volume("PUT", &format!("/os-quota-sets/{demo}"), None, Some(&body));
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    };
+    let usage = || {
+        let r = alice.volume(
+            "GET",
+            &format!("/os-quota-sets/{demo}?usage=True"),
+            None,
+            None,
+        );
+        (
+            r.body["quota_set"]["backups"]["in_use"].clone(),
+            r.body["quota_set"]["backup_gigabytes"]["in_use"].clone(),
+        )
+    };
+
+    let missing = "0aa67a0c-7339-4be6-b5d5-2afe21ca270c";
+    let r = alice.create_backup(missing, json!({}));
+    assert_eq!(
+        (r.status, r.message()),
+        (404, format!("Volume {missing} could not be found."))
+    );
+    let other_vol = control.volume_id("other-vol").expect("other-vol");
+    assert_eq!(
+        alice.create_backup(&other_vol, json!({})).status,
+        404,
+        "another project's volume is invisible"
+    );
+    let r = alice.create_backup(&data1, json!({}));
+    assert_eq!(
+        (r.status, r.message().as_str()),
+        (
+            400,
+            "Invalid volume: Backing up an in-use volume must use the force flag."
+        )
+    );
+    let r = alice.create_backup(&spare, json!({"incremental": true}));
+    assert_eq!(
+        (r.status, r.message().as_str()),
+        (
+            400,
+            "Invalid backup: No backups available to do an incremental backup."
+        )
+    );
+    assert_eq!(
+        usage(),
+        (json!(0), json!(0)),
+        "a refused incremental leaves the quota alone"
+    );
+    let r = alice.volume(
+        "POST",
+        "/backups",
+        Some("3.42"),
+        Some(&json!({"backup": {"volume_id": spare, "metadata": {"a": "b"}}})),
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.message()
+            .ends_with("Additional properties are not allowed ('metadata' was unexpected)"),
+        "{}",
+        r.message()
+    );
+
+    let r = alice.create_backup(&spare, json!({"name": "first"}));
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert_eq!(r.body["backup"]["name"], "first");
+    assert_eq!(
+        usage(),
+        (json!(1), json!(20)),
+        "the quota is committed at once"
+    );
+    assert_eq!(control.volume_status(&spare).as_deref(), Some("backing-up"));
+    let r = alice.create_backup(&spare, json!({}));
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.message(),
+        "Invalid volume: Volume to be backed up must be available or in-use, but the current status is \"backing-up\"."
+    );
+    control.settle();
+
+    set_quota(1, 1000);
+    let r = alice.create_backup(&spare, json!({}));
+    assert_eq!(r.status, 413);
+    assert_eq!(
+        r.message(),
+        "BackupLimitExceeded: Maximum number of backups allowed (1) exceeded"
+    );
+    assert_eq!(r.header("retry-after"), Some("0"));
+    assert_eq!(r.body["overLimit"]["retryAfter"], "0");
+    set_quota(1, 30);
+    let r = alice.create_backup(&spare, json!({}));
+    assert_eq!(r.status, 413);
+    assert_eq!(
+        r.message(),
+        "VolumeBackupSizeExceedsAvailableQuota: Requested backup exceeds allowed Backup gigabytes quota. \
+         Requested 20G, quota is 30G and 20G has been consumed.",
+        "the gigabytes message wins when both are over"
+    );
+    set_quota(10, 1000);
+    let r = alice.create_backup(&spare, json!({"incremental": "yes"}));
+    assert_eq!(r.status, 202, "{:?}", r.body);
+}
+
+#[test]
+fn backups_move_through_their_states_on_the_emulated_clock() {
+    let opts = FakeOptions {
+        backup_duration: Duration::from_secs(60),
+        ..FakeOptions::default()
+    };
+    let cloud = start_with(Scenario::small(), opts);
+    let control = cloud.control();
+    let alice = Api::as_user(&cloud, "alice");
+    let admin = Api::as_user(&cloud, "staffeln");
+    let spare = control.volume_id("spare").expect("spare");
+    let data1 = control.volume_id("data-1").expect("data-1");
+
+    let full = alice.create_backup(&spare, json!({}));
+    let full = full.body["backup"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(control.tick(), 0, "not due yet");
+    assert_eq!(control.backup_status(&full).as_deref(), Some("creating"));
+    assert_eq!(control.advance(Duration::from_secs(61)), 1);
+    let shown = alice.volume("GET", &format!("/backups/{full}"), Some("3.64"), None);
+    assert_eq!(shown.body["backup"]["status"], "available");
+    assert_eq!(shown.body["backup"]["container"], "volumebackups");
+    assert_eq!(shown.body["backup"]["availability_zone"], "nova");
+    assert!(
+        shown.body["backup"].get("parent_id").is_none(),
+        "parent_id is never output"
+    );
+    assert!(
+        shown.body["backup"]
+            .get("os-backup-project-attr:project_id")
+            .is_none(),
+        "admin-only field"
+    );
+    assert_eq!(control.volume_status(&spare).as_deref(), Some("available"));
+
+    let child = alice.create_backup(&spare, json!({"incremental": true}));
+    let child = child.body["backup"]["id"].as_str().expect("id").to_owned();
+    control.advance(Duration::from_secs(61));
+    let parent = admin.volume("GET", &format!("/backups/{full}"), Some("3.64"), None);
+    assert_eq!(parent.body["backup"]["has_dependent_backups"], true);
+    assert_eq!(
+        parent.body["backup"]["os-backup-project-attr:project_id"].as_str(),
+        control.project_id("demo").as_deref()
+    );
+    let r = alice.volume("DELETE", &format!("/backups/{full}"), None, None);
+    assert_eq!(
+        (r.status, r.message().as_str()),
+        (
+            400,
+            "Invalid backup: Incremental backups exist for this backup."
+        )
+    );
+    let force = json!({"os-force_delete": null});
+    let r = alice.volume(
+        "POST",
+        &format!("/backups/{child}/action"),
+        Some("3.64"),
+        Some(&force),
+    );
+    assert_eq!(r.status, 403);
+
+    control.set_create_outcome(
+        Some(&data1),
+        BackupOutcome::Error {
+            reason: "driver exploded".into(),
+        },
+    );
+    let failed = alice.create_backup(&data1, json!({"force": true}));
+    let failed = failed.body["backup"]["id"].as_str().expect("id").to_owned();
+    control.settle();
+    let r = alice.volume("GET", &format!("/backups/{failed}"), None, None);
+    assert_eq!(r.body["backup"]["status"], "error");
+    assert_eq!(r.body["backup"]["fail_reason"], "driver exploded");
+    assert_eq!(control.volume_status(&data1).as_deref(), Some("in-use"));
+
+    control.set_create_outcome(None, BackupOutcome::Stick);
+    control.set_create_outcome(Some(&data1), BackupOutcome::Stick);
+    let stuck = alice.create_backup(&data1, json!({"force": true}));
+    let stuck = stuck.body["backup"]["id"].as_str().expect("id").to_owned();
+    control.advance(Duration::from_secs(600));
+    assert_eq!(control.backup_status(&stuck).as_deref(), Some("creating"));
+    let r = alice.volume("DELETE", &format!("/backups/{stuck}"), None, None);
+    assert_eq!(
+        (r.status, r.message().as_str()),
+        (
+            400,
+            "Invalid backup: Backup status must be available or error"
+        )
+    );
+    let r = admin.volume(
+        "POST",
+        &format!("/backups/{stuck}/action"),
+        Some("3.64"),
+        Some(&force),
+    );
+    assert_eq!(r.status, 202, "force-delete skips the status check");
+
+    assert_eq!(
+        alice
+            .volume("DELETE", &format!("/backups/{failed}"), None, None)
+            .status,
+        202
+    );
+    assert_eq!(
+        alice
+            .volume("DELETE", &format!("/backups/{child}"), None, None)
+            .status,
+        202
+    );
+    control.settle();
+    assert_eq!(control.backup_status(&child), None);
+    assert_eq!(control.backup_status(&stuck), None);
+    assert_eq!(
+        alice
+            .volume("GET", &format!("/backups/{failed}"), None, None)
+            .status,
+        404
+    );
+    let parent = alice.volume("GET", &format!("/backups/{full}"), None, None);
+    assert_eq!(parent.body["backup"]["has_dependent_backups"], false);
+
+    let export = admin.volume("GET", &format!("/backups/{full}/export_record"), None, None);
+    assert_eq!(export.status, 200, "{:?}", export.body);
+    let record = export.body["backup-record"].clone();
+    let r = admin.volume(
+        "POST",
+        "/backups/import_record",
+        None,
+        Some(&json!({ "backup-record": record })),
+    );
+    assert_eq!(
+        (r.status, r.message().as_str()),
+        (400, "Invalid backup: Backup already exists in database.")
+    );
+}
+
+#[test]
+fn volume_and_backup_lists_page_with_links() {
+    let cloud = start(Scenario::small());
+    let admin = Api::as_user(&cloud, "staffeln");
+    let alice = Api::as_user(&cloud, "alice");
+    let first = admin.volume(
+        "GET",
+        "/volumes/detail?all_tenants=True&limit=2",
+        Some("3.64"),
+        None,
+    );
+    let links = first.body["volumes_links"][0]["href"]
+        .as_str()
+        .expect("a next link")
+        .to_owned();
+    assert!(links.contains("marker="), "{links}");
+    let all = follow(&admin, "volumes", first);
+    assert_eq!(all.len(), 5);
+    assert_eq!(all.iter().collect::<HashSet<_>>().len(), 5);
+
+    let mine = alice.volume(
+        "GET",
+        "/volumes/detail?metadata=%7B%27backup%27%3A+%27daily%27%7D",
+        None,
+        None,
+    );
+    assert_eq!(
+        ids(&mine.body, "volumes"),
+        [cloud.control().volume_id("data-1").expect("data-1")]
+    );
+    let r = alice.volume("GET", "/backups/detail?project_id=x", Some("3.64"), None);
+    assert_eq!(
+        (r.status, r.message().as_str()),
+        (
+            400,
+            "Invalid filters project_id are found in query options."
+        )
+    );
+    let r = alice.volume(
+        "GET",
+        "/backups/detail?all_tenants=False",
+        Some("3.64"),
+        None,
+    );
+    assert_eq!(r.status, 200, "all_tenants=False is tolerated");
+    let r = admin.volume(
+        "GET",
+        "/backups/detail?all_tenants=1&bogus=1",
+        Some("3.64"),
+        None,
+    );
+    assert_eq!(r.body["backups"], json!([]));
+    let r = admin.volume(
+        "GET",
+        "/backups/detail?marker=0aa67a0c-7339-4be6-b5d5-2afe21ca270c",
+        None,
+        None,
+    );
+    assert_eq!(r.status, 404);
+
+    let servers = admin.compute("GET", "/servers/detail?all_tenants&limit=1", None);
+    let next = servers.body["servers_links"][0]["href"]
+        .as_str()
+        .expect("servers_links")
+        .to_owned();
+    assert!(
+        next.contains("all_tenants=&limit=1&marker="),
+        "sorted params: {next}"
+    );
+    let r = alice.compute("GET", "/servers/detail?all_tenants=1", None);
+    assert_eq!(r.status, 403);
+    let r = admin.compute("GET", "/servers/detail?marker=nope", None);
+    assert_eq!(
+        (r.status, r.message().as_str()),
+        (400, "marker [nope] not found")
+    );
+}
+
+#[test]
+fn a_generated_fleet_lists_through_every_page() {
+    let cloud = start(Scenario::generate(500, 5000, 10_000, 42));
+    let admin = Api::as_user(&cloud, "staffeln");
+    let first = admin.volume(
+        "GET",
+        "/volumes/detail?all_tenants=True",
+        Some("3.64"),
+        None,
+    );
+    assert_eq!(
+        ids(&first.body, "volumes").len(),
+        1000,
+        "pages are capped at 1000"
+    );
+    let all = follow(&admin, "volumes", first);
+    assert_eq!(all.len(), 10_000);
+    assert_eq!(all.iter().collect::<HashSet<_>>().len(), 10_000);
+
+    let r = admin.volume(
+        "GET",
+        "/volumes/detail?all_tenants=True&limit=1&with_count=true",
+        Some("3.64"),
+        None,
+    );
+    assert_eq!(r.body["count"], 10_000);
+    let member = Api::as_user(&cloud, "user-0007");
+    let r = member.volume("GET", "/volumes/detail", None, None);
+    assert_eq!(
+        ids(&r.body, "volumes").len(),
+        20,
+        "10,000 volumes over 500 projects"
+    );
+}
+
+// ------------------------------------------------------------------ Nova
+
+#[test]
+fn server_metadata_is_validated_like_nova() {
+    let cloud = start(Scenario::small());
+    let control = cloud.control();
+    let alice = Api::as_user(&cloud, "alice");
+    let web = control.server_id("web").expect("web");
+    let db = control.server_id("db").expect("db");
+    let path = format!("/servers/{web}/metadata");
+
+    let r = alice.compute("POST", &path, Some(&json!({"metadata": {"a/b": "x"}})));
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.message(),
+        "Invalid input for field/attribute metadata. Value: {'a/b': 'x'}. Additional properties are not allowed ('a/b' was unexpected)"
+    );
+    let long = "v".repeat(256);
+    let r = alice.compute("POST", &path, Some(&json!({"metadata": {"k": long}})));
+    assert_eq!(r.status, 400);
+    assert!(r.message().ends_with("is too long"), "{}", r.message());
+
+    let r = alice.compute("POST", &path, Some(&json!({"metadata": {"tier": "gold"}})));
+    assert_eq!(
+        r.body["metadata"],
+        json!({"role": "frontend", "tier": "gold"})
+    );
+    assert_eq!(r.header("openstack-api-version"), Some("compute 2.100"));
+    assert_eq!(r.header("x-openstack-nova-api-version"), Some("2.100"));
+    assert!(
+        r.header("x-compute-request-id")
+            .is_some_and(|id| id.starts_with("req-"))
+    );
+    let r = alice.compute(
+        "PUT",
+        &format!("{path}/tier"),
+        Some(&json!({"meta": {"other": "x"}})),
+    );
+    assert_eq!(
+        (r.status, r.message().as_str()),
+        (400, "Request body and URI mismatch")
+    );
+    let r = alice.compute("PUT", &path, Some(&json!({"metadata": {"only": "this"}})));
+    assert_eq!(r.body["metadata"], json!({"only": "this"}));
+    let r = alice.compute("DELETE", &format!("{path}/missing"), None);
+    assert_eq!(
+        (r.status, r.message().as_str()),
+        (404, "Metadata item was not found")
+    );
+    assert_eq!(
+        alice
+            .compute("DELETE", &format!("{path}/only"), None)
+            .status,
+        204
+    );
+
+    let many: serde_json::Map<String, Value> =
+        (0..129).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let r = alice.compute("POST", &path, Some(&json!({ "metadata": many })));
+    assert_eq!(
+        (r.status, r.message().as_str()),
+        (403, "Maximum number of metadata items exceeds 128")
+    );
+    let r = alice.compute(
+        "POST",
+        &format!("/servers/{db}/metadata"),
+        Some(&json!({"metadata": {"a": "b"}})),
+    );
+    assert_eq!(
+        (r.status, r.message()),
+        (409, format!("Instance {db} is locked"))
+    );
+}
+
+// ------------------------------------------------------------------ headers, tokens, faults
+
+#[test]
+fn microversions_url_forms_and_expired_tokens() {
+    let cloud = start(Scenario::small());
+    let control = cloud.control();
+    let alice = Api::as_user(&cloud, "alice");
+
+    let r = alice.volume("GET", "/backups/detail", None, None);
+    assert_eq!(r.header("openstack-api-version"), Some("volume 3.0"));
+    let r = alice.volume("GET", "/backups/detail", Some("latest"), None);
+    assert_eq!(r.header("openstack-api-version"), Some("volume 3.71"));
+    let r = alice.volume("GET", "/backups/detail", Some("3.99"), None);
+    assert_eq!(r.status, 406);
+    assert_eq!(
+        r.body["computeFault"]["message"],
+        "Version 3.99 is not supported by the API. Minimum is 3.0 and maximum is 3.71."
+    );
+
+    let projectless = format!("{}/volume/v3/volumes/detail", cloud.base_url());
+    assert_eq!(
+        http("GET", &projectless, &[("X-Auth-Token", &alice.token)], None).status,
+        200
+    );
+    let other = control.project_id("other").expect("other");
+    let r = http(
+        "GET",
+        &format!("{}/volume/v3/{other}/volumes/detail", cloud.base_url()),
+        &[("X-Auth-Token", &alice.token)],
+        None,
+    );
+    assert_eq!(
+        (r.status, r.message().as_str()),
+        (400, "Malformed request url")
+    );
+    let r = http("GET", &format!("{}/volume/", cloud.base_url()), &[], None);
+    assert_eq!(r.status, 300, "discovery needs no token");
+
+    let r = http("GET", &projectless, &[], None);
+    assert_eq!(r.status, 401);
+    control.expire_tokens();
+    let r = alice.volume("GET", "/volumes/detail", None, None);
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.body["error"]["message"],
+        "The request you have made requires authentication."
+    );
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(format!("Keystone uri=\"{}\"", cloud.auth_url()).as_str())
+    );
+    let fresh = Api::as_user(&cloud, "alice");
+    control.advance(Duration::from_secs(3601));
+    assert_eq!(
+        fresh.compute("GET", "/servers/detail", None).status,
+        401,
+        "tokens expire on the emulated clock"
+    );
+}
+
+#[test]
+fn injected_faults_answer_and_are_counted() {
+    let cloud = start(Scenario::small());
+    let control = cloud.control();
+    let alice = Api::as_user(&cloud, "alice");
+    control.reset_calls();
+
+    control.add_fault(
+        Fault::new(
+            Service::Volume,
+            Some("GET"),
+            Some("/backups"),
+            FaultEffect::Status { code: 503 },
+        )
+        .times(2),
+    );
+    let r = alice.volume("GET", "/backups/detail", None, None);
+    assert_eq!(
+        (r.status, r.body["serviceUnavailable"]["code"].clone()),
+        (503, json!(503))
+    );
+    assert!(r.header("x-openstack-request-id").is_some());
+    assert_eq!(alice.volume("GET", "/backups", None, None).status, 503);
+    assert_eq!(
+        alice.volume("GET", "/backups/detail", None, None).status,
+        200,
+        "the fault was used up"
+    );
+    assert_eq!(
+        alice.volume("GET", "/volumes/detail", None, None).status,
+        200,
+        "other routes are untouched"
+    );
+    assert_eq!(control.call_count("GET", "/volume/backups/detail"), 2);
+    assert_eq!(control.call_count("GET", "/volume/backups"), 1);
+
+    let rule = json!({"service": "compute", "effect": {"kind": "rate_limit", "retry_after": 7}, "times": 1});
+    let r = http(
+        "POST",
+        &format!("{}/faults", cloud.control_url()),
+        &[],
+        Some(&rule),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let r = alice.compute("GET", "/servers/detail", None);
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("retry-after"), Some("7"));
+    assert_eq!(r.body["overLimit"]["retryAfter"], "7");
+    control.add_fault(
+        Fault::new(
+            Service::Compute,
+            None,
+            None,
+            FaultEffect::Latency { millis: 20 },
+        )
+        .times(1),
+    );
+    assert_eq!(
+        alice.compute("GET", "/servers/detail", None).status,
+        200,
+        "latency delays, then answers"
+    );
+
+    let calls = http("GET", &format!("{}/calls", cloud.control_url()), &[], None);
+    assert_eq!(calls.body["calls"]["GET /compute/servers/detail"], 2);
+    let tick = http(
+        "POST",
+        &format!("{}/advance", cloud.control_url()),
+        &[],
+        Some(&json!({"seconds": 10})),
+    );
+    assert_eq!(tick.status, 200, "{:?}", tick.body);
+}
