@@ -29,7 +29,6 @@ pub mod conductor;
 pub mod conf;
 pub mod db;
 pub mod fakecloud;
-pub mod manage;
 pub mod objects;
 pub mod openstack;
 pub mod service;

@@ -242,3 +242,31 @@ pub const PROPERTIES: [&str; 5] = [
     "compression_min_blob_size",
     "compression_max_blob_size",
 ];
+
+impl Settings {
+    /// The settings of `[ceph_compression]`, validated.
+    pub fn from_opts(opts: &crate::conf::CephCompressionOpts) -> Result<Settings, SettingsError> {
+        let required_ratio = match &opts.required_ratio {
+            None => None,
+            Some(text) => Some(text.trim().parse::<f64>().map_err(|_| SettingsError {
+                option: "required_ratio",
+                value: text.clone(),
+                reason: "expected a number in (0, 1]".to_owned(),
+            })?),
+        };
+        let settings = Settings {
+            pool: opts.pool.clone(),
+            mode: opts.mode.parse()?,
+            algorithm: opts.algorithm.as_deref().map(str::parse).transpose()?,
+            required_ratio,
+            min_blob_size: opts.min_blob_size.map(|n| u64::try_from(n).unwrap_or(0)),
+            max_blob_size: opts.max_blob_size.map(|n| u64::try_from(n).unwrap_or(0)),
+            ceph_cli: PathBuf::from(&opts.ceph_cli),
+            ceph_conf: opts.ceph_conf.as_ref().map(PathBuf::from),
+            ceph_id: opts.ceph_id.clone(),
+            connect_timeout: opts.connect_timeout,
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+}

@@ -32,7 +32,7 @@ use std::path::PathBuf;
 pub use cli::OsloArgs;
 pub use load::{Resolved, Source, resolve};
 pub use opts::{
-    ApiOpts, ConductorOpts, Config, CoordinationOpts, DatabaseOpts, DefaultOpts, GroupDef,
+    ApiOpts, CephCompressionOpts, ConductorOpts, Config, CoordinationOpts, DatabaseOpts, DefaultOpts, GroupDef,
     NotificationOpts, OpenStackOpts, OptDef,
 };
 pub use sample::sample;

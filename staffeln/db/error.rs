@@ -48,6 +48,10 @@ pub enum DbError {
         source: diesel::result::Error,
     },
 
+    /// The schema is not the one this build needs.
+    #[error("the database schema is at version {current}, this release needs {head}: run `staffeln-manage db upgrade`")]
+    SchemaOutdated { current: String, head: String },
+
     /// A query failed; `query` names it (`backup_data insert`).
     #[error("database query `{query}` failed")]
     Query {
@@ -55,6 +59,13 @@ pub enum DbError {
         #[source]
         source: diesel::result::Error,
     },
+}
+
+impl From<diesel::result::Error> for DbError {
+    /// A failure of a transaction's own BEGIN/COMMIT/ROLLBACK.
+    fn from(source: diesel::result::Error) -> DbError {
+        DbError::Query { query: "transaction", source }
+    }
 }
 
 /// Which way a migration was being walked.

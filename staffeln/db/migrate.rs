@@ -71,6 +71,18 @@ pub fn version(db: &Database) -> Result<Option<String>, DbError> {
         .map_err(|source| listing_failed(backend, MigrationDirection::Upgrade, source))
 }
 
+/// Fails unless the database is at the newest version this build knows,
+/// naming both and the command that upgrades it.
+pub fn ensure_current(db: &Database) -> Result<(), DbError> {
+    let head = known_versions().pop().unwrap_or_default();
+    let current = version(db)?;
+    if current.as_deref() == Some(head.as_str()) {
+        Ok(())
+    } else {
+        Err(DbError::SchemaOutdated { current: current.unwrap_or_else(|| "empty".to_owned()), head })
+    }
+}
+
 /// The versions this build knows, oldest first (the same for both backends).
 pub fn known_versions() -> Vec<String> {
     let mut versions: Vec<String> = MigrationSource::<Sqlite>::migrations(&SQLITE)

@@ -108,6 +108,20 @@ impl DbSettings {
     }
 }
 
+impl From<&crate::conf::DatabaseOpts> for DbSettings {
+    /// The `[database]` options.
+    fn from(opts: &crate::conf::DatabaseOpts) -> DbSettings {
+        DbSettings {
+            connection: opts.connection.expose().to_owned(),
+            max_retries: opts.max_retries,
+            retry_interval: Duration::from_secs(opts.retry_interval),
+            mysql_sql_mode: Some(opts.mysql_sql_mode.clone()),
+            max_pool_size: opts.max_pool_size,
+            connection_recycle_time: Duration::from_secs(u64::try_from(opts.connection_recycle_time).unwrap_or(0)),
+        }
+    }
+}
+
 impl fmt::Debug for DbSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DbSettings")

@@ -221,14 +221,15 @@ pub fn claim(
             .select(TaskRow::as_select())
             .load(conn)
             .map_err(DbError::query("queue_data in flight"))?;
-        let query = dsl::queue_data
-            .filter(dsl::state.eq("planned").or(dsl::state.eq("claimed").and(dsl::claimed_until.lt(now))))
-            .order(dsl::id.asc())
-            .limit(candidates_max)
-            .select(TaskRow::as_select());
+        let query = || {
+            dsl::queue_data
+                .filter(dsl::state.eq("planned").or(dsl::state.eq("claimed").and(dsl::claimed_until.lt(now))))
+                .order(dsl::id.asc())
+                .limit(candidates_max)
+        };
         let candidates: Vec<TaskRow> = match conn {
-            AnyConnection::Mysql(c) => query.for_update().skip_locked().load(c),
-            AnyConnection::Sqlite(c) => query.load(c),
+            AnyConnection::Mysql(c) => query().for_update().skip_locked().select(TaskRow::as_select()).load(c),
+            AnyConnection::Sqlite(c) => query().select(TaskRow::as_select()).load(c),
         }
         .map_err(DbError::query("queue_data claim candidates"))?;
         let ids = pick(&candidates, &in_flight);

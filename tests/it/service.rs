@@ -137,17 +137,17 @@ fn conductor_logs_oslo_lines_reloads_on_sighup_and_drains_on_sigterm() {
         assert!(start.is_match(line), "not an oslo.log record start: {line:?}");
     }
     let pid = child.id().to_string();
-    let first = text.lines().next().unwrap();
-    let fields: Vec<&str> = first.splitn(6, ' ').collect();
-    assert_eq!(fields[2], pid, "process id in {first:?}");
-    assert!(["INFO", "WARNING"].contains(&fields[3]), "{first:?}");
+    let started = text.lines().find(|l| l.contains("staffeln-conductor started")).unwrap();
+    let fields: Vec<&str> = started.splitn(7, ' ').collect();
+    assert_eq!(fields[2], pid, "process id in {started:?}");
+    assert_eq!((fields[3], fields[4], fields[5]), ("INFO", "staffeln.service", "[-]"), "{started:?}");
     assert!(!text.contains(" DEBUG "), "debug is off:\n{text}");
 
     // Turn debug on and change a restart-only option, then SIGHUP.
     let conf2 = base_config(dir.path(), "debug = true\n[api]\nport = 9999");
     assert_eq!(conf, conf2);
     signal(&child, "HUP");
-    let text = wait_for_log(&log, "Option DEFAULT.debug changed from [false] to [true]");
+    let text = wait_for_log(&log, "Option DEFAULT.debug changed from [False] to [True]");
     assert!(text.contains("api.port"), "the restart-only change is named:\n{text}");
 
     // A broken file on reload keeps the old configuration.

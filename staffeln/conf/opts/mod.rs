@@ -83,6 +83,10 @@ pub const fn unset_string() -> OptDef {
 pub const fn computed_string(f: fn() -> String) -> OptDef {
     base(Kind::Str, DefaultValue::Computed(f))
 }
+/// An integer option without a default (`None` unless set).
+pub const fn unset_integer() -> OptDef {
+    base(Kind::Int, DefaultValue::None)
+}
 pub const fn boolean(default: bool) -> OptDef {
     base(Kind::Bool, DefaultValue::Bool(default))
 }
@@ -362,6 +366,7 @@ groups! {
     openstack::OpenStackOpts,
     notification::NotificationOpts,
     coordination::CoordinationOpts,
+    ceph_compression::CephCompressionOpts,
 }
 
 #[cfg(test)]

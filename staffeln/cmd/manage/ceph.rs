@@ -1,0 +1,27 @@
+//! `staffeln-manage ceph-compression show|apply`.
+
+use clap::Subcommand;
+use staffeln::ceph;
+use staffeln::conf::Config;
+
+use crate::Failure;
+
+#[derive(Subcommand)]
+pub enum CephCommand {
+    /// Prints the pool's compression properties as the cluster has them.
+    Show,
+    /// Sets the pool's compression properties from `[ceph_compression]`.
+    Apply,
+}
+
+pub fn run(cmd: CephCommand, config: &Config) -> Result<(), Failure> {
+    let settings = ceph::Settings::from_opts(&config.ceph_compression).map_err(Failure::config)?;
+    let properties = match cmd {
+        CephCommand::Show => ceph::show(&settings)?,
+        CephCommand::Apply => ceph::apply(&settings)?,
+    };
+    for (name, value) in properties {
+        println!("{name} = {value}");
+    }
+    Ok(())
+}
