@@ -73,10 +73,7 @@ fn main() -> ExitCode {
     println!("OS_PROJECT_DOMAIN_NAME={}", admin.project_domain_name);
     println!("OS_IDENTITY_API_VERSION=3");
     println!("# control: {}", cloud.control_url());
-    let waited = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map(|rt| rt.block_on(stopped()));
+    let waited = tokio::runtime::Builder::new_current_thread().enable_all().build().map(|rt| rt.block_on(stopped()));
     if let Err(err) = waited {
         return fail(&err, ExitCode::FAILURE);
     }

@@ -206,13 +206,15 @@ fn decide<'a>(
         _ => {}
     }
     let history: &[Backup] = fleet.backups.get(&volume.id).map(Vec::as_slice).unwrap_or(&[]);
-    let mut own_available: Vec<&Backup> = history
-        .iter()
-        .filter(|b| fleet.own.contains(&b.id) && b.status == BackupStatus::Available)
-        .collect();
+    let mut own_available: Vec<&Backup> =
+        history.iter().filter(|b| fleet.own.contains(&b.id) && b.status == BackupStatus::Available).collect();
     own_available.sort_by(|a, b| b.created_at.cmp(&a.created_at));
     if settings.backup_min_interval > Duration::zero() {
-        let last_own = history.iter().filter(|b| fleet.own.contains(&b.id) && b.status != BackupStatus::Error).map(|b| b.created_at).max();
+        let last_own = history
+            .iter()
+            .filter(|b| fleet.own.contains(&b.id) && b.status != BackupStatus::Error)
+            .map(|b| b.created_at)
+            .max();
         if let Some(last) = last_own {
             if now - last < settings.backup_min_interval {
                 return Decision::Skip {
@@ -226,11 +228,15 @@ fn decide<'a>(
         }
     }
     let project = usage.entry(&volume.project_id).or_default();
-    let limit = settings.project_volume_limit_overrides.get(&volume.project_id).copied().or(settings.project_volume_limit);
+    let limit =
+        settings.project_volume_limit_overrides.get(&volume.project_id).copied().or(settings.project_volume_limit);
     if let Some(limit) = limit {
         if project.volumes >= limit {
             return Decision::Fail {
-                reason: format!("project volume limit reached: {limit} volumes per cycle, {} already planned", project.volumes),
+                reason: format!(
+                    "project volume limit reached: {limit} volumes per cycle, {} already planned",
+                    project.volumes
+                ),
             };
         }
     }
@@ -261,7 +267,8 @@ fn decide<'a>(
     let mut kind = next_backup_kind(&kinds, settings.full_backup_depth);
     let mut note = None;
     if kind == BackupKind::Incremental {
-        let newest_available = history.iter().filter(|b| b.status == BackupStatus::Available).max_by_key(|b| b.created_at);
+        let newest_available =
+            history.iter().filter(|b| b.status == BackupStatus::Available).max_by_key(|b| b.created_at);
         if let Some(newest) = newest_available.filter(|b| !fleet.own.contains(&b.id)) {
             kind = BackupKind::Full;
             note = Some(format!(
@@ -344,11 +351,7 @@ mod tests {
     }
 
     fn fleet(servers: Vec<Server>, volumes: Vec<Volume>) -> Fleet {
-        Fleet {
-            servers,
-            volumes: volumes.into_iter().map(|v| (v.id.clone(), v)).collect(),
-            ..Fleet::default()
-        }
+        Fleet { servers, volumes: volumes.into_iter().map(|v| (v.id.clone(), v)).collect(), ..Fleet::default() }
     }
 
     fn decision_of<'a>(plan: &'a [PlannedVolume], volume: &str) -> &'a Decision {
@@ -409,7 +412,10 @@ mod tests {
     fn names_follow_the_template_and_fall_back_to_the_volume_id() {
         let mut unnamed = volume("v2", "p1", VolumeStatus::Available, 1);
         unnamed.name = None;
-        let f = fleet(vec![server("s1", "p1", Some("true"), &["v1", "v2"])], vec![volume("v1", "p1", VolumeStatus::Available, 1), unnamed]);
+        let f = fleet(
+            vec![server("s1", "p1", Some("true"), &["v1", "v2"])],
+            vec![volume("v1", "p1", VolumeStatus::Available, 1), unnamed],
+        );
         let plan = plan(&f, &settings(), now());
         let names: Vec<String> = plan
             .iter()
@@ -441,20 +447,27 @@ mod tests {
         let plan = plan(&f, &settings(), now());
         assert!(matches!(decision_of(&plan, "v1"), Decision::Backup { kind: BackupKind::Incremental, note: None, .. }));
         match decision_of(&plan, "v2") {
-            Decision::Backup { kind: BackupKind::Full, note: Some(note), .. } => assert!(note.contains("user"), "{note}"),
+            Decision::Backup { kind: BackupKind::Full, note: Some(note), .. } => {
+                assert!(note.contains("user"), "{note}")
+            }
             other => panic!("expected a full with a note, got {other:?}"),
         }
     }
 
     #[test]
     fn the_min_interval_floor_skips_recent_volumes_and_zero_disables_it() {
-        let mut f = fleet(vec![server("s1", "p1", Some("true"), &["v1"])], vec![volume("v1", "p1", VolumeStatus::Available, 1)]);
+        let mut f = fleet(
+            vec![server("s1", "p1", Some("true"), &["v1"])],
+            vec![volume("v1", "p1", VolumeStatus::Available, 1)],
+        );
         let mut recent = backup("b1", "v1", BackupKind::Full, 0, BackupStatus::Available);
         recent.created_at = now() - Duration::minutes(10);
         f.backups.insert("v1".into(), vec![recent]);
         f.own.insert("b1".into());
         let plan1 = plan(&f, &settings(), now());
-        assert!(matches!(decision_of(&plan1, "v1"), Decision::Skip { reason } if reason.contains("backup_min_interval")));
+        assert!(
+            matches!(decision_of(&plan1, "v1"), Decision::Skip { reason } if reason.contains("backup_min_interval"))
+        );
         let no_floor = PlanSettings { backup_min_interval: Duration::zero(), ..settings() };
         let plan2 = plan(&f, &no_floor, now());
         assert!(matches!(decision_of(&plan2, "v1"), Decision::Backup { .. }));
@@ -463,7 +476,10 @@ mod tests {
     #[test]
     fn quotas_and_project_limits_count_what_the_plan_already_takes() {
         let mut f = fleet(
-            vec![server("s1", "p1", Some("true"), &["v1", "v2", "v3"]), server("s2", "p2", Some("true"), &["w1", "w2"])],
+            vec![
+                server("s1", "p1", Some("true"), &["v1", "v2", "v3"]),
+                server("s2", "p2", Some("true"), &["w1", "w2"]),
+            ],
             vec![
                 volume("v1", "p1", VolumeStatus::Available, 10),
                 volume("v2", "p1", VolumeStatus::Available, 10),
@@ -494,7 +510,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(decision_of(&plan, "w1"), Decision::Backup { .. }));
-        assert!(matches!(decision_of(&plan, "w2"), Decision::Fail { reason } if reason.contains("project volume limit reached: 1")));
+        assert!(
+            matches!(decision_of(&plan, "w2"), Decision::Fail { reason } if reason.contains("project volume limit reached: 1"))
+        );
     }
 
     #[test]
@@ -513,7 +531,9 @@ mod tests {
         );
         let plan = plan(&f, &settings(), now());
         assert!(matches!(decision_of(&plan, "v1"), Decision::Backup { .. }));
-        assert!(matches!(decision_of(&plan, "v2"), Decision::Fail { reason } if reason.contains("backups quota exceeded: limit 10, in use 9")));
+        assert!(
+            matches!(decision_of(&plan, "v2"), Decision::Fail { reason } if reason.contains("backups quota exceeded: limit 10, in use 9"))
+        );
     }
 
     #[test]

@@ -87,7 +87,8 @@ mod tests {
 
     #[test]
     fn cron_follows_the_zone_and_moves_past_a_dst_gap() {
-        let s = Schedule::new("backup_schedule", "30 2 * * *", "backup_timezone", "Europe/Berlin", Duration::zero()).unwrap();
+        let s = Schedule::new("backup_schedule", "30 2 * * *", "backup_timezone", "Europe/Berlin", Duration::zero())
+            .unwrap();
         // 2026-03-29 02:30 does not exist in Berlin: croner moves to 03:00 local = 01:00 UTC.
         let next = s.next_after(at(2026, 3, 28, 12, 0), None).unwrap();
         assert_eq!(next, at(2026, 3, 29, 1, 0));
@@ -108,6 +109,11 @@ mod tests {
         assert!(err.contains("backup_schedule") && err.contains("every day"), "{err}");
         let err = Schedule::new("c", "", "backup_timezone", "Mars/Olympus", Duration::zero()).unwrap_err().to_string();
         assert!(err.contains("backup_timezone") && err.contains("Mars/Olympus"), "{err}");
-        assert!(Schedule::new("c", "", "z", "UTC", Duration::zero()).unwrap().next_after(at(2026, 1, 1, 0, 0), None).is_none());
+        assert!(
+            Schedule::new("c", "", "z", "UTC", Duration::zero())
+                .unwrap()
+                .next_after(at(2026, 1, 1, 0, 0), None)
+                .is_none()
+        );
     }
 }

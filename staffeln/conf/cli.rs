@@ -34,27 +34,13 @@ pub struct OsloArgs {
     #[arg(long = "nodebug", overrides_with = "nodebug")]
     pub nodebug: bool,
     /// Log to this file ([DEFAULT] log_file).
-    #[arg(
-        long = "log-file",
-        alias = "logfile",
-        value_name = "PATH",
-        overrides_with = "log_file"
-    )]
+    #[arg(long = "log-file", alias = "logfile", value_name = "PATH", overrides_with = "log_file")]
     pub log_file: Option<String>,
     /// Base directory of relative log files ([DEFAULT] log_dir).
-    #[arg(
-        long = "log-dir",
-        alias = "logdir",
-        value_name = "LOG_DIR",
-        overrides_with = "log_dir"
-    )]
+    #[arg(long = "log-dir", alias = "logdir", value_name = "LOG_DIR", overrides_with = "log_dir")]
     pub log_dir: Option<String>,
     /// strftime format of %(asctime)s ([DEFAULT] log_date_format).
-    #[arg(
-        long = "log-date-format",
-        value_name = "DATE_FORMAT",
-        overrides_with = "log_date_format"
-    )]
+    #[arg(long = "log-date-format", value_name = "DATE_FORMAT", overrides_with = "log_date_format")]
     pub log_date_format: Option<String>,
     /// Also log to standard error ([DEFAULT] use_stderr).
     #[arg(long = "use-stderr", overrides_with = "use_stderr")]
@@ -73,11 +59,7 @@ impl OsloArgs {
     pub fn sources(&self, matches: &ArgMatches) -> Vec<Source> {
         let prog = std::env::args_os()
             .next()
-            .and_then(|a| {
-                Path::new(&a)
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-            })
+            .and_then(|a| Path::new(&a).file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_else(|| PROJECT.to_owned());
         self.sources_for(matches, PROJECT, &prog)
     }
@@ -89,9 +71,7 @@ impl OsloArgs {
             if matches.value_source(id) != Some(ValueSource::CommandLine) {
                 return;
             }
-            let (Some(indices), Ok(Some(values))) =
-                (matches.indices_of(id), matches.try_get_raw(id))
-            else {
+            let (Some(indices), Ok(Some(values))) = (matches.indices_of(id), matches.try_get_raw(id)) else {
                 return;
             };
             let values: Vec<String> = values.map(|v| v.to_string_lossy().into_owned()).collect();
@@ -109,11 +89,8 @@ impl OsloArgs {
         add("config_dir", &|v| Source::Dir(PathBuf::from(v)));
         for group in registry() {
             for opt in group.opts.iter().filter(|o| o.cli.is_some()) {
-                let cli = |value: String| Source::Cli {
-                    group: group.name.to_owned(),
-                    name: opt.name.to_owned(),
-                    value,
-                };
+                let cli =
+                    |value: String| Source::Cli { group: group.name.to_owned(), name: opt.name.to_owned(), value };
                 if opt.kind == Kind::Bool {
                     add(opt.name, &|_| cli("true".to_owned()));
                     add(&format!("no{}", opt.name), &|_| cli("false".to_owned()));
@@ -151,19 +128,11 @@ mod tests {
     fn sources(args: &[&str]) -> Vec<Source> {
         let matches = Cmd::command().try_get_matches_from(args).unwrap();
         let cmd = Cmd::from_arg_matches(&matches).unwrap();
-        cmd.oslo.sources_for(
-            &matches,
-            "staffeln-no-such-project",
-            "staffeln-no-such-prog",
-        )
+        cmd.oslo.sources_for(&matches, "staffeln-no-such-project", "staffeln-no-such-prog")
     }
 
     fn cli(name: &str, value: &str) -> Source {
-        Source::Cli {
-            group: "DEFAULT".into(),
-            name: name.into(),
-            value: value.into(),
-        }
+        Source::Cli { group: "DEFAULT".into(), name: name.into(), value: value.into() }
     }
 
     #[test]
@@ -197,32 +166,13 @@ mod tests {
             ]
         );
         let got = sources(&["p", "--config-file", "a.conf", "-d"]);
-        assert_eq!(
-            got,
-            vec![Source::File("a.conf".into()), cli("debug", "true")]
-        );
+        assert_eq!(got, vec![Source::File("a.conf".into()), cli("debug", "true")]);
     }
 
     #[test]
     fn deprecated_spellings_and_repeats_work() {
-        let got = sources(&[
-            "p",
-            "--logfile",
-            "old.log",
-            "--logdir",
-            "/l",
-            "--log-file",
-            "new.log",
-            "--use-stderr",
-        ]);
-        assert_eq!(
-            got,
-            vec![
-                cli("log_dir", "/l"),
-                cli("log_file", "new.log"),
-                cli("use_stderr", "true")
-            ]
-        );
+        let got = sources(&["p", "--logfile", "old.log", "--logdir", "/l", "--log-file", "new.log", "--use-stderr"]);
+        assert_eq!(got, vec![cli("log_dir", "/l"), cli("log_file", "new.log"), cli("use_stderr", "true")]);
     }
 
     #[test]

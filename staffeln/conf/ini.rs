@@ -40,11 +40,7 @@ pub struct ParseError {
 
 /// oslo's group name normalisation: lower case, except the exact `DEFAULT`.
 pub fn normalize_group(name: &str) -> String {
-    if name == "DEFAULT" {
-        name.to_owned()
-    } else {
-        name.to_lowercase()
-    }
+    if name == "DEFAULT" { name.to_owned() } else { name.to_lowercase() }
 }
 
 /// Parses the text of one file.
@@ -65,14 +61,9 @@ pub fn parse(text: &str) -> Result<Sections, ParseError> {
         }
         if line.starts_with([' ', '\t']) {
             match open.as_mut() {
-                Some((_, pieces, _)) => {
-                    pieces.push(line.trim_start_matches(is_py_space).to_owned())
-                }
+                Some((_, pieces, _)) => pieces.push(line.trim_start_matches(is_py_space).to_owned()),
                 None => {
-                    return Err(ParseError {
-                        line: lineno,
-                        message: "Unexpected continuation line",
-                    });
+                    return Err(ParseError { line: lineno, message: "Unexpected continuation line" });
                 }
             }
             continue;
@@ -80,16 +71,10 @@ pub fn parse(text: &str) -> Result<Sections, ParseError> {
         flush(&mut sections, section.as_deref(), open.take())?;
         if line.starts_with('[') {
             if !line.ends_with(']') {
-                return Err(ParseError {
-                    line: lineno,
-                    message: "Invalid section (must end with ])",
-                });
+                return Err(ParseError { line: lineno, message: "Invalid section (must end with ])" });
             }
             if line.len() <= 2 {
-                return Err(ParseError {
-                    line: lineno,
-                    message: "Empty section name",
-                });
+                return Err(ParseError { line: lineno, message: "Empty section name" });
             }
             let name = normalize_group(&line[1..line.len() - 1]);
             sections.entry(name.clone()).or_default();
@@ -97,15 +82,10 @@ pub fn parse(text: &str) -> Result<Sections, ParseError> {
         } else if line.starts_with(['#', ';']) {
             // A comment.
         } else {
-            let (key, value) = split_key_value(line).ok_or(ParseError {
-                line: lineno,
-                message: "No ':' or '=' found in assignment",
-            })?;
+            let (key, value) = split_key_value(line)
+                .ok_or(ParseError { line: lineno, message: "No ':' or '=' found in assignment" })?;
             if key.is_empty() {
-                return Err(ParseError {
-                    line: lineno,
-                    message: "Key cannot be empty",
-                });
+                return Err(ParseError { line: lineno, message: "Key cannot be empty" });
             }
             open = Some((key, vec![value], lineno));
         }
@@ -123,20 +103,14 @@ fn flush(
         return Ok(());
     };
     let Some(section) = section else {
-        return Err(ParseError {
-            line,
-            message: "Section must be started before assignment",
-        });
+        return Err(ParseError { line, message: "Section must be started before assignment" });
     };
     sections
         .entry(section.to_owned())
         .or_default()
         .entry(key)
         .or_default()
-        .push(Entry {
-            value: pieces.join("\n"),
-            line,
-        });
+        .push(Entry { value: pieces.join("\n"), line });
     Ok(())
 }
 
@@ -151,11 +125,7 @@ fn split_key_value(line: &str) -> Option<(String, String)> {
         && first == last
     {
         // A lone quote is both first and last: the value becomes empty.
-        value = if value.len() == 1 {
-            ""
-        } else {
-            &value[1..value.len() - 1]
-        };
+        value = if value.len() == 1 { "" } else { &value[1..value.len() - 1] };
     }
     Some((key.to_owned(), value.to_owned()))
 }
@@ -166,10 +136,7 @@ mod tests {
 
     fn values(text: &str, group: &str, key: &str) -> Vec<String> {
         let s = parse(text).unwrap();
-        s.get(group)
-            .and_then(|g| g.get(key))
-            .map(|v| v.iter().map(|e| e.value.clone()).collect())
-            .unwrap_or_default()
+        s.get(group).and_then(|g| g.get(key)).map(|v| v.iter().map(|e| e.value.clone()).collect()).unwrap_or_default()
     }
 
     fn error(text: &str) -> (usize, &'static str) {
@@ -196,11 +163,7 @@ mod tests {
             ("[DEFAULT]\nk = l1\n  # x\n\tl3\n", "k", &["l1\n# x\nl3"]),
             ("[DEFAULT]\nk = l1\n\n  \n", "k", &["l1"]),
             ("[DEFAULT]\nk = 1\nk = 2\n", "k", &["1", "2"]),
-            (
-                "[DEFAULT]\nk = 1\n[x]\n[DEFAULT]\nk = 2\n",
-                "k",
-                &["1", "2"],
-            ),
+            ("[DEFAULT]\nk = 1\n[x]\n[DEFAULT]\nk = 2\n", "k", &["1", "2"]),
             ("[DEFAULT]\n#k = 1\n;k = 2\n", "k", &[]),
             ("[DEFAULT]\r\nk = crlf\r\n", "k", &["crlf"]),
             ("[DEFAULT]\nK = upper\n", "k", &[]),
@@ -212,8 +175,7 @@ mod tests {
 
     #[test]
     fn groups_are_normalised_like_oslo() {
-        let s = parse("[Database]\na = 1\n[database]\na = 2\n[default]\nb = 3\n[ api]\nc = 4\n")
-            .unwrap();
+        let s = parse("[Database]\na = 1\n[database]\na = 2\n[default]\nb = 3\n[ api]\nc = 4\n").unwrap();
         assert_eq!(s["database"]["a"].len(), 2);
         assert!(s.contains_key("default"), "[default] is not DEFAULT");
         assert!(!s.contains_key("DEFAULT"));
@@ -224,25 +186,13 @@ mod tests {
     fn fatal_lines_name_line_and_reason() {
         let cases: &[(&str, usize, &str)] = &[
             ("k = v\n", 1, "Section must be started before assignment"),
-            (
-                "\n\nk = v\n  more\n",
-                3,
-                "Section must be started before assignment",
-            ),
+            ("\n\nk = v\n  more\n", 3, "Section must be started before assignment"),
             ("  indented\n", 1, "Unexpected continuation line"),
             ("[DEFAULT]\n\n  orphan\n", 3, "Unexpected continuation line"),
-            (
-                "[DEFAULT]\n# c\n  orphan\n",
-                3,
-                "Unexpected continuation line",
-            ),
+            ("[DEFAULT]\n# c\n  orphan\n", 3, "Unexpected continuation line"),
             ("[DEFAULT\n", 1, "Invalid section (must end with ])"),
             ("[]\n", 1, "Empty section name"),
-            (
-                "[DEFAULT]\nnovalue\n",
-                2,
-                "No ':' or '=' found in assignment",
-            ),
+            ("[DEFAULT]\nnovalue\n", 2, "No ':' or '=' found in assignment"),
             ("[DEFAULT]\n= v\n", 2, "Key cannot be empty"),
             ("[DEFAULT]\n : v\n", 2, "Unexpected continuation line"),
         ];

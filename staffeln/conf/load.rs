@@ -31,11 +31,7 @@ pub enum Source {
     /// `--config-dir DIR`: every `DIR/*.conf`, sorted; the directory must exist.
     Dir(PathBuf),
     /// An option given on the command line (`--debug`, `--log-file x`).
-    Cli {
-        group: String,
-        name: String,
-        value: String,
-    },
+    Cli { group: String, name: String, value: String },
 }
 
 /// Where a value came from, for error messages.
@@ -59,15 +55,8 @@ impl std::fmt::Display for Origin {
 }
 
 enum Layer {
-    File {
-        path: PathBuf,
-        sections: Sections,
-    },
-    Cli {
-        group: String,
-        name: String,
-        value: String,
-    },
+    File { path: PathBuf, sections: Sections },
+    Cli { group: String, name: String, value: String },
 }
 
 /// Every option's resolved value, plus what the loader read and warned about.
@@ -123,20 +112,11 @@ pub fn resolve(
                 }
             }
             Source::Cli { group, name, value } => {
-                let known = registry
-                    .iter()
-                    .any(|g| g.name == group && g.opt(name).is_some());
+                let known = registry.iter().any(|g| g.name == group && g.opt(name).is_some());
                 if !known {
-                    return Err(ConfigError::UnknownOption {
-                        group: group.clone(),
-                        option: name.clone(),
-                    });
+                    return Err(ConfigError::UnknownOption { group: group.clone(), option: name.clone() });
                 }
-                layers.push(Layer::Cli {
-                    group: group.clone(),
-                    name: name.clone(),
-                    value: value.clone(),
-                });
+                layers.push(Layer::Cli { group: group.clone(), name: name.clone(), value: value.clone() });
             }
         }
     }
@@ -156,25 +136,15 @@ pub fn resolve(
             r.default(group, opt)?;
         }
     }
-    Ok(Resolved {
-        values: r.values,
-        defaults: r.defaults,
-        files,
-        warnings: r.warnings,
-    })
+    Ok(Resolved { values: r.values, defaults: r.defaults, files, warnings: r.warnings })
 }
 
 fn read_file(path: &Path) -> Result<Layer, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
-            ConfigError::FileNotFound {
-                path: path.to_owned(),
-            }
+            ConfigError::FileNotFound { path: path.to_owned() }
         } else {
-            ConfigError::Unreadable {
-                path: path.to_owned(),
-                source,
-            }
+            ConfigError::Unreadable { path: path.to_owned(), source }
         }
     })?;
     let sections = ini::parse(&text).map_err(|e| ConfigError::Parse {
@@ -182,37 +152,26 @@ fn read_file(path: &Path) -> Result<Layer, ConfigError> {
         line: e.line,
         message: e.message,
     })?;
-    Ok(Layer::File {
-        path: path.to_owned(),
-        sections,
-    })
+    Ok(Layer::File { path: path.to_owned(), sections })
 }
 
 /// `DIR/*.conf` as Python's `sorted(glob(...))`: hidden files skipped,
 /// sorted by code point.
 fn dir_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     if !dir.exists() {
-        return Err(ConfigError::DirNotFound {
-            path: dir.to_owned(),
-        });
+        return Err(ConfigError::DirNotFound { path: dir.to_owned() });
     }
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         // A path that exists but is no directory matches nothing, like glob.
         Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => return Ok(Vec::new()),
         Err(source) => {
-            return Err(ConfigError::Unreadable {
-                path: dir.to_owned(),
-                source,
-            });
+            return Err(ConfigError::Unreadable { path: dir.to_owned(), source });
         }
     };
     let mut names = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|source| ConfigError::Unreadable {
-            path: dir.to_owned(),
-            source,
-        })?;
+        let entry = entry.map_err(|source| ConfigError::Unreadable { path: dir.to_owned(), source })?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".conf") && !name.starts_with('.') {
             names.push(name);
@@ -246,13 +205,7 @@ impl Resolver<'_> {
             return Ok(v.clone());
         }
         if self.in_progress.contains(&key) {
-            return Err(self.interpolation_error(
-                group,
-                opt,
-                "",
-                Origin::Default,
-                "recursive reference",
-            ));
+            return Err(self.interpolation_error(group, opt, "", Origin::Default, "recursive reference"));
         }
         self.in_progress.push(key.clone());
         let result = match self.raw(group, opt) {
@@ -294,11 +247,7 @@ impl Resolver<'_> {
         let mut hit: Option<(String, Origin, usize)> = None;
         for layer in self.layers.iter().rev() {
             match layer {
-                Layer::Cli {
-                    group: g,
-                    name,
-                    value,
-                } => {
+                Layer::Cli { group: g, name, value } => {
                     if names.iter().any(|(ng, nn)| ng == g && nn == name) {
                         return Some(Raw::One(value.clone(), Origin::CommandLine));
                     }
@@ -309,14 +258,7 @@ impl Resolver<'_> {
                         entries.last().map(|e| (e.value.clone(), e.line, i))
                     });
                     if let Some((value, line, i)) = found {
-                        hit = Some((
-                            value,
-                            Origin::File {
-                                path: path.clone(),
-                                line,
-                            },
-                            i,
-                        ));
+                        hit = Some((value, Origin::File { path: path.clone(), line }, i));
                         break;
                     }
                 }
@@ -346,11 +288,7 @@ impl Resolver<'_> {
         let mut from_cli = false;
         for layer in &self.layers {
             match layer {
-                Layer::Cli {
-                    group: g,
-                    name,
-                    value,
-                } => {
+                Layer::Cli { group: g, name, value } => {
                     if names.iter().any(|(ng, nn)| ng == g && nn == name) {
                         values.push(value.clone());
                         from_cli = true;
@@ -364,10 +302,7 @@ impl Resolver<'_> {
                             values.extend(entries.iter().map(|e| e.value.clone()));
                             if origin.is_none() {
                                 let line = entries.first().map_or(0, |e| e.line);
-                                origin = Some(Origin::File {
-                                    path: path.clone(),
-                                    line,
-                                });
+                                origin = Some(Origin::File { path: path.clone(), line });
                             }
                             if i > 0 {
                                 used.push(i);
@@ -390,10 +325,7 @@ impl Resolver<'_> {
     }
 
     fn warn_deprecated(&mut self, group: &GroupDef, opt: &OptDef, old_group: &str, old_name: &str) {
-        if self
-            .warned
-            .insert((old_group.to_owned(), old_name.to_owned()))
-        {
+        if self.warned.insert((old_group.to_owned(), old_name.to_owned())) {
             // oslo.log's CLI options are named with dashes (`log-file`), and
             // oslo names the option by its name, not its dest.
             let new_name = opt.cli.map_or(opt.name, |c| c.long);
@@ -406,12 +338,7 @@ impl Resolver<'_> {
     }
 
     fn convert(&mut self, group: &GroupDef, opt: &OptDef, raw: Raw) -> Result<Value, ConfigError> {
-        let constraints = Constraints {
-            min: opt.min,
-            max: opt.max,
-            choices: opt.choices,
-            regex: opt.regex,
-        };
+        let constraints = Constraints { min: opt.min, max: opt.max, choices: opt.choices, regex: opt.regex };
         let (texts, origin, many) = match raw {
             Raw::One(t, o) => (vec![t], o, false),
             Raw::Many(t, o) => (t, o, true),
@@ -419,17 +346,16 @@ impl Resolver<'_> {
         let mut converted = Vec::new();
         for text in texts {
             let interpolated = self.substitute(group, opt, &text, &origin)?;
-            let value =
-                types::convert(opt.kind, &interpolated, &constraints).map_err(|expected| {
-                    // The value as written: what `$name` inserted may be a secret.
-                    ConfigError::InvalidValue {
-                        origin: origin.to_string(),
-                        group: group.name.to_owned(),
-                        option: opt.name.to_owned(),
-                        value: shown(opt, &text),
-                        expected,
-                    }
-                })?;
+            let value = types::convert(opt.kind, &interpolated, &constraints).map_err(|expected| {
+                // The value as written: what `$name` inserted may be a secret.
+                ConfigError::InvalidValue {
+                    origin: origin.to_string(),
+                    group: group.name.to_owned(),
+                    option: opt.name.to_owned(),
+                    value: shown(opt, &text),
+                    expected,
+                }
+            })?;
             converted.push(value);
         }
         if many || opt.kind == Kind::MultiStr {
@@ -472,9 +398,7 @@ impl Resolver<'_> {
                 if end < chars.len() && (chars[end] == '_' || chars[end].is_ascii_alphabetic()) {
                     end += 1;
                     while end < chars.len()
-                        && (chars[end] == '_'
-                            || chars[end] == '.'
-                            || chars[end].is_ascii_alphanumeric())
+                        && (chars[end] == '_' || chars[end] == '.' || chars[end].is_ascii_alphanumeric())
                     {
                         end += 1;
                     }
@@ -489,10 +413,7 @@ impl Resolver<'_> {
             } else if ident_at(i + 1) > i + 1 {
                 let end = ident_at(i + 1);
                 (chars[i + 1..end].iter().collect::<String>(), end)
-            } else if next == Some('{')
-                && ident_at(i + 2) > i + 2
-                && chars.get(ident_at(i + 2)) == Some(&'}')
-            {
+            } else if next == Some('{') && ident_at(i + 2) > i + 2 && chars.get(ident_at(i + 2)) == Some(&'}') {
                 let end = ident_at(i + 2);
                 (chars[i + 2..end].iter().collect::<String>(), end + 1)
             } else {
@@ -519,38 +440,23 @@ impl Resolver<'_> {
         let registry = self.registry;
         let target = match name.split_once('.') {
             Some((g, n)) => {
-                let Some(target_group) = registry.iter().find(|gd| gd.name == g && g != "DEFAULT")
-                else {
+                let Some(target_group) = registry.iter().find(|gd| gd.name == g && g != "DEFAULT") else {
                     let reason = format!("no such group [{g}] in ${name}");
-                    return Err(self.interpolation_error(
-                        group,
-                        opt,
-                        text,
-                        origin.clone(),
-                        &reason,
-                    ));
+                    return Err(self.interpolation_error(group, opt, text, origin.clone(), &reason));
                 };
                 target_group.opt(n).map(|o| (target_group, o))
             }
-            None => group.opt(name).map(|o| (group, o)).or_else(|| {
-                registry
-                    .iter()
-                    .find(|g| g.name == "DEFAULT")
-                    .and_then(|g| g.opt(name).map(|o| (g, o)))
-            }),
+            None => group
+                .opt(name)
+                .map(|o| (group, o))
+                .or_else(|| registry.iter().find(|g| g.name == "DEFAULT").and_then(|g| g.opt(name).map(|o| (g, o)))),
         };
         match target {
             Some((g, o)) => {
                 let key = (g.name.to_owned(), o.name.to_owned());
                 if self.in_progress.contains(&key) {
                     let reason = format!("recursive reference ${name}");
-                    return Err(self.interpolation_error(
-                        group,
-                        opt,
-                        text,
-                        origin.clone(),
-                        &reason,
-                    ));
+                    return Err(self.interpolation_error(group, opt, text, origin.clone(), &reason));
                 }
                 self.value(g, o)
             }
@@ -583,9 +489,5 @@ impl Resolver<'_> {
 
 /// The value as errors may show it: `****` for secrets.
 fn shown(opt: &OptDef, text: &str) -> String {
-    if opt.secret {
-        "****".to_owned()
-    } else {
-        text.to_owned()
-    }
+    if opt.secret { "****".to_owned() } else { text.to_owned() }
 }

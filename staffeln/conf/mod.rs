@@ -48,27 +48,11 @@ pub const PROJECT: &str = "staffeln";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{origin}: [{group}] {option} = {value:?}: expected {expected}")]
-    InvalidValue {
-        origin: String,
-        group: String,
-        option: String,
-        value: String,
-        expected: String,
-    },
+    InvalidValue { origin: String, group: String, option: String, value: String, expected: String },
     #[error("{origin}: [{group}] {option} = {value:?}: {reason}")]
-    Interpolation {
-        origin: String,
-        group: String,
-        option: String,
-        value: String,
-        reason: String,
-    },
+    Interpolation { origin: String, group: String, option: String, value: String, reason: String },
     #[error("{}:{line}: {message}", .file.display())]
-    Parse {
-        file: PathBuf,
-        line: usize,
-        message: &'static str,
-    },
+    Parse { file: PathBuf, line: usize, message: &'static str },
     #[error("config file not found: {}", .path.display())]
     FileNotFound { path: PathBuf },
     #[error("cannot read config file {}", .path.display())]
@@ -82,11 +66,7 @@ pub enum ConfigError {
     #[error("no such option [{group}] {option} on the command line")]
     UnknownOption { group: String, option: String },
     #[error("option [{group}] {option} is defined wrongly: {reason}")]
-    Definition {
-        group: String,
-        option: String,
-        reason: String,
-    },
+    Definition { group: String, option: String, reason: String },
 }
 
 impl ConfigError {
@@ -121,11 +101,7 @@ pub struct Loaded {
 pub fn load(sources: &[Source], env: &BTreeMap<String, String>) -> Result<Loaded, ConfigError> {
     let resolved = resolve(registry(), sources, env)?;
     let config = Config::from_source(&resolved)?;
-    Ok(Loaded {
-        config,
-        files: resolved.files,
-        warnings: resolved.warnings,
-    })
+    Ok(Loaded { config, files: resolved.files, warnings: resolved.warnings })
 }
 
 impl Default for Config {
@@ -166,30 +142,20 @@ fn find_first_in(dirs: &[PathBuf], project: &str, prog: &str, extension: &str) -
     [project, prog]
         .iter()
         .filter(|name| !name.is_empty())
-        .filter_map(|name| {
-            dirs.iter()
-                .map(|d| d.join(format!("{name}{extension}")))
-                .find(|p| p.exists())
-        })
+        .filter_map(|name| dirs.iter().map(|d| d.join(format!("{name}{extension}"))).find(|p| p.exists()))
         .collect()
 }
 
 /// oslo's default config files: the first `<project>.conf` and the first
 /// `<prog>.conf` found in `~/.<project>/`, `~/`, `/etc/<project>/`, `/etc/`.
 pub fn default_config_files(project: &str, prog: &str) -> Vec<Source> {
-    find_first(project, prog, ".conf")
-        .into_iter()
-        .map(Source::File)
-        .collect()
+    find_first(project, prog, ".conf").into_iter().map(Source::File).collect()
 }
 
 /// oslo's default config dirs: `<project>.conf.d/` and `<prog>.conf.d/`,
 /// searched the same way; missing ones are skipped.
 pub fn default_config_dirs(project: &str, prog: &str) -> Vec<Source> {
-    find_first(project, prog, ".conf.d")
-        .into_iter()
-        .map(Source::Dir)
-        .collect()
+    find_first(project, prog, ".conf.d").into_iter().map(Source::Dir).collect()
 }
 
 /// The default files, then the default directories (oslo's order when
@@ -213,18 +179,11 @@ pub struct OptChange {
 }
 
 fn shown(def: Option<&OptDef>, value: &Value) -> String {
-    if def.is_some_and(|d| d.secret) {
-        "****".to_owned()
-    } else {
-        value.display()
-    }
+    if def.is_some_and(|d| d.secret) { "****".to_owned() } else { value.display() }
 }
 
 fn opt_def(group: &str, name: &str) -> Option<&'static OptDef> {
-    registry()
-        .iter()
-        .find(|g| g.name == group)
-        .and_then(|g| g.opt(name))
+    registry().iter().find(|g| g.name == group).and_then(|g| g.opt(name))
 }
 
 /// The options whose value differs, in registry order.
@@ -263,11 +222,7 @@ pub fn dump(cfg: &Config) -> Vec<(String, String)> {
     for (group, mut values) in groups {
         values.sort_by_key(|(name, _)| *name);
         for (name, value) in values {
-            let key = if group == "DEFAULT" {
-                name.to_owned()
-            } else {
-                format!("{group}.{name}")
-            };
+            let key = if group == "DEFAULT" { name.to_owned() } else { format!("{group}.{name}") };
             out.push((key, shown(opt_def(group, name), &value)));
         }
     }

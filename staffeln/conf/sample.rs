@@ -23,10 +23,7 @@ pub fn render(registry: &[GroupDef], namespace: &str, width: usize) -> String {
     if let Some(default) = registry.iter().find(|g| g.name == "DEFAULT") {
         push_opts(&mut out, default, namespace, width);
     }
-    let mut groups: Vec<&GroupDef> = registry
-        .iter()
-        .filter(|g| g.name != "DEFAULT" && !g.opts.is_empty())
-        .collect();
+    let mut groups: Vec<&GroupDef> = registry.iter().filter(|g| g.name != "DEFAULT" && !g.opts.is_empty()).collect();
     groups.sort_by_key(|g| g.name);
     for group in groups {
         out.push_str(&format!("\n\n[{}]\n", group.name));
@@ -67,11 +64,7 @@ fn format_opt(group: &str, opt: &OptDef, width: usize) -> String {
         out.push_str("# Possible values:\n");
         for (choice, desc) in opt.choices {
             let choice = if choice.is_empty() { "''" } else { choice };
-            let desc = if desc.is_empty() {
-                "<No description provided>"
-            } else {
-                desc
-            };
+            let desc = if desc.is_empty() { "<No description provided>" } else { desc };
             out.push_str(&format_help(&format!("{choice} - {desc}"), width));
         }
     }
@@ -94,11 +87,7 @@ fn format_opt(group: &str, opt: &OptDef, width: usize) -> String {
         if default.is_empty() {
             out.push_str(&format!("#{} =\n", opt.name));
         } else {
-            out.push_str(&format!(
-                "#{} = {}\n",
-                opt.name,
-                default.replace('\n', "\n#    ")
-            ));
+            out.push_str(&format!("#{} = {}\n", opt.name, default.replace('\n', "\n#    ")));
         }
     }
     out
@@ -106,11 +95,7 @@ fn format_opt(group: &str, opt: &OptDef, width: usize) -> String {
 
 /// oslo's `quote_trailing_and_leading_space`.
 fn quoted(s: &str) -> String {
-    if s.trim_matches(super::types::is_py_space) != s {
-        format!("\"{s}\"")
-    } else {
-        s.to_owned()
-    }
+    if s.trim_matches(super::types::is_py_space) != s { format!("\"{s}\"") } else { s.to_owned() }
 }
 
 /// The default as the sample shows it, one string per line.
@@ -126,18 +111,9 @@ fn sample_defaults(opt: &OptDef) -> Vec<String> {
     let one = match opt.kind {
         Kind::Str | Kind::Duration => quoted(&text),
         Kind::Bool | Kind::Int | Kind::Port => text.to_lowercase(),
-        Kind::List => parse_list(&text)
-            .iter()
-            .map(|s| quoted(s))
-            .collect::<Vec<_>>()
-            .join(","),
+        Kind::List => parse_list(&text).iter().map(|s| quoted(s)).collect::<Vec<_>>().join(","),
         Kind::Dict => parse_dict(&text)
-            .map(|d| {
-                d.iter()
-                    .map(|(k, v)| format!("{k}:{v}"))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
+            .map(|d| d.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(","))
             .unwrap_or(text),
         Kind::MultiStr => quoted(&text),
     };
@@ -192,8 +168,7 @@ fn chunks(text: &str) -> Vec<String> {
                     || (k >= 3 && is_letter(w[k - 1]) && w[k - 2] == '-' && is_letter(w[k - 3]));
                 let after = k + 2 < w.len()
                     && is_letter(w[k + 1])
-                    && (is_letter(w[k + 2])
-                        || (w[k + 2] == '-' && k + 3 < w.len() && is_letter(w[k + 3])));
+                    && (is_letter(w[k + 2]) || (w[k + 2] == '-' && k + 3 < w.len() && is_letter(w[k + 3])));
                 if before && after {
                     out.push(w[start..=k].iter().collect());
                     start = k + 1;
@@ -275,10 +250,7 @@ mod tests {
     #[test]
     fn wrapping_follows_textwrap() {
         assert_eq!(wrap("", 79), Vec::<String>::new());
-        assert_eq!(
-            wrap("short (string value)", 79),
-            vec!["# short (string value)"]
-        );
+        assert_eq!(wrap("short (string value)", 79), vec!["# short (string value)"]);
         let long = "word ".repeat(20);
         let lines = wrap(long.trim_end(), 30);
         assert!(lines.iter().all(|l| l.chars().count() <= 30), "{lines:?}");
@@ -289,34 +261,24 @@ mod tests {
             wrap(&format!("see {url} now"), 30),
             vec!["# see".to_owned(), format!("# {url}"), "# now".to_owned()]
         );
-        assert_eq!(
-            chunks("non-empty a-b well-known-x"),
-            ["non-", "empty", " ", "a-b", " ", "well-", "known-x"]
-        );
+        assert_eq!(chunks("non-empty a-b well-known-x"), ["non-", "empty", " ", "a-b", " ", "well-", "known-x"]);
     }
 
     #[test]
     fn the_sample_has_oslo_shape() {
         let s = sample();
-        assert!(
-            s.starts_with("[DEFAULT]\n\n#\n# From staffeln\n#\n\n"),
-            "{}",
-            &s[..80]
-        );
+        assert!(s.starts_with("[DEFAULT]\n\n#\n# From staffeln\n#\n\n"), "{}", &s[..80]);
         assert!(s.contains("\n\n\n[api]\n# Options under this group"));
         assert!(s.contains("# Minimum value: 0\n# Maximum value: 65535\n#port = 8808\n"));
+        assert!(s.contains("# Note: This option can be changed without restarting.\n#debug = false\n"));
         assert!(
-            s.contains("# Note: This option can be changed without restarting.\n#debug = false\n")
+            s.contains("# Deprecated group/name - [conductor]/backup_cycle_timout\n#backup_cycle_timeout = 5min\n")
         );
-        assert!(s.contains("# Deprecated group/name - [conductor]/backup_cycle_timout\n#backup_cycle_timeout = 5min\n"));
         assert!(s.contains("#transport_url = <None>\n"));
         assert!(s.contains("#host = <current_hostname>\n"));
         assert!(s.contains("#backend_url =\n"));
         assert!(s.contains("#connection = sqlite:///$state_path/staffeln.sqlite\n"));
-        assert!(
-            s.lines()
-                .all(|l| l.starts_with('#') || l.starts_with('[') || l.is_empty())
-        );
+        assert!(s.lines().all(|l| l.starts_with('#') || l.starts_with('[') || l.is_empty()));
         let api = s.find("[api]").unwrap();
         let conductor = s.find("[conductor]").unwrap();
         let coordination = s.find("[coordination]").unwrap();

@@ -105,10 +105,7 @@ impl Value {
                 format!("[{}]", items.join(", "))
             }
             Value::Dict(map) => {
-                let items: Vec<String> = map
-                    .iter()
-                    .map(|(k, v)| format!("{}: {}", py_repr(k), py_repr(v)))
-                    .collect();
+                let items: Vec<String> = map.iter().map(|(k, v)| format!("{}: {}", py_repr(k), py_repr(v))).collect();
                 format!("{{{}}}", items.join(", "))
             }
             Value::Duration(d) => d.text.clone(),
@@ -118,11 +115,7 @@ impl Value {
 
 /// Python's `repr()` of a string (quotes chosen and escaped the same way).
 fn py_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
     for c in s.chars() {
@@ -135,9 +128,7 @@ fn py_repr(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
             c => out.push(c),
         }
     }
@@ -163,19 +154,11 @@ pub struct OsloDuration {
 }
 
 /// The units of the duration grammar, in the order they must appear.
-const DURATION_UNITS: [(&str, u64); 7] = [
-    ("y", 365 * 86_400),
-    ("mon", 30 * 86_400),
-    ("w", 7 * 86_400),
-    ("d", 86_400),
-    ("h", 3_600),
-    ("min", 60),
-    ("s", 1),
-];
+const DURATION_UNITS: [(&str, u64); 7] =
+    [("y", 365 * 86_400), ("mon", 30 * 86_400), ("w", 7 * 86_400), ("d", 86_400), ("h", 3_600), ("min", 60), ("s", 1)];
 
 /// What a duration must look like, for error messages and help.
-pub const DURATION_EXPECTED: &str =
-    "a duration such as 2w3d, 5min or 1d12h (<Y>y<MON>mon<W>w<D>d<H>h<MIN>min<S>s)";
+pub const DURATION_EXPECTED: &str = "a duration such as 2w3d, 5min or 1d12h (<Y>y<MON>mon<W>w<D>d<H>h<MIN>min<S>s)";
 
 impl OsloDuration {
     /// Parses the staffeln grammar; `None` when `text` does not match it.
@@ -204,10 +187,7 @@ impl OsloDuration {
         if next_unit == 0 {
             return None;
         }
-        Some(OsloDuration {
-            text: text.to_owned(),
-            secs,
-        })
+        Some(OsloDuration { text: text.to_owned(), secs })
     }
 
     /// The duration as written in the configuration (`2w3d`).
@@ -247,9 +227,9 @@ pub fn convert(kind: Kind, text: &str, c: &Constraints<'_>) -> Result<Value, Str
     match kind {
         Kind::Str => convert_str(text, c).map(Value::Str),
         Kind::MultiStr => convert_str(text, c).map(|s| Value::Multi(vec![s])),
-        Kind::Bool => parse_bool(text)
-            .map(Value::Bool)
-            .ok_or_else(|| "a boolean (true/false, yes/no, on/off, 1/0)".to_owned()),
+        Kind::Bool => {
+            parse_bool(text).map(Value::Bool).ok_or_else(|| "a boolean (true/false, yes/no, on/off, 1/0)".to_owned())
+        }
         Kind::Int | Kind::Port => {
             let (min, max) = match kind {
                 Kind::Port => (Some(c.min.unwrap_or(0)), Some(c.max.unwrap_or(65_535))),
@@ -267,16 +247,13 @@ pub fn convert(kind: Kind, text: &str, c: &Constraints<'_>) -> Result<Value, Str
         }
         Kind::List => Ok(Value::List(parse_list(text))),
         Kind::Dict => parse_dict(text).map(Value::Dict),
-        Kind::Duration => OsloDuration::parse(text)
-            .map(Value::Duration)
-            .ok_or_else(|| DURATION_EXPECTED.to_owned()),
+        Kind::Duration => OsloDuration::parse(text).map(Value::Duration).ok_or_else(|| DURATION_EXPECTED.to_owned()),
     }
 }
 
 fn convert_str(text: &str, c: &Constraints<'_>) -> Result<String, String> {
     if let Some(pattern) = c.regex {
-        let re = regex::Regex::new(pattern)
-            .map_err(|e| format!("a valid regex in the option definition ({e})"))?;
+        let re = regex::Regex::new(pattern).map_err(|e| format!("a valid regex in the option definition ({e})"))?;
         if !re.is_match(text) {
             return Err(format!("a value matching the regex {pattern:?}"));
         }
@@ -315,11 +292,7 @@ pub fn parse_py_int(text: &str) -> Option<i64> {
         b'+' => (false, &s[1..]),
         _ => (false, s),
     };
-    if digits.is_empty()
-        || digits.starts_with('_')
-        || digits.ends_with('_')
-        || digits.contains("__")
-    {
+    if digits.is_empty() || digits.starts_with('_') || digits.ends_with('_') || digits.contains("__") {
         return None;
     }
     let clean: String = digits.chars().filter(|&c| c != '_').collect();
@@ -526,25 +499,13 @@ mod tests {
 
     #[test]
     fn int_bounds_empty_and_port() {
-        let c = Constraints {
-            min: Some(60),
-            ..none()
-        };
+        let c = Constraints { min: Some(60), ..none() };
         assert_eq!(convert(Kind::Int, "60", &c), Ok(Value::Int(60)));
-        assert_eq!(
-            convert(Kind::Int, "59", &c),
-            Err("an integer >= 60".to_owned())
-        );
-        assert_eq!(
-            convert(Kind::Int, "ten", &c),
-            Err("an integer >= 60".to_owned())
-        );
+        assert_eq!(convert(Kind::Int, "59", &c), Err("an integer >= 60".to_owned()));
+        assert_eq!(convert(Kind::Int, "ten", &c), Err("an integer >= 60".to_owned()));
         assert_eq!(convert(Kind::Int, "  ", &c), Ok(Value::None));
         assert_eq!(convert(Kind::Port, "8808", &none()), Ok(Value::Int(8808)));
-        assert_eq!(
-            convert(Kind::Port, "99999", &none()),
-            Err("an integer between 0 and 65535".to_owned())
-        );
+        assert_eq!(convert(Kind::Port, "99999", &none()), Err("an integer between 0 and 65535".to_owned()));
         assert_eq!(convert(Kind::Port, "", &none()), Ok(Value::None));
     }
 
@@ -582,22 +543,10 @@ mod tests {
     #[test]
     fn strings_check_choices_and_regex() {
         let choices = [("public", ""), ("internal", ""), ("admin", "")];
-        let c = Constraints {
-            choices: &choices,
-            ..none()
-        };
-        assert_eq!(
-            convert(Kind::Str, "admin", &c),
-            Ok(Value::Str("admin".into()))
-        );
-        assert_eq!(
-            convert(Kind::Str, "Admin", &c),
-            Err("one of public, internal, admin".to_owned())
-        );
-        let c = Constraints {
-            regex: Some("^[a-z]+$"),
-            ..none()
-        };
+        let c = Constraints { choices: &choices, ..none() };
+        assert_eq!(convert(Kind::Str, "admin", &c), Ok(Value::Str("admin".into())));
+        assert_eq!(convert(Kind::Str, "Admin", &c), Err("one of public, internal, admin".to_owned()));
+        let c = Constraints { regex: Some("^[a-z]+$"), ..none() };
         assert!(convert(Kind::Str, "abc", &c).is_ok());
         assert!(convert(Kind::Str, "ab1", &c).is_err());
     }
@@ -610,10 +559,7 @@ mod tests {
             ("1d12h", Some(36 * 3_600)),
             ("1y", Some(365 * 86_400)),
             ("1mon", Some(30 * 86_400)),
-            (
-                "1y2mon3w4d5h6min7s",
-                Some(((365 + 60 + 21 + 4) * 24 + 5) * 3_600 + 6 * 60 + 7),
-            ),
+            ("1y2mon3w4d5h6min7s", Some(((365 + 60 + 21 + 4) * 24 + 5) * 3_600 + 6 * 60 + 7)),
             ("30s", Some(30)),
             ("0s", Some(0)),
             ("", None),
@@ -626,11 +572,7 @@ mod tests {
             ("5min ", None),
         ];
         for (text, secs) in cases {
-            assert_eq!(
-                OsloDuration::parse(text).map(|d| d.as_secs()),
-                *secs,
-                "{text:?}"
-            );
+            assert_eq!(OsloDuration::parse(text).map(|d| d.as_secs()), *secs, "{text:?}");
         }
     }
 
@@ -639,10 +581,7 @@ mod tests {
         assert_eq!(Value::Bool(true).display(), "True");
         assert_eq!(Value::None.display(), "None");
         assert_eq!(Value::None.interpolation_text(), "");
-        assert_eq!(
-            Value::List(vec!["a".into(), "it's".into()]).display(),
-            "['a', \"it's\"]"
-        );
+        assert_eq!(Value::List(vec!["a".into(), "it's".into()]).display(), "['a', \"it's\"]");
         assert_eq!(Value::Int(-1).display(), "-1");
     }
 }

@@ -20,22 +20,12 @@ pub fn insert(conn: &mut AnyConnection, new: &NewBackup) -> Result<BackupRow, Db
         incremental: new.incremental,
         created_at: now(),
     };
-    diesel::insert_into(dsl::backup_data)
-        .values(&row)
-        .execute(conn)
-        .map_err(|source| match source {
-            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-                DbError::Duplicate {
-                    table: "backup_data",
-                    key: format!("backup_id {}", new.backup_id),
-                    source,
-                }
-            }
-            source => DbError::Query {
-                query: "backup_data insert",
-                source,
-            },
-        })?;
+    diesel::insert_into(dsl::backup_data).values(&row).execute(conn).map_err(|source| match source {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+            DbError::Duplicate { table: "backup_data", key: format!("backup_id {}", new.backup_id), source }
+        }
+        source => DbError::Query { query: "backup_data insert", source },
+    })?;
     dsl::backup_data
         .filter(dsl::backup_id.eq(&new.backup_id))
         .select(BackupRow::as_select())
@@ -54,10 +44,7 @@ pub fn get(conn: &mut AnyConnection, backup_id: &str) -> Result<Option<BackupRow
 }
 
 /// The backups of one project, oldest first.
-pub fn list_by_project(
-    conn: &mut AnyConnection,
-    project_id: &str,
-) -> Result<Vec<BackupRow>, DbError> {
+pub fn list_by_project(conn: &mut AnyConnection, project_id: &str) -> Result<Vec<BackupRow>, DbError> {
     dsl::backup_data
         .filter(dsl::project_id.eq(project_id))
         .order((dsl::created_at.asc(), dsl::id.asc()))

@@ -30,12 +30,7 @@ pub struct Lease {
 
 /// Reads lease `name`.
 pub fn get(conn: &mut AnyConnection, name: &str) -> Result<Option<Lease>, DbError> {
-    dsl::leases
-        .find(name)
-        .select(Lease::as_select())
-        .first(conn)
-        .optional()
-        .map_err(DbError::query("leases get"))
+    dsl::leases.find(name).select(Lease::as_select()).first(conn).optional().map_err(DbError::query("leases get"))
 }
 
 /// Takes or renews lease `name` for `holder` for `ttl`. Returns the fencing
@@ -50,7 +45,12 @@ pub fn acquire(conn: &mut AnyConnection, name: &str, holder: &str, ttl: Duration
         .map_err(DbError::query("leases renew"))?;
     if renewed == 0 {
         let taken = diesel::update(dsl::leases.filter(dsl::name.eq(name)).filter(dsl::expires_at.lt(now)))
-            .set((dsl::holder.eq(holder), dsl::token.eq(dsl::token + 1), dsl::expires_at.eq(until), dsl::updated_at.eq(now)))
+            .set((
+                dsl::holder.eq(holder),
+                dsl::token.eq(dsl::token + 1),
+                dsl::expires_at.eq(until),
+                dsl::updated_at.eq(now),
+            ))
             .execute(conn)
             .map_err(DbError::query("leases take over"))?;
         if taken == 0 {

@@ -93,39 +93,26 @@ pub fn known_versions() -> Vec<String> {
 }
 
 fn listing_failed(backend: Backend, direction: MigrationDirection, source: BoxError) -> DbError {
-    DbError::Migration {
-        backend,
-        direction,
-        version: "-".to_owned(),
-        source,
-    }
+    DbError::Migration { backend, direction, version: "-".to_owned(), source }
 }
 
 /// Applies the pending migrations of `source` one by one, so a failure names its migration.
-fn upgrade_with<DB, C>(
-    conn: &mut C,
-    source: EmbeddedMigrations,
-    backend: Backend,
-) -> Result<Vec<String>, DbError>
+fn upgrade_with<DB, C>(conn: &mut C, source: EmbeddedMigrations, backend: Backend) -> Result<Vec<String>, DbError>
 where
     DB: diesel::backend::Backend,
     C: MigrationHarness<DB>,
     EmbeddedMigrations: MigrationSource<DB>,
 {
     let up = MigrationDirection::Upgrade;
-    let pending = conn
-        .pending_migrations(source)
-        .map_err(|e| listing_failed(backend, up, e))?;
+    let pending = conn.pending_migrations(source).map_err(|e| listing_failed(backend, up, e))?;
     let mut applied = Vec::with_capacity(pending.len());
     for migration in &pending {
-        let version =
-            conn.run_migration(migration.as_ref())
-                .map_err(|source| DbError::Migration {
-                    backend,
-                    direction: up,
-                    version: migration.name().to_string(),
-                    source,
-                })?;
+        let version = conn.run_migration(migration.as_ref()).map_err(|source| DbError::Migration {
+            backend,
+            direction: up,
+            version: migration.name().to_string(),
+            source,
+        })?;
         applied.push(version.to_string());
     }
     Ok(applied)
@@ -143,30 +130,24 @@ where
     EmbeddedMigrations: MigrationSource<DB>,
 {
     let down = MigrationDirection::Downgrade;
-    let applied = conn
-        .applied_migrations()
-        .map_err(|e| listing_failed(backend, down, e))?;
+    let applied = conn.applied_migrations().map_err(|e| listing_failed(backend, down, e))?;
     let Some(last) = applied.first() else {
         return Ok(None);
     };
-    let known = source
-        .migrations()
-        .map_err(|e| listing_failed(backend, down, e))?;
+    let known = source.migrations().map_err(|e| listing_failed(backend, down, e))?;
     let Some(migration) = known.iter().find(|m| m.name().version() == *last) else {
         return Err(DbError::Migration {
             backend,
             direction: down,
             version: last.to_string(),
-            source: format!("version {last} is applied but unknown to this build of staffeln")
-                .into(),
+            source: format!("version {last} is applied but unknown to this build of staffeln").into(),
         });
     };
-    conn.revert_migration(migration.as_ref())
-        .map_err(|source| DbError::Migration {
-            backend,
-            direction: down,
-            version: migration.name().to_string(),
-            source,
-        })?;
+    conn.revert_migration(migration.as_ref()).map_err(|source| DbError::Migration {
+        backend,
+        direction: down,
+        version: migration.name().to_string(),
+        source,
+    })?;
     Ok(Some(last.to_string()))
 }

@@ -100,6 +100,9 @@ pub(crate) struct InsertQueueItem<'a> {
     pub incremental: bool,
     pub reason: Option<&'a str>,
     pub created_at: NaiveDateTime,
+    pub task_id: String,
+    pub cycle_id: String,
+    pub state: &'a str,
 }
 
 /// A row of `report_timestamp`.

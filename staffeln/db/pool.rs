@@ -38,9 +38,7 @@ use std::time::Duration;
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{self, ManageConnection, R2D2Connection};
 use diesel::sql_types::Text;
-use diesel::{
-    Connection, ConnectionError, MysqlConnection, QueryableByName, RunQueryDsl, SqliteConnection,
-};
+use diesel::{Connection, ConnectionError, MysqlConnection, QueryableByName, RunQueryDsl, SqliteConnection};
 use tracing::{debug, warn};
 
 use super::error::DbError;
@@ -149,11 +147,7 @@ impl Manager {
             DbUrl::Mysql(m) => m.to_diesel_url(),
             DbUrl::Sqlite { path, .. } => path.to_string_lossy().into_owned(),
         };
-        Manager {
-            url,
-            target,
-            mysql_sql_mode,
-        }
+        Manager { url, target, mysql_sql_mode }
     }
 
     /// Opens one connection and runs the per-connection setup.
@@ -199,19 +193,13 @@ impl Manager {
                 None => warn!(db.url = %masked, "SQL connection failed. Retrying forever. ({err})"),
             },
         )
-        .map_err(|(attempts, source)| DbError::Connect {
-            url: masked.clone(),
-            attempts,
-            source,
-        })
+        .map_err(|(attempts, source)| DbError::Connect { url: masked.clone(), attempts, source })
     }
 }
 
 impl fmt::Debug for Manager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Manager")
-            .field("url", &self.url)
-            .finish_non_exhaustive()
+        f.debug_struct("Manager").field("url", &self.url).finish_non_exhaustive()
     }
 }
 
@@ -226,8 +214,7 @@ impl ManageConnection for Manager {
     /// `SELECT 1` on checkout: a connection the server dropped fails here and is
     /// replaced by r2d2.
     fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), ConnectionError> {
-        conn.ping()
-            .map_err(ConnectionError::CouldntSetupConfiguration)
+        conn.ping().map_err(ConnectionError::CouldntSetupConfiguration)
     }
 
     /// A connection left in a broken transaction is not put back.
@@ -261,9 +248,7 @@ pub struct Database {
 
 impl fmt::Debug for Database {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Database")
-            .field("url", &self.url.to_string())
-            .finish_non_exhaustive()
+        f.debug_struct("Database").field("url", &self.url.to_string()).finish_non_exhaustive()
     }
 }
 
@@ -287,11 +272,7 @@ impl Database {
         warn_on_lax_sql_mode(&mut first, &masked);
         drop(first);
 
-        let max_size = if settings.max_pool_size == 0 {
-            UNLIMITED_POOL_SIZE
-        } else {
-            settings.max_pool_size
-        };
+        let max_size = if settings.max_pool_size == 0 { UNLIMITED_POOL_SIZE } else { settings.max_pool_size };
         let recycle = Some(settings.connection_recycle_time).filter(|d| !d.is_zero());
         let pool = r2d2::Pool::builder()
             .max_size(max_size)
@@ -301,18 +282,12 @@ impl Database {
             .error_handler(Box::new(TracingErrorHandler { url: masked }))
             .build_unchecked(manager);
         debug!(db.url = %url, "database pool ready ({max_size} connections at most)");
-        Ok(Database {
-            pool,
-            url: Arc::new(url),
-        })
+        Ok(Database { pool, url: Arc::new(url) })
     }
 
     /// A connection from the pool (checked with `SELECT 1` first). Blocking.
     pub fn conn(&self) -> Result<DbConn, DbError> {
-        self.pool.get().map_err(|source| DbError::Pool {
-            url: self.url.to_string(),
-            source,
-        })
+        self.pool.get().map_err(|source| DbError::Pool { url: self.url.to_string(), source })
     }
 
     /// Health check: takes a connection (waiting at most [`PING_TIMEOUT`] for
@@ -321,13 +296,8 @@ impl Database {
         let mut conn = self
             .pool
             .get_timeout(PING_TIMEOUT)
-            .map_err(|source| DbError::Pool {
-                url: self.url.to_string(),
-                source,
-            })?;
-        diesel::sql_query("SELECT 1")
-            .execute(&mut *conn)
-            .map_err(DbError::query("SELECT 1"))?;
+            .map_err(|source| DbError::Pool { url: self.url.to_string(), source })?;
+        diesel::sql_query("SELECT 1").execute(&mut *conn).map_err(DbError::query("SELECT 1"))?;
         Ok(())
     }
 
@@ -358,14 +328,8 @@ pub fn create_database(settings: &DbSettings) -> Result<bool, DbError> {
     };
     let server = Manager::new(DbUrl::Mysql(m.with_database(None)), None);
     let mut conn = server.open_with_retries(settings)?;
-    let sql = format!(
-        "CREATE DATABASE IF NOT EXISTS `{}` CHARACTER SET utf8mb4",
-        name.replace('`', "``")
-    );
-    diesel::sql_query(sql)
-        .execute(&mut conn)
-        .map(|created| created > 0)
-        .map_err(DbError::query("CREATE DATABASE"))
+    let sql = format!("CREATE DATABASE IF NOT EXISTS `{}` CHARACTER SET utf8mb4", name.replace('`', "``"));
+    diesel::sql_query(sql).execute(&mut conn).map(|created| created > 0).map_err(DbError::query("CREATE DATABASE"))
 }
 
 /// Calls `attempt` until it succeeds, at most `max_retries` times (`< 0`:
@@ -407,12 +371,8 @@ pub(crate) fn last_insert_id(conn: &mut AnyConnection) -> diesel::QueryResult<i6
     use diesel::dsl::sql;
     use diesel::sql_types::BigInt;
     match conn {
-        AnyConnection::Mysql(c) => {
-            diesel::select(sql::<BigInt>("CAST(LAST_INSERT_ID() AS SIGNED)")).get_result(c)
-        }
-        AnyConnection::Sqlite(c) => {
-            diesel::select(sql::<BigInt>("last_insert_rowid()")).get_result(c)
-        }
+        AnyConnection::Mysql(c) => diesel::select(sql::<BigInt>("CAST(LAST_INSERT_ID() AS SIGNED)")).get_result(c),
+        AnyConnection::Sqlite(c) => diesel::select(sql::<BigInt>("last_insert_rowid()")).get_result(c),
     }
 }
 
@@ -428,9 +388,7 @@ fn warn_on_lax_sql_mode(conn: &mut AnyConnection, url: &str) {
         return;
     };
     match diesel::sql_query("SELECT @@SESSION.sql_mode AS mode").get_result::<SqlMode>(conn) {
-        Ok(SqlMode { mode })
-            if !(mode.contains("TRADITIONAL") || mode.contains("STRICT_ALL_TABLES")) =>
-        {
+        Ok(SqlMode { mode }) if !(mode.contains("TRADITIONAL") || mode.contains("STRICT_ALL_TABLES")) => {
             warn!(
                 db.url = %url,
                 "MySQL SQL mode is '{mode}', consider enabling TRADITIONAL or STRICT_ALL_TABLES"
@@ -458,11 +416,7 @@ mod tests {
             Duration::ZERO,
             || {
                 calls.set(calls.get() + 1);
-                if calls.get() <= fail_times {
-                    Err(format!("failure {}", calls.get()))
-                } else {
-                    Ok(calls.get())
-                }
+                if calls.get() <= fail_times { Err(format!("failure {}", calls.get())) } else { Ok(calls.get()) }
             },
             |_| retriable,
             |left, _| logged.borrow_mut().push(left),
@@ -472,22 +426,10 @@ mod tests {
 
     #[test]
     fn attempts_are_bounded_by_max_retries_and_counted() {
-        assert_eq!(
-            run(3, 10, true),
-            (
-                Err((3, "failure 3".to_owned())),
-                vec![Some(2), Some(1), Some(0)]
-            )
-        );
+        assert_eq!(run(3, 10, true), (Err((3, "failure 3".to_owned())), vec![Some(2), Some(1), Some(0)]));
         assert_eq!(run(3, 2, true), (Ok(3), vec![Some(2), Some(1)]));
-        assert_eq!(
-            run(1, 10, true),
-            (Err((1, "failure 1".to_owned())), vec![Some(0)])
-        );
-        assert_eq!(
-            run(0, 10, true),
-            (Err((1, "failure 1".to_owned())), vec![Some(0)])
-        );
+        assert_eq!(run(1, 10, true), (Err((1, "failure 1".to_owned())), vec![Some(0)]));
+        assert_eq!(run(0, 10, true), (Err((1, "failure 1".to_owned())), vec![Some(0)]));
         assert_eq!(run(5, 0, true), (Ok(1), vec![]));
     }
 
@@ -498,10 +440,7 @@ mod tests {
 
     #[test]
     fn non_retriable_failures_stop_at_once() {
-        assert_eq!(
-            run(10, 10, false),
-            (Err((1, "failure 1".to_owned())), vec![])
-        );
+        assert_eq!(run(10, 10, false), (Err((1, "failure 1".to_owned())), vec![]));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! `queue_data`: the volume backups of the current cycle and their status.
-//! (The claim query for workers will live here, see the room doc.)
+//! `queue_data` rows by their legacy `backup_status` (staffeln-py's view of the
+//! table). The conductor's queue on the same table is in [`super::tasks`].
 
 use diesel::prelude::*;
 
@@ -21,11 +21,12 @@ pub fn insert(conn: &mut AnyConnection, new: &NewQueueItem) -> Result<QueueRow, 
         incremental: new.incremental,
         reason: new.reason.as_deref(),
         created_at: now(),
+        // A row outside the conductor's queue: its own id, no cycle.
+        task_id: uuid::Uuid::new_v4().to_string(),
+        cycle_id: format!("row-{}", uuid::Uuid::new_v4()),
+        state: "legacy",
     };
-    diesel::insert_into(dsl::queue_data)
-        .values(&row)
-        .execute(conn)
-        .map_err(DbError::query("queue_data insert"))?;
+    diesel::insert_into(dsl::queue_data).values(&row).execute(conn).map_err(DbError::query("queue_data insert"))?;
     let id = last_insert_id(conn).map_err(DbError::query("queue_data last insert id"))?;
     dsl::queue_data
         .find(id)
@@ -35,10 +36,7 @@ pub fn insert(conn: &mut AnyConnection, new: &NewQueueItem) -> Result<QueueRow, 
 }
 
 /// The queued backups with this status, oldest first.
-pub fn list_by_status(
-    conn: &mut AnyConnection,
-    backup_status: i32,
-) -> Result<Vec<QueueRow>, DbError> {
+pub fn list_by_status(conn: &mut AnyConnection, backup_status: i32) -> Result<Vec<QueueRow>, DbError> {
     dsl::queue_data
         .filter(dsl::backup_status.eq(backup_status))
         .order((dsl::created_at.asc(), dsl::id.asc()))
@@ -56,11 +54,7 @@ pub fn update_status(
     reason: Option<&str>,
 ) -> Result<bool, DbError> {
     diesel::update(dsl::queue_data.find(id))
-        .set((
-            dsl::backup_status.eq(backup_status),
-            dsl::reason.eq(reason),
-            dsl::updated_at.eq(now()),
-        ))
+        .set((dsl::backup_status.eq(backup_status), dsl::reason.eq(reason), dsl::updated_at.eq(now())))
         .execute(conn)
         .map(|n| n > 0)
         .map_err(DbError::query("queue_data update status"))

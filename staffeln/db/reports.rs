@@ -20,10 +20,7 @@ pub fn latest(conn: &mut AnyConnection) -> Result<Option<ReportRow>, DbError> {
 /// Records that `sender` sent a report now.
 pub fn insert(conn: &mut AnyConnection, sender: Option<&str>) -> Result<(), DbError> {
     diesel::insert_into(dsl::report_timestamp)
-        .values(&InsertReport {
-            sender,
-            created_at: now(),
-        })
+        .values(&InsertReport { sender, created_at: now() })
         .execute(conn)
         .map(drop)
         .map_err(DbError::query("report_timestamp insert"))

@@ -213,11 +213,7 @@ pub fn claim(
         leases::lock(conn, CLAIM_LOCK)?;
         let now = now();
         let in_flight: Vec<TaskRow> = dsl::queue_data
-            .filter(
-                dsl::state
-                    .eq("creating")
-                    .or(dsl::state.eq("claimed").and(dsl::claimed_until.ge(now))),
-            )
+            .filter(dsl::state.eq("creating").or(dsl::state.eq("claimed").and(dsl::claimed_until.ge(now))))
             .select(TaskRow::as_select())
             .load(conn)
             .map_err(DbError::query("queue_data in flight"))?;

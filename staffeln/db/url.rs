@@ -174,10 +174,7 @@ impl DbUrl {
     /// Parses `[database] connection`. Errors carry the URL with its password masked.
     pub fn parse(raw: &str) -> Result<DbUrl, DbError> {
         let raw = raw.trim();
-        let invalid = |reason: String| DbError::InvalidUrl {
-            url: mask_password(raw),
-            reason,
-        };
+        let invalid = |reason: String| DbError::InvalidUrl { url: mask_password(raw), reason };
         let Some((scheme, rest)) = raw.split_once("://") else {
             return Err(invalid(
                 "expected an SQLAlchemy URL such as mysql+pymysql://user:password@host/staffeln \
@@ -185,15 +182,9 @@ impl DbUrl {
                     .to_owned(),
             ));
         };
-        let dialect = scheme
-            .split('+')
-            .next()
-            .unwrap_or(scheme)
-            .to_ascii_lowercase();
+        let dialect = scheme.split('+').next().unwrap_or(scheme).to_ascii_lowercase();
         match dialect.as_str() {
-            "mysql" | "mariadb" => parse_mysql(raw, scheme, rest)
-                .map(DbUrl::Mysql)
-                .map_err(invalid),
+            "mysql" | "mariadb" => parse_mysql(raw, scheme, rest).map(DbUrl::Mysql).map_err(invalid),
             "sqlite" => parse_sqlite(rest).map_err(invalid),
             _ => Err(invalid(format!(
                 "unsupported database scheme `{scheme}`: staffeln speaks MySQL/MariaDB \
@@ -235,19 +226,13 @@ fn parse_mysql(raw: &str, scheme: &str, rest: &str) -> Result<MysqlUrl, String> 
     // url crate: spell the client library's default, `localhost` (the local socket).
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let rest = if rest[..authority_end].ends_with('@') {
-        format!(
-            "{}localhost{}",
-            &rest[..authority_end],
-            &rest[authority_end..]
-        )
+        format!("{}localhost{}", &rest[..authority_end], &rest[authority_end..])
     } else {
         rest.to_owned()
     };
-    let parsed = url::Url::parse(&format!("mysql://{rest}"))
-        .map_err(|e| format!("not a valid URL ({e})"))?;
+    let parsed = url::Url::parse(&format!("mysql://{rest}")).map_err(|e| format!("not a valid URL ({e})"))?;
     let decode = |s: &str| -> Result<String, String> {
-        percent_decode(s)
-            .ok_or_else(|| "user or password is not valid percent-encoded UTF-8".to_owned())
+        percent_decode(s).ok_or_else(|| "user or password is not valid percent-encoded UTF-8".to_owned())
     };
     let user = decode(parsed.username())?;
     let password = parsed.password().map(decode).transpose()?;
@@ -256,16 +241,10 @@ fn parse_mysql(raw: &str, scheme: &str, rest: &str) -> Result<MysqlUrl, String> 
         Some(h) => decode(&h.to_string())?,
         None => String::new(),
     };
-    let mut segments = parsed
-        .path_segments()
-        .map(|s| s.collect::<Vec<_>>())
-        .unwrap_or_default();
+    let mut segments = parsed.path_segments().map(|s| s.collect::<Vec<_>>()).unwrap_or_default();
     segments.retain(|s| !s.is_empty());
     if segments.len() > 1 {
-        return Err(format!(
-            "the path must name one database, not `/{}`",
-            segments.join("/")
-        ));
+        return Err(format!("the path must name one database, not `/{}`", segments.join("/")));
     }
     let database = segments.first().map(|s| decode(s)).transpose()?;
 
@@ -326,16 +305,11 @@ fn parse_sqlite(rest: &str) -> Result<DbUrl, String> {
         }
     };
     if path.is_empty() || path == ":memory:" {
-        return Err(
-            "in-memory SQLite is not supported: every pooled connection would see its own \
+        return Err("in-memory SQLite is not supported: every pooled connection would see its own \
                     empty database; use a file, e.g. sqlite:////var/lib/staffeln/staffeln.sqlite"
-                .to_owned(),
-        );
+            .to_owned());
     }
-    Ok(DbUrl::Sqlite {
-        path: PathBuf::from(path),
-        written: format!("sqlite://{rest}"),
-    })
+    Ok(DbUrl::Sqlite { path: PathBuf::from(path), written: format!("sqlite://{rest}") })
 }
 
 /// RFC 3986 percent-decoding (`+` stays `+`); `None` when the result is not UTF-8.
@@ -345,11 +319,7 @@ fn percent_decode(s: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
             (b'%', Some(hi), Some(lo)) => {
                 out.push((hi * 16 + lo) as u8);
                 i += 3;
@@ -424,32 +394,19 @@ mod tests {
     fn err(raw: &str) -> String {
         let e = DbUrl::parse(raw).expect_err(raw);
         let text = format!("{e} / {e:?}");
-        assert!(
-            !text.contains("s3cr3t"),
-            "{raw}: the password leaked: {text}"
-        );
+        assert!(!text.contains("s3cr3t"), "{raw}: the password leaked: {text}");
         text
     }
 
     #[test]
     fn every_mysql_dialect_and_driver_is_mysql() {
-        for scheme in [
-            "mysql",
-            "mysql+pymysql",
-            "mysql+mysqldb",
-            "MySQL+PyMySQL",
-            "mariadb",
-            "mariadb+pymysql",
-        ] {
+        for scheme in ["mysql", "mysql+pymysql", "mysql+mysqldb", "MySQL+PyMySQL", "mariadb", "mariadb+pymysql"] {
             let m = mysql(&format!("{scheme}://staffeln:pw@db.example:3307/staffeln"));
             assert_eq!(m.scheme, scheme);
             assert_eq!((m.user.as_str(), m.password()), ("staffeln", Some("pw")));
             assert_eq!((m.host.as_str(), m.port), ("db.example", Some(3307)));
             assert_eq!(m.database.as_deref(), Some("staffeln"));
-            assert_eq!(
-                m.to_diesel_url(),
-                "mysql://staffeln:pw@db.example:3307/staffeln"
-            );
+            assert_eq!(m.to_diesel_url(), "mysql://staffeln:pw@db.example:3307/staffeln");
         }
     }
 
@@ -462,10 +419,7 @@ mod tests {
         assert_eq!(
             m.params,
             [
-                (
-                    "unix_socket".to_owned(),
-                    "/run/mysqld/mysqld.sock".to_owned()
-                ),
+                ("unix_socket".to_owned(), "/run/mysqld/mysqld.sock".to_owned()),
                 ("ssl_ca".to_owned(), "/etc/ca.pem".to_owned()),
                 ("ssl_mode".to_owned(), "required".to_owned()),
             ]
@@ -487,38 +441,23 @@ mod tests {
     #[test]
     fn user_and_password_are_percent_decoded_and_reencoded() {
         let m = mysql("mysql://st%40ff:p%40ss%2Fw%3Ard+x@[::1]:3306/db%2Dx");
-        assert_eq!(
-            (m.user.as_str(), m.password()),
-            ("st@ff", Some("p@ss/w:rd+x"))
-        );
+        assert_eq!((m.user.as_str(), m.password()), ("st@ff", Some("p@ss/w:rd+x")));
         assert_eq!(m.host, "::1");
         assert_eq!(m.database.as_deref(), Some("db-x"));
-        assert_eq!(
-            m.to_diesel_url(),
-            "mysql://st%40ff:p%40ss%2Fw%3Ard%2Bx@[::1]:3306/db-x"
-        );
+        assert_eq!(m.to_diesel_url(), "mysql://st%40ff:p%40ss%2Fw%3Ard%2Bx@[::1]:3306/db-x");
     }
 
     #[test]
     fn server_only_and_socket_only_urls() {
         let m = mysql("mysql://root@localhost");
-        assert_eq!(
-            (m.host.as_str(), m.database.as_deref(), m.password()),
-            ("localhost", None, None)
-        );
+        assert_eq!((m.host.as_str(), m.database.as_deref(), m.password()), ("localhost", None, None));
         assert_eq!(m.to_diesel_url(), "mysql://root@localhost/");
         let m = mysql("mysql://root@/staffeln?unix_socket=/tmp/s");
         assert_eq!(m.host, "localhost");
-        assert_eq!(
-            m.to_diesel_url(),
-            "mysql://root@localhost/staffeln?unix_socket=%2Ftmp%2Fs"
-        );
+        assert_eq!(m.to_diesel_url(), "mysql://root@localhost/staffeln?unix_socket=%2Ftmp%2Fs");
         let other = m.with_database(Some("other"));
         assert_eq!(other.database.as_deref(), Some("other"));
-        assert_eq!(
-            DbUrl::Mysql(other).to_string(),
-            "mysql://root@/other?unix_socket=/tmp/s"
-        );
+        assert_eq!(DbUrl::Mysql(other).to_string(), "mysql://root@/other?unix_socket=/tmp/s");
     }
 
     #[test]
@@ -532,10 +471,7 @@ mod tests {
         let cases = [
             ("sqlite:///staffeln.sqlite", "staffeln.sqlite"),
             ("sqlite:///var/staffeln.sqlite", "var/staffeln.sqlite"),
-            (
-                "sqlite:////var/lib/staffeln/staffeln.sqlite",
-                "/var/lib/staffeln/staffeln.sqlite",
-            ),
+            ("sqlite:////var/lib/staffeln/staffeln.sqlite", "/var/lib/staffeln/staffeln.sqlite"),
             ("sqlite+pysqlite:////tmp/a b.db", "/tmp/a b.db"),
         ];
         for (raw, path) in cases {
@@ -552,10 +488,7 @@ mod tests {
     #[test]
     fn in_memory_and_hosted_sqlite_are_refused() {
         for raw in ["sqlite://", "sqlite:///", "sqlite:///:memory:"] {
-            assert!(
-                err(raw).contains("in-memory SQLite is not supported"),
-                "{raw}"
-            );
+            assert!(err(raw).contains("in-memory SQLite is not supported"), "{raw}");
         }
         assert!(err("sqlite://host/x.db").contains("no host"));
         assert!(err("sqlite:////x.db?mode=ro").contains("no query arguments"));
@@ -564,14 +497,8 @@ mod tests {
     #[test]
     fn unknown_schemes_are_named() {
         let text = err("postgresql+psycopg2://staffeln:s3cr3t@db/staffeln");
-        assert!(
-            text.contains("unsupported database scheme `postgresql+psycopg2`"),
-            "{text}"
-        );
-        assert!(
-            text.contains("postgresql+psycopg2://staffeln:***@db/staffeln"),
-            "{text}"
-        );
+        assert!(text.contains("unsupported database scheme `postgresql+psycopg2`"), "{text}");
+        assert!(text.contains("postgresql+psycopg2://staffeln:***@db/staffeln"), "{text}");
         assert!(err("staffeln.sqlite").contains("expected an SQLAlchemy URL"));
     }
 
@@ -584,14 +511,8 @@ mod tests {
 
     #[test]
     fn display_and_debug_mask_the_password() {
-        let url = DbUrl::parse(
-            "mysql+pymysql://staffeln:s3cr3t@db:3306/staffeln?charset=utf8&passwd=s3cr3t",
-        )
-        .unwrap();
-        assert_eq!(
-            url.to_string(),
-            "mysql+pymysql://staffeln:***@db:3306/staffeln?charset=utf8&passwd=***"
-        );
+        let url = DbUrl::parse("mysql+pymysql://staffeln:s3cr3t@db:3306/staffeln?charset=utf8&passwd=s3cr3t").unwrap();
+        assert_eq!(url.to_string(), "mysql+pymysql://staffeln:***@db:3306/staffeln?charset=utf8&passwd=***");
         assert!(!format!("{url:?}").contains("s3cr3t"), "{url:?}");
     }
 
@@ -601,10 +522,7 @@ mod tests {
             ("mysql://u:p@h/db", "mysql://u:***@h/db"),
             ("mysql://u:p@ss@h/db", "mysql://u:***@h/db"),
             ("mysql://u@h/db", "mysql://u@h/db"),
-            (
-                "mysql://h/db?password=x&a=b",
-                "mysql://h/db?password=***&a=b",
-            ),
+            ("mysql://h/db?password=x&a=b", "mysql://h/db?password=***&a=b"),
             ("mysql://u:p@h", "mysql://u:***@h"),
             ("no scheme u:p@h", "***"),
         ];

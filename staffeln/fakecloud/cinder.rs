@@ -10,8 +10,8 @@ use hyper::Method;
 use serde_json::{Map, Value, json};
 
 use super::http::{
-    CINDER_MAX, CINDER_MIN, Microversion, Req, Resp, Service, base64_decode, base64_encode, fault,
-    naive_time, negotiate, over_limit, parse_dict_literal, py_repr, strict_bool, unauthenticated,
+    CINDER_MAX, CINDER_MIN, Microversion, Req, Resp, Service, base64_decode, base64_encode, fault, naive_time,
+    negotiate, over_limit, parse_dict_literal, py_repr, strict_bool, unauthenticated,
 };
 use super::server::{Urls, split_project};
 use super::state::{Backup, Pending, Token, Volume, World};
@@ -28,11 +28,7 @@ fn not_found(message: impl Into<String>) -> Resp {
 }
 
 fn policy(rule: &str) -> Resp {
-    fault(
-        Service::Volume,
-        403,
-        format!("Policy doesn't allow {rule} to be performed."),
-    )
+    fault(Service::Volume, 403, format!("Policy doesn't allow {rule} to be performed."))
 }
 
 fn version_doc(urls: &Urls) -> Value {
@@ -100,8 +96,7 @@ pub(crate) fn handle(w: &mut World, urls: &Urls, req: &Req, segs: &[&str]) -> Re
 }
 
 fn echo(resp: Resp, mv: Microversion) -> Resp {
-    resp.with("openstack-api-version", format!("volume {mv}"))
-        .with("vary", "OpenStack-API-Version")
+    resp.with("openstack-api-version", format!("volume {mv}")).with("vary", "OpenStack-API-Version")
 }
 
 fn api(w: &mut World, ctx: &Ctx, req: &Req, rest: &[&str]) -> Resp {
@@ -121,33 +116,25 @@ fn api(w: &mut World, ctx: &Ctx, req: &Req, rest: &[&str]) -> Resp {
             Some(b) => Resp::ok(&json!({"backup": backup_view(ctx, b)})),
             None => not_found(format!("Backup {id} could not be found.")),
         },
-        ["backups", id] if m == Method::PUT && ctx.mv.at_least(3, 9) => {
-            update_backup(w, ctx, req, id)
-        }
+        ["backups", id] if m == Method::PUT && ctx.mv.at_least(3, 9) => update_backup(w, ctx, req, id),
         ["backups", id] if m == Method::DELETE => delete_backup(w, ctx, id, false),
         ["backups", id, "action"] if m == Method::POST => backup_action(w, ctx, req, id),
         ["backups", id, "export_record"] if m == Method::GET => export_record(w, ctx, id),
         ["os-quota-sets", target] if m == Method::GET => show_quota(w, ctx, req, target),
         ["os-quota-sets", target] if m == Method::PUT => update_quota(w, ctx, req, target),
-        ["volumes" | "backups", ..] | ["os-quota-sets", _] => fault(
-            Service::Volume,
-            405,
-            "The method is not allowed for the requested URL.",
-        ),
+        ["volumes" | "backups", ..] | ["os-quota-sets", _] => {
+            fault(Service::Volume, 405, "The method is not allowed for the requested URL.")
+        }
         _ => not_found("The resource could not be found."),
     }
 }
 
 fn visible_volume<'w>(w: &'w World, ctx: &Ctx, id: &str) -> Option<&'w Volume> {
-    w.volumes
-        .get(id)
-        .filter(|v| ctx.admin || v.project_id == ctx.project)
+    w.volumes.get(id).filter(|v| ctx.admin || v.project_id == ctx.project)
 }
 
 fn visible_backup<'w>(w: &'w World, ctx: &Ctx, id: &str) -> Option<&'w Backup> {
-    w.backups
-        .get(id)
-        .filter(|b| ctx.admin || b.project_id == ctx.project)
+    w.backups.get(id).filter(|b| ctx.admin || b.project_id == ctx.project)
 }
 
 // ---------------------------------------------------------------- listing
@@ -208,16 +195,7 @@ struct ListParams {
     filters: Vec<(String, String)>,
 }
 
-const RESERVED: &[&str] = &[
-    "limit",
-    "marker",
-    "offset",
-    "sort",
-    "sort_key",
-    "sort_dir",
-    "with_count",
-    "all_tenants",
-];
+const RESERVED: &[&str] = &["limit", "marker", "offset", "sort", "sort_key", "sort_dir", "with_count", "all_tenants"];
 
 fn list_params(ctx: &Ctx, req: &Req, volumes: bool) -> Result<ListParams, Resp> {
     let int = |name: &str| -> Result<Option<usize>, Resp> {
@@ -237,9 +215,7 @@ fn list_params(ctx: &Ctx, req: &Req, volumes: bool) -> Result<ListParams, Resp> 
         Some(v) => match strict_bool(v) {
             Some(b) => b,
             None if volumes => {
-                return Err(bad(format!(
-                    "Value '{v}' for 'all_tenants' is not a boolean."
-                )));
+                return Err(bad(format!("Value '{v}' for 'all_tenants' is not a boolean.")));
             }
             None => return Err(bad(format!("all_tenants must be a boolean, got '{v}'."))),
         },
@@ -248,9 +224,7 @@ fn list_params(ctx: &Ctx, req: &Req, volumes: bool) -> Result<ListParams, Resp> 
         match d.to_ascii_lowercase().as_str() {
             "desc" => Ok(true),
             "asc" => Ok(false),
-            _ => Err(bad(
-                "Invalid input received: Unknown sort direction, must be 'desc' or 'asc'.",
-            )),
+            _ => Err(bad("Invalid input received: Unknown sort direction, must be 'desc' or 'asc'.")),
         }
     };
     let mut sort = Vec::new();
@@ -268,25 +242,15 @@ fn list_params(ctx: &Ctx, req: &Req, volumes: bool) -> Result<ListParams, Resp> 
     } else if let Some(k) = req.q("sort_key") {
         sort.push((k.to_owned(), dir(req.q("sort_dir").unwrap_or("desc"))?));
     } else {
-        sort.push((
-            "created_at".to_owned(),
-            dir(req.q("sort_dir").unwrap_or("desc"))?,
-        ));
+        sort.push(("created_at".to_owned(), dir(req.q("sort_dir").unwrap_or("desc"))?));
     }
     let last_desc = sort.last().is_none_or(|(_, d)| *d);
     if !sort.iter().any(|(k, _)| k == "id") {
         sort.push(("id".to_owned(), last_desc));
     }
-    let with_count = ctx.mv.at_least(3, 45)
-        && req
-            .q("with_count")
-            .is_some_and(|v| strict_bool(v).unwrap_or(false));
-    let mut filters: Vec<(String, String)> = req
-        .query
-        .iter()
-        .filter(|(k, _)| !RESERVED.contains(&k.as_str()))
-        .cloned()
-        .collect();
+    let with_count = ctx.mv.at_least(3, 45) && req.q("with_count").is_some_and(|v| strict_bool(v).unwrap_or(false));
+    let mut filters: Vec<(String, String)> =
+        req.query.iter().filter(|(k, _)| !RESERVED.contains(&k.as_str())).cloned().collect();
     let allowed: &[&str] = if volumes {
         &[
             "name",
@@ -309,17 +273,11 @@ fn list_params(ctx: &Ctx, req: &Req, volumes: bool) -> Result<ListParams, Resp> 
         let invalid: Vec<&str> = filters
             .iter()
             .map(|(k, _)| k.as_str())
-            .filter(|k| {
-                !allowed.contains(&base(k).as_str())
-                    || (k.ends_with('~') && !ctx.mv.at_least(3, 34))
-            })
+            .filter(|k| !allowed.contains(&base(k).as_str()) || (k.ends_with('~') && !ctx.mv.at_least(3, 34)))
             .collect();
         if !invalid.is_empty() {
             if ctx.mv.at_least(3, 31) {
-                return Err(bad(format!(
-                    "Invalid filters {} are found in query options.",
-                    invalid.join(",")
-                )));
+                return Err(bad(format!("Invalid filters {} are found in query options.", invalid.join(","))));
             }
             filters.retain(|(k, _)| allowed.contains(&base(k).as_str()) && !k.ends_with('~'));
         }
@@ -332,15 +290,7 @@ fn list_params(ctx: &Ctx, req: &Req, volumes: bool) -> Result<ListParams, Resp> 
         }
     }
     filters.retain(|(k, _)| k != "project_id");
-    Ok(ListParams {
-        limit,
-        offset,
-        marker: req.q("marker").map(str::to_owned),
-        sort,
-        with_count,
-        project,
-        filters,
-    })
+    Ok(ListParams { limit, offset, marker: req.q("marker").map(str::to_owned), sort, with_count, project, filters })
 }
 
 fn compare<T: Row>(a: &T, b: &T, sort: &[(String, bool)]) -> Ordering {
@@ -356,33 +306,18 @@ fn compare<T: Row>(a: &T, b: &T, sort: &[(String, bool)]) -> Ordering {
 
 /// Sorts `rows`, applies marker, offset and limit; returns the page and the
 /// total number of matching rows.
-fn paginate<'w, T: Row>(
-    mut rows: Vec<&'w T>,
-    marker: Option<&'w T>,
-    p: &ListParams,
-) -> (Vec<&'w T>, usize) {
+fn paginate<'w, T: Row>(mut rows: Vec<&'w T>, marker: Option<&'w T>, p: &ListParams) -> (Vec<&'w T>, usize) {
     let total = rows.len();
     rows.sort_by(|a, b| compare(*a, *b, &p.sort));
     let start = match marker {
         Some(m) => rows.partition_point(|r| compare(*r, m, &p.sort) != Ordering::Greater),
         None => 0,
     };
-    let page = rows
-        .into_iter()
-        .skip(start + p.offset)
-        .take(p.limit)
-        .collect();
+    let page = rows.into_iter().skip(start + p.offset).take(p.limit).collect();
     (page, total)
 }
 
-fn next_link(
-    ctx: &Ctx,
-    req: &Req,
-    path: &str,
-    last: Option<&str>,
-    count: usize,
-    limit: usize,
-) -> Option<Value> {
+fn next_link(ctx: &Ctx, req: &Req, path: &str, last: Option<&str>, count: usize, limit: usize) -> Option<Value> {
     let last = last?;
     if count == 0 || count < limit {
         return None;
@@ -412,8 +347,9 @@ fn volume_matches(v: &Volume, filters: &[(String, String)]) -> bool {
         "user_id" => v.user_id == *want,
         "size" => want.parse::<i64>().is_ok_and(|s| s == v.size),
         "bootable" => strict_bool(want).is_some_and(|b| b == v.bootable),
-        "metadata" => parse_dict_literal(want)
-            .is_some_and(|pairs| pairs.iter().all(|(mk, mv)| v.metadata.get(mk) == Some(mv))),
+        "metadata" => {
+            parse_dict_literal(want).is_some_and(|pairs| pairs.iter().all(|(mk, mv)| v.metadata.get(mk) == Some(mv)))
+        }
         // Real columns the emulator does not model: no filtering.
         "migration_status" | "group_id" | "consumes_quota" | "created_at" | "updated_at" => true,
         // Admins may pass anything; keys that are not columns match nothing.
@@ -451,14 +387,7 @@ fn list_volumes(w: &World, ctx: &Ctx, req: &Req, detail: bool) -> Resp {
         })
         .collect();
     let path = if detail { "volumes/detail" } else { "volumes" };
-    let next = next_link(
-        ctx,
-        req,
-        path,
-        page.last().map(|v| v.id.as_str()),
-        page.len(),
-        p.limit,
-    );
+    let next = next_link(ctx, req, path, page.last().map(|v| v.id.as_str()), page.len(), p.limit);
     let mut body = json!({ "volumes": items });
     if let Some(n) = next {
         body["volumes_links"] = n;
@@ -565,14 +494,7 @@ fn list_backups(w: &World, ctx: &Ctx, req: &Req, detail: bool) -> Resp {
         })
         .collect();
     let path = if detail { "backups/detail" } else { "backups" };
-    let next = next_link(
-        ctx,
-        req,
-        path,
-        page.last().map(|b| b.id.as_str()),
-        page.len(),
-        p.limit,
-    );
+    let next = next_link(ctx, req, path, page.last().map(|b| b.id.as_str()), page.len(), p.limit);
     let mut body = json!({ "backups": items });
     if let Some(n) = next {
         body["backups_links"] = n;
@@ -608,10 +530,7 @@ fn backup_view(ctx: &Ctx, b: &Backup) -> Value {
 // ---------------------------------------------------------------- create
 
 fn schema_error(field: &str, value: &Value, message: &str) -> Resp {
-    bad(format!(
-        "Invalid input for field/attribute {field}. Value: {}. {message}",
-        py_display(value)
-    ))
+    bad(format!("Invalid input for field/attribute {field}. Value: {}. {message}", py_display(value)))
 }
 
 /// jsonschema prints strings bare in "Value: …" and reprs everything else.
@@ -630,16 +549,8 @@ fn optional_text(backup: &Map<String, Value>, field: &str) -> Result<Option<Stri
     match backup.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.chars().count() <= 255 => Ok(Some(s.clone())),
-        Some(v @ Value::String(_)) => Err(schema_error(
-            field,
-            v,
-            &format!("{} is too long", py_repr(v)),
-        )),
-        Some(v) => Err(schema_error(
-            field,
-            v,
-            &format!("{} is not of type 'string', 'null'", py_repr(v)),
-        )),
+        Some(v @ Value::String(_)) => Err(schema_error(field, v, &format!("{} is too long", py_repr(v)))),
+        Some(v) => Err(schema_error(field, v, &format!("{} is not of type 'string', 'null'", py_repr(v)))),
     }
 }
 
@@ -648,17 +559,9 @@ fn flag(backup: &Map<String, Value>, field: &str) -> Result<bool, Resp> {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
         Some(v @ Value::String(s)) => strict_bool(s).ok_or_else(|| {
-            schema_error(
-                field,
-                v,
-                &format!("{} is not valid under any of the given schemas", py_repr(v)),
-            )
+            schema_error(field, v, &format!("{} is not valid under any of the given schemas", py_repr(v)))
         }),
-        Some(v) => Err(schema_error(
-            field,
-            v,
-            &format!("{} is not valid under any of the given schemas", py_repr(v)),
-        )),
+        Some(v) => Err(schema_error(field, v, &format!("{} is not valid under any of the given schemas", py_repr(v)))),
     }
 }
 
@@ -667,19 +570,14 @@ fn metadata_field(map: &Map<String, Value>, field: &str) -> Result<BTreeMap<Stri
         None | Some(Value::Null) => return Ok(BTreeMap::new()),
         Some(Value::Object(m)) => m,
         Some(v) => {
-            return Err(schema_error(
-                field,
-                v,
-                &format!("{} is not of type 'object', 'null'", py_repr(v)),
-            ));
+            return Err(schema_error(field, v, &format!("{} is not of type 'object', 'null'", py_repr(v))));
         }
     };
     let mut out = BTreeMap::new();
     for (k, v) in value {
         let key_ok = !k.is_empty()
             && k.chars().count() <= 255
-            && k.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_:. /".contains(c));
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_:. /".contains(c));
         if !key_ok {
             return Err(schema_error(
                 field,
@@ -695,11 +593,7 @@ fn metadata_field(map: &Map<String, Value>, field: &str) -> Result<BTreeMap<Stri
                 return Err(schema_error(k, v, &format!("{} is too long", py_repr(v))));
             }
             _ => {
-                return Err(schema_error(
-                    k,
-                    v,
-                    &format!("{} is not of type 'string'", py_repr(v)),
-                ));
+                return Err(schema_error(k, v, &format!("{} is not of type 'string'", py_repr(v))));
             }
         }
     }
@@ -735,46 +629,25 @@ fn create_backup(w: &mut World, ctx: &Ctx, req: &Req) -> Resp {
         return bad(format!("{} is not of type 'object'", py_repr(&body)));
     };
     if let Some(k) = obj.keys().find(|k| *k != "backup") {
-        return bad(format!(
-            "Additional properties are not allowed ('{k}' was unexpected)"
-        ));
+        return bad(format!("Additional properties are not allowed ('{k}' was unexpected)"));
     }
     let Some(raw) = obj.get("backup") else {
         return bad("'backup' is a required property");
     };
     let Some(backup) = raw.as_object() else {
-        return schema_error(
-            "backup",
-            raw,
-            &format!("{} is not of type 'object'", py_repr(raw)),
-        );
+        return schema_error("backup", raw, &format!("{} is not of type 'object'", py_repr(raw)));
     };
-    let mut allowed = vec![
-        "volume_id",
-        "container",
-        "description",
-        "incremental",
-        "force",
-        "name",
-        "snapshot_id",
-    ];
+    let mut allowed = vec!["volume_id", "container", "description", "incremental", "force", "name", "snapshot_id"];
     if ctx.mv.at_least(3, 43) {
         allowed.push("metadata");
     }
     if ctx.mv.at_least(3, 51) {
         allowed.push("availability_zone");
     }
-    let mut unexpected: Vec<&String> = backup
-        .keys()
-        .filter(|k| !allowed.contains(&k.as_str()))
-        .collect();
+    let mut unexpected: Vec<&String> = backup.keys().filter(|k| !allowed.contains(&k.as_str())).collect();
     unexpected.sort();
     if !unexpected.is_empty() {
-        let list = unexpected
-            .iter()
-            .map(|k| format!("'{k}'"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = unexpected.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", ");
         let verb = if unexpected.len() == 1 { "was" } else { "were" };
         return schema_error(
             "backup",
@@ -789,11 +662,7 @@ fn create_backup(w: &mut World, ctx: &Ctx, req: &Req) -> Resp {
             return schema_error("volume_id", v, &format!("{} is not a 'uuid'", py_repr(v)));
         }
         Some(v) => {
-            return schema_error(
-                "volume_id",
-                v,
-                &format!("{} is not of type 'string'", py_repr(v)),
-            );
+            return schema_error("volume_id", v, &format!("{} is not of type 'string'", py_repr(v)));
         }
     };
     let parsed = (|| {
@@ -808,11 +677,10 @@ fn create_backup(w: &mut World, ctx: &Ctx, req: &Req) -> Resp {
             metadata_field(backup, "metadata")?,
         ))
     })();
-    let (name, description, container, snapshot_id, zone, incremental, force, metadata) =
-        match parsed {
-            Ok(p) => p,
-            Err(r) => return r,
-        };
+    let (name, description, container, snapshot_id, zone, incremental, force, metadata) = match parsed {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     // 1. The volume, as the caller sees it.
     let Some(volume) = visible_volume(w, ctx, &volume_id) else {
         return not_found(format!("Volume {volume_id} could not be found."));
@@ -842,14 +710,8 @@ fn create_backup(w: &mut World, ctx: &Ctx, req: &Req) -> Resp {
         let parent = w
             .backups
             .values()
-            .filter(|b| {
-                b.volume_id == volume_id && b.project_id == ctx.project && b.status == "available"
-            })
-            .max_by(|a, b| {
-                a.data_timestamp
-                    .cmp(&b.data_timestamp)
-                    .then_with(|| a.created_at.cmp(&b.created_at))
-            });
+            .filter(|b| b.volume_id == volume_id && b.project_id == ctx.project && b.status == "available")
+            .max_by(|a, b| a.data_timestamp.cmp(&b.data_timestamp).then_with(|| a.created_at.cmp(&b.created_at)));
         match parent {
             Some(p) => Some(p.id.clone()),
             None => {
@@ -892,10 +754,7 @@ fn create_backup(w: &mut World, ctx: &Ctx, req: &Req) -> Resp {
             pending: Some((Pending::Create, due)),
         },
     );
-    Resp::json(
-        202,
-        &json!({"backup": {"id": id, "name": name, "links": ctx.links("backups", &id)}}),
-    )
+    Resp::json(202, &json!({"backup": {"id": id, "name": name, "links": ctx.links("backups", &id)}}))
 }
 
 // ---------------------------------------------------------------- update, delete, actions
@@ -908,22 +767,14 @@ fn update_backup(w: &mut World, ctx: &Ctx, req: &Req, id: &str) -> Resp {
         return bad("'backup' is a required property");
     };
     let Some(fields) = raw.as_object() else {
-        return schema_error(
-            "backup",
-            raw,
-            &format!("{} is not of type 'object'", py_repr(raw)),
-        );
+        return schema_error("backup", raw, &format!("{} is not of type 'object'", py_repr(raw)));
     };
     let mut allowed = vec!["name", "description"];
     if ctx.mv.at_least(3, 43) {
         allowed.push("metadata");
     }
     if let Some(k) = fields.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return schema_error(
-            "backup",
-            raw,
-            &format!("Additional properties are not allowed ('{k}' was unexpected)"),
-        );
+        return schema_error("backup", raw, &format!("Additional properties are not allowed ('{k}' was unexpected)"));
     }
     let name = match optional_text(fields, "name") {
         Ok(n) => n,
@@ -964,10 +815,7 @@ fn delete_backup(w: &mut World, ctx: &Ctx, id: &str, force: bool) -> Resp {
     if !force && b.status != "available" && b.status != "error" {
         return bad("Invalid backup: Backup status must be available or error");
     }
-    if w.backups
-        .values()
-        .any(|c| c.parent_id.as_deref() == Some(id) && c.project_id == ctx.project)
-    {
+    if w.backups.values().any(|c| c.parent_id.as_deref() == Some(id) && c.project_id == ctx.project) {
         return bad("Invalid backup: Incremental backups exist for this backup.");
     }
     let now = w.now();
@@ -980,23 +828,13 @@ fn delete_backup(w: &mut World, ctx: &Ctx, id: &str, force: bool) -> Resp {
     Resp::empty(202)
 }
 
-const BACKUP_STATUSES: &[&str] = &[
-    "creating",
-    "available",
-    "deleting",
-    "error",
-    "error_deleting",
-    "restoring",
-];
+const BACKUP_STATUSES: &[&str] = &["creating", "available", "deleting", "error", "error_deleting", "restoring"];
 
 fn backup_action(w: &mut World, ctx: &Ctx, req: &Req, id: &str) -> Resp {
     let Some(body) = req.json() else {
         return bad("Malformed request body");
     };
-    let Some((action, arg)) = body
-        .as_object()
-        .and_then(|o| if o.len() == 1 { o.iter().next() } else { None })
-    else {
+    let Some((action, arg)) = body.as_object().and_then(|o| if o.len() == 1 { o.iter().next() } else { None }) else {
         return bad("Malformed request body");
     };
     match action.as_str() {
@@ -1043,10 +881,7 @@ fn export_record(w: &World, ctx: &Ctx, id: &str) -> Resp {
         return not_found(format!("Backup {id} could not be found."));
     };
     if b.status != "available" {
-        return bad(format!(
-            "Invalid backup: Backup status must be available and not {}.",
-            b.status
-        ));
+        return bad(format!("Invalid backup: Backup status must be available and not {}.", b.status));
     }
     let record = json!({
         "id": b.id, "user_id": b.user_id, "project_id": b.project_id, "volume_id": b.volume_id,
@@ -1075,11 +910,7 @@ fn import_record(w: &mut World, ctx: &Ctx, req: &Req) -> Resp {
     let url = match rec.get("backup_url") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         Some(v) => {
-            return schema_error(
-                "backup_url",
-                v,
-                &format!("{} is not a 'base64'", py_repr(v)),
-            );
+            return schema_error("backup_url", v, &format!("{} is not a 'base64'", py_repr(v)));
         }
         None => return schema_error("backup-record", rec, "'backup_url' is a required property"),
     };
@@ -1105,11 +936,7 @@ fn import_record(w: &mut World, ctx: &Ctx, req: &Req) -> Resp {
     let metadata = record
         .get("metadata")
         .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                .collect()
-        })
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
         .unwrap_or_default();
     let now = w.now();
     let due = now + w.timing.backup_duration;
@@ -1125,10 +952,7 @@ fn import_record(w: &mut World, ctx: &Ctx, req: &Req) -> Resp {
             description: text("display_description"),
             status: "creating".into(),
             size,
-            object_count: record
-                .get("object_count")
-                .and_then(Value::as_i64)
-                .unwrap_or(0),
+            object_count: record.get("object_count").and_then(Value::as_i64).unwrap_or(0),
             container: text("container"),
             availability_zone: text("availability_zone"),
             snapshot_id: None,
@@ -1142,10 +966,7 @@ fn import_record(w: &mut World, ctx: &Ctx, req: &Req) -> Resp {
             pending: Some((Pending::Create, due)),
         },
     );
-    Resp::json(
-        201,
-        &json!({"backup": {"id": id, "name": name, "links": ctx.links("backups", &id)}}),
-    )
+    Resp::json(201, &json!({"backup": {"id": id, "name": name, "links": ctx.links("backups", &id)}}))
 }
 
 // ---------------------------------------------------------------- quotas
@@ -1154,9 +975,7 @@ fn show_quota(w: &World, ctx: &Ctx, req: &Req, target: &str) -> Resp {
     if !ctx.admin && target != ctx.project {
         return policy("volume_extension:quotas:show");
     }
-    let usage = req
-        .q("usage")
-        .is_some_and(|v| strict_bool(v).unwrap_or(false));
+    let usage = req.q("usage").is_some_and(|v| strict_bool(v).unwrap_or(false));
     let q = w.quota(target);
     let (backups, backup_gb) = w.backup_usage(target);
     let (volumes, gigabytes) = w.volume_usage(target);
@@ -1175,11 +994,7 @@ fn show_quota(w: &World, ctx: &Ctx, req: &Req, target: &str) -> Resp {
     let mut set = Map::new();
     set.insert("id".into(), json!(target));
     for (key, limit, in_use) in rows {
-        let v = if usage {
-            json!({"in_use": in_use, "limit": limit, "reserved": 0})
-        } else {
-            json!(limit)
-        };
+        let v = if usage { json!({"in_use": in_use, "limit": limit, "reserved": 0}) } else { json!(limit) };
         set.insert(key.into(), v);
     }
     Resp::ok(&json!({ "quota_set": set }))
@@ -1202,14 +1017,8 @@ fn update_quota(w: &mut World, ctx: &Ctx, req: &Req, target: &str) -> Resp {
     };
     let mut q = project.quota.clone();
     for (key, value) in set {
-        let Some(n) = value
-            .as_i64()
-            .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
-        else {
-            return bad(format!(
-                "Quota limit {} for {key} must be an integer.",
-                py_display(value)
-            ));
+        let Some(n) = value.as_i64().or_else(|| value.as_str().and_then(|s| s.parse().ok())) else {
+            return bad(format!("Quota limit {} for {key} must be an integer.", py_display(value)));
         };
         let (slot, used) = match key.as_str() {
             "volumes" => (&mut q.volumes, volumes),
@@ -1230,9 +1039,7 @@ fn update_quota(w: &mut World, ctx: &Ctx, req: &Req, target: &str) -> Resp {
         *slot = n;
     }
     project.quota = q.clone();
-    Resp::ok(
-        &json!({"quota_set": {"volumes": q.volumes, "snapshots": q.snapshots, "gigabytes": q.gigabytes,
+    Resp::ok(&json!({"quota_set": {"volumes": q.volumes, "snapshots": q.snapshots, "gigabytes": q.gigabytes,
         "backups": q.backups, "backup_gigabytes": q.backup_gigabytes, "groups": q.groups,
-        "per_volume_gigabytes": q.per_volume_gigabytes}}),
-    )
+        "per_volume_gigabytes": q.per_volume_gigabytes}}))
 }

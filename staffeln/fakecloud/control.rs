@@ -64,12 +64,7 @@ pub enum FaultEffect {
 
 impl Fault {
     /// A fault on every matching request.
-    pub fn new(
-        service: Service,
-        method: Option<&str>,
-        path: Option<&str>,
-        effect: FaultEffect,
-    ) -> Fault {
+    pub fn new(service: Service, method: Option<&str>, path: Option<&str>, effect: FaultEffect) -> Fault {
         Fault {
             service: Some(service),
             method: method.map(str::to_owned),
@@ -88,10 +83,7 @@ impl Fault {
 
     fn matches(&self, service: Service, method: &str, route: &str) -> bool {
         self.service.is_none_or(|s| s == service)
-            && self
-                .method
-                .as_deref()
-                .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
             && self.path.as_deref().is_none_or(|p| route.starts_with(p))
     }
 }
@@ -114,11 +106,7 @@ impl Control {
 
     /// Calls of one method and route, e.g. `call_count("POST", "/volume/backups")`.
     pub fn call_count(&self, method: &str, route: &str) -> u64 {
-        self.world()
-            .calls
-            .get(&format!("{} {route}", method.to_ascii_uppercase()))
-            .copied()
-            .unwrap_or(0)
+        self.world().calls.get(&format!("{} {route}", method.to_ascii_uppercase())).copied().unwrap_or(0)
     }
 
     pub fn reset_calls(&self) {
@@ -144,16 +132,12 @@ impl Control {
 
     /// Outcome of backup creations, for one volume or (`None`) all volumes.
     pub fn set_create_outcome(&self, volume_id: Option<&str>, outcome: BackupOutcome) {
-        self.world()
-            .create_outcomes
-            .insert(volume_id.map(str::to_owned), outcome);
+        self.world().create_outcomes.insert(volume_id.map(str::to_owned), outcome);
     }
 
     /// Outcome of backup deletions, for one volume or (`None`) all volumes.
     pub fn set_delete_outcome(&self, volume_id: Option<&str>, outcome: BackupOutcome) {
-        self.world()
-            .delete_outcomes
-            .insert(volume_id.map(str::to_owned), outcome);
+        self.world().delete_outcomes.insert(volume_id.map(str::to_owned), outcome);
     }
 
     /// Runs the backup transitions that are due now; returns how many ran.
@@ -164,8 +148,7 @@ impl Control {
     /// Moves the emulated clock forward, then ticks.
     pub fn advance(&self, by: std::time::Duration) -> usize {
         let mut w = self.world();
-        w.clock
-            .advance(chrono::Duration::from_std(by).unwrap_or(chrono::Duration::zero()));
+        w.clock.advance(chrono::Duration::from_std(by).unwrap_or(chrono::Duration::zero()));
         w.tick(false)
     }
 
@@ -196,19 +179,11 @@ impl Control {
     }
 
     pub fn server_id(&self, name: &str) -> Option<String> {
-        self.world()
-            .servers
-            .values()
-            .find(|s| s.name == name)
-            .map(|s| s.id.clone())
+        self.world().servers.values().find(|s| s.name == name).map(|s| s.id.clone())
     }
 
     pub fn volume_id(&self, name: &str) -> Option<String> {
-        self.world()
-            .volumes
-            .values()
-            .find(|v| v.name.as_deref() == Some(name))
-            .map(|v| v.id.clone())
+        self.world().volumes.values().find(|v| v.name.as_deref() == Some(name)).map(|v| v.id.clone())
     }
 
     pub fn volume_status(&self, id: &str) -> Option<String> {
@@ -222,13 +197,8 @@ impl Control {
 
     /// Ids of the backups of a volume, any status.
     pub fn backups_of(&self, volume_id: &str) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .world()
-            .backups
-            .values()
-            .filter(|b| b.volume_id == volume_id)
-            .map(|b| b.id.clone())
-            .collect();
+        let mut ids: Vec<String> =
+            self.world().backups.values().filter(|b| b.volume_id == volume_id).map(|b| b.id.clone()).collect();
         ids.sort();
         ids
     }
@@ -287,13 +257,8 @@ pub(crate) fn handle(control: &Control, req: &Req, rest: &[&str]) -> Resp {
             Resp::empty(204)
         }
         ("GET", ["faults"]) => {
-            let faults: Vec<Value> = control
-                .shared
-                .world()
-                .faults
-                .iter()
-                .map(|(id, f)| json!({"id": id, "fault": f}))
-                .collect();
+            let faults: Vec<Value> =
+                control.shared.world().faults.iter().map(|(id, f)| json!({"id": id, "fault": f})).collect();
             Resp::ok(&json!({ "faults": faults }))
         }
         ("POST", ["faults"]) => match serde_json::from_value::<Fault>(body) {

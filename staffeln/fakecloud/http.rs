@@ -10,9 +10,7 @@ use hyper::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
 
 /// The three emulated services; also the first path segment of their URLs.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Service {
     Identity,
@@ -48,10 +46,7 @@ pub(crate) struct Req {
 impl Req {
     /// First value of query parameter `key`.
     pub fn q(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -106,10 +101,9 @@ impl Resp {
 pub(crate) fn fault(service: Service, code: u16, message: impl Into<String>) -> Resp {
     let message = message.into();
     match service {
-        Service::Identity => Resp::json(
-            code,
-            &json!({"error": {"code": code, "title": reason(code), "message": message}}),
-        ),
+        Service::Identity => {
+            Resp::json(code, &json!({"error": {"code": code, "title": reason(code), "message": message}}))
+        }
         Service::Compute | Service::Volume => {
             let name = fault_name(service, code);
             Resp::json(code, &json!({ name: {"code": code, "message": message} }))
@@ -119,18 +113,12 @@ pub(crate) fn fault(service: Service, code: u16, message: impl Into<String>) -> 
 
 /// Cinder's 413 for quota: `Retry-After: 0` and `retryAfter` in the body (§0.3).
 pub(crate) fn over_limit(message: impl Into<String>) -> Resp {
-    Resp::json(
-        413,
-        &json!({"overLimit": {"code": 413, "message": message.into(), "retryAfter": "0"}}),
-    )
-    .with("retry-after", "0")
+    Resp::json(413, &json!({"overLimit": {"code": 413, "message": message.into(), "retryAfter": "0"}}))
+        .with("retry-after", "0")
 }
 
 pub(crate) fn reason(code: u16) -> &'static str {
-    StatusCode::from_u16(code)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Error")
+    StatusCode::from_u16(code).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error")
 }
 
 fn fault_name(service: Service, code: u16) -> &'static str {
@@ -157,10 +145,7 @@ pub(crate) fn unauthenticated(keystone_url: &str) -> Resp {
         &json!({"error": {"code": 401, "title": "Unauthorized",
                           "message": "The request you have made requires authentication."}}),
     )
-    .with(
-        "www-authenticate",
-        format!("Keystone uri=\"{keystone_url}\""),
-    )
+    .with("www-authenticate", format!("Keystone uri=\"{keystone_url}\""))
 }
 
 /// A microversion `major.minor`.
@@ -195,12 +180,8 @@ pub(crate) fn negotiate(req: &Req, service: Service) -> Result<Microversion, Res
         Service::Compute => ("compute", NOVA_MIN, NOVA_MAX),
         _ => ("volume", CINDER_MIN, CINDER_MAX),
     };
-    let values: Vec<&str> = req
-        .headers
-        .get_all("openstack-api-version")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
+    let values: Vec<&str> =
+        req.headers.get_all("openstack-api-version").iter().filter_map(|v| v.to_str().ok()).collect();
     let mut requested = None;
     for entry in values.iter().flat_map(|v| v.split(',')) {
         let mut parts = entry.split_whitespace();
@@ -209,9 +190,7 @@ pub(crate) fn negotiate(req: &Req, service: Service) -> Result<Microversion, Res
         }
     }
     if requested.is_none() && service == Service::Compute {
-        requested = req
-            .header("x-openstack-nova-api-version")
-            .map(str::to_owned);
+        requested = req.header("x-openstack-nova-api-version").map(str::to_owned);
     }
     if requested.is_none() && !values.is_empty() && service == Service::Volume {
         return Err(fault(
@@ -230,18 +209,14 @@ pub(crate) fn negotiate(req: &Req, service: Service) -> Result<Microversion, Res
         return Err(fault(
             service,
             400,
-            format!(
-                "API Version String {text} is of invalid format. Must be of format MajorNum.MinorNum."
-            ),
+            format!("API Version String {text} is of invalid format. Must be of format MajorNum.MinorNum."),
         ));
     };
     if mv < min || mv > max {
         return Err(fault(
             service,
             406,
-            format!(
-                "Version {mv} is not supported by the API. Minimum is {min} and maximum is {max}."
-            ),
+            format!("Version {mv} is not supported by the API. Minimum is {min} and maximum is {max}."),
         ));
     }
     Ok(mv)
@@ -270,16 +245,10 @@ pub(crate) fn py_repr(v: &Value) -> String {
         Value::Bool(false) => "False".into(),
         Value::Number(n) => n.to_string(),
         Value::String(s) => py_str(s),
-        Value::Array(items) => format!(
-            "[{}]",
-            items.iter().map(py_repr).collect::<Vec<_>>().join(", ")
-        ),
+        Value::Array(items) => format!("[{}]", items.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
         Value::Object(map) => format!(
             "{{{}}}",
-            map.iter()
-                .map(|(k, v)| format!("{}: {}", py_str(k), py_repr(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
+            map.iter().map(|(k, v)| format!("{}: {}", py_str(k), py_repr(v))).collect::<Vec<_>>().join(", ")
         ),
     }
 }
@@ -306,11 +275,7 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 pub(crate) fn base64_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -347,10 +312,7 @@ pub(crate) fn base64_decode(text: &str) -> Option<Vec<u8>> {
 /// JSON), string keys and values only.
 pub(crate) fn parse_dict_literal(text: &str) -> Option<Vec<(String, String)>> {
     if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) {
-        return map
-            .into_iter()
-            .map(|(k, v)| Some((k, v.as_str()?.to_owned())))
-            .collect();
+        return map.into_iter().map(|(k, v)| Some((k, v.as_str()?.to_owned()))).collect();
     }
     let mut chars = text.trim().chars().peekable();
     let mut out = Vec::new();
@@ -404,11 +366,7 @@ mod tests {
     fn base64_round_trips() {
         for s in ["", "a", "ab", "abc", "abcd", "{\"id\": \"x\"}"] {
             let e = base64_encode(s.as_bytes());
-            assert_eq!(
-                base64_decode(&e).as_deref(),
-                Some(s.as_bytes()),
-                "{s} -> {e}"
-            );
+            assert_eq!(base64_decode(&e).as_deref(), Some(s.as_bytes()), "{s} -> {e}");
         }
         assert_eq!(base64_encode(b"ab"), "YWI=");
     }

@@ -5,35 +5,25 @@ use serde_json::{Map, Value, json};
 
 use super::http::{Req, Resp, Service, fault, keystone_time};
 use super::server::Urls;
-use super::state::{
-    DOMAIN_ID, DOMAIN_NAME, Project, Token, World, implied_roles, role_id, stable_id,
-};
+use super::state::{DOMAIN_ID, DOMAIN_NAME, Project, Token, World, implied_roles, role_id, stable_id};
 
 const GENERIC_401: &str = "The request you have made requires authentication.";
 
 pub(crate) fn handle(w: &mut World, urls: &Urls, req: &Req, segs: &[&str]) -> Resp {
     let get = req.method == hyper::Method::GET || req.method == hyper::Method::HEAD;
     match segs {
-        [] if get => Resp::json(300, &json!({"versions": {"values": [version(urls)]}}))
-            .with("location", urls.identity() + "/"),
+        [] if get => {
+            Resp::json(300, &json!({"versions": {"values": [version(urls)]}})).with("location", urls.identity() + "/")
+        }
         ["v3"] if get => Resp::ok(&json!({"version": version(urls)})),
         ["v3", "auth", "tokens"] if req.method == hyper::Method::POST => issue(w, urls, req),
         ["v3", "auth", "tokens"] if get => match authed(w, urls, req) {
-            Ok(_) => match req
-                .header("x-subject-token")
-                .and_then(|t| w.token(t))
-                .cloned()
-            {
+            Ok(_) => match req.header("x-subject-token").and_then(|t| w.token(t)).cloned() {
                 Some(subject) => {
                     let id = req.header("x-subject-token").unwrap_or_default().to_owned();
-                    Resp::ok(&render(
-                        w,
-                        urls,
-                        &subject,
-                        !req.query.iter().any(|(k, _)| k == "nocatalog"),
-                    ))
-                    .with("x-subject-token", id)
-                    .with("vary", "X-Auth-Token")
+                    Resp::ok(&render(w, urls, &subject, !req.query.iter().any(|(k, _)| k == "nocatalog")))
+                        .with("x-subject-token", id)
+                        .with("vary", "X-Auth-Token")
                 }
                 None => fault(Service::Identity, 404, "Could not find token."),
             },
@@ -48,16 +38,10 @@ pub(crate) fn handle(w: &mut World, urls: &Urls, req: &Req, segs: &[&str]) -> Re
             Err(r) => r,
         },
         ["v3", "projects", id] if get => match authed(w, urls, req) {
-            Ok(t) if !t.is_admin() && t.project_id.as_deref() != Some(*id) => {
-                forbidden("identity:get_project")
-            }
+            Ok(t) if !t.is_admin() && t.project_id.as_deref() != Some(*id) => forbidden("identity:get_project"),
             Ok(_) => match w.projects.get(*id) {
                 Some(p) => Resp::ok(&json!({"project": project_view(urls, p)})),
-                None => fault(
-                    Service::Identity,
-                    404,
-                    format!("Could not find project: {id}."),
-                ),
+                None => fault(Service::Identity, 404, format!("Could not find project: {id}.")),
             },
             Err(r) => r,
         },
@@ -78,11 +62,7 @@ pub(crate) fn handle(w: &mut World, urls: &Urls, req: &Req, segs: &[&str]) -> Re
                     }
                     Resp::ok(&json!({ "user": user }))
                 }
-                None => fault(
-                    Service::Identity,
-                    404,
-                    format!("Could not find user: {id}."),
-                ),
+                None => fault(Service::Identity, 404, format!("Could not find user: {id}.")),
             },
             Err(r) => r,
         },
@@ -90,28 +70,22 @@ pub(crate) fn handle(w: &mut World, urls: &Urls, req: &Req, segs: &[&str]) -> Re
             Ok(_) => {
                 let roles: Vec<Value> = ["admin", "member", "reader"]
                     .iter()
-                    .map(|r| json!({"id": role_id(r), "name": r, "domain_id": null, "description": null,
-                        "options": {}, "links": {"self": format!("{}/roles/{}", urls.identity(), role_id(r))}}))
+                    .map(|r| {
+                        json!({"id": role_id(r), "name": r, "domain_id": null, "description": null,
+                        "options": {}, "links": {"self": format!("{}/roles/{}", urls.identity(), role_id(r))}})
+                    })
                     .collect();
-                Resp::ok(
-                    &json!({"roles": roles, "links": {"self": format!("{}/roles", urls.identity()),
-                    "previous": null, "next": null}}),
-                )
+                Resp::ok(&json!({"roles": roles, "links": {"self": format!("{}/roles", urls.identity()),
+                    "previous": null, "next": null}}))
             }
             Err(r) => r,
         },
-        ["v3", "role_assignments"] if get => {
-            match admin(w, urls, req, "identity:list_role_assignments") {
-                Ok(_) => role_assignments(w, urls, req),
-                Err(r) => r,
-            }
-        }
+        ["v3", "role_assignments"] if get => match admin(w, urls, req, "identity:list_role_assignments") {
+            Ok(_) => role_assignments(w, urls, req),
+            Err(r) => r,
+        },
         [] | ["v3"] | ["v3", "auth", "tokens" | "projects"] | ["v3", "projects" | "users", _] => {
-            fault(
-                Service::Identity,
-                405,
-                "The method is not allowed for the requested URL.",
-            )
+            fault(Service::Identity, 405, "The method is not allowed for the requested URL.")
         }
         _ => fault(Service::Identity, 404, "The resource could not be found."),
     }
@@ -124,18 +98,11 @@ fn version(urls: &Urls) -> Value {
 }
 
 fn unauthorized(urls: &Urls, message: &str) -> Resp {
-    fault(Service::Identity, 401, message).with(
-        "www-authenticate",
-        format!("Keystone uri=\"{}\"", urls.identity()),
-    )
+    fault(Service::Identity, 401, message).with("www-authenticate", format!("Keystone uri=\"{}\"", urls.identity()))
 }
 
 fn forbidden(rule: &str) -> Resp {
-    fault(
-        Service::Identity,
-        403,
-        format!("You are not authorized to perform the requested action: {rule}."),
-    )
+    fault(Service::Identity, 403, format!("You are not authorized to perform the requested action: {rule}."))
 }
 
 fn validation(attr: &str, target: &str) -> Resp {
@@ -150,19 +117,12 @@ fn validation(attr: &str, target: &str) -> Resp {
 }
 
 fn authed(w: &World, urls: &Urls, req: &Req) -> Result<Token, Resp> {
-    req.token()
-        .and_then(|t| w.token(t))
-        .cloned()
-        .ok_or_else(|| unauthorized(urls, GENERIC_401))
+    req.token().and_then(|t| w.token(t)).cloned().ok_or_else(|| unauthorized(urls, GENERIC_401))
 }
 
 fn admin(w: &World, urls: &Urls, req: &Req, rule: &str) -> Result<Token, Resp> {
     let t = authed(w, urls, req)?;
-    if t.is_admin() {
-        Ok(t)
-    } else {
-        Err(forbidden(rule))
-    }
+    if t.is_admin() { Ok(t) } else { Err(forbidden(rule)) }
 }
 
 /// A user reference `{"id"}` or `{"name", "domain": {"id"|"name"}}`.
@@ -200,11 +160,7 @@ fn issue(w: &mut World, urls: &Urls, req: &Req) -> Resp {
     let Some(methods) = identity.get("methods").and_then(Value::as_array) else {
         return validation("methods", "identity");
     };
-    let methods: Vec<String> = methods
-        .iter()
-        .filter_map(Value::as_str)
-        .map(str::to_owned)
-        .collect();
+    let methods: Vec<String> = methods.iter().filter_map(Value::as_str).map(str::to_owned).collect();
     let scope = auth.get("scope");
     let now = w.now();
     let mut expires_at = now + w.timing.token_ttl;
@@ -226,11 +182,7 @@ fn issue(w: &mut World, urls: &Urls, req: &Req) -> Resp {
             }
         }
         Some("token") => {
-            let Some(id) = identity
-                .get("token")
-                .and_then(|t| t.get("id"))
-                .and_then(Value::as_str)
-            else {
+            let Some(id) = identity.get("token").and_then(|t| t.get("id")).and_then(Value::as_str) else {
                 return validation("id", "token");
             };
             let Some(old) = w.token(id) else {
@@ -255,11 +207,7 @@ fn issue(w: &mut World, urls: &Urls, req: &Req) -> Resp {
                 match w.app_creds.get(id) {
                     Some(c) => Some(c),
                     None => {
-                        return fault(
-                            Service::Identity,
-                            404,
-                            format!("Could not find Application Credential: {id}."),
-                        );
+                        return fault(Service::Identity, 404, format!("Could not find Application Credential: {id}."));
                     }
                 }
             } else {
@@ -269,9 +217,10 @@ fn issue(w: &mut World, urls: &Urls, req: &Req) -> Resp {
                     Some(Err(r)) => return r,
                     _ => None,
                 };
-                let mut matches = w.app_creds.values().filter(|c| {
-                    Some(c.name.as_str()) == name && Some(&c.user_id) == owner.as_ref()
-                });
+                let mut matches = w
+                    .app_creds
+                    .values()
+                    .filter(|c| Some(c.name.as_str()) == name && Some(&c.user_id) == owner.as_ref());
                 match (matches.next(), matches.next()) {
                     (Some(c), None) => Some(c),
                     _ => None,
@@ -287,16 +236,11 @@ fn issue(w: &mut World, urls: &Urls, req: &Req) -> Resp {
             }
         }
         _ => {
-            return unauthorized_identity(
-                urls,
-                "Attempted to authenticate with an unsupported method.",
-            );
+            return unauthorized_identity(urls, "Attempted to authenticate with an unsupported method.");
         }
     };
     let project_id = match scope {
-        None if app_cred_id.is_some() || methods.first().is_some_and(|m| m == "token") => {
-            inherited_project
-        }
+        None if app_cred_id.is_some() || methods.first().is_some_and(|m| m == "token") => inherited_project,
         None => w
             .users
             .get(&user_id)
@@ -328,17 +272,11 @@ fn issue(w: &mut World, urls: &Urls, req: &Req) -> Resp {
         expires_at,
         audit_id: format!("{:022x}", w.rng_u64()),
     };
-    let id = format!(
-        "gAAAAAB{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
+    let id = format!("gAAAAAB{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     let catalog = !req.query.iter().any(|(k, _)| k == "nocatalog");
     let body = render(w, urls, &token, catalog);
     w.tokens.insert(id.clone(), token);
-    Resp::json(201, &body)
-        .with("x-subject-token", id)
-        .with("vary", "X-Auth-Token")
+    Resp::json(201, &body).with("x-subject-token", id).with("vary", "X-Auth-Token")
 }
 
 fn unauthorized_identity(urls: &Urls, message: &str) -> Resp {
@@ -349,16 +287,9 @@ fn unauthorized_identity(urls: &Urls, message: &str) -> Resp {
 /// The project a `scope` object names; `None` for `unscoped`.
 fn parse_scope(w: &World, scope: &Value) -> Result<Option<String>, Resp> {
     let keys = ["project", "domain", "system", "unscoped", "OS-TRUST:trust"];
-    let present: Vec<&str> = keys
-        .iter()
-        .copied()
-        .filter(|k| scope.get(k).is_some())
-        .collect();
+    let present: Vec<&str> = keys.iter().copied().filter(|k| scope.get(k).is_some()).collect();
     if present.len() != 1 {
-        return Err(validation(
-            "system, project, domain, OS-TRUST:trust or unscoped",
-            "scope",
-        ));
+        return Err(validation("system, project, domain, OS-TRUST:trust or unscoped", "scope"));
     }
     let unknown = || Err(fault(Service::Identity, 401, GENERIC_401));
     match present[0] {
@@ -366,11 +297,7 @@ fn parse_scope(w: &World, scope: &Value) -> Result<Option<String>, Resp> {
         "project" => {
             let p = &scope["project"];
             if let Some(id) = p.get("id").and_then(Value::as_str) {
-                return if w.projects.contains_key(id) {
-                    Ok(Some(id.to_owned()))
-                } else {
-                    unknown()
-                };
+                return if w.projects.contains_key(id) { Ok(Some(id.to_owned())) } else { unknown() };
             }
             let Some(name) = p.get("name").and_then(Value::as_str) else {
                 return Err(validation("id or name", "project"));
@@ -388,11 +315,7 @@ fn parse_scope(w: &World, scope: &Value) -> Result<Option<String>, Resp> {
 }
 
 fn render(w: &World, urls: &Urls, t: &Token, with_catalog: bool) -> Value {
-    let user_name = w
-        .users
-        .get(&t.user_id)
-        .map(|u| u.name.clone())
-        .unwrap_or_default();
+    let user_name = w.users.get(&t.user_id).map(|u| u.name.clone()).unwrap_or_default();
     let mut token = json!({
         "methods": t.methods,
         "user": {"domain": {"id": DOMAIN_ID, "name": DOMAIN_NAME}, "id": t.user_id, "name": user_name,
@@ -402,15 +325,9 @@ fn render(w: &World, urls: &Urls, t: &Token, with_catalog: bool) -> Value {
         "issued_at": keystone_time(t.issued_at),
     });
     if let Some(p) = t.project_id.as_ref().and_then(|p| w.projects.get(p)) {
-        token["project"] =
-            json!({"domain": {"id": DOMAIN_ID, "name": DOMAIN_NAME}, "id": p.id, "name": p.name});
+        token["project"] = json!({"domain": {"id": DOMAIN_ID, "name": DOMAIN_NAME}, "id": p.id, "name": p.name});
         token["is_domain"] = json!(false);
-        token["roles"] = json!(
-            t.roles
-                .iter()
-                .map(|r| json!({"id": role_id(r), "name": r}))
-                .collect::<Vec<_>>()
-        );
+        token["roles"] = json!(t.roles.iter().map(|r| json!({"id": role_id(r), "name": r})).collect::<Vec<_>>());
         if with_catalog {
             token["catalog"] = catalog(w, urls, &p.id);
         }
@@ -461,29 +378,22 @@ fn project_view(urls: &Urls, p: &Project) -> Value {
 }
 
 const ENABLED_VALUES: &[&str] = &[
-    "True", "TRUE", "true", "False", "FALSE", "false", "", "1", "0", "y", "Y", "n", "N", "on",
-    "ON", "off", "OFF", "yes", "no",
+    "True", "TRUE", "true", "False", "FALSE", "false", "", "1", "0", "y", "Y", "n", "N", "on", "ON", "off", "OFF",
+    "yes", "no",
 ];
 
 fn list_projects(w: &World, urls: &Urls, req: &Req) -> Resp {
     let enabled = match req.q("enabled") {
         None => None,
-        Some(v) if ENABLED_VALUES.contains(&v) => Some(!matches!(
-            v,
-            "False" | "FALSE" | "false" | "0" | "n" | "N" | "off" | "OFF" | "no"
-        )),
+        Some(v) if ENABLED_VALUES.contains(&v) => {
+            Some(!matches!(v, "False" | "FALSE" | "false" | "0" | "n" | "N" | "off" | "OFF" | "no"))
+        }
         Some(v) => {
-            let allowed = ENABLED_VALUES
-                .iter()
-                .map(|x| format!("'{x}'"))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let allowed = ENABLED_VALUES.iter().map(|x| format!("'{x}'")).collect::<Vec<_>>().join(", ");
             return fault(
                 Service::Identity,
                 400,
-                format!(
-                    "Invalid input for field/attribute enabled. Value: {v}. '{v}' is not one of [{allowed}]"
-                ),
+                format!("Invalid input for field/attribute enabled. Value: {v}. '{v}' is not one of [{allowed}]"),
             );
         }
     };
@@ -491,19 +401,12 @@ fn list_projects(w: &World, urls: &Urls, req: &Req) -> Resp {
         None => None,
         Some(Ok(n)) => Some(n),
         Some(Err(_)) => {
-            return fault(
-                Service::Identity,
-                400,
-                "Invalid input for field/attribute limit.",
-            );
+            return fault(Service::Identity, 400, "Invalid input for field/attribute limit.");
         }
     };
-    let wants_domains = req.q("is_domain").is_some_and(|v| {
-        matches!(
-            v.to_ascii_lowercase().as_str(),
-            "1" | "true" | "yes" | "on" | "y"
-        )
-    });
+    let wants_domains = req
+        .q("is_domain")
+        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on" | "y"));
     let name = req.q("name");
     let domain_ok = req.q("domain_id").is_none_or(|d| d == DOMAIN_ID);
     let parent_ok = req.q("parent_id").is_none_or(|d| d == DOMAIN_ID);
@@ -530,11 +433,7 @@ fn list_projects(w: &World, urls: &Urls, req: &Req) -> Resp {
             ser.append_pair("marker", m);
         }
         let q = ser.finish();
-        if q.is_empty() {
-            String::new()
-        } else {
-            format!("?{q}")
-        }
+        if q.is_empty() { String::new() } else { format!("?{q}") }
     };
     let base = format!("{}/projects", urls.identity());
     let next = match (truncated, page.last()) {
@@ -558,12 +457,8 @@ fn auth_projects(w: &World, urls: &Urls, t: &Token) -> Resp {
     let mut ids: Vec<&String> = user.roles.iter().map(|(p, _)| p).collect();
     ids.sort();
     ids.dedup();
-    let projects: Vec<Value> = ids
-        .iter()
-        .filter_map(|id| w.projects.get(*id))
-        .filter(|p| p.enabled)
-        .map(|p| project_view(urls, p))
-        .collect();
+    let projects: Vec<Value> =
+        ids.iter().filter_map(|id| w.projects.get(*id)).filter(|p| p.enabled).map(|p| project_view(urls, p)).collect();
     Resp::ok(&json!({"projects": projects,
         "links": {"self": format!("{}/auth/projects", urls.identity()), "previous": null, "next": null}}))
 }
@@ -582,20 +477,14 @@ fn role_assignments(w: &World, urls: &Urls, req: &Req) -> Resp {
             "Combining effective and group filter will always result in an empty list.",
         );
     }
-    if req.q("group.id").is_some()
-        || req.q("scope.domain.id").is_some()
-        || req.q("scope.system").is_some()
-    {
+    if req.q("group.id").is_some() || req.q("scope.domain.id").is_some() || req.q("scope.system").is_some() {
         return assignments_body(urls, req, Vec::new());
     }
     let user_filter = req.q("user.id");
     let project_filter = req.q("scope.project.id");
     let role_filter = req.q("role.id");
-    let mut users: Vec<&super::state::User> = w
-        .users
-        .values()
-        .filter(|u| user_filter.is_none_or(|f| u.id == f))
-        .collect();
+    let mut users: Vec<&super::state::User> =
+        w.users.values().filter(|u| user_filter.is_none_or(|f| u.id == f)).collect();
     users.sort_by(|a, b| a.id.cmp(&b.id));
     let mut out = Vec::new();
     for u in users {
@@ -603,11 +492,8 @@ fn role_assignments(w: &World, urls: &Urls, req: &Req) -> Resp {
             if project_filter.is_some_and(|f| f != pid) {
                 continue;
             }
-            let expanded: Vec<String> = if effective {
-                implied_roles(std::slice::from_ref(role))
-            } else {
-                vec![role.clone()]
-            };
+            let expanded: Vec<String> =
+                if effective { implied_roles(std::slice::from_ref(role)) } else { vec![role.clone()] };
             for r in expanded {
                 if role_filter.is_some_and(|f| f != role_id(&r)) {
                     continue;
@@ -615,18 +501,10 @@ fn role_assignments(w: &World, urls: &Urls, req: &Req) -> Resp {
                 let mut links = Map::new();
                 links.insert(
                     "assignment".into(),
-                    json!(format!(
-                        "{}/projects/{pid}/users/{}/roles/{}",
-                        urls.identity(),
-                        u.id,
-                        role_id(role)
-                    )),
+                    json!(format!("{}/projects/{pid}/users/{}/roles/{}", urls.identity(), u.id, role_id(role))),
                 );
                 if &r != role {
-                    links.insert(
-                        "prior_role".into(),
-                        json!(format!("{}/roles/{}", urls.identity(), role_id(role))),
-                    );
+                    links.insert("prior_role".into(), json!(format!("{}/roles/{}", urls.identity(), role_id(role))));
                 }
                 let mut entry = json!({"links": links, "role": {"id": role_id(&r)},
                     "scope": {"project": {"id": pid}}, "user": {"id": u.id}});
@@ -648,17 +526,13 @@ fn role_assignments(w: &World, urls: &Urls, req: &Req) -> Resp {
 }
 
 fn assignments_body(urls: &Urls, req: &Req, items: Vec<Value>) -> Resp {
-    let q = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(req.query.iter())
-        .finish();
+    let q = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(req.query.iter()).finish();
     let self_link = if q.is_empty() {
         format!("{}/role_assignments", urls.identity())
     } else {
         format!("{}/role_assignments?{q}", urls.identity())
     };
-    Resp::ok(
-        &json!({"role_assignments": items, "links": {"self": self_link, "previous": null, "next": null}}),
-    )
+    Resp::ok(&json!({"role_assignments": items, "links": {"self": self_link, "previous": null, "next": null}}))
 }
 
 impl World {

@@ -40,8 +40,7 @@ use tokio::sync::watch;
 pub use control::{BackupOutcome, Control, Fault, FaultEffect};
 pub use http::{Microversion, Service};
 pub use scenario::{
-    AppCredentialSpec, BackupSpec, ProjectSpec, QuotaSpec, Scenario, ScenarioError, ServerSpec,
-    UserSpec, VolumeSpec,
+    AppCredentialSpec, BackupSpec, ProjectSpec, QuotaSpec, Scenario, ScenarioError, ServerSpec, UserSpec, VolumeSpec,
 };
 
 /// How the emulator runs (the scenario says what it holds).
@@ -159,10 +158,7 @@ impl FakeCloud {
         };
         let world = state::World::build(&scenario, timing, opts.seed)?;
         let (listener, addr) =
-            server::bind(opts.listen).map_err(|source| FakeCloudError::Bind {
-                addr: opts.listen,
-                source,
-            })?;
+            server::bind(opts.listen).map_err(|source| FakeCloudError::Bind { addr: opts.listen, source })?;
         let urls = server::Urls {
             base: format!("http://{addr}"),
             cinder_with_project: opts.cinder_url_with_project,
@@ -175,14 +171,10 @@ impl FakeCloud {
         let thread = std::thread::Builder::new()
             .name(format!("fakecloud-{}", addr.port()))
             .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
                 match runtime {
                     Ok(rt) => {
-                        if let Err(err) =
-                            rt.block_on(server::serve(listener, serving, auto_tick, stop_rx))
-                        {
+                        if let Err(err) = rt.block_on(server::serve(listener, serving, auto_tick, stop_rx)) {
                             tracing::error!("fake cloud on {addr} stopped: {err}");
                         }
                     }
@@ -190,12 +182,7 @@ impl FakeCloud {
                 }
             })
             .map_err(FakeCloudError::Thread)?;
-        Ok(FakeCloud {
-            shared,
-            addr,
-            stop,
-            thread: Some(thread),
-        })
+        Ok(FakeCloud { shared, addr, stop, thread: Some(thread) })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -222,10 +209,7 @@ impl FakeCloud {
     pub fn admin(&self) -> Credentials {
         let name = {
             let w = self.shared.world();
-            w.users
-                .get(&w.service_user_id)
-                .map(|u| u.name.clone())
-                .unwrap_or_default()
+            w.users.get(&w.service_user_id).map(|u| u.name.clone()).unwrap_or_default()
         };
         self.credentials(&name).unwrap_or_else(|| Credentials {
             auth_url: self.auth_url(),
@@ -251,11 +235,8 @@ impl FakeCloud {
             .filter_map(|p| w.projects.get(p))
             .collect();
         with_role.sort_by(|a, b| a.name.cmp(&b.name));
-        let project = user
-            .default_project_id
-            .as_ref()
-            .and_then(|p| w.projects.get(p))
-            .or_else(|| with_role.first().copied())?;
+        let project =
+            user.default_project_id.as_ref().and_then(|p| w.projects.get(p)).or_else(|| with_role.first().copied())?;
         Some(Credentials {
             auth_url: self.auth_url(),
             username: user.name.clone(),
@@ -270,9 +251,7 @@ impl FakeCloud {
 
     /// In-process controls (faults, clock, counters, backup outcomes).
     pub fn control(&self) -> Control {
-        Control {
-            shared: self.shared.clone(),
-        }
+        Control { shared: self.shared.clone() }
     }
 
     /// Stops accepting, lets open requests finish (at most two seconds).

@@ -9,8 +9,8 @@ use hyper::Method;
 use serde_json::{Map, Value, json};
 
 use super::http::{
-    Microversion, NOVA_MAX, NOVA_MIN, Req, Resp, Service, fault, naive_time, negotiate, nova_time,
-    py_repr, strict_bool, unauthenticated,
+    Microversion, NOVA_MAX, NOVA_MIN, Req, Resp, Service, fault, naive_time, negotiate, nova_time, py_repr,
+    strict_bool, unauthenticated,
 };
 use super::server::{Urls, split_project};
 use super::state::{Server, World, stable_id};
@@ -53,7 +53,8 @@ pub(crate) fn handle(w: &mut World, urls: &Urls, req: &Req, segs: &[&str]) -> Re
         }
         ["v2.1"] if get => {
             let mut v = v21(urls);
-            v["media-types"] = json!([{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}]);
+            v["media-types"] =
+                json!([{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}]);
             Resp::ok(&json!({ "version": v }))
         }
         ["v2.1", rest @ ..] => {
@@ -93,10 +94,7 @@ pub(crate) fn handle(w: &mut World, urls: &Urls, req: &Req, segs: &[&str]) -> Re
 fn echo(resp: Resp, mv: Microversion) -> Resp {
     resp.with("openstack-api-version", format!("compute {mv}"))
         .with("x-openstack-nova-api-version", mv.to_string())
-        .with(
-            "vary",
-            "OpenStack-API-Version, X-OpenStack-Nova-API-Version",
-        )
+        .with("vary", "OpenStack-API-Version, X-OpenStack-Nova-API-Version")
 }
 
 fn api(w: &mut World, ctx: &Ctx, req: &Req, rest: &[&str]) -> Resp {
@@ -124,24 +122,14 @@ fn api(w: &mut World, ctx: &Ctx, req: &Req, rest: &[&str]) -> Resp {
         },
         ["servers", id, "metadata", key] if m == Method::PUT => put_item(w, ctx, req, id, key),
         ["servers", id, "metadata", key] if m == Method::DELETE => delete_item(w, ctx, id, key),
-        ["flavors" | "flavors", "detail"] if m == Method::GET => {
-            Resp::ok(&json!({"flavors": [flavor(ctx)]}))
-        }
+        ["flavors" | "flavors", "detail"] if m == Method::GET => Resp::ok(&json!({"flavors": [flavor(ctx)]})),
         ["flavors", id] if m == Method::GET && *id != "detail" => match *id {
             "1" => Resp::ok(&json!({"flavor": flavor(ctx)})),
-            _ => fault(
-                Service::Compute,
-                404,
-                format!("Flavor {id} could not be found."),
-            ),
+            _ => fault(Service::Compute, 404, format!("Flavor {id} could not be found.")),
         },
         ["os-quota-sets", target] if m == Method::GET => quota(w, ctx, target, false),
         ["os-quota-sets", target, "detail"] if m == Method::GET => quota(w, ctx, target, true),
-        ["servers", ..] => fault(
-            Service::Compute,
-            405,
-            "The method is not allowed for the requested URL.",
-        ),
+        ["servers", ..] => fault(Service::Compute, 405, "The method is not allowed for the requested URL."),
         _ => fault(Service::Compute, 404, "The resource could not be found."),
     }
 }
@@ -150,13 +138,7 @@ fn visible<'w>(w: &'w World, ctx: &Ctx, id: &str) -> Result<&'w Server, Resp> {
     w.servers
         .get(id)
         .filter(|s| ctx.admin || s.project_id == ctx.project)
-        .ok_or_else(|| {
-            fault(
-                Service::Compute,
-                404,
-                format!("Instance {id} could not be found."),
-            )
-        })
+        .ok_or_else(|| fault(Service::Compute, 404, format!("Instance {id} could not be found.")))
 }
 
 /// (vm_state, power_state) of a Nova status.
@@ -198,13 +180,7 @@ fn server_view(ctx: &Ctx, s: &Server) -> Value {
     let volumes: Vec<Value> = s
         .volumes
         .iter()
-        .map(|v| {
-            if mv.at_least(2, 3) {
-                json!({"id": v, "delete_on_termination": false})
-            } else {
-                json!({"id": v})
-            }
-        })
+        .map(|v| if mv.at_least(2, 3) { json!({"id": v, "delete_on_termination": false}) } else { json!({"id": v}) })
         .collect();
     let n = u8::from_str_radix(&s.id[..2.min(s.id.len())], 16).unwrap_or(7);
     let flavor = if mv.at_least(2, 47) {
@@ -232,17 +208,11 @@ fn server_view(ctx: &Ctx, s: &Server) -> Value {
     let mut put = |k: &str, v: Value| {
         o2.insert(k.to_owned(), v);
     };
-    if matches!(
-        s.status.as_str(),
-        "BUILD" | "ACTIVE" | "RESIZE" | "VERIFY_RESIZE" | "MIGRATING"
-    ) {
+    if matches!(s.status.as_str(), "BUILD" | "ACTIVE" | "RESIZE" | "VERIFY_RESIZE" | "MIGRATING") {
         put("progress", json!(0));
     }
     if s.status == "ERROR" {
-        put(
-            "fault",
-            json!({"code": 500, "created": nova_time(s.updated_at), "message": "Injected by the scenario."}),
-        );
+        put("fault", json!({"code": 500, "created": nova_time(s.updated_at), "message": "Injected by the scenario."}));
     }
     if mv.at_least(2, 9) {
         put("locked", json!(s.locked));
@@ -270,22 +240,13 @@ fn server_view(ctx: &Ctx, s: &Server) -> Value {
     }
     if ctx.admin {
         put("OS-EXT-SRV-ATTR:host", json!("compute1"));
-        put(
-            "OS-EXT-SRV-ATTR:hypervisor_hostname",
-            json!("compute1.example"),
-        );
-        put(
-            "OS-EXT-SRV-ATTR:instance_name",
-            json!(format!("instance-{}", &s.id[..8.min(s.id.len())])),
-        );
+        put("OS-EXT-SRV-ATTR:hypervisor_hostname", json!("compute1.example"));
+        put("OS-EXT-SRV-ATTR:instance_name", json!(format!("instance-{}", &s.id[..8.min(s.id.len())])));
         if mv.at_least(2, 3) {
             put("OS-EXT-SRV-ATTR:kernel_id", json!(""));
             put("OS-EXT-SRV-ATTR:launch_index", json!(0));
             put("OS-EXT-SRV-ATTR:ramdisk_id", json!(""));
-            put(
-                "OS-EXT-SRV-ATTR:reservation_id",
-                json!(format!("r-{}", &s.id[..8.min(s.id.len())])),
-            );
+            put("OS-EXT-SRV-ATTR:reservation_id", json!(format!("r-{}", &s.id[..8.min(s.id.len())])));
             put("OS-EXT-SRV-ATTR:root_device_name", json!("/dev/vda"));
             put("OS-EXT-SRV-ATTR:user_data", Value::Null);
         }
@@ -424,10 +385,7 @@ fn compare(a: &Server, b: &Server, sort: &[(String, bool)]) -> Ordering {
 
 fn list_servers(w: &World, ctx: &Ctx, req: &Req, detail: bool) -> Resp {
     if ctx.mv.at_least(2, 75)
-        && let Some((k, v)) = req
-            .query
-            .iter()
-            .find(|(k, _)| !KNOWN_PARAMS.contains(&k.as_str()))
+        && let Some((k, v)) = req.query.iter().find(|(k, _)| !KNOWN_PARAMS.contains(&k.as_str()))
     {
         return bad(format!(
             "Invalid input for query parameters {k}. Value: {v}. Additional properties are not allowed ('{k}' was \
@@ -451,9 +409,7 @@ fn list_servers(w: &World, ctx: &Ctx, req: &Req, detail: bool) -> Resp {
         return fault(
             Service::Compute,
             403,
-            format!(
-                "Policy doesn't allow os_compute_api:servers:{rule}:get_all_tenants to be performed."
-            ),
+            format!("Policy doesn't allow os_compute_api:servers:{rule}:get_all_tenants to be performed."),
         );
     }
     let limit = match req.q("limit") {
@@ -468,25 +424,11 @@ fn list_servers(w: &World, ctx: &Ctx, req: &Req, detail: bool) -> Resp {
         },
     };
     let mut sort = Vec::new();
-    let keys: Vec<&str> = req
-        .query
-        .iter()
-        .filter(|(k, _)| k == "sort_key")
-        .map(|(_, v)| v.as_str())
-        .collect();
-    let dirs: Vec<&str> = req
-        .query
-        .iter()
-        .filter(|(k, _)| k == "sort_dir")
-        .map(|(_, v)| v.as_str())
-        .collect();
+    let keys: Vec<&str> = req.query.iter().filter(|(k, _)| k == "sort_key").map(|(_, v)| v.as_str()).collect();
+    let dirs: Vec<&str> = req.query.iter().filter(|(k, _)| k == "sort_dir").map(|(_, v)| v.as_str()).collect();
     for (i, k) in keys.iter().enumerate() {
         if !ctx.admin && matches!(*k, "host" | "node") {
-            return fault(
-                Service::Compute,
-                403,
-                "Only administrators can sort servers by host and node",
-            );
+            return fault(Service::Compute, 403, "Only administrators can sort servers by host and node");
         }
         let desc = match dirs.get(i).copied().unwrap_or("desc") {
             "asc" => false,
@@ -504,27 +446,12 @@ fn list_servers(w: &World, ctx: &Ctx, req: &Req, detail: bool) -> Resp {
     }
     sort.push(("uuid".to_owned(), sort.last().is_none_or(|(_, d)| *d)));
     // Filters: non-admins keep only the allowed ones, the rest is dropped silently.
-    let mut allowed = vec![
-        "reservation_id",
-        "name",
-        "status",
-        "image",
-        "flavor",
-        "ip",
-        "changes-since",
-    ];
+    let mut allowed = vec!["reservation_id", "name", "status", "image", "flavor", "ip", "changes-since"];
     if ctx.mv.at_least(2, 73) {
         allowed.push("locked");
     }
     if ctx.mv.at_least(2, 83) {
-        allowed.extend([
-            "availability_zone",
-            "user_id",
-            "task_state",
-            "vm_state",
-            "power_state",
-            "key_name",
-        ]);
+        allowed.extend(["availability_zone", "user_id", "task_state", "vm_state", "power_state", "key_name"]);
     }
     let usable = |k: &str| ctx.admin || allowed.contains(&k);
     let name_re = match req.q("name").filter(|_| usable("name")) {
@@ -534,10 +461,7 @@ fn list_servers(w: &World, ctx: &Ctx, req: &Req, detail: bool) -> Resp {
         },
         None => None,
     };
-    let status = req
-        .q("status")
-        .filter(|_| usable("status"))
-        .map(str::to_ascii_uppercase);
+    let status = req.q("status").filter(|_| usable("status")).map(str::to_ascii_uppercase);
     if let Some(st) = &status
         && !STATUSES.contains(&st.as_str())
     {
@@ -550,21 +474,14 @@ fn list_servers(w: &World, ctx: &Ctx, req: &Req, detail: bool) -> Resp {
         return Resp::ok(&json!({"servers": []}));
     }
     let project = if all_tenants {
-        req.q("project_id")
-            .or(req.q("tenant_id"))
-            .map(str::to_owned)
+        req.q("project_id").or(req.q("tenant_id")).map(str::to_owned)
     } else {
         Some(ctx.project.clone())
     };
     let uuid = req.q("uuid").filter(|_| usable("uuid"));
-    let zone = req
-        .q("availability_zone")
-        .filter(|_| usable("availability_zone"));
+    let zone = req.q("availability_zone").filter(|_| usable("availability_zone"));
     let user = req.q("user_id").filter(|_| usable("user_id"));
-    let locked = req
-        .q("locked")
-        .filter(|_| usable("locked"))
-        .and_then(strict_bool);
+    let locked = req.q("locked").filter(|_| usable("locked")).and_then(strict_bool);
     let vm = req.q("vm_state").filter(|_| usable("vm_state"));
     let mut rows: Vec<&Server> = w
         .servers
@@ -580,14 +497,8 @@ fn list_servers(w: &World, ctx: &Ctx, req: &Req, detail: bool) -> Resp {
         .collect();
     rows.sort_by(|a, b| compare(a, b, &sort));
     let start = match req.q("marker") {
-        Some(m) => match w
-            .servers
-            .get(m)
-            .filter(|s| ctx.admin || s.project_id == ctx.project)
-        {
-            Some(marker) => {
-                rows.partition_point(|r| compare(r, marker, &sort) != Ordering::Greater)
-            }
+        Some(m) => match w.servers.get(m).filter(|s| ctx.admin || s.project_id == ctx.project) {
+            Some(marker) => rows.partition_point(|r| compare(r, marker, &sort) != Ordering::Greater),
             None => return bad(format!("marker [{m}] not found")),
         },
         None => 0,
@@ -605,20 +516,12 @@ fn list_servers(w: &World, ctx: &Ctx, req: &Req, detail: bool) -> Resp {
         .collect();
     let mut body = json!({ "servers": items });
     if let Some(last) = page.last().filter(|_| page.len() == limit && limit > 0) {
-        let mut params: Vec<(String, String)> = req
-            .query
-            .iter()
-            .filter(|(k, _)| k != "marker")
-            .cloned()
-            .collect();
+        let mut params: Vec<(String, String)> = req.query.iter().filter(|(k, _)| k != "marker").cloned().collect();
         params.push(("marker".into(), last.id.clone()));
         params.sort_by(|a, b| a.0.cmp(&b.0));
-        let q = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(params)
-            .finish();
+        let q = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
         let path = if detail { "servers/detail" } else { "servers" };
-        body["servers_links"] =
-            json!([{"rel": "next", "href": format!("{}/{path}?{q}", ctx.link_base)}]);
+        body["servers_links"] = json!([{"rel": "next", "href": format!("{}/{path}?{q}", ctx.link_base)}]);
     }
     Resp::ok(&body)
 }
@@ -630,26 +533,17 @@ fn schema_error(field: &str, value: &Value, message: &str) -> Resp {
         Value::String(s) => s.clone(),
         other => py_repr(other),
     };
-    bad(format!(
-        "Invalid input for field/attribute {field}. Value: {shown}. {message}"
-    ))
+    bad(format!("Invalid input for field/attribute {field}. Value: {shown}. {message}"))
 }
 
 fn key_ok(k: &str) -> bool {
-    !k.is_empty()
-        && k.chars().count() <= 255
-        && k.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_:. ".contains(c))
+    !k.is_empty() && k.chars().count() <= 255 && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_:. ".contains(c))
 }
 
 /// Nova's `metadata` schema: keys `^[a-zA-Z0-9-_:. ]{1,255}$`, string values ≤255.
 fn validate_metadata(field: &str, value: &Value) -> Result<BTreeMap<String, String>, Resp> {
     let Some(map) = value.as_object() else {
-        return Err(schema_error(
-            field,
-            value,
-            &format!("{} is not of type 'object'", py_repr(value)),
-        ));
+        return Err(schema_error(field, value, &format!("{} is not of type 'object'", py_repr(value))));
     };
     let mut out = BTreeMap::new();
     for (k, v) in map {
@@ -668,11 +562,7 @@ fn validate_metadata(field: &str, value: &Value) -> Result<BTreeMap<String, Stri
                 return Err(schema_error(k, v, &format!("{} is too long", py_repr(v))));
             }
             _ => {
-                return Err(schema_error(
-                    k,
-                    v,
-                    &format!("{} is not of type 'string'", py_repr(v)),
-                ));
+                return Err(schema_error(k, v, &format!("{} is not of type 'string'", py_repr(v))));
             }
         }
     }
@@ -682,31 +572,21 @@ fn validate_metadata(field: &str, value: &Value) -> Result<BTreeMap<String, Stri
 /// The lock and state checks of a metadata write (409s).
 fn writable(ctx: &Ctx, s: &Server, action: &str) -> Result<(), Resp> {
     if s.locked && !ctx.admin {
-        return Err(fault(
-            Service::Compute,
-            409,
-            format!("Instance {} is locked", s.id),
-        ));
+        return Err(fault(Service::Compute, 409, format!("Instance {} is locked", s.id)));
     }
     let (vm, _) = vm_state(&s.status);
     if !matches!(vm, "active" | "paused" | "suspended" | "stopped") {
         return Err(fault(
             Service::Compute,
             409,
-            format!(
-                "Cannot '{action}' instance {} while it is in vm_state {vm}",
-                s.id
-            ),
+            format!("Cannot '{action}' instance {} while it is in vm_state {vm}", s.id),
         ));
     }
     if let Some(task) = &s.task_state {
         return Err(fault(
             Service::Compute,
             409,
-            format!(
-                "Cannot '{action}' instance {} while it is in task_state {task}",
-                s.id
-            ),
+            format!("Cannot '{action}' instance {} while it is in task_state {task}", s.id),
         ));
     }
     Ok(())
@@ -714,11 +594,7 @@ fn writable(ctx: &Ctx, s: &Server, action: &str) -> Result<(), Resp> {
 
 fn too_many(n: usize) -> Result<(), Resp> {
     if n > METADATA_ITEMS {
-        return Err(fault(
-            Service::Compute,
-            403,
-            format!("Maximum number of metadata items exceeds {METADATA_ITEMS}"),
-        ));
+        return Err(fault(Service::Compute, 403, format!("Maximum number of metadata items exceeds {METADATA_ITEMS}")));
     }
     Ok(())
 }
@@ -730,13 +606,8 @@ fn set_metadata(w: &mut World, ctx: &Ctx, req: &Req, id: &str, replace: bool) ->
     let Some(value) = body.get("metadata") else {
         return bad("'metadata' is a required property");
     };
-    if let Some(k) = body
-        .as_object()
-        .and_then(|o| o.keys().find(|k| *k != "metadata"))
-    {
-        return bad(format!(
-            "Additional properties are not allowed ('{k}' was unexpected)"
-        ));
+    if let Some(k) = body.as_object().and_then(|o| o.keys().find(|k| *k != "metadata")) {
+        return bad(format!("Additional properties are not allowed ('{k}' was unexpected)"));
     }
     let new = match validate_metadata("metadata", value) {
         Ok(m) => m,
@@ -749,11 +620,7 @@ fn set_metadata(w: &mut World, ctx: &Ctx, req: &Req, id: &str, replace: bool) ->
     if let Err(r) = writable(ctx, server, "update metadata") {
         return r;
     }
-    let mut merged = if replace {
-        BTreeMap::new()
-    } else {
-        server.metadata.clone()
-    };
+    let mut merged = if replace { BTreeMap::new() } else { server.metadata.clone() };
     merged.extend(new);
     if let Err(r) = too_many(merged.len()) {
         return r;
@@ -776,18 +643,10 @@ fn put_item(w: &mut World, ctx: &Ctx, req: &Req, id: &str, key: &str) -> Resp {
     };
     if let Some(map) = meta.as_object() {
         if map.is_empty() {
-            return schema_error(
-                "meta",
-                meta,
-                &format!("{} does not have enough properties", py_repr(meta)),
-            );
+            return schema_error("meta", meta, &format!("{} does not have enough properties", py_repr(meta)));
         }
         if map.len() > 1 {
-            return schema_error(
-                "meta",
-                meta,
-                &format!("{} has too many properties", py_repr(meta)),
-            );
+            return schema_error("meta", meta, &format!("{} has too many properties", py_repr(meta)));
         }
     }
     let item = match validate_metadata("meta", meta) {
@@ -852,11 +711,7 @@ fn quota(w: &World, ctx: &Ctx, target: &str, detail: bool) -> Resp {
             format!("Policy doesn't allow os_compute_api:os-quota-sets:{rule} to be performed."),
         );
     }
-    let instances = w
-        .servers
-        .values()
-        .filter(|s| s.project_id == target)
-        .count() as i64;
+    let instances = w.servers.values().filter(|s| s.project_id == target).count() as i64;
     let rows = [
         ("cores", 20, instances),
         ("instances", 10, instances),
@@ -869,11 +724,7 @@ fn quota(w: &World, ctx: &Ctx, target: &str, detail: bool) -> Resp {
     let mut set = Map::new();
     set.insert("id".into(), json!(target));
     for (k, limit, in_use) in rows {
-        let v = if detail {
-            json!({"in_use": in_use, "limit": limit, "reserved": 0})
-        } else {
-            json!(limit)
-        };
+        let v = if detail { json!({"in_use": in_use, "limit": limit, "reserved": 0}) } else { json!(limit) };
         set.insert(k.into(), v);
     }
     Resp::ok(&json!({ "quota_set": set }))

@@ -221,14 +221,9 @@ pub enum ScenarioError {
 impl Scenario {
     /// Reads a JSON scenario file.
     pub fn from_file(path: &Path) -> Result<Scenario, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Unreadable {
-            path: path.to_owned(),
-            source,
-        })?;
-        serde_json::from_str(&text).map_err(|source| ScenarioError::Invalid {
-            path: path.to_owned(),
-            source,
-        })
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ScenarioError::Unreadable { path: path.to_owned(), source })?;
+        serde_json::from_str(&text).map_err(|source| ScenarioError::Invalid { path: path.to_owned(), source })
     }
 
     /// A small cloud for tests: an `admin` project with the service user
@@ -281,17 +276,9 @@ impl Scenario {
     pub fn generate(projects: usize, servers: usize, volumes: usize, seed: u64) -> Scenario {
         let mut rng = StdRng::seed_from_u64(seed);
         let hex_id = |rng: &mut StdRng| format!("{:032x}", rng.random::<u128>());
-        let uuid = |rng: &mut StdRng| {
-            uuid::Builder::from_random_bytes(rng.random())
-                .into_uuid()
-                .to_string()
-        };
+        let uuid = |rng: &mut StdRng| uuid::Builder::from_random_bytes(rng.random()).into_uuid().to_string();
         let start = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap_or_default(); // 2026-01-01
-        let mut s = Scenario {
-            region: default_region(),
-            service_user: Some("staffeln".into()),
-            ..Scenario::default()
-        };
+        let mut s = Scenario { region: default_region(), service_user: Some("staffeln".into()), ..Scenario::default() };
         s.projects.push(ProjectSpec {
             id: Some(hex_id(&mut rng)),
             name: "admin".into(),
@@ -316,11 +303,7 @@ impl Scenario {
                 name: format!("project-{p:04}"),
                 description: None,
                 enabled: true,
-                quota: QuotaSpec {
-                    backups: 50,
-                    backup_gigabytes: 5000,
-                    ..QuotaSpec::default()
-                },
+                quota: QuotaSpec { backups: 50, backup_gigabytes: 5000, ..QuotaSpec::default() },
             });
             s.users.push(UserSpec {
                 id: Some(hex_id(&mut rng)),

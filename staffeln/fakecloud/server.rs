@@ -51,10 +51,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn new(world: World, urls: Urls) -> Shared {
-        Shared {
-            world: Mutex::new(world),
-            urls,
-        }
+        Shared { world: Mutex::new(world), urls }
     }
 
     /// The world; a handler that panicked does not poison it for the others.
@@ -91,10 +88,7 @@ pub(crate) fn split_project<'a, 'b>(rest: &'b [&'a str]) -> (Option<&'a str>, &'
 /// written `{id}`, metadata keys `{key}`.
 fn route_of(service: Service, segs: &[&str]) -> String {
     let mut rest = segs;
-    if rest
-        .first()
-        .is_some_and(|s| s.starts_with('v') && s[1..].starts_with(|c: char| c.is_ascii_digit()))
-    {
+    if rest.first().is_some_and(|s| s.starts_with('v') && s[1..].starts_with(|c: char| c.is_ascii_digit())) {
         rest = &rest[1..];
         if service != Service::Identity {
             rest = split_project(rest).1;
@@ -106,14 +100,7 @@ fn route_of(service: Service, segs: &[&str]) -> String {
         out.push('/');
         let collection = matches!(
             prev,
-            "servers"
-                | "volumes"
-                | "backups"
-                | "projects"
-                | "users"
-                | "os-quota-sets"
-                | "flavors"
-                | "attachments"
+            "servers" | "volumes" | "backups" | "projects" | "users" | "os-quota-sets" | "flavors" | "attachments"
         );
         if collection && !matches!(*s, "detail" | "import_record") {
             out.push_str("{id}");
@@ -127,32 +114,12 @@ fn route_of(service: Service, segs: &[&str]) -> String {
     out
 }
 
-async fn handle(
-    shared: Arc<Shared>,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
-    let query = parts
-        .uri
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default();
-    let req = Req {
-        method: parts.method,
-        path: parts.uri.path().to_owned(),
-        query,
-        headers: parts.headers,
-        body,
-    };
+    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let query =
+        parts.uri.query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
+    let req = Req { method: parts.method, path: parts.uri.path().to_owned(), query, headers: parts.headers, body };
     let resp = dispatch(&shared, &req).await;
     Ok(into_hyper(resp))
 }
@@ -164,9 +131,7 @@ async fn dispatch(shared: &Arc<Shared>, req: &Req) -> Resp {
         Some("compute") => Service::Compute,
         Some("volume") => Service::Volume,
         Some("_fake") => {
-            let control = Control {
-                shared: shared.clone(),
-            };
+            let control = Control { shared: shared.clone() };
             return with_request_id(control::handle(&control, req, &segs[1..]), None);
         }
         _ => {
@@ -182,9 +147,7 @@ async fn dispatch(shared: &Arc<Shared>, req: &Req) -> Resp {
     let route = route_of(service, segs);
     let verdict = {
         let mut w = shared.world();
-        *w.calls
-            .entry(format!("{} /{service}{route}", req.method))
-            .or_default() += 1;
+        *w.calls.entry(format!("{} /{service}{route}", req.method)).or_default() += 1;
         control::apply_faults(&mut w, service, req.method.as_str(), &route)
     };
     let resp = match verdict {
@@ -208,11 +171,10 @@ async fn dispatch(shared: &Arc<Shared>, req: &Req) -> Resp {
 fn injected(service: Service, code: u16, retry_after: Option<u64>) -> Resp {
     let message = format!("Injected fault: HTTP {code}.");
     match retry_after {
-        Some(secs) if service == Service::Compute => Resp::json(
-            429,
-            &json!({"overLimit": {"code": 429, "message": message, "retryAfter": secs.to_string()}}),
-        )
-        .with("retry-after", secs.to_string()),
+        Some(secs) if service == Service::Compute => {
+            Resp::json(429, &json!({"overLimit": {"code": 429, "message": message, "retryAfter": secs.to_string()}}))
+                .with("retry-after", secs.to_string())
+        }
         Some(secs) => fault(service, 429, message).with("retry-after", secs.to_string()),
         None => fault(service, code, message),
     }
@@ -232,9 +194,7 @@ fn into_hyper(resp: Resp) -> Response<Full<Bytes>> {
         builder = builder.header(k.as_str(), v.as_str());
     }
     let body = resp.body.map(Bytes::from).unwrap_or_default();
-    builder
-        .body(Full::new(body))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+    builder.body(Full::new(body)).unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
 /// Serves `listener` until `stop` turns true, then drains open connections
@@ -297,24 +257,10 @@ mod tests {
 
     #[test]
     fn routes_drop_versions_and_project_ids() {
-        let r = |s: Service, p: &str| {
-            route_of(
-                s,
-                &p.split('/').filter(|x| !x.is_empty()).collect::<Vec<_>>(),
-            )
-        };
-        assert_eq!(
-            r(Service::Volume, "v3/0a1b/backups/detail"),
-            "/backups/detail"
-        );
-        assert_eq!(
-            r(Service::Volume, "v3/backups/5f1c-e2/action"),
-            "/backups/{id}/action"
-        );
-        assert_eq!(
-            r(Service::Compute, "v2.1/servers/abc/metadata/k"),
-            "/servers/{id}/metadata/{key}"
-        );
+        let r = |s: Service, p: &str| route_of(s, &p.split('/').filter(|x| !x.is_empty()).collect::<Vec<_>>());
+        assert_eq!(r(Service::Volume, "v3/0a1b/backups/detail"), "/backups/detail");
+        assert_eq!(r(Service::Volume, "v3/backups/5f1c-e2/action"), "/backups/{id}/action");
+        assert_eq!(r(Service::Compute, "v2.1/servers/abc/metadata/k"), "/servers/{id}/metadata/{key}");
         assert_eq!(r(Service::Identity, "v3/auth/tokens"), "/auth/tokens");
         assert_eq!(r(Service::Volume, ""), "");
     }

@@ -211,14 +211,9 @@ impl World {
         let mut projects = BTreeMap::new();
         let mut project_names: HashMap<String, String> = HashMap::new();
         for p in &s.projects {
-            let id =
-                p.id.clone()
-                    .unwrap_or_else(|| format!("{:032x}", rng.random::<u128>()));
+            let id = p.id.clone().unwrap_or_else(|| format!("{:032x}", rng.random::<u128>()));
             if !is_hex_id(&id) {
-                return Err(err(format!(
-                    "project {}: id {id:?} must be hex (Cinder URLs need it)",
-                    p.name
-                )));
+                return Err(err(format!("project {}: id {id:?} must be hex (Cinder URLs need it)", p.name)));
             }
             if project_names.insert(p.name.clone(), id.clone()).is_some() {
                 return Err(err(format!("project {} is defined twice", p.name)));
@@ -236,17 +231,12 @@ impl World {
             if projects.contains_key(r) {
                 return Ok(r.to_owned());
             }
-            project_names
-                .get(r)
-                .cloned()
-                .ok_or_else(|| err(format!("{what}: unknown project {r:?}")))
+            project_names.get(r).cloned().ok_or_else(|| err(format!("{what}: unknown project {r:?}")))
         };
         let mut users = HashMap::new();
         let mut user_names = HashMap::new();
         for u in &s.users {
-            let id =
-                u.id.clone()
-                    .unwrap_or_else(|| format!("{:032x}", rng.random::<u128>()));
+            let id = u.id.clone().unwrap_or_else(|| format!("{:032x}", rng.random::<u128>()));
             let mut roles = Vec::new();
             for (p, names) in &u.roles {
                 let pid = project(p, &format!("user {}", u.name))?;
@@ -273,10 +263,7 @@ impl World {
             if users.contains_key(r) {
                 return Ok(r.to_owned());
             }
-            user_names
-                .get(r)
-                .cloned()
-                .ok_or_else(|| err(format!("{what}: unknown user {r:?}")))
+            user_names.get(r).cloned().ok_or_else(|| err(format!("{what}: unknown user {r:?}")))
         };
         let service_user_id = match &s.service_user {
             Some(u) => user(u, "service_user")?,
@@ -289,9 +276,7 @@ impl World {
         };
         let mut app_creds = HashMap::new();
         for a in &s.application_credentials {
-            let id =
-                a.id.clone()
-                    .unwrap_or_else(|| format!("{:032x}", rng.random::<u128>()));
+            let id = a.id.clone().unwrap_or_else(|| format!("{:032x}", rng.random::<u128>()));
             let what = format!("application credential {}", a.name);
             app_creds.insert(
                 id.clone(),
@@ -313,11 +298,7 @@ impl World {
                 .min()
                 .unwrap_or_else(|| service_user_id.clone())
         };
-        let uuid = |rng: &mut StdRng| {
-            uuid::Builder::from_random_bytes(rng.random())
-                .into_uuid()
-                .to_string()
-        };
+        let uuid = |rng: &mut StdRng| uuid::Builder::from_random_bytes(rng.random()).into_uuid().to_string();
         let mut volumes = HashMap::new();
         let mut volume_names: HashMap<(String, String), String> = HashMap::new();
         for (i, v) in s.volumes.iter().enumerate() {
@@ -327,9 +308,7 @@ impl World {
             if let Some(n) = &v.name {
                 volume_names.insert((pid.clone(), n.clone()), id.clone());
             }
-            let created = v
-                .created_at
-                .unwrap_or(now - Duration::seconds(86_400 - i as i64));
+            let created = v.created_at.unwrap_or(now - Duration::seconds(86_400 - i as i64));
             volumes.insert(
                 id.clone(),
                 Volume {
@@ -354,9 +333,7 @@ impl World {
             let id = sv.id.clone().unwrap_or_else(|| uuid(&mut rng));
             let what = format!("server {}", sv.name);
             let pid = project(&sv.project, &what)?;
-            let created = sv
-                .created_at
-                .unwrap_or(now - Duration::seconds(86_400 - i as i64));
+            let created = sv.created_at.unwrap_or(now - Duration::seconds(86_400 - i as i64));
             let mut attached = Vec::new();
             for (n, r) in sv.volumes.iter().enumerate() {
                 let vid = if volumes.contains_key(r) {
@@ -365,9 +342,7 @@ impl World {
                     volume_names
                         .get(&(pid.clone(), r.clone()))
                         .cloned()
-                        .ok_or_else(|| {
-                            err(format!("{what}: unknown volume {r:?} in its project"))
-                        })?
+                        .ok_or_else(|| err(format!("{what}: unknown volume {r:?} in its project")))?
                 };
                 let Some(vol) = volumes.get_mut(&vid) else {
                     continue;
@@ -418,17 +393,18 @@ impl World {
             };
             let parent_id = match &b.parent {
                 Some(p) if backups.contains_key(p) => Some(p.clone()),
-                Some(p) => Some(backup_names.get(p).cloned().ok_or_else(|| {
-                    err(format!("{what}: parent {p:?} must be listed before it"))
-                })?),
+                Some(p) => Some(
+                    backup_names
+                        .get(p)
+                        .cloned()
+                        .ok_or_else(|| err(format!("{what}: parent {p:?} must be listed before it")))?,
+                ),
                 None => None,
             };
             let Some(vol) = volumes.get(&vid) else {
                 continue;
             };
-            let created = b
-                .created_at
-                .unwrap_or(now - Duration::seconds(3600 - i as i64));
+            let created = b.created_at.unwrap_or(now - Duration::seconds(3600 - i as i64));
             let done = b.status == "available" || b.status == "error";
             let pending = match b.status.as_str() {
                 "creating" => Some((Pending::Create, now)),
@@ -461,8 +437,7 @@ impl World {
                     snapshot_id: None,
                     parent_id,
                     num_dependent_backups: 0,
-                    fail_reason: (b.status == "error")
-                        .then(|| "Injected by the scenario.".to_owned()),
+                    fail_reason: (b.status == "error").then(|| "Injected by the scenario.".to_owned()),
                     metadata: b.metadata.clone(),
                     created_at: created,
                     updated_at: created,
@@ -497,16 +472,12 @@ impl World {
     }
 
     pub fn new_uuid(&mut self) -> String {
-        uuid::Builder::from_random_bytes(self.rng.random())
-            .into_uuid()
-            .to_string()
+        uuid::Builder::from_random_bytes(self.rng.random()).into_uuid().to_string()
     }
 
     /// A project by id, or by name in the one domain.
     pub fn project_ref(&self, r: &str) -> Option<&Project> {
-        self.projects
-            .get(r)
-            .or_else(|| self.projects.values().find(|p| p.name == r))
+        self.projects.get(r).or_else(|| self.projects.values().find(|p| p.name == r))
     }
 
     pub fn user_by_name(&self, name: &str) -> Option<&User> {
@@ -517,13 +488,7 @@ impl World {
     pub fn direct_roles(&self, user_id: &str, project_id: &str) -> Vec<String> {
         self.users
             .get(user_id)
-            .map(|u| {
-                u.roles
-                    .iter()
-                    .filter(|(p, _)| p == project_id)
-                    .map(|(_, r)| r.clone())
-                    .collect()
-            })
+            .map(|u| u.roles.iter().filter(|(p, _)| p == project_id).map(|(_, r)| r.clone()).collect())
             .unwrap_or_default()
     }
 
@@ -535,37 +500,20 @@ impl World {
 
     /// Backups (count, GiB) charged to `project_id`: every backup row until it is gone.
     pub fn backup_usage(&self, project_id: &str) -> (i64, i64) {
-        self.backups
-            .values()
-            .filter(|b| b.project_id == project_id)
-            .fold((0, 0), |(n, g), b| (n + 1, g + b.size))
+        self.backups.values().filter(|b| b.project_id == project_id).fold((0, 0), |(n, g), b| (n + 1, g + b.size))
     }
 
     pub fn volume_usage(&self, project_id: &str) -> (i64, i64) {
-        self.volumes
-            .values()
-            .filter(|v| v.project_id == project_id)
-            .fold((0, 0), |(n, g), v| (n + 1, g + v.size))
+        self.volumes.values().filter(|v| v.project_id == project_id).fold((0, 0), |(n, g), v| (n + 1, g + v.size))
     }
 
     pub fn quota(&self, project_id: &str) -> QuotaSpec {
-        self.projects
-            .get(project_id)
-            .map(|p| p.quota.clone())
-            .unwrap_or_default()
+        self.projects.get(project_id).map(|p| p.quota.clone()).unwrap_or_default()
     }
 
     fn outcome(&self, create: bool, volume_id: &str) -> BackupOutcome {
-        let table = if create {
-            &self.create_outcomes
-        } else {
-            &self.delete_outcomes
-        };
-        table
-            .get(&Some(volume_id.to_owned()))
-            .or_else(|| table.get(&None))
-            .cloned()
-            .unwrap_or(BackupOutcome::Succeed)
+        let table = if create { &self.create_outcomes } else { &self.delete_outcomes };
+        table.get(&Some(volume_id.to_owned())).or_else(|| table.get(&None)).cloned().unwrap_or(BackupOutcome::Succeed)
     }
 
     /// Runs every pending backup transition that is due (all of them when
@@ -575,11 +523,7 @@ impl World {
         let mut due: Vec<(DateTime<Utc>, String)> = self
             .backups
             .values()
-            .filter_map(|b| {
-                b.pending
-                    .filter(|(_, at)| everything || *at <= now)
-                    .map(|(_, at)| (at, b.id.clone()))
-            })
+            .filter_map(|b| b.pending.filter(|(_, at)| everything || *at <= now).map(|(_, at)| (at, b.id.clone())))
             .collect();
         due.sort();
         let mut changed = 0;
@@ -606,26 +550,14 @@ impl World {
                 let failure = match outcome {
                     BackupOutcome::Stick => return false,
                     BackupOutcome::Succeed => None,
-                    BackupOutcome::Error { reason } | BackupOutcome::ErrorDeleting { reason } => {
-                        Some(reason)
-                    }
+                    BackupOutcome::Error { reason } | BackupOutcome::ErrorDeleting { reason } => Some(reason),
                 };
                 let vol_size = self.volumes.get(&volume_id).map(|v| v.size);
                 if let Some(v) = self.volumes.get_mut(&volume_id)
                     && v.status == "backing-up"
                 {
-                    v.status = v
-                        .previous_status
-                        .take()
-                        .unwrap_or_else(|| "available".into());
-                    v.previous_status = Some(
-                        if failure.is_some() {
-                            "error_backing-up"
-                        } else {
-                            "backing-up"
-                        }
-                        .into(),
-                    );
+                    v.status = v.previous_status.take().unwrap_or_else(|| "available".into());
+                    v.previous_status = Some(if failure.is_some() { "error_backing-up" } else { "backing-up" }.into());
                     v.updated_at = now;
                 }
                 let Some(b) = self.backups.get_mut(id) else {
@@ -660,10 +592,7 @@ impl World {
                     true
                 }
                 BackupOutcome::Error { reason } | BackupOutcome::ErrorDeleting { reason } => {
-                    let deleting = matches!(
-                        self.outcome(false, &volume_id),
-                        BackupOutcome::ErrorDeleting { .. }
-                    );
+                    let deleting = matches!(self.outcome(false, &volume_id), BackupOutcome::ErrorDeleting { .. });
                     let Some(b) = self.backups.get_mut(id) else {
                         return false;
                     };
@@ -693,14 +622,8 @@ mod tests {
 
     #[test]
     fn admin_implies_member_and_reader() {
-        assert_eq!(
-            implied_roles(&["admin".into()]),
-            ["admin", "member", "reader"]
-        );
-        assert_eq!(
-            implied_roles(&["member".into(), "service".into()]),
-            ["member", "reader", "service"]
-        );
+        assert_eq!(implied_roles(&["admin".into()]), ["admin", "member", "reader"]);
+        assert_eq!(implied_roles(&["member".into(), "service".into()]), ["member", "reader", "service"]);
         assert_ne!(role_id("admin"), role_id("member"));
     }
 }

@@ -155,11 +155,7 @@ pub struct Backup {
 impl Backup {
     /// Full or incremental.
     pub fn kind(&self) -> BackupKind {
-        if self.is_incremental {
-            BackupKind::Incremental
-        } else {
-            BackupKind::Full
-        }
+        if self.is_incremental { BackupKind::Incremental } else { BackupKind::Full }
     }
 }
 
@@ -285,10 +281,7 @@ status_enum!(
 impl BackupStatus {
     /// Still moving: the backup service will change the status by itself.
     pub fn is_in_progress(&self) -> bool {
-        matches!(
-            self,
-            BackupStatus::Creating | BackupStatus::Deleting | BackupStatus::Restoring
-        )
+        matches!(self, BackupStatus::Creating | BackupStatus::Deleting | BackupStatus::Restoring)
     }
 }
 
@@ -307,11 +300,7 @@ impl Quota {
 
     /// What is left (`None` when unlimited; never below 0).
     pub fn remaining(&self) -> Option<i64> {
-        if self.is_unlimited() {
-            None
-        } else {
-            Some((self.limit - self.in_use - self.reserved).max(0))
-        }
+        if self.is_unlimited() { None } else { Some((self.limit - self.in_use - self.reserved).max(0)) }
     }
 
     /// Whether `delta` more would exceed the limit (Cinder's own test:
@@ -344,17 +333,11 @@ mod tests {
     #[test]
     fn statuses_keep_unknown_values_and_round_trip() {
         assert_eq!(VolumeStatus::parse("in-use"), VolumeStatus::InUse);
-        assert_eq!(
-            VolumeStatus::parse("error_backing-up"),
-            VolumeStatus::ErrorBackingUp
-        );
+        assert_eq!(VolumeStatus::parse("error_backing-up"), VolumeStatus::ErrorBackingUp);
         let odd = VolumeStatus::parse("reverting");
         assert_eq!(odd, VolumeStatus::Unknown("reverting".into()));
         assert_eq!(odd.as_str(), "reverting");
-        assert_eq!(
-            BackupStatus::parse("error_deleting"),
-            BackupStatus::ErrorDeleting
-        );
+        assert_eq!(BackupStatus::parse("error_deleting"), BackupStatus::ErrorDeleting);
         assert_eq!(BackupStatus::parse("weird").to_string(), "weird");
         let json = serde_json::to_string(&BackupStatus::Available).unwrap();
         assert_eq!(json, "\"available\"");
@@ -364,26 +347,14 @@ mod tests {
 
     #[test]
     fn quota_arithmetic_follows_cinder() {
-        let q = Quota {
-            limit: 10,
-            in_use: 8,
-            reserved: 1,
-        };
+        let q = Quota { limit: 10, in_use: 8, reserved: 1 };
         assert_eq!(q.remaining(), Some(1));
         assert!(!q.would_exceed(1));
         assert!(q.would_exceed(2));
-        let unlimited = Quota {
-            limit: -1,
-            in_use: 100,
-            reserved: 0,
-        };
+        let unlimited = Quota { limit: -1, in_use: 100, reserved: 0 };
         assert_eq!(unlimited.remaining(), None);
         assert!(!unlimited.would_exceed(1_000));
-        let over = Quota {
-            limit: 1,
-            in_use: 3,
-            reserved: 0,
-        };
+        let over = Quota { limit: 1, in_use: 3, reserved: 0 };
         assert_eq!(over.remaining(), Some(0));
     }
 }

@@ -36,16 +36,8 @@ use crate::objects::ProjectId;
 /// How Staffeln proves who it is.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Credentials {
-    Password {
-        user: UserRef,
-        password: Secret,
-        project: Option<ProjectRef>,
-    },
-    AppCredential {
-        id: Option<String>,
-        name_and_user: Option<(String, UserRef)>,
-        secret: Secret,
-    },
+    Password { user: UserRef, password: Secret, project: Option<ProjectRef> },
+    AppCredential { id: Option<String>, name_and_user: Option<(String, UserRef)>, secret: Secret },
 }
 
 /// Everything needed to authenticate and find endpoints, from Settings and
@@ -65,10 +57,7 @@ pub(super) struct AuthConfig {
 
 /// Builds the auth configuration: from clouds.yaml when `settings.cloud` is
 /// set, else from the explicit options.
-pub(super) fn resolve(
-    settings: &Settings,
-    paths: &SearchPaths,
-) -> Result<AuthConfig, OpenStackError> {
+pub(super) fn resolve(settings: &Settings, paths: &SearchPaths) -> Result<AuthConfig, OpenStackError> {
     match &settings.cloud {
         Some(name) if !name.is_empty() => {
             let entry = clouds::load_cloud(name, paths)?;
@@ -84,45 +73,21 @@ fn missing(what: &str, source: &str) -> OpenStackError {
 
 fn from_settings(s: &Settings) -> Result<AuthConfig, OpenStackError> {
     let src = "[openstack] options";
-    let auth_url = s
-        .auth_url
-        .as_deref()
-        .filter(|u| !u.is_empty())
-        .ok_or_else(|| missing("auth_url", src))?;
-    let credentials = if let Some(id) = s
-        .application_credential_id
-        .as_ref()
-        .filter(|i| !i.is_empty())
-    {
-        let secret = s
-            .application_credential_secret
-            .clone()
-            .ok_or_else(|| missing("application_credential_secret", src))?;
-        Credentials::AppCredential {
-            id: Some(id.clone()),
-            name_and_user: None,
-            secret,
-        }
+    let auth_url = s.auth_url.as_deref().filter(|u| !u.is_empty()).ok_or_else(|| missing("auth_url", src))?;
+    let credentials = if let Some(id) = s.application_credential_id.as_ref().filter(|i| !i.is_empty()) {
+        let secret =
+            s.application_credential_secret.clone().ok_or_else(|| missing("application_credential_secret", src))?;
+        Credentials::AppCredential { id: Some(id.clone()), name_and_user: None, secret }
     } else {
         let username = s.username.clone().filter(|u| !u.is_empty()).ok_or_else(|| {
             missing("username and password (or application_credential_id and application_credential_secret)", src)
         })?;
         let password = s.password.clone().ok_or_else(|| missing("password", src))?;
-        let project = s
-            .project_name
-            .clone()
-            .filter(|p| !p.is_empty())
-            .ok_or_else(|| missing("project_name", src))?;
+        let project = s.project_name.clone().filter(|p| !p.is_empty()).ok_or_else(|| missing("project_name", src))?;
         Credentials::Password {
-            user: UserRef::Name {
-                name: username,
-                domain: DomainRef::Name(s.user_domain_name.clone()),
-            },
+            user: UserRef::Name { name: username, domain: DomainRef::Name(s.user_domain_name.clone()) },
             password,
-            project: Some(ProjectRef::Name {
-                name: project,
-                domain: DomainRef::Name(s.project_domain_name.clone()),
-            }),
+            project: Some(ProjectRef::Name { name: project, domain: DomainRef::Name(s.project_domain_name.clone()) }),
         }
     };
     Ok(AuthConfig {
@@ -137,16 +102,9 @@ fn from_settings(s: &Settings) -> Result<AuthConfig, OpenStackError> {
 }
 
 fn from_cloud(s: &Settings, e: &CloudEntry) -> Result<AuthConfig, OpenStackError> {
-    let src = format!(
-        "cloud {:?} in {}",
-        s.cloud.as_deref().unwrap_or_default(),
-        e.source.display()
-    );
+    let src = format!("cloud {:?} in {}", s.cloud.as_deref().unwrap_or_default(), e.source.display());
     let a = &e.auth;
-    let auth_url = a
-        .auth_url
-        .as_deref()
-        .ok_or_else(|| missing("auth.auth_url", &src))?;
+    let auth_url = a.auth_url.as_deref().ok_or_else(|| missing("auth.auth_url", &src))?;
     let domain = |id: &Option<String>, name: &Option<String>| -> DomainRef {
         match (id, name, &a.domain_id, &a.domain_name) {
             (Some(id), _, _, _) => DomainRef::Id(id.clone()),
@@ -158,37 +116,25 @@ fn from_cloud(s: &Settings, e: &CloudEntry) -> Result<AuthConfig, OpenStackError
     };
     let user = match (&a.user_id, &a.username) {
         (Some(id), _) => Some(UserRef::Id(id.clone())),
-        (None, Some(name)) => Some(UserRef::Name {
-            name: name.clone(),
-            domain: domain(&a.user_domain_id, &a.user_domain_name),
-        }),
+        (None, Some(name)) => {
+            Some(UserRef::Name { name: name.clone(), domain: domain(&a.user_domain_id, &a.user_domain_name) })
+        }
         (None, None) => None,
     };
     let auth_type = e.auth_type.as_deref().unwrap_or("password");
     let is_app_cred = auth_type.contains("applicationcredential")
         || auth_type.contains("application_credential")
-        || ((a.application_credential_id.is_some() || a.application_credential_name.is_some())
-            && a.password.is_none());
+        || ((a.application_credential_id.is_some() || a.application_credential_name.is_some()) && a.password.is_none());
     let credentials = if is_app_cred {
         let secret = a
             .application_credential_secret
             .clone()
             .ok_or_else(|| missing("auth.application_credential_secret", &src))?;
-        match (
-            &a.application_credential_id,
-            &a.application_credential_name,
-            user,
-        ) {
-            (Some(id), _, _) => Credentials::AppCredential {
-                id: Some(id.clone()),
-                name_and_user: None,
-                secret,
-            },
-            (None, Some(name), Some(user)) => Credentials::AppCredential {
-                id: None,
-                name_and_user: Some((name.clone(), user)),
-                secret,
-            },
+        match (&a.application_credential_id, &a.application_credential_name, user) {
+            (Some(id), _, _) => Credentials::AppCredential { id: Some(id.clone()), name_and_user: None, secret },
+            (None, Some(name), Some(user)) => {
+                Credentials::AppCredential { id: None, name_and_user: Some((name.clone(), user)), secret }
+            }
             _ => {
                 return Err(missing(
                     "auth.application_credential_id (or application_credential_name with username or user_id)",
@@ -198,10 +144,7 @@ fn from_cloud(s: &Settings, e: &CloudEntry) -> Result<AuthConfig, OpenStackError
         }
     } else if matches!(auth_type, "password" | "v3password") {
         let user = user.ok_or_else(|| missing("auth.username or auth.user_id", &src))?;
-        let password = a
-            .password
-            .clone()
-            .ok_or_else(|| missing("auth.password", &src))?;
+        let password = a.password.clone().ok_or_else(|| missing("auth.password", &src))?;
         let project = match (&a.project_id, &a.project_name) {
             (Some(id), _) => Some(ProjectRef::Id(id.clone())),
             (None, Some(name)) => Some(ProjectRef::Name {
@@ -210,30 +153,20 @@ fn from_cloud(s: &Settings, e: &CloudEntry) -> Result<AuthConfig, OpenStackError
             }),
             (None, None) => None,
         };
-        Credentials::Password {
-            user,
-            password,
-            project,
-        }
+        Credentials::Password { user, password, project }
     } else {
         return Err(OpenStackError::Config(format!(
             "auth_type {auth_type:?} of {src} is not supported (use password, v3password or v3applicationcredential)"
         )));
     };
     let interface = match &e.interface {
-        Some(i) => i
-            .parse()
-            .map_err(|msg: String| OpenStackError::Config(format!("{src}: {msg}")))?,
+        Some(i) => i.parse().map_err(|msg: String| OpenStackError::Config(format!("{src}: {msg}")))?,
         None => s.interface,
     };
     Ok(AuthConfig {
         identity_url: identity_v3_url(auth_url)?,
         credentials,
-        region: s
-            .region_name
-            .clone()
-            .filter(|r| !r.is_empty())
-            .or_else(|| e.region_name.clone()),
+        region: s.region_name.clone().filter(|r| !r.is_empty()).or_else(|| e.region_name.clone()),
         interface,
         cacert: s.cacert.clone().or_else(|| e.cacert.clone()),
         insecure: s.insecure || e.insecure.unwrap_or(false),
@@ -295,19 +228,12 @@ pub(super) struct TokenCache {
 
 impl TokenCache {
     fn slot(&self, key: &ScopeKey) -> Slot {
-        let mut slots = self
-            .slots
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         slots.entry(key.clone()).or_default().clone()
     }
 
     /// The cached token of `key` if still fresh, else a new one from `issue`.
-    pub(super) async fn get<F, Fut>(
-        &self,
-        key: &ScopeKey,
-        issue: F,
-    ) -> Result<Arc<Token>, OpenStackError>
+    pub(super) async fn get<F, Fut>(&self, key: &ScopeKey, issue: F) -> Result<Arc<Token>, OpenStackError>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Token, OpenStackError>>,
@@ -335,43 +261,22 @@ impl TokenCache {
 }
 
 /// `POST /v3/auth/tokens` for `scope`.
-pub(super) async fn issue_token(
-    http: &Http,
-    config: &AuthConfig,
-    scope: &ScopeKey,
-) -> Result<Token, OpenStackError> {
+pub(super) async fn issue_token(http: &Http, config: &AuthConfig, scope: &ScopeKey) -> Result<Token, OpenStackError> {
     let body = match (&config.credentials, scope) {
-        (
-            Credentials::Password {
-                user,
-                password,
-                project,
-            },
-            None,
-        ) => wire::password_auth_body(user, password, project.as_ref()),
+        (Credentials::Password { user, password, project }, None) => {
+            wire::password_auth_body(user, password, project.as_ref())
+        }
         (Credentials::Password { user, password, .. }, Some(pid)) => {
             wire::password_auth_body(user, password, Some(&ProjectRef::Id(pid.0.clone())))
         }
-        (
-            Credentials::AppCredential {
-                id,
-                name_and_user,
-                secret,
-            },
-            _,
-        ) => wire::app_credential_auth_body(
-            id.as_deref(),
-            name_and_user.as_ref().map(|(n, u)| (n.as_str(), u)),
-            secret,
-        ),
+        (Credentials::AppCredential { id, name_and_user, secret }, _) => {
+            wire::app_credential_auth_body(id.as_deref(), name_and_user.as_ref().map(|(n, u)| (n.as_str(), u)), secret)
+        }
     };
     let mut url = config.identity_url.clone();
-    url.set_path(&format!(
-        "{}/auth/tokens",
-        config.identity_url.path().trim_end_matches('/')
-    ));
-    let body = serde_json::to_vec(&body)
-        .map_err(|e| OpenStackError::Config(format!("cannot encode auth request: {e}")))?;
+    url.set_path(&format!("{}/auth/tokens", config.identity_url.path().trim_end_matches('/')));
+    let body =
+        serde_json::to_vec(&body).map_err(|e| OpenStackError::Config(format!("cannot encode auth request: {e}")))?;
     let received = Instant::now();
     let resp = http
         .send(&Request {
@@ -383,14 +288,9 @@ pub(super) async fn issue_token(
             idempotent: true,
         })
         .await?;
-    let value = resp
-        .headers
-        .get("x-subject-token")
-        .and_then(|v| v.to_str().ok())
-        .map(Secret::new)
-        .ok_or_else(|| OpenStackError::Protocol {
-            url: resp.url.clone(),
-            message: "no X-Subject-Token in the answer".to_owned(),
+    let value =
+        resp.headers.get("x-subject-token").and_then(|v| v.to_str().ok()).map(Secret::new).ok_or_else(|| {
+            OpenStackError::Protocol { url: resp.url.clone(), message: "no X-Subject-Token in the answer".to_owned() }
         })?;
     let body: TokenBody = resp.decode(|b| wire::parse_one(b, "token"))?;
     let Some(project) = body.project else {
@@ -403,10 +303,7 @@ pub(super) async fn issue_token(
     {
         return Err(OpenStackError::Protocol {
             url: resp.url.clone(),
-            message: format!(
-                "asked for a token for project {wanted}, got one for {}",
-                project.id
-            ),
+            message: format!("asked for a token for project {wanted}, got one for {}", project.id),
         });
     }
     let lifetime = match body.issued_at {
@@ -454,14 +351,8 @@ mod tests {
     #[test]
     fn tokens_are_refreshed_before_they_expire() {
         let t0 = Instant::now();
-        assert_eq!(
-            refresh_at(t0, Duration::from_secs(3600)),
-            t0 + Duration::from_secs(3480)
-        );
-        assert_eq!(
-            refresh_at(t0, Duration::from_secs(60)),
-            t0 + Duration::from_secs(54)
-        );
+        assert_eq!(refresh_at(t0, Duration::from_secs(3600)), t0 + Duration::from_secs(3480));
+        assert_eq!(refresh_at(t0, Duration::from_secs(60)), t0 + Duration::from_secs(54));
         assert_eq!(refresh_at(t0, Duration::ZERO), t0);
     }
 
@@ -484,11 +375,7 @@ mod tests {
         let mut tasks = Vec::new();
         for i in 0..20 {
             let (cache, issued) = (cache.clone(), issued.clone());
-            let key: ScopeKey = if i % 2 == 0 {
-                None
-            } else {
-                Some(ProjectId::from("p"))
-            };
+            let key: ScopeKey = if i % 2 == 0 { None } else { Some(ProjectId::from("p")) };
             tasks.push(tokio::spawn(async move {
                 cache
                     .get(&key, || async {
@@ -506,33 +393,18 @@ mod tests {
 
         // A rejected token is dropped once; a stale handle does not drop its successor.
         let key: ScopeKey = None;
-        let first = cache
-            .get(&key, || async { Ok(token("y", far)) })
-            .await
-            .unwrap();
+        let first = cache.get(&key, || async { Ok(token("y", far)) }).await.unwrap();
         cache.invalidate(&key, &first).await;
-        let second = cache
-            .get(&key, || async { Ok(token("z", far)) })
-            .await
-            .unwrap();
+        let second = cache.get(&key, || async { Ok(token("z", far)) }).await.unwrap();
         assert_eq!(second.value.expose(), "tok-z");
         cache.invalidate(&key, &first).await;
-        let still = cache
-            .get(&key, || async { Ok(token("w", far)) })
-            .await
-            .unwrap();
+        let still = cache.get(&key, || async { Ok(token("w", far)) }).await.unwrap();
         assert!(Arc::ptr_eq(&still, &second));
 
         // An expired token is replaced.
         let key: ScopeKey = Some(ProjectId::from("old"));
-        cache
-            .get(&key, || async { Ok(token("old", Instant::now())) })
-            .await
-            .unwrap();
-        let fresh = cache
-            .get(&key, || async { Ok(token("new", far)) })
-            .await
-            .unwrap();
+        cache.get(&key, || async { Ok(token("old", Instant::now())) }).await.unwrap();
+        let fresh = cache.get(&key, || async { Ok(token("new", far)) }).await.unwrap();
         assert_eq!(fresh.value.expose(), "tok-new");
     }
 
@@ -548,24 +420,15 @@ mod tests {
 
     #[test]
     fn explicit_options_password_and_app_credential() {
-        let none = SearchPaths {
-            clouds: vec![],
-            secure: vec![],
-        };
+        let none = SearchPaths { clouds: vec![], secure: vec![] };
         let c = resolve(&settings(), &none).unwrap();
         assert_eq!(c.identity_url.as_str(), "http://ks:5000/v3");
         assert_eq!(
             c.credentials,
             Credentials::Password {
-                user: UserRef::Name {
-                    name: "staffeln".into(),
-                    domain: DomainRef::Name("Default".into())
-                },
+                user: UserRef::Name { name: "staffeln".into(), domain: DomainRef::Name("Default".into()) },
                 password: "pw".into(),
-                project: Some(ProjectRef::Name {
-                    name: "service".into(),
-                    domain: DomainRef::Name("Default".into())
-                }),
+                project: Some(ProjectRef::Name { name: "service".into(), domain: DomainRef::Name("Default".into()) }),
             }
         );
         let app = Settings {
@@ -573,39 +436,14 @@ mod tests {
             application_credential_secret: Some("s".into()),
             ..settings()
         };
-        assert!(matches!(
-            resolve(&app, &none).unwrap().credentials,
-            Credentials::AppCredential { id: Some(_), .. }
-        ));
-        let no_secret = Settings {
-            application_credential_id: Some("ac".into()),
-            ..Settings::default()
-        };
-        let no_secret = Settings {
-            auth_url: Some("http://ks".into()),
-            ..no_secret
-        };
+        assert!(matches!(resolve(&app, &none).unwrap().credentials, Credentials::AppCredential { id: Some(_), .. }));
+        let no_secret = Settings { application_credential_id: Some("ac".into()), ..Settings::default() };
+        let no_secret = Settings { auth_url: Some("http://ks".into()), ..no_secret };
         let err = resolve(&no_secret, &none).unwrap_err().to_string();
         assert!(err.contains("application_credential_secret"), "{err}");
-        let err = resolve(
-            &Settings {
-                project_name: None,
-                ..settings()
-            },
-            &none,
-        )
-        .unwrap_err()
-        .to_string();
+        let err = resolve(&Settings { project_name: None, ..settings() }, &none).unwrap_err().to_string();
         assert!(err.contains("project_name"), "{err}");
-        let err = resolve(
-            &Settings {
-                auth_url: None,
-                ..settings()
-            },
-            &none,
-        )
-        .unwrap_err()
-        .to_string();
+        let err = resolve(&Settings { auth_url: None, ..settings() }, &none).unwrap_err().to_string();
         assert!(err.contains("auth_url"), "{err}");
     }
 
@@ -626,17 +464,8 @@ clouds:
     auth_type: token
     auth: {auth_url: "http://ks", token: abc}
 "#;
-        let entry =
-            |name: &str| clouds::parse_cloud(name, Path::new("clouds.yaml"), yaml, None).unwrap();
-        let with = |name: &str, s: Settings| {
-            from_cloud(
-                &Settings {
-                    cloud: Some(name.into()),
-                    ..s
-                },
-                &entry(name),
-            )
-        };
+        let entry = |name: &str| clouds::parse_cloud(name, Path::new("clouds.yaml"), yaml, None).unwrap();
+        let with = |name: &str, s: Settings| from_cloud(&Settings { cloud: Some(name.into()), ..s }, &entry(name));
         let c = with("pw", Settings::default()).unwrap();
         assert_eq!(
             c.credentials,
@@ -649,14 +478,7 @@ clouds:
         assert_eq!(c.region.as_deref(), Some("RegionOne"));
         assert_eq!(c.interface, Interface::Internal);
         assert!(c.insecure);
-        let c = with(
-            "pw",
-            Settings {
-                region_name: Some("RegionTwo".into()),
-                ..Settings::default()
-            },
-        )
-        .unwrap();
+        let c = with("pw", Settings { region_name: Some("RegionTwo".into()), ..Settings::default() }).unwrap();
         assert_eq!(c.region.as_deref(), Some("RegionTwo"));
         let c = with("ac", Settings::default()).unwrap();
         assert_eq!(
@@ -665,10 +487,7 @@ clouds:
                 id: None,
                 name_and_user: Some((
                     "mon".into(),
-                    UserRef::Name {
-                        name: "bob".into(),
-                        domain: DomainRef::Id("d1".into())
-                    }
+                    UserRef::Name { name: "bob".into(), domain: DomainRef::Id("d1".into()) }
                 )),
                 secret: "s".into(),
             }

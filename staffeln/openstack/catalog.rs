@@ -93,12 +93,9 @@ impl Catalog {
 pub fn expand_url_template(template: &str, project_id: &str, user_id: &str) -> String {
     let mut url = template.to_owned();
     for key in ["project_id", "tenant_id"] {
-        url = url
-            .replace(&format!("%({key})s"), project_id)
-            .replace(&format!("$({key})s"), project_id);
+        url = url.replace(&format!("%({key})s"), project_id).replace(&format!("$({key})s"), project_id);
     }
-    url.replace("%(user_id)s", user_id)
-        .replace("$(user_id)s", user_id)
+    url.replace("%(user_id)s", user_id).replace("$(user_id)s", user_id)
 }
 
 /// Splits an endpoint URL into its version root and the project id segment
@@ -118,27 +115,16 @@ pub fn unversioned_root(url: &str) -> Option<String> {
     let parsed = url::Url::parse(url).ok()?;
     let segments: Vec<&str> = parsed.path_segments()?.collect();
     let pos = segments.iter().rposition(|s| is_version_segment(s))?;
-    let prefix: Vec<&str> = segments[..pos]
-        .iter()
-        .copied()
-        .filter(|s| !s.is_empty())
-        .collect();
+    let prefix: Vec<&str> = segments[..pos].iter().copied().filter(|s| !s.is_empty()).collect();
     let mut root = parsed.clone();
-    root.set_path(&if prefix.is_empty() {
-        "/".to_owned()
-    } else {
-        format!("/{}/", prefix.join("/"))
-    });
+    root.set_path(&if prefix.is_empty() { "/".to_owned() } else { format!("/{}/", prefix.join("/")) });
     root.set_query(None);
     Some(root.to_string())
 }
 
 fn is_version_segment(s: &str) -> bool {
     s.strip_prefix('v').is_some_and(|rest| {
-        !rest.is_empty()
-            && rest
-                .split('.')
-                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        !rest.is_empty() && rest.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
     })
 }
 
@@ -158,10 +144,7 @@ impl Microversion {
     pub fn parse(s: &str) -> Option<Self> {
         let s = s.trim().trim_start_matches(['v', 'V']);
         let (major, minor) = s.split_once('.')?;
-        Some(Microversion {
-            major: major.parse().ok()?,
-            minor: minor.parse().ok()?,
-        })
+        Some(Microversion { major: major.parse().ok()?, minor: minor.parse().ok()? })
     }
 }
 
@@ -192,18 +175,11 @@ pub fn version_info(doc: &serde_json::Value, major: u32) -> Option<VersionInfo> 
             other => other.get("values")?.as_array()?.iter().collect(),
         }
     };
-    let field = |e: &serde_json::Value, k: &str| {
-        e.get(k)
-            .and_then(|v| v.as_str())
-            .and_then(Microversion::parse)
-    };
+    let field = |e: &serde_json::Value, k: &str| e.get(k).and_then(|v| v.as_str()).and_then(Microversion::parse);
     entries
         .into_iter()
         .filter(|e| {
-            e.get("id")
-                .and_then(|v| v.as_str())
-                .and_then(Microversion::parse)
-                .is_some_and(|id| id.major == major)
+            e.get("id").and_then(|v| v.as_str()).and_then(Microversion::parse).is_some_and(|id| id.major == major)
         })
         // a major version may be listed twice (Nova's v2.0 and v2.1): take the one with microversions
         .max_by_key(|e| field(e, "max_version").or_else(|| field(e, "version")))
@@ -248,11 +224,7 @@ mod tests {
     use super::*;
 
     fn ep(interface: &str, region: &str, url: &str) -> Endpoint {
-        Endpoint {
-            interface: interface.into(),
-            region: Some(region.into()),
-            url: url.into(),
-        }
+        Endpoint { interface: interface.into(), region: Some(region.into()), url: url.into() }
     }
 
     fn catalog() -> Catalog {
@@ -294,31 +266,11 @@ mod tests {
         use ServiceType::*;
         let c = catalog();
         let cases: &[(ServiceType, Interface, Option<&str>, Option<&str>)] = &[
-            (
-                BlockStorage,
-                Public,
-                Some("RegionOne"),
-                Some("http://c1:8776/v3/p"),
-            ), // volumev3 beats volume
-            (
-                BlockStorage,
-                Internal,
-                None,
-                Some("http://c1-int:8776/v3/p"),
-            ),
-            (
-                BlockStorage,
-                Public,
-                Some("RegionTwo"),
-                Some("http://c2:8776/v3/p"),
-            ), // publicURL normalised
+            (BlockStorage, Public, Some("RegionOne"), Some("http://c1:8776/v3/p")), // volumev3 beats volume
+            (BlockStorage, Internal, None, Some("http://c1-int:8776/v3/p")),
+            (BlockStorage, Public, Some("RegionTwo"), Some("http://c2:8776/v3/p")), // publicURL normalised
             (BlockStorage, Admin, None, None),
-            (
-                Compute,
-                Public,
-                Some("RegionOne"),
-                Some("http://n1:8774/v2.1"),
-            ),
+            (Compute, Public, Some("RegionOne"), Some("http://n1:8774/v2.1")),
             (Compute, Public, None, Some("http://n2:8774/v2.1")), // first listed
             (Compute, Public, Some("RegionThree"), None),
             (Identity, Admin, None, Some("http://ks:35357")),
@@ -327,14 +279,8 @@ mod tests {
             let got = c.url_for(service, interface, region).ok();
             assert_eq!(got, want, "{service} {interface} {region:?}");
         }
-        let err = c
-            .url_for(Compute, Internal, Some("RegionOne"))
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            err,
-            "no compute endpoint with interface internal in region RegionOne in the service catalog"
-        );
+        let err = c.url_for(Compute, Internal, Some("RegionOne")).unwrap_err().to_string();
+        assert_eq!(err, "no compute endpoint with interface internal in region RegionOne in the service catalog");
     }
 
     #[test]
@@ -344,55 +290,21 @@ mod tests {
             service_type: "block-storage".into(),
             endpoints: vec![ep("public", "RegionOne", "http://bs:8776/v3")],
         });
-        assert_eq!(
-            c.url_for(ServiceType::BlockStorage, Interface::Public, None)
-                .unwrap(),
-            "http://bs:8776/v3"
-        );
+        assert_eq!(c.url_for(ServiceType::BlockStorage, Interface::Public, None).unwrap(), "http://bs:8776/v3");
     }
 
     #[test]
     fn url_templates_and_project_segments() {
-        assert_eq!(
-            expand_url_template("http://c:8776/v3/%(project_id)s", "abc", "u"),
-            "http://c:8776/v3/abc"
-        );
-        assert_eq!(
-            expand_url_template("http://c:8776/v3/$(tenant_id)s", "abc", "u"),
-            "http://c:8776/v3/abc"
-        );
-        assert_eq!(
-            expand_url_template("http://x/%(user_id)s/%(tenant_id)s", "p", "u"),
-            "http://x/u/p"
-        );
-        assert_eq!(
-            split_project_segment("http://c:8776/v3/abc", "abc"),
-            ("http://c:8776/v3", Some("abc"))
-        );
-        assert_eq!(
-            split_project_segment("http://c:8776/v3/abc/", "abc"),
-            ("http://c:8776/v3", Some("abc"))
-        );
-        assert_eq!(
-            split_project_segment("http://c:8776/v3", "abc"),
-            ("http://c:8776/v3", None)
-        );
-        assert_eq!(
-            split_project_segment("http://c:8776/v3/other", "abc"),
-            ("http://c:8776/v3/other", None)
-        );
-        assert_eq!(
-            unversioned_root("http://c:8776/v3").as_deref(),
-            Some("http://c:8776/")
-        );
-        assert_eq!(
-            unversioned_root("http://lb/volume/v3").as_deref(),
-            Some("http://lb/volume/")
-        );
-        assert_eq!(
-            unversioned_root("http://n:8774/v2.1/").as_deref(),
-            Some("http://n:8774/")
-        );
+        assert_eq!(expand_url_template("http://c:8776/v3/%(project_id)s", "abc", "u"), "http://c:8776/v3/abc");
+        assert_eq!(expand_url_template("http://c:8776/v3/$(tenant_id)s", "abc", "u"), "http://c:8776/v3/abc");
+        assert_eq!(expand_url_template("http://x/%(user_id)s/%(tenant_id)s", "p", "u"), "http://x/u/p");
+        assert_eq!(split_project_segment("http://c:8776/v3/abc", "abc"), ("http://c:8776/v3", Some("abc")));
+        assert_eq!(split_project_segment("http://c:8776/v3/abc/", "abc"), ("http://c:8776/v3", Some("abc")));
+        assert_eq!(split_project_segment("http://c:8776/v3", "abc"), ("http://c:8776/v3", None));
+        assert_eq!(split_project_segment("http://c:8776/v3/other", "abc"), ("http://c:8776/v3/other", None));
+        assert_eq!(unversioned_root("http://c:8776/v3").as_deref(), Some("http://c:8776/"));
+        assert_eq!(unversioned_root("http://lb/volume/v3").as_deref(), Some("http://lb/volume/"));
+        assert_eq!(unversioned_root("http://n:8774/v2.1/").as_deref(), Some("http://n:8774/"));
         assert_eq!(unversioned_root("http://n:8774/compute"), None);
     }
 
@@ -413,69 +325,31 @@ mod tests {
                              {"id": "v2.1", "status": "CURRENT", "version": "2.104", "min_version": "2.1"}]}"#,
         )
         .unwrap();
-        assert_eq!(
-            version_info(&nova_root, 2).unwrap().max,
-            Some(Microversion::new(2, 104))
-        );
-        let nova_v21: serde_json::Value = serde_json::from_str(
-            r#"{"version": {"id": "v2.1", "version": "2.90", "min_version": "2.1"}}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            version_info(&nova_v21, 2).unwrap().max,
-            Some(Microversion::new(2, 90))
-        );
-        let keystone: serde_json::Value = serde_json::from_str(
-            r#"{"versions": {"values": [{"id": "v3.14", "status": "stable"}]}}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            version_info(&keystone, 3),
-            Some(VersionInfo {
-                min: None,
-                max: None
-            })
-        );
+        assert_eq!(version_info(&nova_root, 2).unwrap().max, Some(Microversion::new(2, 104)));
+        let nova_v21: serde_json::Value =
+            serde_json::from_str(r#"{"version": {"id": "v2.1", "version": "2.90", "min_version": "2.1"}}"#).unwrap();
+        assert_eq!(version_info(&nova_v21, 2).unwrap().max, Some(Microversion::new(2, 90)));
+        let keystone: serde_json::Value =
+            serde_json::from_str(r#"{"versions": {"values": [{"id": "v3.14", "status": "stable"}]}}"#).unwrap();
+        assert_eq!(version_info(&keystone, 3), Some(VersionInfo { min: None, max: None }));
     }
 
     #[test]
     fn negotiation_prefers_ours_accepts_older_and_refuses_too_old() {
         let mv = Microversion::new;
-        let info = |min, max| VersionInfo {
-            min: Some(min),
-            max: Some(max),
-        };
+        let info = |min, max| VersionInfo { min: Some(min), max: Some(max) };
         let bs = ServiceType::BlockStorage;
-        assert_eq!(
-            negotiate(bs, "u", &info(mv(3, 0), mv(3, 71)), mv(3, 43), mv(3, 64)).unwrap(),
-            mv(3, 64)
-        );
-        assert_eq!(
-            negotiate(bs, "u", &info(mv(3, 0), mv(3, 50)), mv(3, 43), mv(3, 64)).unwrap(),
-            mv(3, 50)
-        );
-        let err = negotiate(
-            bs,
-            "http://c/v3",
-            &info(mv(3, 0), mv(3, 27)),
-            mv(3, 43),
-            mv(3, 64),
-        )
-        .unwrap_err();
+        assert_eq!(negotiate(bs, "u", &info(mv(3, 0), mv(3, 71)), mv(3, 43), mv(3, 64)).unwrap(), mv(3, 64));
+        assert_eq!(negotiate(bs, "u", &info(mv(3, 0), mv(3, 50)), mv(3, 43), mv(3, 64)).unwrap(), mv(3, 50));
+        let err = negotiate(bs, "http://c/v3", &info(mv(3, 0), mv(3, 27)), mv(3, 43), mv(3, 64)).unwrap_err();
         assert_eq!(
             err.to_string(),
             "block-storage at http://c/v3 supports microversions up to 3.27, Staffeln needs at least 3.43"
         );
         // no microversions advertised: the base version only
-        let none = VersionInfo {
-            min: None,
-            max: None,
-        };
+        let none = VersionInfo { min: None, max: None };
         assert!(negotiate(bs, "u", &none, mv(3, 43), mv(3, 64)).is_err());
-        assert_eq!(
-            negotiate(ServiceType::Compute, "u", &none, mv(2, 1), mv(2, 1)).unwrap(),
-            mv(2, 1)
-        );
+        assert_eq!(negotiate(ServiceType::Compute, "u", &none, mv(2, 1), mv(2, 1)).unwrap(), mv(2, 1));
         assert!(negotiate(bs, "u", &info(mv(3, 70), mv(3, 71)), mv(3, 43), mv(3, 64)).is_err());
         assert_eq!(Microversion::parse("v3.0"), Some(mv(3, 0)));
         assert_eq!(Microversion::parse(""), None);

@@ -12,13 +12,10 @@ use serde_json::json;
 
 use super::catalog::{Microversion, ServiceType};
 use super::error::OpenStackError;
-use super::wire::{
-    self, BackupBody, BackupCreateBody, BackupRecordBody, CreatedBody, QuotaSetBody, VolumeBody,
-};
+use super::wire::{self, BackupBody, BackupCreateBody, BackupRecordBody, CreatedBody, QuotaSetBody, VolumeBody};
 use super::{ItemStream, OpenStack, pair, seg};
 use crate::objects::{
-    Backup, BackupId, BackupKind, BackupQuota, BackupRecord, BackupStatus, ProjectId, Volume,
-    VolumeId,
+    Backup, BackupId, BackupKind, BackupQuota, BackupRecord, BackupStatus, ProjectId, Volume, VolumeId,
 };
 
 /// A backup to create.
@@ -127,16 +124,7 @@ impl OpenStack {
             availability_zone: request.availability_zone.as_deref(),
         }});
         // Not idempotent: a second POST would make a second backup.
-        let resp = self
-            .call(
-                ServiceType::BlockStorage,
-                Method::POST,
-                "/backups",
-                &[],
-                Some(&body),
-                false,
-            )
-            .await?;
+        let resp = self.call(ServiceType::BlockStorage, Method::POST, "/backups", &[], Some(&body), false).await?;
         let created: CreatedBody = resp.decode(|b| wire::parse_one(b, "backup"))?;
         Ok(BackupId(created.id))
     }
@@ -144,34 +132,15 @@ impl OpenStack {
     /// One backup: `GET /backups/{id}`.
     pub async fn backup(&self, id: &BackupId) -> Result<Backup, OpenStackError> {
         let path = format!("/backups/{}", seg(id.as_str()));
-        let resp = self
-            .call::<()>(
-                ServiceType::BlockStorage,
-                Method::GET,
-                &path,
-                &[],
-                None,
-                true,
-            )
-            .await?;
-        Ok(resp
-            .decode(|b| wire::parse_one::<BackupBody>(b, "backup"))?
-            .into_backup(&self.project_id))
+        let resp = self.call::<()>(ServiceType::BlockStorage, Method::GET, &path, &[], None, true).await?;
+        Ok(resp.decode(|b| wire::parse_one::<BackupBody>(b, "backup"))?.into_backup(&self.project_id))
     }
 
     /// Starts deleting a backup (`available` or `error` only, no dependent
     /// incrementals): `DELETE /backups/{id}` (202).
     pub async fn delete_backup(&self, id: &BackupId) -> Result<(), OpenStackError> {
         let path = format!("/backups/{}", seg(id.as_str()));
-        self.call::<()>(
-            ServiceType::BlockStorage,
-            Method::DELETE,
-            &path,
-            &[],
-            None,
-            true,
-        )
-        .await?;
+        self.call::<()>(ServiceType::BlockStorage, Method::DELETE, &path, &[], None, true).await?;
         Ok(())
     }
 
@@ -180,38 +149,16 @@ impl OpenStack {
     pub async fn force_delete_backup(&self, id: &BackupId) -> Result<(), OpenStackError> {
         let path = format!("/backups/{}/action", seg(id.as_str()));
         let body = json!({ "os-force_delete": {} });
-        self.call(
-            ServiceType::BlockStorage,
-            Method::POST,
-            &path,
-            &[],
-            Some(&body),
-            true,
-        )
-        .await?;
+        self.call(ServiceType::BlockStorage, Method::POST, &path, &[], Some(&body), true).await?;
         Ok(())
     }
 
     /// The record needed to import the backup elsewhere (admin, `available`
     /// backups only): `GET /backups/{id}/export_record`.
-    pub async fn export_backup_record(
-        &self,
-        id: &BackupId,
-    ) -> Result<BackupRecord, OpenStackError> {
+    pub async fn export_backup_record(&self, id: &BackupId) -> Result<BackupRecord, OpenStackError> {
         let path = format!("/backups/{}/export_record", seg(id.as_str()));
-        let resp = self
-            .call::<()>(
-                ServiceType::BlockStorage,
-                Method::GET,
-                &path,
-                &[],
-                None,
-                true,
-            )
-            .await?;
-        Ok(resp
-            .decode(|b| wire::parse_one::<BackupRecordBody>(b, "backup-record"))?
-            .into_record())
+        let resp = self.call::<()>(ServiceType::BlockStorage, Method::GET, &path, &[], None, true).await?;
+        Ok(resp.decode(|b| wire::parse_one::<BackupRecordBody>(b, "backup-record"))?.into_record())
     }
 
     /// Backup count and gigabyte quotas of `project` with usage:
@@ -219,18 +166,7 @@ impl OpenStack {
     pub async fn backup_quota(&self, project: &ProjectId) -> Result<BackupQuota, OpenStackError> {
         let path = format!("/os-quota-sets/{}", seg(project.as_str()));
         let query = [pair("usage", "True")];
-        let resp = self
-            .call::<()>(
-                ServiceType::BlockStorage,
-                Method::GET,
-                &path,
-                &query,
-                None,
-                true,
-            )
-            .await?;
-        Ok(resp
-            .decode(|b| wire::parse_one::<QuotaSetBody>(b, "quota_set"))?
-            .into_quota(project.clone()))
+        let resp = self.call::<()>(ServiceType::BlockStorage, Method::GET, &path, &query, None, true).await?;
+        Ok(resp.decode(|b| wire::parse_one::<QuotaSetBody>(b, "quota_set"))?.into_quota(project.clone()))
     }
 }

@@ -67,24 +67,12 @@ impl SearchPaths {
     /// The standard locations, from this process's environment.
     pub fn standard() -> Self {
         let home = std::env::var_os("HOME").map(PathBuf::from);
-        let env_file = |name: &str| {
-            std::env::var_os(name)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
-        Self::from_parts(
-            env_file("OS_CLIENT_CONFIG_FILE"),
-            env_file("OS_CLIENT_SECURE_FILE"),
-            home.as_deref(),
-        )
+        let env_file = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        Self::from_parts(env_file("OS_CLIENT_CONFIG_FILE"), env_file("OS_CLIENT_SECURE_FILE"), home.as_deref())
     }
 
     /// The standard locations for a given environment (pure, for tests).
-    pub fn from_parts(
-        config_file: Option<PathBuf>,
-        secure_file: Option<PathBuf>,
-        home: Option<&Path>,
-    ) -> Self {
+    pub fn from_parts(config_file: Option<PathBuf>, secure_file: Option<PathBuf>, home: Option<&Path>) -> Self {
         let dirs: Vec<PathBuf> = [
             Some(PathBuf::from(".")),
             home.map(|h| h.join(".config/openstack")),
@@ -101,10 +89,7 @@ impl SearchPaths {
             }
             out
         };
-        SearchPaths {
-            clouds: list(config_file, "clouds"),
-            secure: list(secure_file, "secure"),
-        }
+        SearchPaths { clouds: list(config_file, "clouds"), secure: list(secure_file, "secure") }
     }
 }
 
@@ -114,12 +99,7 @@ pub fn load_cloud(name: &str, paths: &SearchPaths) -> Result<CloudEntry, OpenSta
     let Some(clouds_path) = paths.clouds.iter().find(|p| p.is_file()) else {
         return Err(OpenStackError::Config(format!(
             "cloud {name:?} is configured but no clouds.yaml was found (looked in {})",
-            paths
-                .clouds
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            paths.clouds.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
         )));
     };
     let clouds_text = read(clouds_path)?;
@@ -132,17 +112,11 @@ pub fn load_cloud(name: &str, paths: &SearchPaths) -> Result<CloudEntry, OpenSta
 }
 
 fn read(path: &Path) -> Result<String, OpenStackError> {
-    std::fs::read_to_string(path).map_err(|e| OpenStackError::CloudsFile {
-        path: path.to_owned(),
-        source: Box::new(e),
-    })
+    std::fs::read_to_string(path).map_err(|e| OpenStackError::CloudsFile { path: path.to_owned(), source: Box::new(e) })
 }
 
 fn parse_yaml(path: &Path, text: &str) -> Result<Value, OpenStackError> {
-    serde_yaml_ng::from_str(text).map_err(|e| OpenStackError::CloudsFile {
-        path: path.to_owned(),
-        source: Box::new(e),
-    })
+    serde_yaml_ng::from_str(text).map_err(|e| OpenStackError::CloudsFile { path: path.to_owned(), source: Box::new(e) })
 }
 
 /// Picks `name` from a clouds.yaml text and merges the secure.yaml entry of
@@ -163,11 +137,7 @@ pub fn parse_cloud(
         OpenStackError::Config(format!(
             "cloud {name:?} is not in {} (clouds there: {})",
             clouds_path.display(),
-            if known.is_empty() {
-                "none".to_owned()
-            } else {
-                known
-            }
+            if known.is_empty() { "none".to_owned() } else { known }
         ))
     })?;
     if let Some((secure_path, secure_text)) = secure {
@@ -177,10 +147,7 @@ pub fn parse_cloud(
         }
     }
     let Value::Mapping(map) = entry else {
-        return Err(OpenStackError::Config(format!(
-            "cloud {name:?} in {} is not a mapping",
-            clouds_path.display()
-        )));
+        return Err(OpenStackError::Config(format!("cloud {name:?} in {} is not a mapping", clouds_path.display())));
     };
     Ok(to_entry(&map, clouds_path))
 }
@@ -234,10 +201,7 @@ fn boolean(map: &Mapping, key: &str) -> Option<bool> {
 
 fn to_entry(map: &Mapping, source: &Path) -> CloudEntry {
     let empty = Mapping::new();
-    let auth = map
-        .get("auth")
-        .and_then(Value::as_mapping)
-        .unwrap_or(&empty);
+    let auth = map.get("auth").and_then(Value::as_mapping).unwrap_or(&empty);
     let first = |keys: &[&str]| keys.iter().find_map(|k| text(auth, k));
     let auth = AuthSection {
         auth_url: first(&["auth_url"]),
@@ -264,10 +228,7 @@ fn to_entry(map: &Mapping, source: &Path) -> CloudEntry {
     };
     let mut endpoint_overrides = BTreeMap::new();
     for (service_type, keys) in [
-        (
-            "compute",
-            &["compute_endpoint_override", "compute_endpoint"][..],
-        ),
+        ("compute", &["compute_endpoint_override", "compute_endpoint"][..]),
         (
             "block-storage",
             &[
@@ -343,12 +304,7 @@ clouds:
 "#;
 
     fn parse(name: &str, secure: Option<&str>) -> Result<CloudEntry, OpenStackError> {
-        parse_cloud(
-            name,
-            Path::new("clouds.yaml"),
-            CLOUDS,
-            secure.map(|s| (Path::new("secure.yaml"), s)),
-        )
+        parse_cloud(name, Path::new("clouds.yaml"), CLOUDS, secure.map(|s| (Path::new("secure.yaml"), s)))
     }
 
     #[test]
@@ -356,43 +312,26 @@ clouds:
         let e = parse("emu", Some(SECURE)).unwrap();
         assert_eq!(e.auth.auth_url.as_deref(), Some("http://127.0.0.1:5000/v3"));
         assert_eq!(e.auth.username.as_deref(), Some("alice"));
-        assert_eq!(
-            e.auth.password.as_ref().map(Secret::expose),
-            Some("from-secure")
-        );
+        assert_eq!(e.auth.password.as_ref().map(Secret::expose), Some("from-secure"));
         assert_eq!(e.auth.project_name.as_deref(), Some("demo"));
         assert_eq!(e.region_name.as_deref(), Some("RegionOne"));
         assert_eq!(e.interface.as_deref(), Some("internal"));
         assert_eq!(e.cacert, Some(PathBuf::from("/path/ca.pem")));
         assert_eq!(e.insecure, None);
         assert_eq!(
-            e.endpoint_overrides
-                .get("block-storage")
-                .map(String::as_str),
+            e.endpoint_overrides.get("block-storage").map(String::as_str),
             Some("http://127.0.0.1:8776/v3/%(project_id)s")
         );
         let plain = parse("emu", None).unwrap();
-        assert_eq!(
-            plain.auth.password.as_ref().map(Secret::expose),
-            Some("from-clouds")
-        );
+        assert_eq!(plain.auth.password.as_ref().map(Secret::expose), Some("from-clouds"));
     }
 
     #[test]
     fn app_credential_entry_takes_its_secret_from_secure_yaml() {
         let e = parse("appcred", Some(SECURE)).unwrap();
         assert_eq!(e.auth_type.as_deref(), Some("v3applicationcredential"));
-        assert_eq!(
-            e.auth.application_credential_id.as_deref(),
-            Some("423f19a4ac1e4f48bbb4180756e6eb6c")
-        );
-        assert_eq!(
-            e.auth
-                .application_credential_secret
-                .as_ref()
-                .map(Secret::expose),
-            Some("rEaqvJka48mpv")
-        );
+        assert_eq!(e.auth.application_credential_id.as_deref(), Some("423f19a4ac1e4f48bbb4180756e6eb6c"));
+        assert_eq!(e.auth.application_credential_secret.as_ref().map(Secret::expose), Some("rEaqvJka48mpv"));
         assert_eq!(e.insecure, Some(true));
     }
 
@@ -408,35 +347,22 @@ clouds:
     #[test]
     fn unknown_cloud_names_the_known_ones_and_bad_yaml_names_the_file() {
         let err = parse("nope", None).unwrap_err().to_string();
-        assert!(
-            err.contains("\"nope\"") && err.contains("emu, appcred, numbers"),
-            "{err}"
-        );
-        let err = parse_cloud(
-            "emu",
-            Path::new("/x/clouds.yaml"),
-            "clouds: [unclosed",
-            None,
-        )
-        .unwrap_err();
+        assert!(err.contains("\"nope\"") && err.contains("emu, appcred, numbers"), "{err}");
+        let err = parse_cloud("emu", Path::new("/x/clouds.yaml"), "clouds: [unclosed", None).unwrap_err();
         assert!(err.to_string().contains("/x/clouds.yaml"), "{err}");
     }
 
     #[test]
     fn deep_merge_replaces_scalars_and_merges_maps() {
         let mut base: Value = serde_yaml_ng::from_str("a: {b: 1, c: 2}\nd: [1]").unwrap();
-        merge(
-            &mut base,
-            serde_yaml_ng::from_str("a: {c: 3, e: 4}\nd: [2]").unwrap(),
-        );
+        merge(&mut base, serde_yaml_ng::from_str("a: {c: 3, e: 4}\nd: [2]").unwrap());
         let want: Value = serde_yaml_ng::from_str("a: {b: 1, c: 3, e: 4}\nd: [2]").unwrap();
         assert_eq!(base, want);
     }
 
     #[test]
     fn search_order_is_env_file_then_cwd_home_etc_and_files_are_found() {
-        let p =
-            SearchPaths::from_parts(Some("/env/c.yaml".into()), None, Some(Path::new("/home/u")));
+        let p = SearchPaths::from_parts(Some("/env/c.yaml".into()), None, Some(Path::new("/home/u")));
         let shown: Vec<String> = p.clouds.iter().map(|p| p.display().to_string()).collect();
         assert_eq!(
             shown,
@@ -457,24 +383,10 @@ clouds:
         let secure = dir.path().join("secure.yaml");
         std::fs::write(&clouds, CLOUDS).unwrap();
         std::fs::write(&secure, SECURE).unwrap();
-        let paths = SearchPaths {
-            clouds: vec![dir.path().join("missing.yaml"), clouds],
-            secure: vec![secure],
-        };
+        let paths = SearchPaths { clouds: vec![dir.path().join("missing.yaml"), clouds], secure: vec![secure] };
         let e = load_cloud("emu", &paths).unwrap();
-        assert_eq!(
-            e.auth.password.as_ref().map(Secret::expose),
-            Some("from-secure")
-        );
-        let none = SearchPaths {
-            clouds: vec![dir.path().join("missing.yaml")],
-            secure: vec![],
-        };
-        assert!(
-            load_cloud("emu", &none)
-                .unwrap_err()
-                .to_string()
-                .contains("no clouds.yaml")
-        );
+        assert_eq!(e.auth.password.as_ref().map(Secret::expose), Some("from-secure"));
+        let none = SearchPaths { clouds: vec![dir.path().join("missing.yaml")], secure: vec![] };
+        assert!(load_cloud("emu", &none).unwrap_err().to_string().contains("no clouds.yaml"));
     }
 }

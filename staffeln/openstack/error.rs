@@ -63,21 +63,10 @@ pub enum OpenStackError {
         "no {service_type} endpoint with interface {interface}{} in the service catalog",
         region.as_deref().map(|r| format!(" in region {r}")).unwrap_or_default()
     )]
-    NoEndpoint {
-        service_type: String,
-        interface: String,
-        region: Option<String>,
-    },
+    NoEndpoint { service_type: String, interface: String, region: Option<String> },
     /// The cloud's API is older than what Staffeln needs.
-    #[error(
-        "{service} at {url} supports microversions up to {max}, Staffeln needs at least {required}"
-    )]
-    TooOld {
-        service: String,
-        url: String,
-        required: String,
-        max: String,
-    },
+    #[error("{service} at {url} supports microversions up to {max}, Staffeln needs at least {required}")]
+    TooOld { service: String, url: String, required: String, max: String },
     /// A token scoped to `wanted` cannot be had with these credentials.
     #[error(
         "cannot act in project {wanted}: the application credential is bound to project {bound}; \
@@ -90,16 +79,11 @@ pub enum OpenStackError {
 }
 
 fn fault_suffix(fault: &Option<String>) -> String {
-    fault
-        .as_deref()
-        .map(|f| format!(" {f}"))
-        .unwrap_or_default()
+    fault.as_deref().map(|f| format!(" {f}")).unwrap_or_default()
 }
 
 fn request_id_suffix(id: &Option<String>) -> String {
-    id.as_deref()
-        .map(|r| format!(" (request {r})"))
-        .unwrap_or_default()
+    id.as_deref().map(|r| format!(" (request {r})")).unwrap_or_default()
 }
 
 impl OpenStackError {
@@ -122,9 +106,7 @@ impl OpenStackError {
     /// The service's request id (`x-openstack-request-id`), when known.
     pub fn request_id(&self) -> Option<&str> {
         match self.last() {
-            OpenStackError::Api { request_id, .. } | OpenStackError::Decode { request_id, .. } => {
-                request_id.as_deref()
-            }
+            OpenStackError::Api { request_id, .. } | OpenStackError::Decode { request_id, .. } => request_id.as_deref(),
             _ => None,
         }
     }
@@ -160,11 +142,7 @@ impl OpenStackError {
     pub fn is_quota_exceeded(&self) -> bool {
         match self.last() {
             OpenStackError::Api { status: 413, .. } => true,
-            OpenStackError::Api {
-                status: 403,
-                message,
-                ..
-            } => message.contains("Maximum number of"),
+            OpenStackError::Api { status: 403, message, .. } => message.contains("Maximum number of"),
             _ => false,
         }
     }
@@ -172,11 +150,7 @@ impl OpenStackError {
     /// Cinder refuses to delete a backup that incremental backups depend on.
     pub fn is_conflict_with_dependents(&self) -> bool {
         match self.last() {
-            OpenStackError::Api {
-                status: 400,
-                message,
-                ..
-            } => message.contains("Incremental backups exist"),
+            OpenStackError::Api { status: 400, message, .. } => message.contains("Incremental backups exist"),
             _ => false,
         }
     }
@@ -204,33 +178,20 @@ pub(crate) struct ErrorBody {
 pub(crate) fn parse_error_body(body: &[u8]) -> ErrorBody {
     if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(body) {
         if let Some(serde_json::Value::Object(err)) = map.get("error") {
-            let message = err
-                .get("message")
-                .and_then(|m| m.as_str())
-                .unwrap_or_default()
-                .to_owned();
+            let message = err.get("message").and_then(|m| m.as_str()).unwrap_or_default().to_owned();
             let title = err.get("title").and_then(|t| t.as_str()).map(str::to_owned);
             if !message.is_empty() {
-                return ErrorBody {
-                    fault: title,
-                    message,
-                };
+                return ErrorBody { fault: title, message };
             }
         }
         for (fault, value) in &map {
             if let Some(message) = value.get("message").and_then(|m| m.as_str()) {
-                return ErrorBody {
-                    fault: Some(fault.clone()),
-                    message: message.to_owned(),
-                };
+                return ErrorBody { fault: Some(fault.clone()), message: message.to_owned() };
             }
         }
         // `{"message": "..."}` (some proxies, older services)
         if let Some(message) = map.get("message").and_then(|m| m.as_str()) {
-            return ErrorBody {
-                fault: None,
-                message: message.to_owned(),
-            };
+            return ErrorBody { fault: None, message: message.to_owned() };
         }
     }
     let text = String::from_utf8_lossy(body);
@@ -242,10 +203,7 @@ pub(crate) fn parse_error_body(body: &[u8]) -> ErrorBody {
     } else {
         text
     };
-    ErrorBody {
-        fault: None,
-        message,
-    }
+    ErrorBody { fault: None, message }
 }
 
 /// A URL fit for logs and errors: no user info (`user:password@`).
@@ -266,9 +224,7 @@ mod tests {
 
     #[test]
     fn nova_and_cinder_fault_bodies() {
-        let b = parse_error_body(
-            br#"{"itemNotFound": {"code": 404, "message": "Backup 5f could not be found."}}"#,
-        );
+        let b = parse_error_body(br#"{"itemNotFound": {"code": 404, "message": "Backup 5f could not be found."}}"#);
         assert_eq!(b.fault.as_deref(), Some("itemNotFound"));
         assert_eq!(b.message, "Backup 5f could not be found.");
         let b = parse_error_body(
@@ -284,10 +240,7 @@ mod tests {
             br#"{"error": {"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication.", "identity": {}}}"#,
         );
         assert_eq!(b.fault.as_deref(), Some("Unauthorized"));
-        assert_eq!(
-            b.message,
-            "The request you have made requires authentication."
-        );
+        assert_eq!(b.message, "The request you have made requires authentication.");
     }
 
     #[test]
@@ -296,10 +249,7 @@ mod tests {
         assert_eq!(b.fault, None);
         assert_eq!(b.message, "<html> <body>502 Bad Gateway</body></html>");
         let long = "x".repeat(500);
-        assert_eq!(
-            parse_error_body(long.as_bytes()).message.chars().count(),
-            201
-        );
+        assert_eq!(parse_error_body(long.as_bytes()).message.chars().count(), 201);
         assert_eq!(parse_error_body(b"").message, "(empty body)");
         assert_eq!(parse_error_body(br#"{"message": "nope"}"#).message, "nope");
     }
@@ -326,13 +276,7 @@ mod tests {
         assert!(api(413, "BackupLimitExceeded: …").is_quota_exceeded());
         assert!(api(403, "Maximum number of metadata items exceeds 128").is_quota_exceeded());
         assert!(!api(403, "Policy doesn't allow").is_quota_exceeded());
-        assert!(
-            api(
-                400,
-                "Invalid backup: Incremental backups exist for this backup."
-            )
-            .is_conflict_with_dependents()
-        );
+        assert!(api(400, "Invalid backup: Incremental backups exist for this backup.").is_conflict_with_dependents());
         let wrapped = OpenStackError::RetriesExhausted {
             attempts: 3,
             elapsed: Duration::from_secs(2),

@@ -72,24 +72,17 @@ impl Http {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("staffeln/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = cacert {
-            let pem = std::fs::read(path).map_err(|e| OpenStackError::CloudsFile {
-                path: path.to_owned(),
-                source: Box::new(e),
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                OpenStackError::CloudsFile {
-                    path: path.to_owned(),
-                    source: Box::new(e),
-                }
-            })?;
+            let pem = std::fs::read(path)
+                .map_err(|e| OpenStackError::CloudsFile { path: path.to_owned(), source: Box::new(e) })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| OpenStackError::CloudsFile { path: path.to_owned(), source: Box::new(e) })?;
             builder = builder.tls_certs_merge(certs);
         }
         if insecure {
             builder = builder.tls_danger_accept_invalid_certs(true);
         }
-        let client = builder
-            .build()
-            .map_err(|e| OpenStackError::Config(format!("cannot build the HTTP client: {e}")))?;
+        let client =
+            builder.build().map_err(|e| OpenStackError::Config(format!("cannot build the HTTP client: {e}")))?;
         let policy = RetryPolicy {
             retry_timeout: settings.retry_timeout,
             max_interval: settings.max_retry_interval,
@@ -104,9 +97,8 @@ impl Http {
     pub(super) async fn send(&self, req: &Request) -> Result<Response, OpenStackError> {
         let token = match &req.token {
             Some(token) => {
-                let mut value = HeaderValue::from_str(token.expose()).map_err(|_| {
-                    OpenStackError::Config("the token is not a valid header value".to_owned())
-                })?;
+                let mut value = HeaderValue::from_str(token.expose())
+                    .map_err(|_| OpenStackError::Config("the token is not a valid header value".to_owned()))?;
                 value.set_sensitive(true);
                 Some(value)
             }
@@ -123,21 +115,12 @@ impl Http {
                         .get(RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
-                    let outcome = Outcome::Status {
-                        code: resp.status.as_u16(),
-                        retry_after,
-                    };
+                    let outcome = Outcome::Status { code: resp.status.as_u16(), retry_after };
                     (outcome, api_error(resp))
                 }
                 Err((outcome, err)) => (outcome, err),
             };
-            match self.policy.decide(
-                outcome,
-                req.idempotent,
-                attempt,
-                start.elapsed(),
-                rand::random::<f64>(),
-            ) {
+            match self.policy.decide(outcome, req.idempotent, attempt, start.elapsed(), rand::random::<f64>()) {
                 Decision::RetryAfter(wait) => {
                     warn!(
                         http.method = %req.method,
@@ -162,16 +145,9 @@ impl Http {
     }
 
     /// One attempt. Transport failures come back with their retry class.
-    async fn once(
-        &self,
-        req: &Request,
-        token: Option<&HeaderValue>,
-    ) -> Result<Response, (Outcome, OpenStackError)> {
+    async fn once(&self, req: &Request, token: Option<&HeaderValue>) -> Result<Response, (Outcome, OpenStackError)> {
         let shown_url = redact_url(&req.url);
-        let mut builder = self
-            .client
-            .request(req.method.clone(), req.url.clone())
-            .header(ACCEPT, "application/json");
+        let mut builder = self.client.request(req.method.clone(), req.url.clone()).header(ACCEPT, "application/json");
         if let Some(token) = token {
             builder = builder.header("x-auth-token", token.clone());
         }
@@ -179,17 +155,11 @@ impl Http {
             builder = builder.header(name.clone(), value.clone());
         }
         if let Some(body) = &req.body {
-            builder = builder
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.clone());
+            builder = builder.header(CONTENT_TYPE, "application/json").body(body.clone());
         }
         let started = Instant::now();
         let transport = |e: reqwest::Error| {
-            let outcome = if e.is_connect() {
-                Outcome::ConnectFailed
-            } else {
-                Outcome::NoAnswer
-            };
+            let outcome = if e.is_connect() { Outcome::ConnectFailed } else { Outcome::NoAnswer };
             debug!(http.method = %req.method, http.url = %shown_url, "OpenStack request got no answer: {e}");
             (
                 outcome,
@@ -217,14 +187,7 @@ impl Http {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "OpenStack request"
         );
-        Ok(Response {
-            status,
-            headers,
-            body,
-            request_id,
-            method: req.method.to_string(),
-            url: shown_url,
-        })
+        Ok(Response { status, headers, body, request_id, method: req.method.to_string(), url: shown_url })
     }
 }
 

@@ -149,16 +149,11 @@ impl OpenStack {
     }
 
     /// [`OpenStack::connect`] with explicit clouds.yaml/secure.yaml locations.
-    pub async fn connect_with(
-        settings: &Settings,
-        paths: &SearchPaths,
-    ) -> Result<OpenStack, OpenStackError> {
+    pub async fn connect_with(settings: &Settings, paths: &SearchPaths) -> Result<OpenStack, OpenStackError> {
         let config = auth::resolve(settings, paths)?;
         let http = Http::new(settings, config.cacert.as_deref(), config.insecure)?;
         let tokens = TokenCache::default();
-        let token = tokens
-            .get(&None, || auth::issue_token(&http, &config, &None))
-            .await?;
+        let token = tokens.get(&None, || auth::issue_token(&http, &config, &None)).await?;
         let default_project = token.project_id.clone();
         debug!(project.id = %default_project, "connected to Keystone at {}", config.identity_url);
         Ok(OpenStack {
@@ -188,11 +183,7 @@ impl OpenStack {
     /// fails here with [`OpenStackError::ScopeUnavailable`].
     pub fn for_project(&self, project: &ProjectId) -> Result<OpenStack, OpenStackError> {
         if *project == self.shared.default_project {
-            return Ok(OpenStack {
-                shared: self.shared.clone(),
-                scope: None,
-                project_id: project.clone(),
-            });
+            return Ok(OpenStack { shared: self.shared.clone(), scope: None, project_id: project.clone() });
         }
         if let auth::Credentials::AppCredential { .. } = self.shared.config.credentials {
             return Err(OpenStackError::ScopeUnavailable {
@@ -200,30 +191,18 @@ impl OpenStack {
                 bound: self.shared.default_project.to_string(),
             });
         }
-        Ok(OpenStack {
-            shared: self.shared.clone(),
-            scope: Some(project.clone()),
-            project_id: project.clone(),
-        })
+        Ok(OpenStack { shared: self.shared.clone(), scope: Some(project.clone()), project_id: project.clone() })
     }
 
     /// The microversion used with `service` (negotiated on first use).
-    pub async fn microversion(
-        &self,
-        service: ServiceType,
-    ) -> Result<Option<Microversion>, OpenStackError> {
+    pub async fn microversion(&self, service: ServiceType) -> Result<Option<Microversion>, OpenStackError> {
         let token = self.token().await?;
         Ok(self.endpoint(service, &token).await?.1)
     }
 
     async fn token(&self) -> Result<Arc<Token>, OpenStackError> {
         let shared = &self.shared;
-        shared
-            .tokens
-            .get(&self.scope, || {
-                auth::issue_token(&shared.http, &shared.config, &self.scope)
-            })
-            .await
+        shared.tokens.get(&self.scope, || auth::issue_token(&shared.http, &shared.config, &self.scope)).await
     }
 
     /// Base URL (no trailing slash) and microversion of `service` for `token`.
@@ -234,26 +213,15 @@ impl OpenStack {
     ) -> Result<(String, Option<Microversion>), OpenStackError> {
         let config = &self.shared.config;
         let url = match config.endpoint_overrides.get(service.as_str()) {
-            Some(template) => {
-                catalog::expand_url_template(template, token.project_id.as_str(), &token.user_id)
-            }
-            None => match token
-                .catalog
-                .url_for(service, config.interface, config.region.as_deref())
-            {
+            Some(template) => catalog::expand_url_template(template, token.project_id.as_str(), &token.user_id),
+            None => match token.catalog.url_for(service, config.interface, config.region.as_deref()) {
                 Ok(url) => url.to_owned(),
                 Err(_) if service == ServiceType::Identity => config.identity_url.to_string(),
                 Err(e) => return Err(e),
             },
         };
         match service {
-            ServiceType::Identity => Ok((
-                auth::identity_v3_url(&url)?
-                    .as_str()
-                    .trim_end_matches('/')
-                    .to_owned(),
-                None,
-            )),
+            ServiceType::Identity => Ok((auth::identity_v3_url(&url)?.as_str().trim_end_matches('/').to_owned(), None)),
             ServiceType::Compute | ServiceType::BlockStorage => {
                 let url = url.trim_end_matches('/').to_owned();
                 let mv = self.negotiated(service, &url, token).await?;
@@ -262,12 +230,7 @@ impl OpenStack {
         }
     }
 
-    async fn negotiated(
-        &self,
-        service: ServiceType,
-        url: &str,
-        token: &Token,
-    ) -> Result<Microversion, OpenStackError> {
+    async fn negotiated(&self, service: ServiceType, url: &str, token: &Token) -> Result<Microversion, OpenStackError> {
         let (root, _) = catalog::split_project_segment(url, token.project_id.as_str());
         let key = (service, root.to_owned());
         if let Some(mv) = self.lock_versions().get(&key) {
@@ -278,24 +241,14 @@ impl OpenStack {
         Ok(mv)
     }
 
-    fn lock_versions(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(ServiceType, String), Microversion>> {
-        self.shared
-            .versions
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock_versions(&self) -> std::sync::MutexGuard<'_, HashMap<(ServiceType, String), Microversion>> {
+        self.shared.versions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Reads the version document (`<root>/`, then the unversioned root) and
     /// negotiates. Without any document the preferred version is used and a
     /// warning logged: the service will answer 406 if it cannot do it.
-    async fn discover(
-        &self,
-        service: ServiceType,
-        root: &str,
-        token: &Token,
-    ) -> Result<Microversion, OpenStackError> {
+    async fn discover(&self, service: ServiceType, root: &str, token: &Token) -> Result<Microversion, OpenStackError> {
         let (major, required, preferred) = match service {
             ServiceType::Compute => (2, NOVA_MICROVERSION, NOVA_MICROVERSION),
             _ => (3, CINDER_MIN_MICROVERSION, CINDER_MICROVERSION),
@@ -305,20 +258,10 @@ impl OpenStack {
             let Ok(url) = Url::parse(&candidate) else {
                 continue;
             };
-            let mut req = Request {
-                method: Method::GET,
-                url,
-                token: None,
-                headers: Vec::new(),
-                body: None,
-                idempotent: true,
-            };
+            let mut req =
+                Request { method: Method::GET, url, token: None, headers: Vec::new(), body: None, idempotent: true };
             let mut answer = self.shared.http.send(&req).await;
-            if answer
-                .as_ref()
-                .err()
-                .is_some_and(OpenStackError::is_unauthorized)
-            {
+            if answer.as_ref().err().is_some_and(OpenStackError::is_unauthorized) {
                 req.token = Some(token.value.clone());
                 answer = self.shared.http.send(&req).await;
             }
@@ -354,18 +297,17 @@ impl OpenStack {
         idempotent: bool,
     ) -> Result<Response, OpenStackError> {
         let body = match body {
-            Some(b) => Some(Bytes::from(serde_json::to_vec(b).map_err(|e| {
-                OpenStackError::Config(format!("cannot encode request: {e}"))
-            })?)),
+            Some(b) => Some(Bytes::from(
+                serde_json::to_vec(b).map_err(|e| OpenStackError::Config(format!("cannot encode request: {e}")))?,
+            )),
             None => None,
         };
         let mut renewed = false;
         loop {
             let token = self.token().await?;
             let (base, mv) = self.endpoint(service, &token).await?;
-            let mut url = Url::parse(&format!("{base}{path}")).map_err(|e| {
-                OpenStackError::Config(format!("bad {service} endpoint {base:?}: {e}"))
-            })?;
+            let mut url = Url::parse(&format!("{base}{path}"))
+                .map_err(|e| OpenStackError::Config(format!("bad {service} endpoint {base:?}: {e}")))?;
             if !query.is_empty() {
                 url.query_pairs_mut().extend_pairs(query);
             }
@@ -411,9 +353,7 @@ impl OpenStack {
             let convert = convert.clone();
             async move {
                 let Some(query) = state else { return Ok(None) };
-                let resp = this
-                    .call::<()>(service, Method::GET, &path, &query, None, true)
-                    .await?;
+                let resp = this.call::<()>(service, Method::GET, &path, &query, None, true).await?;
                 let page: wire::Page<B> = resp.decode(|b| wire::parse_page(b, key))?;
                 if page.truncated && page.next.is_none() {
                     warn!(
@@ -423,11 +363,7 @@ impl OpenStack {
                     );
                 }
                 let empty = page.items.is_empty();
-                let items: Vec<T> = page
-                    .items
-                    .into_iter()
-                    .filter_map(|b| convert(b, &this.project_id))
-                    .collect();
+                let items: Vec<T> = page.items.into_iter().filter_map(|b| convert(b, &this.project_id)).collect();
                 let next = match page.next {
                     Some(href) if !empty => {
                         let next = next_query(&href).ok_or_else(|| OpenStackError::Protocol {
@@ -437,9 +373,7 @@ impl OpenStack {
                         if next == query {
                             return Err(OpenStackError::Protocol {
                                 url: resp.url.clone(),
-                                message:
-                                    "the next link repeats the current page (endless pagination)"
-                                        .to_owned(),
+                                message: "the next link repeats the current page (endless pagination)".to_owned(),
                             });
                         }
                         Some(next)
@@ -449,10 +383,7 @@ impl OpenStack {
                 Ok(Some((items, next)))
             }
         });
-        pages
-            .map_ok(|items| stream::iter(items.into_iter().map(Ok)))
-            .try_flatten()
-            .boxed()
+        pages.map_ok(|items| stream::iter(items.into_iter().map(Ok))).try_flatten().boxed()
     }
 }
 
@@ -460,20 +391,11 @@ impl OpenStack {
 /// endpoint's own, so a service that renders links with a wrong host (a
 /// common proxy misconfiguration) still pages correctly.
 fn next_query(href: &str) -> Option<Vec<(String, String)>> {
-    let url = Url::parse(href)
-        .or_else(|_| Url::parse("http://relative.invalid/")?.join(href))
-        .ok()?;
-    Some(
-        url.query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect(),
-    )
+    let url = Url::parse(href).or_else(|_| Url::parse("http://relative.invalid/")?.join(href)).ok()?;
+    Some(url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
 }
 
-fn microversion_headers(
-    service: ServiceType,
-    mv: Option<Microversion>,
-) -> Vec<(HeaderName, HeaderValue)> {
+fn microversion_headers(service: ServiceType, mv: Option<Microversion>) -> Vec<(HeaderName, HeaderValue)> {
     let Some(mv) = mv else { return Vec::new() };
     let value = |s: String| HeaderValue::from_str(&s).ok();
     let mut headers = Vec::new();
@@ -520,9 +442,7 @@ mod tests {
 
     #[test]
     fn next_links_keep_only_their_query() {
-        let q =
-            next_query("http://wrong-host:8776/v3/p/volumes/detail?all_tenants=True&marker=abc")
-                .unwrap();
+        let q = next_query("http://wrong-host:8776/v3/p/volumes/detail?all_tenants=True&marker=abc").unwrap();
         assert_eq!(q, vec![pair("all_tenants", "True"), pair("marker", "abc")]);
         let q = next_query("/v3/projects?limit=2&marker=b%20c").unwrap();
         assert_eq!(q, vec![pair("limit", "2"), pair("marker", "b c")]);
@@ -537,16 +457,11 @@ mod tests {
     #[test]
     fn microversion_headers_per_service() {
         let h = microversion_headers(ServiceType::Compute, Some(NOVA_MICROVERSION));
-        let shown: Vec<(String, String)> = h
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
-            .collect();
+        let shown: Vec<(String, String)> =
+            h.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned())).collect();
         assert_eq!(
             shown,
-            vec![
-                pair("openstack-api-version", "compute 2.1"),
-                pair("x-openstack-nova-api-version", "2.1")
-            ]
+            vec![pair("openstack-api-version", "compute 2.1"), pair("x-openstack-nova-api-version", "2.1")]
         );
         let h = microversion_headers(ServiceType::BlockStorage, Some(CINDER_MICROVERSION));
         assert_eq!(h[0].1.to_str().unwrap(), "volume 3.64");

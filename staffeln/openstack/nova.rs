@@ -16,34 +16,17 @@ impl OpenStack {
         if let Some(p) = project {
             query.push(pair("project_id", p.as_str()));
         }
-        self.paginate(
-            ServiceType::Compute,
-            "/servers/detail".to_owned(),
-            query,
-            "servers",
-            |s: ServerBody, own| Some(s.into_server(own)),
-        )
+        self.paginate(ServiceType::Compute, "/servers/detail".to_owned(), query, "servers", |s: ServerBody, own| {
+            Some(s.into_server(own))
+        })
     }
 
     /// Sets one metadata key of a server, keeping the others:
     /// `POST /servers/{id}/metadata` (a merge, so safe to repeat).
-    pub async fn set_server_metadata(
-        &self,
-        server: &ServerId,
-        key: &str,
-        value: &str,
-    ) -> Result<(), OpenStackError> {
+    pub async fn set_server_metadata(&self, server: &ServerId, key: &str, value: &str) -> Result<(), OpenStackError> {
         let path = format!("/servers/{}/metadata", seg(server.as_str()));
         let body = wire::server_metadata_body(key, value);
-        self.call(
-            ServiceType::Compute,
-            Method::POST,
-            &path,
-            &[],
-            Some(&body),
-            true,
-        )
-        .await?;
+        self.call(ServiceType::Compute, Method::POST, &path, &[], Some(&body), true).await?;
         Ok(())
     }
 }

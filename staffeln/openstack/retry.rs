@@ -35,10 +35,7 @@ pub struct RetryPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// The service answered with an error status.
-    Status {
-        code: u16,
-        retry_after: Option<Duration>,
-    },
+    Status { code: u16, retry_after: Option<Duration> },
     /// No connection could be made: the request never left.
     ConnectFailed,
     /// The request may have been sent, but no (complete) answer came back.
@@ -56,22 +53,12 @@ impl RetryPolicy {
     /// Decides after the failed attempt number `attempt` (0 = the first),
     /// `elapsed` after the call started. `jitter` is a random number in
     /// `[0, 1)`; callers pass `rand::random()`, tests pass fixed values.
-    pub fn decide(
-        &self,
-        outcome: Outcome,
-        idempotent: bool,
-        attempt: u32,
-        elapsed: Duration,
-        jitter: f64,
-    ) -> Decision {
+    pub fn decide(&self, outcome: Outcome, idempotent: bool, attempt: u32, elapsed: Duration, jitter: f64) -> Decision {
         if !self.is_retryable(outcome, idempotent) {
             return Decision::GiveUp;
         }
         let wait = match outcome {
-            Outcome::Status {
-                retry_after: Some(after),
-                code: 429 | 503,
-            } => after.min(self.max_interval),
+            Outcome::Status { retry_after: Some(after), code: 429 | 503 } => after.min(self.max_interval),
             _ => self.backoff(attempt, jitter),
         };
         if elapsed.saturating_add(wait) > self.retry_timeout {
@@ -84,9 +71,7 @@ impl RetryPolicy {
     pub fn is_retryable(&self, outcome: Outcome, idempotent: bool) -> bool {
         match outcome {
             Outcome::Status { code, .. } if self.skip_codes.contains(&code) => false,
-            Outcome::Status {
-                code: 429 | 503, ..
-            } => true,
+            Outcome::Status { code: 429 | 503, .. } => true,
             Outcome::Status { code, .. } => idempotent && (500..600).contains(&code),
             Outcome::ConnectFailed => true,
             Outcome::NoAnswer => idempotent,
@@ -96,20 +81,14 @@ impl RetryPolicy {
     /// The full-jitter wait before attempt `attempt + 1`.
     pub fn backoff(&self, attempt: u32, jitter: f64) -> Duration {
         let ceiling = self.ceiling(attempt);
-        let jitter = if jitter.is_finite() {
-            jitter.clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
+        let jitter = if jitter.is_finite() { jitter.clamp(0.0, 1.0) } else { 0.0 };
         ceiling.mul_f64(jitter)
     }
 
     /// The upper bound of the wait before attempt `attempt + 1`.
     pub fn ceiling(&self, attempt: u32) -> Duration {
         let factor = 2u32.saturating_pow(attempt.min(30));
-        self.initial_interval
-            .saturating_mul(factor)
-            .min(self.max_interval)
+        self.initial_interval.saturating_mul(factor).min(self.max_interval)
     }
 }
 
@@ -142,22 +121,14 @@ mod tests {
     }
 
     fn status(code: u16) -> Outcome {
-        Outcome::Status {
-            code,
-            retry_after: None,
-        }
+        Outcome::Status { code, retry_after: None }
     }
 
     #[test]
     fn ceilings_double_up_to_the_max_interval() {
         let p = policy();
         let ceilings: Vec<u64> = (0..10).map(|a| p.ceiling(a).as_millis() as u64).collect();
-        assert_eq!(
-            ceilings,
-            [
-                500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000, 30000
-            ]
-        );
+        assert_eq!(ceilings, [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000, 30000]);
         assert_eq!(p.ceiling(u32::MAX), Duration::from_secs(30));
     }
 
@@ -167,10 +138,7 @@ mod tests {
         for attempt in 0..12 {
             for jitter in [0.0, 0.25, 0.5, 0.999_999, 1.0, -3.0, 7.0, f64::NAN] {
                 let wait = p.backoff(attempt, jitter);
-                assert!(
-                    wait <= p.ceiling(attempt),
-                    "attempt {attempt} jitter {jitter}: {wait:?}"
-                );
+                assert!(wait <= p.ceiling(attempt), "attempt {attempt} jitter {jitter}: {wait:?}");
                 assert!(wait <= p.max_interval);
             }
         }
@@ -203,11 +171,7 @@ mod tests {
             (Outcome::NoAnswer, false, false),
         ];
         for &(outcome, idempotent, expected) in cases {
-            assert_eq!(
-                p.is_retryable(outcome, idempotent),
-                expected,
-                "{outcome:?} idempotent={idempotent}"
-            );
+            assert_eq!(p.is_retryable(outcome, idempotent), expected, "{outcome:?} idempotent={idempotent}");
         }
         let mut p = policy();
         p.skip_codes = vec![404, 503];
@@ -217,48 +181,24 @@ mod tests {
     #[test]
     fn retry_after_replaces_the_jitter_but_not_the_cap() {
         let p = policy();
-        let after = |secs| Outcome::Status {
-            code: 503,
-            retry_after: Some(Duration::from_secs(secs)),
-        };
-        assert_eq!(
-            p.decide(after(7), true, 0, Duration::ZERO, 0.0),
-            Decision::RetryAfter(Duration::from_secs(7))
-        );
-        assert_eq!(
-            p.decide(after(0), true, 5, Duration::ZERO, 0.9),
-            Decision::RetryAfter(Duration::ZERO)
-        );
-        assert_eq!(
-            p.decide(after(600), true, 0, Duration::ZERO, 0.0),
-            Decision::RetryAfter(Duration::from_secs(30))
-        );
-        let too_many = Outcome::Status {
-            code: 429,
-            retry_after: Some(Duration::from_secs(3)),
-        };
-        assert_eq!(
-            p.decide(too_many, false, 0, Duration::ZERO, 0.0),
-            Decision::RetryAfter(Duration::from_secs(3))
-        );
+        let after = |secs| Outcome::Status { code: 503, retry_after: Some(Duration::from_secs(secs)) };
+        assert_eq!(p.decide(after(7), true, 0, Duration::ZERO, 0.0), Decision::RetryAfter(Duration::from_secs(7)));
+        assert_eq!(p.decide(after(0), true, 5, Duration::ZERO, 0.9), Decision::RetryAfter(Duration::ZERO));
+        assert_eq!(p.decide(after(600), true, 0, Duration::ZERO, 0.0), Decision::RetryAfter(Duration::from_secs(30)));
+        let too_many = Outcome::Status { code: 429, retry_after: Some(Duration::from_secs(3)) };
+        assert_eq!(p.decide(too_many, false, 0, Duration::ZERO, 0.0), Decision::RetryAfter(Duration::from_secs(3)));
     }
 
     #[test]
     fn the_total_budget_bounds_every_wait() {
         let p = policy();
         // the next wait would end past retry_timeout
-        assert_eq!(
-            p.decide(status(500), true, 6, Duration::from_secs(290), 1.0),
-            Decision::GiveUp
-        );
+        assert_eq!(p.decide(status(500), true, 6, Duration::from_secs(290), 1.0), Decision::GiveUp);
         assert_eq!(
             p.decide(status(500), true, 6, Duration::from_secs(260), 1.0),
             Decision::RetryAfter(Duration::from_secs(30))
         );
-        assert_eq!(
-            p.decide(status(500), true, 0, Duration::from_secs(301), 0.0),
-            Decision::GiveUp
-        );
+        assert_eq!(p.decide(status(500), true, 0, Duration::from_secs(301), 0.0), Decision::GiveUp);
         // summing a worst-case schedule never passes the budget
         let mut elapsed = Duration::ZERO;
         let mut attempt = 0;
@@ -272,26 +212,12 @@ mod tests {
 
     #[test]
     fn retry_after_header_forms() {
-        let now = chrono::DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z")
-            .unwrap()
-            .to_utc();
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z").unwrap().to_utc();
         assert_eq!(parse_retry_after("0", now), Some(Duration::ZERO));
-        assert_eq!(
-            parse_retry_after(" 12 ", now),
-            Some(Duration::from_secs(12))
-        );
-        assert_eq!(
-            parse_retry_after("1.5", now),
-            Some(Duration::from_millis(1500))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 25 Nov 2026 10:00:30 GMT", now),
-            Some(Duration::from_secs(30))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 25 Nov 2026 09:00:00 GMT", now),
-            Some(Duration::ZERO)
-        );
+        assert_eq!(parse_retry_after(" 12 ", now), Some(Duration::from_secs(12)));
+        assert_eq!(parse_retry_after("1.5", now), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_retry_after("Wed, 25 Nov 2026 10:00:30 GMT", now), Some(Duration::from_secs(30)));
+        assert_eq!(parse_retry_after("Wed, 25 Nov 2026 09:00:00 GMT", now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-1", now), None);
     }

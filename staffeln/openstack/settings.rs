@@ -40,18 +40,11 @@ impl FromStr for Interface {
     /// Accepts `public`, `internal`, `admin` and keystoneauth's `publicURL`
     /// style spellings.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s
-            .trim()
-            .trim_end_matches("URL")
-            .to_ascii_lowercase()
-            .as_str()
-        {
+        match s.trim().trim_end_matches("URL").to_ascii_lowercase().as_str() {
             "public" => Ok(Interface::Public),
             "internal" => Ok(Interface::Internal),
             "admin" => Ok(Interface::Admin),
-            _ => Err(format!(
-                "unknown interface {s:?}, expected public, internal or admin"
-            )),
+            _ => Err(format!("unknown interface {s:?}, expected public, internal or admin")),
         }
     }
 }
@@ -138,10 +131,7 @@ mod tests {
             ..Settings::default()
         };
         let shown = format!("{s:?} {}", Secret::new("x"));
-        assert!(
-            !shown.contains("hunter2") && !shown.contains("appsecret"),
-            "{shown}"
-        );
+        assert!(!shown.contains("hunter2") && !shown.contains("appsecret"), "{shown}");
         assert!(shown.contains("***"));
     }
 

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use super::catalog::{Catalog, CatalogService, Endpoint};
 use super::settings::Secret;
 use crate::objects::{
-    Backup, BackupId, BackupQuota, BackupRecord, BackupStatus, Project, ProjectId, Quota,
-    RoleAssignment, Server, ServerId, User, UserId, Volume, VolumeId, VolumeStatus,
+    Backup, BackupId, BackupQuota, BackupRecord, BackupStatus, Project, ProjectId, Quota, RoleAssignment, Server,
+    ServerId, User, UserId, Volume, VolumeId, VolumeStatus,
 };
 
 // ---------------------------------------------------------------- helpers
@@ -48,10 +48,7 @@ fn metadata_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Stri
 fn loose_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     Ok(match Option::<Value>::deserialize(d)? {
         Some(Value::Bool(b)) => b,
-        Some(Value::String(s)) => matches!(
-            s.to_ascii_lowercase().as_str(),
-            "true" | "1" | "yes" | "on" | "t" | "y"
-        ),
+        Some(Value::String(s)) => matches!(s.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on" | "t" | "y"),
         _ => false,
     })
 }
@@ -62,14 +59,10 @@ pub(super) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
-    [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S%.fZ",
-    ]
-    .iter()
-    .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
-    .map(|t| t.and_utc())
+    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.fZ"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+        .map(|t| t.and_utc())
 }
 
 fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
@@ -96,17 +89,12 @@ pub(super) struct Page<T> {
 
 /// Reads `{"<key>": [...], "<key>_links": [{"rel": "next", ...}]}` (Nova,
 /// Cinder) or `{"<key>": [...], "links": {"next": ...}}` (Keystone).
-pub(super) fn parse_page<T: DeserializeOwned>(
-    body: &[u8],
-    key: &str,
-) -> Result<Page<T>, serde_json::Error> {
+pub(super) fn parse_page<T: DeserializeOwned>(body: &[u8], key: &str) -> Result<Page<T>, serde_json::Error> {
     let mut doc: serde_json::Map<String, Value> = serde_json::from_slice(body)?;
     let items = match doc.remove(key) {
         Some(v) => serde_json::from_value(v)?,
         None => {
-            return Err(serde::de::Error::custom(format!(
-                "no {key:?} in the response"
-            )));
+            return Err(serde::de::Error::custom(format!("no {key:?} in the response")));
         }
     };
     let mut next = None;
@@ -116,28 +104,16 @@ pub(super) fn parse_page<T: DeserializeOwned>(
     } else if let Some(Value::Object(links)) = doc.get("links") {
         next = links.get("next").and_then(Value::as_str).map(str::to_owned);
     }
-    let truncated = doc
-        .get("truncated")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    Ok(Page {
-        items,
-        next: next.filter(|n| !n.is_empty()),
-        truncated,
-    })
+    let truncated = doc.get("truncated").and_then(Value::as_bool).unwrap_or(false);
+    Ok(Page { items, next: next.filter(|n| !n.is_empty()), truncated })
 }
 
 /// Reads `{"<key>": <T>}`.
-pub(super) fn parse_one<T: DeserializeOwned>(
-    body: &[u8],
-    key: &str,
-) -> Result<T, serde_json::Error> {
+pub(super) fn parse_one<T: DeserializeOwned>(body: &[u8], key: &str) -> Result<T, serde_json::Error> {
     let mut doc: serde_json::Map<String, Value> = serde_json::from_slice(body)?;
     match doc.remove(key) {
         Some(v) => serde_json::from_value(v),
-        None => Err(serde::de::Error::custom(format!(
-            "no {key:?} in the response"
-        ))),
+        None => Err(serde::de::Error::custom(format!("no {key:?} in the response"))),
     }
 }
 
@@ -178,11 +154,7 @@ fn user_json(u: &UserRef) -> Value {
 }
 
 /// `POST /v3/auth/tokens` with the password method.
-pub(super) fn password_auth_body(
-    user: &UserRef,
-    password: &Secret,
-    scope: Option<&ProjectRef>,
-) -> Value {
+pub(super) fn password_auth_body(user: &UserRef, password: &Secret, scope: Option<&ProjectRef>) -> Value {
     let mut user = user_json(user);
     user["password"] = Value::String(password.expose().to_owned());
     let mut auth = json!({ "identity": { "methods": ["password"], "password": { "user": user } } });
@@ -227,9 +199,7 @@ pub(super) struct TokenBody {
 }
 
 fn opt_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-    Ok(Option::<String>::deserialize(d)?
-        .as_deref()
-        .and_then(parse_time))
+    Ok(Option::<String>::deserialize(d)?.as_deref().and_then(parse_time))
 }
 
 #[derive(Deserialize)]
@@ -264,11 +234,7 @@ pub(super) fn into_catalog(entries: Vec<CatalogEntryBody>) -> Catalog {
                 endpoints: s
                     .endpoints
                     .into_iter()
-                    .map(|e| Endpoint {
-                        interface: e.interface,
-                        region: e.region_id.or(e.region),
-                        url: e.url,
-                    })
+                    .map(|e| Endpoint { interface: e.interface, region: e.region_id.or(e.region), url: e.url })
                     .collect(),
             })
             .collect(),
@@ -292,12 +258,7 @@ fn yes() -> bool {
 
 impl ProjectBody {
     pub(super) fn into_project(self) -> Project {
-        Project {
-            id: ProjectId(self.id),
-            name: self.name,
-            domain_id: self.domain_id,
-            enabled: self.enabled,
-        }
+        Project { id: ProjectId(self.id), name: self.name, domain_id: self.domain_id, enabled: self.enabled }
     }
 }
 
@@ -312,11 +273,7 @@ pub(super) struct UserBody {
 
 impl UserBody {
     pub(super) fn into_user(self) -> User {
-        User {
-            id: UserId(self.id),
-            name: self.name,
-            email: self.email.filter(|e| !e.trim().is_empty()),
-        }
+        User { id: UserId(self.id), name: self.name, email: self.email.filter(|e| !e.trim().is_empty()) }
     }
 }
 
@@ -372,11 +329,7 @@ pub(super) struct ServerBody {
     tenant_id: String,
     #[serde(default, deserialize_with = "metadata_map")]
     metadata: BTreeMap<String, String>,
-    #[serde(
-        default,
-        rename = "os-extended-volumes:volumes_attached",
-        deserialize_with = "null_default"
-    )]
+    #[serde(default, rename = "os-extended-volumes:volumes_attached", deserialize_with = "null_default")]
     volumes_attached: Vec<IdOnly>,
 }
 
@@ -385,18 +338,10 @@ impl ServerBody {
         Server {
             id: ServerId(self.id),
             name: self.name,
-            project_id: if self.tenant_id.is_empty() {
-                fallback_project.clone()
-            } else {
-                ProjectId(self.tenant_id)
-            },
+            project_id: if self.tenant_id.is_empty() { fallback_project.clone() } else { ProjectId(self.tenant_id) },
             status: self.status,
             metadata: self.metadata,
-            volume_ids: self
-                .volumes_attached
-                .into_iter()
-                .map(|v| VolumeId(v.id))
-                .collect(),
+            volume_ids: self.volumes_attached.into_iter().map(|v| VolumeId(v.id)).collect(),
         }
     }
 }
@@ -437,12 +382,7 @@ struct AttachmentBody {
 impl VolumeBody {
     pub(super) fn into_volume(self, fallback_project: &ProjectId) -> Volume {
         let mut attachments: Vec<ServerId> = Vec::new();
-        for server in self
-            .attachments
-            .into_iter()
-            .filter_map(|a| a.server_id)
-            .map(ServerId)
-        {
+        for server in self.attachments.into_iter().filter_map(|a| a.server_id).map(ServerId) {
             if !attachments.contains(&server) {
                 attachments.push(server);
             }
@@ -553,16 +493,8 @@ pub(super) struct QuotaSetBody {
 
 impl QuotaSetBody {
     pub(super) fn into_quota(self, project: ProjectId) -> BackupQuota {
-        let q = |u: QuotaUsageBody| Quota {
-            limit: u.limit,
-            in_use: u.in_use,
-            reserved: u.reserved,
-        };
-        BackupQuota {
-            project_id: project,
-            backups: q(self.backups),
-            gigabytes: q(self.backup_gigabytes),
-        }
+        let q = |u: QuotaUsageBody| Quota { limit: u.limit, in_use: u.in_use, reserved: u.reserved };
+        BackupQuota { project_id: project, backups: q(self.backups), gigabytes: q(self.backup_gigabytes) }
     }
 }
 
@@ -575,10 +507,7 @@ pub(super) struct BackupRecordBody {
 
 impl BackupRecordBody {
     pub(super) fn into_record(self) -> BackupRecord {
-        BackupRecord {
-            backup_service: self.backup_service,
-            backup_url: self.backup_url,
-        }
+        BackupRecord { backup_service: self.backup_service, backup_url: self.backup_url }
     }
 }
 
@@ -598,24 +527,14 @@ mod tests {
           "attachments": [], "availability_zone": ""}],
           "volumes_links": [{"rel": "next", "href": "http://c:8776/v3/89af/volumes/detail?marker=v2"}]}"#;
         let page: Page<VolumeBody> = parse_page(body, "volumes").unwrap();
-        assert_eq!(
-            page.next.as_deref(),
-            Some("http://c:8776/v3/89af/volumes/detail?marker=v2")
-        );
+        assert_eq!(page.next.as_deref(), Some("http://c:8776/v3/89af/volumes/detail?marker=v2"));
         let fallback = ProjectId::from("mine");
-        let vols: Vec<Volume> = page
-            .items
-            .into_iter()
-            .map(|v| v.into_volume(&fallback))
-            .collect();
+        let vols: Vec<Volume> = page.items.into_iter().map(|v| v.into_volume(&fallback)).collect();
         assert_eq!(vols[0].project_id.as_str(), "89af");
         assert_eq!(vols[0].status, VolumeStatus::InUse);
         assert_eq!(vols[0].attachments, vec![ServerId::from("6c8c")]);
         assert!(!vols[0].bootable);
-        assert_eq!(
-            vols[0].metadata.get("backup_policy").map(String::as_str),
-            Some("daily")
-        );
+        assert_eq!(vols[0].metadata.get("backup_policy").map(String::as_str), Some("daily"));
         assert_eq!(vols[1].name, None);
         assert_eq!(vols[1].project_id.as_str(), "mine");
         assert_eq!(vols[1].status, VolumeStatus::Unknown("reverting".into()));
@@ -632,16 +551,11 @@ mod tests {
           "has_dependent_backups": false, "fail_reason": null,
           "created_at": "2023-06-23T11:56:08.691468", "metadata": {"staffeln": "1"},
           "os-backup-project-attr:project_id": "89af"}}"#;
-        let b = parse_one::<BackupBody>(body, "backup")
-            .unwrap()
-            .into_backup(&ProjectId::from("x"));
+        let b = parse_one::<BackupBody>(body, "backup").unwrap().into_backup(&ProjectId::from("x"));
         assert_eq!(b.project_id.as_str(), "89af");
         assert_eq!(b.status, BackupStatus::Available);
         assert!(b.is_incremental);
-        assert_eq!(
-            b.created_at.to_rfc3339(),
-            "2023-06-23T11:56:08.691468+00:00"
-        );
+        assert_eq!(b.created_at.to_rfc3339(), "2023-06-23T11:56:08.691468+00:00");
         assert_eq!(b.metadata.get("staffeln").map(String::as_str), Some("1"));
         assert_eq!(b.fail_reason, None);
         let bad = br#"{"backup": {"id": "1", "status": "creating", "created_at": "yesterday"}}"#;
@@ -655,17 +569,9 @@ mod tests {
           "os-extended-volumes:volumes_attached": [{"id": "2b0e", "delete_on_termination": false}, {"id": "77aa"}]}]}"#;
         let page: Page<ServerBody> = parse_page(body, "servers").unwrap();
         assert_eq!(page.next, None);
-        let s = page
-            .items
-            .into_iter()
-            .next()
-            .unwrap()
-            .into_server(&ProjectId::from("x"));
+        let s = page.items.into_iter().next().unwrap().into_server(&ProjectId::from("x"));
         assert_eq!(s.project_id.as_str(), "6f70");
-        assert_eq!(
-            s.volume_ids,
-            vec![VolumeId::from("2b0e"), VolumeId::from("77aa")]
-        );
+        assert_eq!(s.volume_ids, vec![VolumeId::from("2b0e"), VolumeId::from("77aa")]);
         assert_eq!(s.metadata.len(), 1);
     }
 
@@ -687,25 +593,15 @@ mod tests {
           {"role": {"id": "r1"}, "scope": {"project": {"id": "p"}}, "group": {"id": "g"}}],
           "links": {"next": null}}"#;
         let page: Page<RoleAssignmentBody> = parse_page(body, "role_assignments").unwrap();
-        let got: Vec<RoleAssignment> = page
-            .items
-            .into_iter()
-            .filter_map(RoleAssignmentBody::into_assignment)
-            .collect();
+        let got: Vec<RoleAssignment> = page.items.into_iter().filter_map(RoleAssignmentBody::into_assignment).collect();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].role_name.as_deref(), Some("member"));
     }
 
     #[test]
     fn auth_bodies() {
-        let user = UserRef::Name {
-            name: "alice".into(),
-            domain: DomainRef::Name("Default".into()),
-        };
-        let scope = ProjectRef::Name {
-            name: "demo".into(),
-            domain: DomainRef::Name("Default".into()),
-        };
+        let user = UserRef::Name { name: "alice".into(), domain: DomainRef::Name("Default".into()) };
+        let scope = ProjectRef::Name { name: "demo".into(), domain: DomainRef::Name("Default".into()) };
         let body = password_auth_body(&user, &Secret::new("pw"), Some(&scope));
         assert_eq!(
             body,
@@ -713,11 +609,7 @@ mod tests {
                 {"name": "alice", "domain": {"name": "Default"}, "password": "pw"}}},
                 "scope": {"project": {"name": "demo", "domain": {"name": "Default"}}}}})
         );
-        let body = password_auth_body(
-            &UserRef::Id("u".into()),
-            &Secret::new("pw"),
-            Some(&ProjectRef::Id("p".into())),
-        );
+        let body = password_auth_body(&UserRef::Id("u".into()), &Secret::new("pw"), Some(&ProjectRef::Id("p".into())));
         assert_eq!(body["auth"]["scope"], json!({"project": {"id": "p"}}));
         let body = app_credential_auth_body(Some("ac"), None, &Secret::new("s"));
         assert_eq!(
@@ -738,23 +630,11 @@ mod tests {
         let t: TokenBody = parse_one(body, "token").unwrap();
         assert_eq!(t.expires_at.to_rfc3339(), "2026-11-07T02:58:43+00:00");
         let catalog = into_catalog(t.catalog);
-        assert_eq!(
-            catalog.services[0].endpoints[0].region.as_deref(),
-            Some("RegionOne")
-        );
+        assert_eq!(catalog.services[0].endpoints[0].region.as_deref(), Some("RegionOne"));
         let q = br#"{"quota_set": {"id": "p", "backups": {"in_use": 2, "limit": 10, "reserved": 0},
           "backup_gigabytes": {"in_use": 20, "limit": -1, "reserved": 1, "allocated": 0}}}"#;
-        let quota = parse_one::<QuotaSetBody>(q, "quota_set")
-            .unwrap()
-            .into_quota(ProjectId::from("p"));
-        assert_eq!(
-            quota.backups,
-            Quota {
-                limit: 10,
-                in_use: 2,
-                reserved: 0
-            }
-        );
+        let quota = parse_one::<QuotaSetBody>(q, "quota_set").unwrap().into_quota(ProjectId::from("p"));
+        assert_eq!(quota.backups, Quota { limit: 10, in_use: 2, reserved: 0 });
         assert!(quota.gigabytes.is_unlimited());
     }
 

@@ -75,7 +75,9 @@ impl Default for LogSettings {
 /// A logging option that cannot be applied.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    #[error("[DEFAULT] default_log_levels: {entry:?}: expected logger=LEVEL with LEVEL one of TRACE, DEBUG, INFO, WARNING, ERROR, CRITICAL or a number")]
+    #[error(
+        "[DEFAULT] default_log_levels: {entry:?}: expected logger=LEVEL with LEVEL one of TRACE, DEBUG, INFO, WARNING, ERROR, CRITICAL or a number"
+    )]
     BadLevel { entry: String },
     #[error("cannot open log file {}", .path.display())]
     File {

@@ -10,13 +10,11 @@ use diesel::connection::SimpleConnection;
 use diesel::sql_types::{BigInt, Text};
 use diesel::{QueryableByName, RunQueryDsl};
 use staffeln::db::models::{NewBackup, NewQueueItem, now};
-use staffeln::db::{
-    AnyConnection, Database, DbError, DbSettings, DbUrl, backups, migrate, queue, reports,
-};
+use staffeln::db::{AnyConnection, Database, DbError, DbSettings, DbUrl, backups, migrate, queue, reports};
 
 use crate::support::{TestDb, error_chain, mysql_admin_execute, mysql_server_url, test_settings};
 
-const TABLES: [&str; 3] = ["backup_data", "queue_data", "report_timestamp"];
+const TABLES: [&str; 5] = ["backup_data", "queue_data", "report_timestamp", "leases", "cycles"];
 
 /// The server's host and port, from `STAFFELN_TEST_MYSQL_URL` or the default.
 fn server_host_port() -> String {
@@ -39,10 +37,7 @@ fn all_text(err: &DbError) -> String {
 
 fn connect_err(settings: &DbSettings) -> DbError {
     match Database::connect(settings) {
-        Ok(db) => panic!(
-            "connecting to {} unexpectedly worked: {db:?}",
-            settings.connection.replace("s3cr3t", "***")
-        ),
+        Ok(db) => panic!("connecting to {} unexpectedly worked: {db:?}", settings.connection.replace("s3cr3t", "***")),
         Err(e) => e,
     }
 }
@@ -52,81 +47,51 @@ fn connect_err(settings: &DbSettings) -> DbError {
 fn walk_migrations(t: TestDb) {
     let who = t.label();
     let db = t.db();
-    let head = migrate::known_versions()
-        .last()
-        .cloned()
-        .expect("at least one migration");
+    let head = migrate::known_versions().last().cloned().expect("at least one migration");
     assert_eq!(migrate::version(db).unwrap(), None, "{who}: empty database");
 
     let applied = migrate::upgrade(db).unwrap();
-    assert_eq!(
-        applied,
-        migrate::known_versions(),
-        "{who}: upgrade applies every migration"
-    );
+    assert_eq!(applied, migrate::known_versions(), "{who}: upgrade applies every migration");
     assert_eq!(migrate::version(db).unwrap(), Some(head.clone()), "{who}");
     let tables = t.tables();
     for table in TABLES {
-        assert!(
-            tables.contains(table),
-            "{who}: {table} after upgrade: {tables:?}"
-        );
+        assert!(tables.contains(table), "{who}: {table} after upgrade: {tables:?}");
     }
     let indexes = t.indexes("backup_data");
-    for index in [
-        "ix_backup_data_project_id",
-        "ix_backup_data_volume_id_created_at",
-    ] {
+    for index in ["ix_backup_data_project_id", "ix_backup_data_volume_id_created_at"] {
         assert!(indexes.contains(index), "{who}: {index}: {indexes:?}");
     }
     let queue_indexes = t.indexes("queue_data");
-    for index in ["ix_queue_data_backup_status", "ix_queue_data_project_id"] {
-        assert!(
-            queue_indexes.contains(index),
-            "{who}: {index}: {queue_indexes:?}"
-        );
+    for index in [
+        "ix_queue_data_backup_status",
+        "ix_queue_data_project_id",
+        "ux_queue_data_task_id",
+        "ux_queue_data_cycle_volume",
+        "ix_queue_data_state",
+    ] {
+        assert!(queue_indexes.contains(index), "{who}: {index}: {queue_indexes:?}");
     }
-    assert!(
-        t.indexes("report_timestamp")
-            .contains("ix_report_timestamp_created_at"),
-        "{who}"
-    );
-    assert_eq!(
-        migrate::upgrade(db).unwrap(),
-        Vec::<String>::new(),
-        "{who}: nothing left to apply"
-    );
+    assert!(t.indexes("report_timestamp").contains("ix_report_timestamp_created_at"), "{who}");
+    assert_eq!(migrate::upgrade(db).unwrap(), Vec::<String>::new(), "{who}: nothing left to apply");
 
+    let mut newest_first = migrate::known_versions();
+    newest_first.reverse();
     assert_eq!(
         migrate::downgrade_to_base(db).unwrap(),
-        std::slice::from_ref(&head),
-        "{who}: downgrade reverts head"
+        newest_first,
+        "{who}: downgrade reverts every migration, newest first"
     );
     let tables = t.tables();
     for table in TABLES {
-        assert!(
-            !tables.contains(table),
-            "{who}: {table} after downgrade: {tables:?}"
-        );
+        assert!(!tables.contains(table), "{who}: {table} after downgrade: {tables:?}");
     }
     assert_eq!(migrate::version(db).unwrap(), None, "{who}: back at base");
-    assert_eq!(
-        migrate::downgrade_one(db).unwrap(),
-        None,
-        "{who}: nothing to revert at base"
-    );
+    assert_eq!(migrate::downgrade_one(db).unwrap(), None, "{who}: nothing to revert at base");
 
-    assert_eq!(
-        migrate::create_schema(db).unwrap(),
-        std::slice::from_ref(&head),
-        "{who}: up again"
-    );
+    assert_eq!(migrate::create_schema(db).unwrap(), migrate::known_versions(), "{who}: up again");
     let tables = t.tables();
     for table in TABLES {
-        assert!(
-            tables.contains(table),
-            "{who}: {table} after the second upgrade: {tables:?}"
-        );
+        assert!(tables.contains(table), "{who}: {table} after the second upgrade: {tables:?}");
     }
     assert_eq!(migrate::version(db).unwrap(), Some(head), "{who}");
 }
@@ -204,18 +169,11 @@ fn a_devstack_url_connects_to_mariadb() {
         DbUrl::Mysql(m) => m.user,
         other => panic!("{other}"),
     };
-    let url = format!(
-        "mysql+pymysql://{user}@{}/{name}?charset=utf8&plugin=dbcounter",
-        server_host_port()
-    );
-    let db = Database::connect(&test_settings(&url))
-        .unwrap_or_else(|e| panic!("{url}: {}", error_chain(&e)));
+    let url = format!("mysql+pymysql://{user}@{}/{name}?charset=utf8&plugin=dbcounter", server_host_port());
+    let db = Database::connect(&test_settings(&url)).unwrap_or_else(|e| panic!("{url}: {}", error_chain(&e)));
     db.ping().unwrap();
     migrate::upgrade(&db).unwrap();
-    assert_eq!(
-        migrate::version(t.db()).unwrap(),
-        migrate::known_versions().last().cloned()
-    );
+    assert_eq!(migrate::version(t.db()).unwrap(), migrate::known_versions().last().cloned());
 }
 
 #[test]
@@ -224,25 +182,17 @@ fn sqlite_relative_and_absolute_urls_open_the_same_file() {
     let abs = dir.path().join("rel.sqlite");
     // The same file spelt relative to the working directory: up to `/`, then down.
     let cwd = std::env::current_dir().unwrap();
-    let ups = cwd
-        .components()
-        .filter(|c| matches!(c, Component::Normal(_)))
-        .count();
+    let ups = cwd.components().filter(|c| matches!(c, Component::Normal(_))).count();
     let mut rel: PathBuf = std::iter::repeat_n("..", ups).collect();
     rel.push(abs.strip_prefix("/").unwrap());
     assert!(rel.is_relative());
 
-    let relative =
-        Database::connect(&test_settings(&format!("sqlite:///{}", rel.display()))).unwrap();
+    let relative = Database::connect(&test_settings(&format!("sqlite:///{}", rel.display()))).unwrap();
     migrate::upgrade(&relative).unwrap();
     backups::insert(&mut relative.conn().unwrap(), &new_backup("b-rel", "p1")).unwrap();
 
-    let absolute =
-        Database::connect(&test_settings(&format!("sqlite:///{}", abs.display()))).unwrap();
-    assert_eq!(
-        migrate::version(&absolute).unwrap(),
-        migrate::known_versions().last().cloned()
-    );
+    let absolute = Database::connect(&test_settings(&format!("sqlite:///{}", abs.display()))).unwrap();
+    assert_eq!(migrate::version(&absolute).unwrap(), migrate::known_versions().last().cloned());
     let row = backups::get(&mut absolute.conn().unwrap(), "b-rel").unwrap();
     assert_eq!(row.map(|r| r.project_id).as_deref(), Some("p1"));
 }
@@ -258,16 +208,12 @@ fn sql_mode_is_set_per_connection_and_none_keeps_the_servers() {
     }
     let t = TestDb::mysql_empty();
     let modes = |mode: Option<&str>| {
-        let settings = DbSettings {
-            mysql_sql_mode: mode.map(str::to_owned),
-            ..test_settings(&t.url)
-        };
+        let settings = DbSettings { mysql_sql_mode: mode.map(str::to_owned), ..test_settings(&t.url) };
         let db = Database::connect(&settings).unwrap();
         let mut conn = db.conn().unwrap();
-        let m: Modes =
-            diesel::sql_query("SELECT @@SESSION.sql_mode AS session, @@GLOBAL.sql_mode AS global")
-                .get_result(&mut *conn)
-                .unwrap();
+        let m: Modes = diesel::sql_query("SELECT @@SESSION.sql_mode AS session, @@GLOBAL.sql_mode AS global")
+            .get_result(&mut *conn)
+            .unwrap();
         (m.session, m.global)
     };
     let (session, _) = modes(Some("ANSI_QUOTES"));
@@ -296,18 +242,10 @@ fn an_invalid_sql_mode_fails_at_once_without_retrying() {
 #[test]
 fn start_up_retries_max_retries_times_against_a_closed_port() {
     let url = format!("mysql+pymysql://root@127.0.0.1:{}/staffeln", closed_port());
-    let settings = DbSettings {
-        max_retries: 3,
-        retry_interval: Duration::from_millis(1),
-        ..test_settings(&url)
-    };
+    let settings = DbSettings { max_retries: 3, retry_interval: Duration::from_millis(1), ..test_settings(&url) };
     let err = connect_err(&settings);
     match &err {
-        DbError::Connect {
-            attempts,
-            url: shown,
-            ..
-        } => {
+        DbError::Connect { attempts, url: shown, .. } => {
             assert_eq!(*attempts, 3);
             assert_eq!(shown, &url);
         }
@@ -317,30 +255,16 @@ fn start_up_retries_max_retries_times_against_a_closed_port() {
     assert!(text.contains("3 attempts") && text.contains(&url), "{text}");
     // The cause is the server's, not diesel's "invalid connection url".
     assert!(text.contains("127.0.0.1"), "{text}");
-    assert!(
-        !text.to_lowercase().contains("invalid connection url"),
-        "{text}"
-    );
+    assert!(!text.to_lowercase().contains("invalid connection url"), "{text}");
 }
 
 #[test]
 fn a_missing_sqlite_directory_is_retried_and_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!(
-        "sqlite:///{}/missing/dir/staffeln.sqlite",
-        dir.path().display()
-    );
-    let settings = DbSettings {
-        max_retries: 2,
-        retry_interval: Duration::from_millis(1),
-        ..test_settings(&url)
-    };
+    let url = format!("sqlite:///{}/missing/dir/staffeln.sqlite", dir.path().display());
+    let settings = DbSettings { max_retries: 2, retry_interval: Duration::from_millis(1), ..test_settings(&url) };
     match connect_err(&settings) {
-        DbError::Connect {
-            attempts,
-            url: shown,
-            ..
-        } => {
+        DbError::Connect { attempts, url: shown, .. } => {
             assert_eq!(attempts, 2);
             assert_eq!(shown, url);
         }
@@ -353,10 +277,7 @@ fn the_password_never_appears_in_an_error() {
     let host_port = server_host_port();
     let urls = [
         // nothing listens
-        format!(
-            "mysql+pymysql://staffeln:s3cr3t@127.0.0.1:{}/staffeln?charset=utf8",
-            closed_port()
-        ),
+        format!("mysql+pymysql://staffeln:s3cr3t@127.0.0.1:{}/staffeln?charset=utf8", closed_port()),
         // the server refuses the credentials
         format!("mysql://staffeln_nobody:s3cr3t@{host_port}/staffeln"),
         // the host does not resolve
@@ -370,10 +291,7 @@ fn the_password_never_appears_in_an_error() {
         let err = connect_err(&test_settings(&url));
         let text = all_text(&err);
         assert!(!text.contains("s3cr3t"), "the password leaked: {text}");
-        assert!(
-            text.contains("staffeln:***@") || text.contains("staffeln_nobody:***@"),
-            "{text}"
-        );
+        assert!(text.contains("staffeln:***@") || text.contains("staffeln_nobody:***@"), "{text}");
     }
 }
 
@@ -385,17 +303,10 @@ fn a_connection_killed_by_the_server_is_replaced() {
         id: i64,
     }
     let t = TestDb::mysql();
-    let db = Database::connect(&DbSettings {
-        max_pool_size: 1,
-        ..test_settings(&t.url)
-    })
-    .unwrap();
+    let db = Database::connect(&DbSettings { max_pool_size: 1, ..test_settings(&t.url) }).unwrap();
     let id = |db: &Database| {
         let mut conn = db.conn().unwrap();
-        diesel::sql_query("SELECT CAST(CONNECTION_ID() AS SIGNED) AS id")
-            .get_result::<Id>(&mut *conn)
-            .unwrap()
-            .id
+        diesel::sql_query("SELECT CAST(CONNECTION_ID() AS SIGNED) AS id").get_result::<Id>(&mut *conn).unwrap().id
     };
     let first = id(&db);
     mysql_admin_execute(&format!("KILL CONNECTION {first}"));
@@ -444,40 +355,21 @@ fn backup_rows_round_trip_on_both_backends() {
         let after = now();
 
         assert_eq!(
-            (
-                full.backup_id.as_str(),
-                full.volume_id.as_str(),
-                full.backup_completed,
-                full.incremental
-            ),
+            (full.backup_id.as_str(), full.volume_id.as_str(), full.backup_completed, full.incremental),
             ("b-1", "vol-b-1", 1, false),
             "{who}"
         );
         assert!(incr.incremental, "{who}");
-        assert!(
-            before <= full.created_at && full.created_at <= after,
-            "{who}: {full:?}"
-        );
+        assert!(before <= full.created_at && full.created_at <= after, "{who}: {full:?}");
         assert_eq!(full.updated_at, None, "{who}");
-        assert_eq!(
-            backups::get(conn, "b-1").unwrap(),
-            Some(full.clone()),
-            "{who}"
-        );
+        assert_eq!(backups::get(conn, "b-1").unwrap(), Some(full.clone()), "{who}");
         assert_eq!(backups::get(conn, "nope").unwrap(), None, "{who}");
 
-        let p1: Vec<_> = backups::list_by_project(conn, "p1")
-            .unwrap()
-            .into_iter()
-            .map(|r| r.backup_id)
-            .collect();
+        let p1: Vec<_> = backups::list_by_project(conn, "p1").unwrap().into_iter().map(|r| r.backup_id).collect();
         assert_eq!(p1, ["b-1", "b-2-incr"], "{who}");
 
         assert!(backups::delete(conn, "b-1").unwrap(), "{who}");
-        assert!(
-            !backups::delete(conn, "b-1").unwrap(),
-            "{who}: already gone"
-        );
+        assert!(!backups::delete(conn, "b-1").unwrap(), "{who}: already gone");
         assert_eq!(backups::get(conn, "b-1").unwrap(), None, "{who}");
     }
 }
@@ -490,16 +382,8 @@ fn backup_id_is_unique_on_both_backends() {
         backups::insert(&mut conn, &new_backup("b-dup", "p1")).unwrap();
         let err = backups::insert(&mut conn, &new_backup("b-dup", "p2")).unwrap_err();
         assert!(err.is_duplicate(), "{who}: {err:?}");
-        assert!(
-            error_chain(&err).contains("backup_id b-dup"),
-            "{who}: {}",
-            error_chain(&err)
-        );
-        assert_eq!(
-            backups::list_by_project(&mut conn, "p2").unwrap(),
-            vec![],
-            "{who}"
-        );
+        assert!(error_chain(&err).contains("backup_id b-dup"), "{who}: {}", error_chain(&err));
+        assert_eq!(backups::list_by_project(&mut conn, "p2").unwrap(), vec![], "{who}");
     }
 }
 
@@ -513,37 +397,16 @@ fn queue_rows_round_trip_on_both_backends() {
         let b = queue::insert(conn, &new_queue_item("v-b", 0)).unwrap();
         assert_ne!(a.id, b.id, "{who}");
         assert_eq!(a.volume_name, "name of v-a ✓", "{who}: UTF-8 survives");
-        assert_eq!(
-            (a.backup_status, a.reason.as_deref(), a.updated_at),
-            (0, None, None),
-            "{who}"
-        );
+        assert_eq!((a.backup_status, a.reason.as_deref(), a.updated_at), (0, None, None), "{who}");
 
-        assert!(
-            queue::update_status(conn, b.id, 3, Some("cinder said no")).unwrap(),
-            "{who}"
-        );
-        assert!(
-            !queue::update_status(conn, b.id + 1000, 3, None).unwrap(),
-            "{who}: no such row"
-        );
+        assert!(queue::update_status(conn, b.id, 3, Some("cinder said no")).unwrap(), "{who}");
+        assert!(!queue::update_status(conn, b.id + 1000, 3, None).unwrap(), "{who}: no such row");
 
-        assert_eq!(
-            queue::list_by_status(conn, 0).unwrap(),
-            std::slice::from_ref(&a),
-            "{who}"
-        );
+        assert_eq!(queue::list_by_status(conn, 0).unwrap(), std::slice::from_ref(&a), "{who}");
         let failed = queue::list_by_status(conn, 3).unwrap();
         assert_eq!(failed.len(), 1, "{who}");
-        assert_eq!(
-            (failed[0].id, failed[0].reason.as_deref()),
-            (b.id, Some("cinder said no")),
-            "{who}"
-        );
-        assert!(
-            failed[0].updated_at.is_some_and(|u| u >= b.created_at),
-            "{who}: {failed:?}"
-        );
+        assert_eq!((failed[0].id, failed[0].reason.as_deref()), (b.id, Some("cinder said no")), "{who}");
+        assert!(failed[0].updated_at.is_some_and(|u| u >= b.created_at), "{who}: {failed:?}");
     }
 }
 
@@ -594,10 +457,7 @@ fn create_database_creates_a_missing_mysql_database_once() {
         other => panic!("the database should be gone: {other:?}"),
     }
     assert!(staffeln::db::create_database(&settings).unwrap(), "created");
-    assert!(
-        !staffeln::db::create_database(&settings).unwrap(),
-        "already there"
-    );
+    assert!(!staffeln::db::create_database(&settings).unwrap(), "already there");
     let db = Database::connect(&settings).unwrap();
     migrate::upgrade(&db).unwrap();
     assert!(!staffeln::db::create_database(&test_settings("sqlite:////tmp/x.sqlite")).unwrap());

@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use staffeln::fakecloud::{
-    BackupOutcome, BackupSpec, Credentials, FakeCloud, FakeOptions, Fault, FaultEffect, Scenario,
-    Service,
+    BackupOutcome, BackupSpec, Credentials, FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service,
 };
 
 use crate::support;
@@ -63,10 +62,7 @@ struct Reply {
 
 impl Reply {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The `message` of an error body, whatever its fault name.
@@ -83,10 +79,7 @@ impl Reply {
 
 fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&Value>) -> Reply {
     let rest = url.strip_prefix("http://").expect("http URL");
-    let (host, path) = rest
-        .split_once('/')
-        .map(|(h, p)| (h, format!("/{p}")))
-        .unwrap_or((rest, "/".into()));
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
     let mut stream = TcpStream::connect(host).expect("connect to the fake cloud");
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
@@ -94,10 +87,7 @@ fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&Value>)
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     if body.is_some() {
-        req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            payload.len()
-        ));
+        req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", payload.len()));
     }
     req.push_str("\r\n");
     req.push_str(&payload);
@@ -107,21 +97,13 @@ fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&Value>)
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text.split_once("\r\n\r\n").expect("a full HTTP response");
     let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status");
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).expect("status");
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
     let body = serde_json::from_str(body).unwrap_or(Value::Null);
-    Reply {
-        status,
-        headers,
-        body,
-    }
+    Reply { status, headers, body }
 }
 
 /// A project-scoped token for `user` (password auth, names + Default domain).
@@ -130,16 +112,9 @@ fn token(cloud: &FakeCloud, user: &str) -> String {
     let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
         "name": c.username, "domain": {"name": "Default"}, "password": c.password}}},
         "scope": {"project": {"name": c.project_name, "domain": {"name": "Default"}}}}});
-    let r = http(
-        "POST",
-        &format!("{}/auth/tokens", cloud.auth_url()),
-        &[],
-        Some(&body),
-    );
+    let r = http("POST", &format!("{}/auth/tokens", cloud.auth_url()), &[], Some(&body));
     assert_eq!(r.status, 201, "{:?}", r.body);
-    r.header("x-subject-token")
-        .expect("X-Subject-Token")
-        .to_owned()
+    r.header("x-subject-token").expect("X-Subject-Token").to_owned()
 }
 
 /// Calls Nova or Cinder with a token and an optional microversion.
@@ -152,11 +127,7 @@ struct Api<'a> {
 impl Api<'_> {
     fn as_user<'a>(cloud: &'a FakeCloud, user: &str) -> Api<'a> {
         let project = cloud.credentials(user).expect("user").project_id;
-        Api {
-            cloud,
-            token: token(cloud, user),
-            project,
-        }
+        Api { cloud, token: token(cloud, user), project }
     }
 
     fn volume(&self, method: &str, path: &str, mv: Option<&str>, body: Option<&Value>) -> Reply {
@@ -171,15 +142,7 @@ impl Api<'_> {
 
     fn compute(&self, method: &str, path: &str, body: Option<&Value>) -> Reply {
         let url = format!("{}/compute/v2.1{path}", self.cloud.base_url());
-        http(
-            method,
-            &url,
-            &[
-                ("X-Auth-Token", &self.token),
-                ("OpenStack-API-Version", "compute 2.100"),
-            ],
-            body,
-        )
+        http(method, &url, &[("X-Auth-Token", &self.token), ("OpenStack-API-Version", "compute 2.100")], body)
     }
 
     fn create_backup(&self, volume_id: &str, extra: Value) -> Reply {
@@ -187,22 +150,12 @@ impl Api<'_> {
         for (k, v) in extra.as_object().into_iter().flatten() {
             backup[k] = v.clone();
         }
-        self.volume(
-            "POST",
-            "/backups",
-            Some("3.64"),
-            Some(&json!({ "backup": backup })),
-        )
+        self.volume("POST", "/backups", Some("3.64"), Some(&json!({ "backup": backup })))
     }
 }
 
 fn ids(list: &Value, key: &str) -> Vec<String> {
-    list[key]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|x| x["id"].as_str().map(str::to_owned))
-        .collect()
+    list[key].as_array().into_iter().flatten().filter_map(|x| x["id"].as_str().map(str::to_owned)).collect()
 }
 
 /// Follows `<key>_links` from `first` to the end; returns every id seen.
@@ -212,25 +165,11 @@ fn follow(api: &Api<'_>, key: &str, first: Reply) -> Vec<String> {
     loop {
         assert_eq!(page.status, 200, "{:?}", page.body);
         seen.extend(ids(&page.body, key));
-        let Some(next) = page.body[format!("{key}_links")][0]["href"]
-            .as_str()
-            .map(str::to_owned)
-        else {
+        let Some(next) = page.body[format!("{key}_links")][0]["href"].as_str().map(str::to_owned) else {
             return seen;
         };
-        assert!(
-            next.starts_with(&api.cloud.base_url()),
-            "next links point at the emulator: {next}"
-        );
-        page = http(
-            "GET",
-            &next,
-            &[
-                ("X-Auth-Token", &api.token),
-                ("OpenStack-API-Version", "volume 3.64"),
-            ],
-            None,
-        );
+        assert!(next.starts_with(&api.cloud.base_url()), "next links point at the emulator: {next}");
+        page = http("GET", &next, &[("X-Auth-Token", &api.token), ("OpenStack-API-Version", "volume 3.64")], None);
     }
 }
 
@@ -245,36 +184,22 @@ fn the_cli_lists_servers_volumes_and_projects() {
     let servers = cli_ok(&admin, &["server", "list", "--all-projects", "--long"]);
     let servers = servers.as_array().expect("a list");
     assert_eq!(servers.len(), 2, "{servers:?}");
-    let web = servers
-        .iter()
-        .find(|s| s["Name"] == "web")
-        .expect("web is listed");
+    let web = servers.iter().find(|s| s["Name"] == "web").expect("web is listed");
     assert_eq!(web["Status"], "ACTIVE");
     assert_eq!(web["Properties"], json!({"role": "frontend"}));
-    assert_eq!(
-        web["Project ID"].as_str(),
-        control.project_id("demo").as_deref()
-    );
+    assert_eq!(web["Project ID"].as_str(), control.project_id("demo").as_deref());
     assert_eq!(web["Host"], "compute1.example");
     assert_eq!(control.call_count("GET", "/compute/servers/detail"), 1);
 
     let volumes = cli_ok(&admin, &["volume", "list", "--all-projects"]);
     let volumes = volumes.as_array().expect("a list");
     assert_eq!(volumes.len(), 5, "{volumes:?}");
-    let data1 = volumes
-        .iter()
-        .find(|v| v["Name"] == "data-1")
-        .expect("data-1 is listed");
+    let data1 = volumes.iter().find(|v| v["Name"] == "data-1").expect("data-1 is listed");
     assert_eq!(data1["Status"], "in-use");
     assert_eq!(data1["Size"], 10);
 
     let projects = cli_ok(&admin, &["project", "list"]);
-    let mut names: Vec<&str> = projects
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p["Name"].as_str())
-        .collect();
+    let mut names: Vec<&str> = projects.as_array().into_iter().flatten().filter_map(|p| p["Name"].as_str()).collect();
     names.sort();
     assert_eq!(names, ["admin", "demo", "other"]);
 }
@@ -287,76 +212,33 @@ fn the_cli_creates_lists_and_guards_backups() {
     let data1 = control.volume_id("data-1").expect("data-1");
     let spare = control.volume_id("spare").expect("spare");
 
-    let refused =
-        cli(&admin, &["volume", "backup", "create", &data1]).expect_err("in-use needs --force");
-    assert!(
-        refused.contains("Backing up an in-use volume must use the force flag."),
-        "{refused}"
-    );
-    let refused = cli(
-        &admin,
-        &["volume", "backup", "create", "--incremental", &spare],
-    )
-    .expect_err("no full yet");
-    assert!(
-        refused.contains("No backups available to do an incremental backup."),
-        "{refused}"
-    );
+    let refused = cli(&admin, &["volume", "backup", "create", &data1]).expect_err("in-use needs --force");
+    assert!(refused.contains("Backing up an in-use volume must use the force flag."), "{refused}");
+    let refused = cli(&admin, &["volume", "backup", "create", "--incremental", &spare]).expect_err("no full yet");
+    assert!(refused.contains("No backups available to do an incremental backup."), "{refused}");
 
-    let full = cli_ok(
-        &admin,
-        &[
-            "volume", "backup", "create", "--force", "--name", "full", &data1,
-        ],
-    );
+    let full = cli_ok(&admin, &["volume", "backup", "create", "--force", "--name", "full", &data1]);
     assert_eq!(full["volume_id"], data1.as_str());
     let full_id = full["id"].as_str().expect("id").to_owned();
     assert_eq!(control.volume_status(&data1).as_deref(), Some("backing-up"));
     assert_eq!(control.settle(), 1);
-    assert_eq!(
-        control.volume_status(&data1).as_deref(),
-        Some("in-use"),
-        "the previous status comes back"
-    );
+    assert_eq!(control.volume_status(&data1).as_deref(), Some("in-use"), "the previous status comes back");
 
-    let incr = cli_ok(
-        &admin,
-        &[
-            "volume",
-            "backup",
-            "create",
-            "--force",
-            "--incremental",
-            &data1,
-        ],
-    );
+    let incr = cli_ok(&admin, &["volume", "backup", "create", "--force", "--incremental", &data1]);
     let incr_id = incr["id"].as_str().expect("id").to_owned();
 
     let listed = cli_ok(&admin, &["volume", "backup", "list", "--all-projects"]);
     let listed = listed.as_array().expect("a list");
     assert_eq!(listed.len(), 2, "{listed:?}");
-    let row = |id: &str| {
-        listed
-            .iter()
-            .find(|b| b["ID"] == id)
-            .cloned()
-            .expect("listed")
-    };
+    let row = |id: &str| listed.iter().find(|b| b["ID"] == id).cloned().expect("listed");
     assert_eq!(row(&full_id)["Incremental"], false);
     assert_eq!(row(&full_id)["Status"], "available");
     assert_eq!(row(&incr_id)["Incremental"], true);
     assert_eq!(row(&incr_id)["Status"], "creating");
 
-    let refused =
-        cli_raw(&admin, &["volume", "backup", "delete", &full_id]).expect_err("it has a child");
-    assert!(
-        refused.contains("Incremental backups exist for this backup."),
-        "{refused}"
-    );
-    assert_eq!(
-        control.backup_status(&full_id).as_deref(),
-        Some("available")
-    );
+    let refused = cli_raw(&admin, &["volume", "backup", "delete", &full_id]).expect_err("it has a child");
+    assert!(refused.contains("Incremental backups exist for this backup."), "{refused}");
+    assert_eq!(control.backup_status(&full_id).as_deref(), Some("available"));
 }
 
 #[test]
@@ -377,35 +259,18 @@ fn the_cli_reads_quota_usage_and_sets_server_properties() {
 
     let quota = cli_ok(&admin, &["quota", "show", "--usage", "--volume", "demo"]);
     let row = |name: &str| {
-        quota
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|r| r["Resource"] == name)
-            .cloned()
-            .expect("resource listed")
+        quota.as_array().into_iter().flatten().find(|r| r["Resource"] == name).cloned().expect("resource listed")
     };
     assert_eq!(row("backups")["Limit"], 5);
     assert_eq!(row("backups")["In Use"], 1);
     assert_eq!(row("backup-gigabytes")["In Use"], 20);
-    assert_eq!(
-        control.call_count("GET", "/volume/os-quota-sets/{id}"),
-        1,
-        "{:?}",
-        control.calls()
-    );
+    assert_eq!(control.call_count("GET", "/volume/os-quota-sets/{id}"), 1, "{:?}", control.calls());
 
     let web = control.server_id("web").expect("web");
     cli_raw(&admin, &["server", "set", "--property", "owner=ops", &web]).expect("server set works");
-    assert_eq!(
-        control.call_count("POST", "/compute/servers/{id}/metadata"),
-        1
-    );
+    assert_eq!(control.call_count("POST", "/compute/servers/{id}/metadata"), 1);
     let shown = cli_ok(&admin, &["server", "show", &web]);
-    assert_eq!(
-        shown["properties"],
-        json!({"owner": "ops", "role": "frontend"})
-    );
+    assert_eq!(shown["properties"], json!({"owner": "ops", "role": "frontend"}));
 }
 
 // ------------------------------------------------------------------ Keystone
@@ -420,16 +285,9 @@ fn keystone_issues_tokens_by_every_method_and_refuses_bad_ones() {
         "id": alice.user_id, "password": alice.password}}}, "scope": {"project": {"id": alice.project_id}}}});
     let r = http("POST", &url, &[], Some(&by_id));
     assert_eq!(r.status, 201, "{:?}", r.body);
-    assert!(
-        r.header("x-openstack-request-id")
-            .is_some_and(|id| id.starts_with("req-"))
-    );
-    let types: HashSet<&str> = r.body["token"]["catalog"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s["type"].as_str())
-        .collect();
+    assert!(r.header("x-openstack-request-id").is_some_and(|id| id.starts_with("req-")));
+    let types: HashSet<&str> =
+        r.body["token"]["catalog"].as_array().into_iter().flatten().filter_map(|s| s["type"].as_str()).collect();
     for t in ["identity", "compute", "block-storage"] {
         assert!(types.contains(t), "catalog has {t}: {types:?}");
     }
@@ -440,20 +298,9 @@ fn keystone_issues_tokens_by_every_method_and_refuses_bad_ones() {
         .find(|s| s["type"] == "block-storage")
         .expect("cinder")["endpoints"][0]["url"]
         .clone();
-    assert_eq!(
-        cinder,
-        json!(format!(
-            "{}/volume/v3/{}",
-            cloud.base_url(),
-            alice.project_id
-        ))
-    );
-    let roles: Vec<&str> = r.body["token"]["roles"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|r| r["name"].as_str())
-        .collect();
+    assert_eq!(cinder, json!(format!("{}/volume/v3/{}", cloud.base_url(), alice.project_id)));
+    let roles: Vec<&str> =
+        r.body["token"]["roles"].as_array().into_iter().flatten().filter_map(|r| r["name"].as_str()).collect();
     assert_eq!(roles, ["member", "reader"]);
 
     let old = r.header("x-subject-token").expect("token").to_owned();
@@ -461,34 +308,21 @@ fn keystone_issues_tokens_by_every_method_and_refuses_bad_ones() {
     let renew = json!({"auth": {"identity": {"methods": ["token"], "token": {"id": old}}}});
     let r = http("POST", &url, &[], Some(&renew));
     assert_eq!(r.status, 201, "{:?}", r.body);
-    assert_eq!(
-        r.body["token"]["expires_at"], expires,
-        "a token cannot extend its own life"
-    );
+    assert_eq!(r.body["token"]["expires_at"], expires, "a token cannot extend its own life");
 
     let wrong = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
         "name": "alice", "domain": {"name": "Default"}, "password": "nope"}}}}});
     let r = http("POST", &url, &[], Some(&wrong));
     assert_eq!(r.status, 401);
-    assert_eq!(
-        r.body["error"]["message"],
-        "The request you have made requires authentication."
-    );
-    assert!(
-        r.header("www-authenticate")
-            .is_some_and(|h| h.starts_with("Keystone uri="))
-    );
+    assert_eq!(r.body["error"]["message"], "The request you have made requires authentication.");
+    assert!(r.header("www-authenticate").is_some_and(|h| h.starts_with("Keystone uri=")));
 
     let no_domain = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
         "name": "alice", "domain": {"name": "Default"}, "password": alice.password}}},
         "scope": {"project": {"name": "demo"}}}});
     let r = http("POST", &url, &[], Some(&no_domain));
     assert_eq!(r.status, 400);
-    assert!(
-        r.body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.starts_with("Expecting to find domain in project."))
-    );
+    assert!(r.body["error"]["message"].as_str().is_some_and(|m| m.starts_with("Expecting to find domain in project.")));
 
     let app = |extra: Value| {
         let mut body = json!({"auth": {"identity": {"methods": ["application_credential"],
@@ -502,10 +336,7 @@ fn keystone_issues_tokens_by_every_method_and_refuses_bad_ones() {
     let r = app(Value::Null);
     assert_eq!(r.status, 201, "{:?}", r.body);
     assert_eq!(r.body["token"]["project"]["name"], "demo");
-    assert_eq!(
-        r.body["token"]["application_credential"]["name"],
-        "alice-cred"
-    );
+    assert_eq!(r.body["token"]["application_credential"]["name"], "alice-cred");
     let r = app(json!({"project": {"id": alice.project_id}}));
     assert_eq!(r.status, 401);
     assert_eq!(r.body["error"]["identity"], json!({}));
@@ -513,10 +344,7 @@ fn keystone_issues_tokens_by_every_method_and_refuses_bad_ones() {
         "application_credential": {"id": "feedfacefeedfacefeedfacefeedface", "secret": "x"}}}});
     let r = http("POST", &url, &[], Some(&unknown));
     assert_eq!(r.status, 404);
-    assert_eq!(
-        r.body["error"]["message"],
-        "Could not find Application Credential: feedfacefeedfacefeedfacefeedface."
-    );
+    assert_eq!(r.body["error"]["message"], "Could not find Application Credential: feedfacefeedfacefeedfacefeedface.");
 }
 
 #[test]
@@ -550,35 +378,18 @@ fn keystone_lists_projects_in_pages_and_only_for_admins() {
     assert_eq!(seen.len(), 8, "admin plus seven projects: {seen:?}");
     assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 8);
 
-    let r = http(
-        "GET",
-        &format!("{base}?enabled=maybe"),
-        &[("X-Auth-Token", &admin)],
-        None,
-    );
+    let r = http("GET", &format!("{base}?enabled=maybe"), &[("X-Auth-Token", &admin)], None);
     assert_eq!(r.status, 400);
     let user = cloud.control().user_id("user-0001").expect("user");
-    let r = http(
-        "GET",
-        &format!("{}/users/{user}", cloud.auth_url()),
-        &[("X-Auth-Token", &admin)],
-        None,
-    );
+    let r = http("GET", &format!("{}/users/{user}", cloud.auth_url()), &[("X-Auth-Token", &admin)], None);
     assert_eq!(r.body["user"]["email"], "user-0001@example.org");
     let r = http(
         "GET",
-        &format!(
-            "{}/role_assignments?user.id={user}&effective",
-            cloud.auth_url()
-        ),
+        &format!("{}/role_assignments?user.id={user}&effective", cloud.auth_url()),
         &[("X-Auth-Token", &admin)],
         None,
     );
-    assert_eq!(
-        r.body["role_assignments"].as_array().map(Vec::len),
-        Some(2),
-        "member implies reader"
-    );
+    assert_eq!(r.body["role_assignments"].as_array().map(Vec::len), Some(2), "member implies reader");
 }
 
 // ------------------------------------------------------------------ Cinder
@@ -598,51 +409,26 @@ fn backup_create_checks_run_in_the_spec_order() {
         assert_eq!(r.status, 200, "{:?}", r.body);
     };
     let usage = || {
-        let r = alice.volume(
-            "GET",
-            &format!("/os-quota-sets/{demo}?usage=True"),
-            None,
-            None,
-        );
-        (
-            r.body["quota_set"]["backups"]["in_use"].clone(),
-            r.body["quota_set"]["backup_gigabytes"]["in_use"].clone(),
-        )
+        let r = alice.volume("GET", &format!("/os-quota-sets/{demo}?usage=True"), None, None);
+        (r.body["quota_set"]["backups"]["in_use"].clone(), r.body["quota_set"]["backup_gigabytes"]["in_use"].clone())
     };
 
     let missing = "0aa67a0c-7339-4be6-b5d5-2afe21ca270c";
     let r = alice.create_backup(missing, json!({}));
-    assert_eq!(
-        (r.status, r.message()),
-        (404, format!("Volume {missing} could not be found."))
-    );
+    assert_eq!((r.status, r.message()), (404, format!("Volume {missing} could not be found.")));
     let other_vol = control.volume_id("other-vol").expect("other-vol");
-    assert_eq!(
-        alice.create_backup(&other_vol, json!({})).status,
-        404,
-        "another project's volume is invisible"
-    );
+    assert_eq!(alice.create_backup(&other_vol, json!({})).status, 404, "another project's volume is invisible");
     let r = alice.create_backup(&data1, json!({}));
     assert_eq!(
         (r.status, r.message().as_str()),
-        (
-            400,
-            "Invalid volume: Backing up an in-use volume must use the force flag."
-        )
+        (400, "Invalid volume: Backing up an in-use volume must use the force flag.")
     );
     let r = alice.create_backup(&spare, json!({"incremental": true}));
     assert_eq!(
         (r.status, r.message().as_str()),
-        (
-            400,
-            "Invalid backup: No backups available to do an incremental backup."
-        )
+        (400, "Invalid backup: No backups available to do an incremental backup.")
     );
-    assert_eq!(
-        usage(),
-        (json!(0), json!(0)),
-        "a refused incremental leaves the quota alone"
-    );
+    assert_eq!(usage(), (json!(0), json!(0)), "a refused incremental leaves the quota alone");
     let r = alice.volume(
         "POST",
         "/backups",
@@ -651,8 +437,7 @@ fn backup_create_checks_run_in_the_spec_order() {
     );
     assert_eq!(r.status, 400);
     assert!(
-        r.message()
-            .ends_with("Additional properties are not allowed ('metadata' was unexpected)"),
+        r.message().ends_with("Additional properties are not allowed ('metadata' was unexpected)"),
         "{}",
         r.message()
     );
@@ -660,11 +445,7 @@ fn backup_create_checks_run_in_the_spec_order() {
     let r = alice.create_backup(&spare, json!({"name": "first"}));
     assert_eq!(r.status, 202, "{:?}", r.body);
     assert_eq!(r.body["backup"]["name"], "first");
-    assert_eq!(
-        usage(),
-        (json!(1), json!(20)),
-        "the quota is committed at once"
-    );
+    assert_eq!(usage(), (json!(1), json!(20)), "the quota is committed at once");
     assert_eq!(control.volume_status(&spare).as_deref(), Some("backing-up"));
     let r = alice.create_backup(&spare, json!({}));
     assert_eq!(r.status, 400);
@@ -677,10 +458,7 @@ fn backup_create_checks_run_in_the_spec_order() {
     set_quota(1, 1000);
     let r = alice.create_backup(&spare, json!({}));
     assert_eq!(r.status, 413);
-    assert_eq!(
-        r.message(),
-        "BackupLimitExceeded: Maximum number of backups allowed (1) exceeded"
-    );
+    assert_eq!(r.message(), "BackupLimitExceeded: Maximum number of backups allowed (1) exceeded");
     assert_eq!(r.header("retry-after"), Some("0"));
     assert_eq!(r.body["overLimit"]["retryAfter"], "0");
     set_quota(1, 30);
@@ -699,10 +477,7 @@ fn backup_create_checks_run_in_the_spec_order() {
 
 #[test]
 fn backups_move_through_their_states_on_the_emulated_clock() {
-    let opts = FakeOptions {
-        backup_duration: Duration::from_secs(60),
-        ..FakeOptions::default()
-    };
+    let opts = FakeOptions { backup_duration: Duration::from_secs(60), ..FakeOptions::default() };
     let cloud = start_with(Scenario::small(), opts);
     let control = cloud.control();
     let alice = Api::as_user(&cloud, "alice");
@@ -719,16 +494,8 @@ fn backups_move_through_their_states_on_the_emulated_clock() {
     assert_eq!(shown.body["backup"]["status"], "available");
     assert_eq!(shown.body["backup"]["container"], "volumebackups");
     assert_eq!(shown.body["backup"]["availability_zone"], "nova");
-    assert!(
-        shown.body["backup"].get("parent_id").is_none(),
-        "parent_id is never output"
-    );
-    assert!(
-        shown.body["backup"]
-            .get("os-backup-project-attr:project_id")
-            .is_none(),
-        "admin-only field"
-    );
+    assert!(shown.body["backup"].get("parent_id").is_none(), "parent_id is never output");
+    assert!(shown.body["backup"].get("os-backup-project-attr:project_id").is_none(), "admin-only field");
     assert_eq!(control.volume_status(&spare).as_deref(), Some("available"));
 
     let child = alice.create_backup(&spare, json!({"incremental": true}));
@@ -741,28 +508,12 @@ fn backups_move_through_their_states_on_the_emulated_clock() {
         control.project_id("demo").as_deref()
     );
     let r = alice.volume("DELETE", &format!("/backups/{full}"), None, None);
-    assert_eq!(
-        (r.status, r.message().as_str()),
-        (
-            400,
-            "Invalid backup: Incremental backups exist for this backup."
-        )
-    );
+    assert_eq!((r.status, r.message().as_str()), (400, "Invalid backup: Incremental backups exist for this backup."));
     let force = json!({"os-force_delete": null});
-    let r = alice.volume(
-        "POST",
-        &format!("/backups/{child}/action"),
-        Some("3.64"),
-        Some(&force),
-    );
+    let r = alice.volume("POST", &format!("/backups/{child}/action"), Some("3.64"), Some(&force));
     assert_eq!(r.status, 403);
 
-    control.set_create_outcome(
-        Some(&data1),
-        BackupOutcome::Error {
-            reason: "driver exploded".into(),
-        },
-    );
+    control.set_create_outcome(Some(&data1), BackupOutcome::Error { reason: "driver exploded".into() });
     let failed = alice.create_backup(&data1, json!({"force": true}));
     let failed = failed.body["backup"]["id"].as_str().expect("id").to_owned();
     control.settle();
@@ -778,58 +529,24 @@ fn backups_move_through_their_states_on_the_emulated_clock() {
     control.advance(Duration::from_secs(600));
     assert_eq!(control.backup_status(&stuck).as_deref(), Some("creating"));
     let r = alice.volume("DELETE", &format!("/backups/{stuck}"), None, None);
-    assert_eq!(
-        (r.status, r.message().as_str()),
-        (
-            400,
-            "Invalid backup: Backup status must be available or error"
-        )
-    );
-    let r = admin.volume(
-        "POST",
-        &format!("/backups/{stuck}/action"),
-        Some("3.64"),
-        Some(&force),
-    );
+    assert_eq!((r.status, r.message().as_str()), (400, "Invalid backup: Backup status must be available or error"));
+    let r = admin.volume("POST", &format!("/backups/{stuck}/action"), Some("3.64"), Some(&force));
     assert_eq!(r.status, 202, "force-delete skips the status check");
 
-    assert_eq!(
-        alice
-            .volume("DELETE", &format!("/backups/{failed}"), None, None)
-            .status,
-        202
-    );
-    assert_eq!(
-        alice
-            .volume("DELETE", &format!("/backups/{child}"), None, None)
-            .status,
-        202
-    );
+    assert_eq!(alice.volume("DELETE", &format!("/backups/{failed}"), None, None).status, 202);
+    assert_eq!(alice.volume("DELETE", &format!("/backups/{child}"), None, None).status, 202);
     control.settle();
     assert_eq!(control.backup_status(&child), None);
     assert_eq!(control.backup_status(&stuck), None);
-    assert_eq!(
-        alice
-            .volume("GET", &format!("/backups/{failed}"), None, None)
-            .status,
-        404
-    );
+    assert_eq!(alice.volume("GET", &format!("/backups/{failed}"), None, None).status, 404);
     let parent = alice.volume("GET", &format!("/backups/{full}"), None, None);
     assert_eq!(parent.body["backup"]["has_dependent_backups"], false);
 
     let export = admin.volume("GET", &format!("/backups/{full}/export_record"), None, None);
     assert_eq!(export.status, 200, "{:?}", export.body);
     let record = export.body["backup-record"].clone();
-    let r = admin.volume(
-        "POST",
-        "/backups/import_record",
-        None,
-        Some(&json!({ "backup-record": record })),
-    );
-    assert_eq!(
-        (r.status, r.message().as_str()),
-        (400, "Invalid backup: Backup already exists in database.")
-    );
+    let r = admin.volume("POST", "/backups/import_record", None, Some(&json!({ "backup-record": record })));
+    assert_eq!((r.status, r.message().as_str()), (400, "Invalid backup: Backup already exists in database."));
 }
 
 #[test]
@@ -837,112 +554,48 @@ fn volume_and_backup_lists_page_with_links() {
     let cloud = start(Scenario::small());
     let admin = Api::as_user(&cloud, "staffeln");
     let alice = Api::as_user(&cloud, "alice");
-    let first = admin.volume(
-        "GET",
-        "/volumes/detail?all_tenants=True&limit=2",
-        Some("3.64"),
-        None,
-    );
-    let links = first.body["volumes_links"][0]["href"]
-        .as_str()
-        .expect("a next link")
-        .to_owned();
+    let first = admin.volume("GET", "/volumes/detail?all_tenants=True&limit=2", Some("3.64"), None);
+    let links = first.body["volumes_links"][0]["href"].as_str().expect("a next link").to_owned();
     assert!(links.contains("marker="), "{links}");
     let all = follow(&admin, "volumes", first);
     assert_eq!(all.len(), 5);
     assert_eq!(all.iter().collect::<HashSet<_>>().len(), 5);
 
-    let mine = alice.volume(
-        "GET",
-        "/volumes/detail?metadata=%7B%27backup%27%3A+%27daily%27%7D",
-        None,
-        None,
-    );
-    assert_eq!(
-        ids(&mine.body, "volumes"),
-        [cloud.control().volume_id("data-1").expect("data-1")]
-    );
+    let mine = alice.volume("GET", "/volumes/detail?metadata=%7B%27backup%27%3A+%27daily%27%7D", None, None);
+    assert_eq!(ids(&mine.body, "volumes"), [cloud.control().volume_id("data-1").expect("data-1")]);
     let r = alice.volume("GET", "/backups/detail?project_id=x", Some("3.64"), None);
-    assert_eq!(
-        (r.status, r.message().as_str()),
-        (
-            400,
-            "Invalid filters project_id are found in query options."
-        )
-    );
-    let r = alice.volume(
-        "GET",
-        "/backups/detail?all_tenants=False",
-        Some("3.64"),
-        None,
-    );
+    assert_eq!((r.status, r.message().as_str()), (400, "Invalid filters project_id are found in query options."));
+    let r = alice.volume("GET", "/backups/detail?all_tenants=False", Some("3.64"), None);
     assert_eq!(r.status, 200, "all_tenants=False is tolerated");
-    let r = admin.volume(
-        "GET",
-        "/backups/detail?all_tenants=1&bogus=1",
-        Some("3.64"),
-        None,
-    );
+    let r = admin.volume("GET", "/backups/detail?all_tenants=1&bogus=1", Some("3.64"), None);
     assert_eq!(r.body["backups"], json!([]));
-    let r = admin.volume(
-        "GET",
-        "/backups/detail?marker=0aa67a0c-7339-4be6-b5d5-2afe21ca270c",
-        None,
-        None,
-    );
+    let r = admin.volume("GET", "/backups/detail?marker=0aa67a0c-7339-4be6-b5d5-2afe21ca270c", None, None);
     assert_eq!(r.status, 404);
 
     let servers = admin.compute("GET", "/servers/detail?all_tenants&limit=1", None);
-    let next = servers.body["servers_links"][0]["href"]
-        .as_str()
-        .expect("servers_links")
-        .to_owned();
-    assert!(
-        next.contains("all_tenants=&limit=1&marker="),
-        "sorted params: {next}"
-    );
+    let next = servers.body["servers_links"][0]["href"].as_str().expect("servers_links").to_owned();
+    assert!(next.contains("all_tenants=&limit=1&marker="), "sorted params: {next}");
     let r = alice.compute("GET", "/servers/detail?all_tenants=1", None);
     assert_eq!(r.status, 403);
     let r = admin.compute("GET", "/servers/detail?marker=nope", None);
-    assert_eq!(
-        (r.status, r.message().as_str()),
-        (400, "marker [nope] not found")
-    );
+    assert_eq!((r.status, r.message().as_str()), (400, "marker [nope] not found"));
 }
 
 #[test]
 fn a_generated_fleet_lists_through_every_page() {
     let cloud = start(Scenario::generate(500, 5000, 10_000, 42));
     let admin = Api::as_user(&cloud, "staffeln");
-    let first = admin.volume(
-        "GET",
-        "/volumes/detail?all_tenants=True",
-        Some("3.64"),
-        None,
-    );
-    assert_eq!(
-        ids(&first.body, "volumes").len(),
-        1000,
-        "pages are capped at 1000"
-    );
+    let first = admin.volume("GET", "/volumes/detail?all_tenants=True", Some("3.64"), None);
+    assert_eq!(ids(&first.body, "volumes").len(), 1000, "pages are capped at 1000");
     let all = follow(&admin, "volumes", first);
     assert_eq!(all.len(), 10_000);
     assert_eq!(all.iter().collect::<HashSet<_>>().len(), 10_000);
 
-    let r = admin.volume(
-        "GET",
-        "/volumes/detail?all_tenants=True&limit=1&with_count=true",
-        Some("3.64"),
-        None,
-    );
+    let r = admin.volume("GET", "/volumes/detail?all_tenants=True&limit=1&with_count=true", Some("3.64"), None);
     assert_eq!(r.body["count"], 10_000);
     let member = Api::as_user(&cloud, "user-0007");
     let r = member.volume("GET", "/volumes/detail", None, None);
-    assert_eq!(
-        ids(&r.body, "volumes").len(),
-        20,
-        "10,000 volumes over 500 projects"
-    );
+    assert_eq!(ids(&r.body, "volumes").len(), 20, "10,000 volumes over 500 projects");
 }
 
 // ------------------------------------------------------------------ Nova
@@ -968,55 +621,23 @@ fn server_metadata_is_validated_like_nova() {
     assert!(r.message().ends_with("is too long"), "{}", r.message());
 
     let r = alice.compute("POST", &path, Some(&json!({"metadata": {"tier": "gold"}})));
-    assert_eq!(
-        r.body["metadata"],
-        json!({"role": "frontend", "tier": "gold"})
-    );
+    assert_eq!(r.body["metadata"], json!({"role": "frontend", "tier": "gold"}));
     assert_eq!(r.header("openstack-api-version"), Some("compute 2.100"));
     assert_eq!(r.header("x-openstack-nova-api-version"), Some("2.100"));
-    assert!(
-        r.header("x-compute-request-id")
-            .is_some_and(|id| id.starts_with("req-"))
-    );
-    let r = alice.compute(
-        "PUT",
-        &format!("{path}/tier"),
-        Some(&json!({"meta": {"other": "x"}})),
-    );
-    assert_eq!(
-        (r.status, r.message().as_str()),
-        (400, "Request body and URI mismatch")
-    );
+    assert!(r.header("x-compute-request-id").is_some_and(|id| id.starts_with("req-")));
+    let r = alice.compute("PUT", &format!("{path}/tier"), Some(&json!({"meta": {"other": "x"}})));
+    assert_eq!((r.status, r.message().as_str()), (400, "Request body and URI mismatch"));
     let r = alice.compute("PUT", &path, Some(&json!({"metadata": {"only": "this"}})));
     assert_eq!(r.body["metadata"], json!({"only": "this"}));
     let r = alice.compute("DELETE", &format!("{path}/missing"), None);
-    assert_eq!(
-        (r.status, r.message().as_str()),
-        (404, "Metadata item was not found")
-    );
-    assert_eq!(
-        alice
-            .compute("DELETE", &format!("{path}/only"), None)
-            .status,
-        204
-    );
+    assert_eq!((r.status, r.message().as_str()), (404, "Metadata item was not found"));
+    assert_eq!(alice.compute("DELETE", &format!("{path}/only"), None).status, 204);
 
-    let many: serde_json::Map<String, Value> =
-        (0..129).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let many: serde_json::Map<String, Value> = (0..129).map(|i| (format!("k{i}"), json!("v"))).collect();
     let r = alice.compute("POST", &path, Some(&json!({ "metadata": many })));
-    assert_eq!(
-        (r.status, r.message().as_str()),
-        (403, "Maximum number of metadata items exceeds 128")
-    );
-    let r = alice.compute(
-        "POST",
-        &format!("/servers/{db}/metadata"),
-        Some(&json!({"metadata": {"a": "b"}})),
-    );
-    assert_eq!(
-        (r.status, r.message()),
-        (409, format!("Instance {db} is locked"))
-    );
+    assert_eq!((r.status, r.message().as_str()), (403, "Maximum number of metadata items exceeds 128"));
+    let r = alice.compute("POST", &format!("/servers/{db}/metadata"), Some(&json!({"metadata": {"a": "b"}})));
+    assert_eq!((r.status, r.message()), (409, format!("Instance {db} is locked")));
 }
 
 // ------------------------------------------------------------------ headers, tokens, faults
@@ -1039,10 +660,7 @@ fn microversions_url_forms_and_expired_tokens() {
     );
 
     let projectless = format!("{}/volume/v3/volumes/detail", cloud.base_url());
-    assert_eq!(
-        http("GET", &projectless, &[("X-Auth-Token", &alice.token)], None).status,
-        200
-    );
+    assert_eq!(http("GET", &projectless, &[("X-Auth-Token", &alice.token)], None).status, 200);
     let other = control.project_id("other").expect("other");
     let r = http(
         "GET",
@@ -1050,10 +668,7 @@ fn microversions_url_forms_and_expired_tokens() {
         &[("X-Auth-Token", &alice.token)],
         None,
     );
-    assert_eq!(
-        (r.status, r.message().as_str()),
-        (400, "Malformed request url")
-    );
+    assert_eq!((r.status, r.message().as_str()), (400, "Malformed request url"));
     let r = http("GET", &format!("{}/volume/", cloud.base_url()), &[], None);
     assert_eq!(r.status, 300, "discovery needs no token");
 
@@ -1062,21 +677,11 @@ fn microversions_url_forms_and_expired_tokens() {
     control.expire_tokens();
     let r = alice.volume("GET", "/volumes/detail", None, None);
     assert_eq!(r.status, 401);
-    assert_eq!(
-        r.body["error"]["message"],
-        "The request you have made requires authentication."
-    );
-    assert_eq!(
-        r.header("www-authenticate"),
-        Some(format!("Keystone uri=\"{}\"", cloud.auth_url()).as_str())
-    );
+    assert_eq!(r.body["error"]["message"], "The request you have made requires authentication.");
+    assert_eq!(r.header("www-authenticate"), Some(format!("Keystone uri=\"{}\"", cloud.auth_url()).as_str()));
     let fresh = Api::as_user(&cloud, "alice");
     control.advance(Duration::from_secs(3601));
-    assert_eq!(
-        fresh.compute("GET", "/servers/detail", None).status,
-        401,
-        "tokens expire on the emulated clock"
-    );
+    assert_eq!(fresh.compute("GET", "/servers/detail", None).status, 401, "tokens expire on the emulated clock");
 }
 
 #[test]
@@ -1087,68 +692,29 @@ fn injected_faults_answer_and_are_counted() {
     control.reset_calls();
 
     control.add_fault(
-        Fault::new(
-            Service::Volume,
-            Some("GET"),
-            Some("/backups"),
-            FaultEffect::Status { code: 503 },
-        )
-        .times(2),
+        Fault::new(Service::Volume, Some("GET"), Some("/backups"), FaultEffect::Status { code: 503 }).times(2),
     );
     let r = alice.volume("GET", "/backups/detail", None, None);
-    assert_eq!(
-        (r.status, r.body["serviceUnavailable"]["code"].clone()),
-        (503, json!(503))
-    );
+    assert_eq!((r.status, r.body["serviceUnavailable"]["code"].clone()), (503, json!(503)));
     assert!(r.header("x-openstack-request-id").is_some());
     assert_eq!(alice.volume("GET", "/backups", None, None).status, 503);
-    assert_eq!(
-        alice.volume("GET", "/backups/detail", None, None).status,
-        200,
-        "the fault was used up"
-    );
-    assert_eq!(
-        alice.volume("GET", "/volumes/detail", None, None).status,
-        200,
-        "other routes are untouched"
-    );
+    assert_eq!(alice.volume("GET", "/backups/detail", None, None).status, 200, "the fault was used up");
+    assert_eq!(alice.volume("GET", "/volumes/detail", None, None).status, 200, "other routes are untouched");
     assert_eq!(control.call_count("GET", "/volume/backups/detail"), 2);
     assert_eq!(control.call_count("GET", "/volume/backups"), 1);
 
     let rule = json!({"service": "compute", "effect": {"kind": "rate_limit", "retry_after": 7}, "times": 1});
-    let r = http(
-        "POST",
-        &format!("{}/faults", cloud.control_url()),
-        &[],
-        Some(&rule),
-    );
+    let r = http("POST", &format!("{}/faults", cloud.control_url()), &[], Some(&rule));
     assert_eq!(r.status, 201, "{:?}", r.body);
     let r = alice.compute("GET", "/servers/detail", None);
     assert_eq!(r.status, 429);
     assert_eq!(r.header("retry-after"), Some("7"));
     assert_eq!(r.body["overLimit"]["retryAfter"], "7");
-    control.add_fault(
-        Fault::new(
-            Service::Compute,
-            None,
-            None,
-            FaultEffect::Latency { millis: 20 },
-        )
-        .times(1),
-    );
-    assert_eq!(
-        alice.compute("GET", "/servers/detail", None).status,
-        200,
-        "latency delays, then answers"
-    );
+    control.add_fault(Fault::new(Service::Compute, None, None, FaultEffect::Latency { millis: 20 }).times(1));
+    assert_eq!(alice.compute("GET", "/servers/detail", None).status, 200, "latency delays, then answers");
 
     let calls = http("GET", &format!("{}/calls", cloud.control_url()), &[], None);
     assert_eq!(calls.body["calls"]["GET /compute/servers/detail"], 2);
-    let tick = http(
-        "POST",
-        &format!("{}/advance", cloud.control_url()),
-        &[],
-        Some(&json!({"seconds": 10})),
-    );
+    let tick = http("POST", &format!("{}/advance", cloud.control_url()), &[], Some(&json!({"seconds": 10})));
     assert_eq!(tick.status, 200, "{:?}", tick.body);
 }

@@ -110,7 +110,8 @@ fn a_syntax_error_names_file_and_line() {
 
 #[test]
 fn a_missing_config_file_is_fatal() {
-    let out = Command::new(bin("staffeln-conductor")).args(["--config-file", "/nonexistent/staffeln.conf"]).output().unwrap();
+    let out =
+        Command::new(bin("staffeln-conductor")).args(["--config-file", "/nonexistent/staffeln.conf"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("/nonexistent/staffeln.conf"), "{stderr}");
@@ -181,4 +182,66 @@ fn log_dir_alone_names_the_file_after_the_program() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = std::fs::read_to_string(dir.path().join("logs/staffeln-manage.log")).unwrap();
     assert!(!text.is_empty());
+}
+
+/// `staffeln-manage db upgrade` creates the schema on an empty database given
+/// as an OpenStack URL; `db version` then names the newest migration.
+#[test]
+fn manage_db_upgrade_creates_the_schema_on_empty_mariadb_and_sqlite() {
+    use crate::support::TestDb;
+    let head = staffeln::db::migrate::known_versions().pop().unwrap();
+    for t in [TestDb::mysql_empty(), TestDb::sqlite_empty()] {
+        let dir = tempfile::tempdir().unwrap();
+        let url = t.url.replacen("mysql://", "mysql+pymysql://", 1);
+        let url = if url.starts_with("mysql") { format!("{url}?charset=utf8&plugin=dbcounter") } else { url };
+        let conf = dir.path().join("staffeln.conf");
+        write(
+            &conf,
+            &format!(
+                "[DEFAULT]\nuse_stderr = false\nlog_dir = {}\n[database]\nconnection = {url}\nmax_retries = 1\n",
+                dir.path().display()
+            ),
+        );
+        let version = manage(&conf, &["db", "version"]);
+        assert!(version.status.success(), "{}: {}", t.label(), String::from_utf8_lossy(&version.stderr));
+        assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), "empty", "{}", t.label());
+        let out = manage(&conf, &["db", "upgrade"]);
+        assert!(out.status.success(), "{}: {}", t.label(), String::from_utf8_lossy(&out.stderr));
+        let tables = t.tables();
+        for table in ["backup_data", "queue_data", "report_timestamp", "leases", "cycles"] {
+            assert!(tables.contains(table), "{}: {table} missing: {tables:?}", t.label());
+        }
+        let version = manage(&conf, &["db", "version"]);
+        assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), head, "{}", t.label());
+        assert!(version.stderr.is_empty(), "{}: {}", t.label(), String::from_utf8_lossy(&version.stderr));
+        let again = manage(&conf, &["db", "create_schema"]);
+        assert!(again.status.success(), "{}", t.label());
+        assert!(String::from_utf8_lossy(&again.stdout).contains("already at"), "{}", t.label());
+    }
+}
+
+#[test]
+fn a_daemon_refuses_an_outdated_schema_and_says_how_to_fix_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = base_config(dir.path(), "");
+    let out =
+        Command::new(bin("staffeln-conductor")).arg("--config-file").arg(&conf).stdin(Stdio::null()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("staffeln-manage db upgrade"), "{stderr}");
+}
+
+#[test]
+fn manage_config_generate_writes_the_committed_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("sample.conf");
+    let out = Command::new(bin("staffeln-manage"))
+        .args(["config", "generate", "--output-file"])
+        .arg(&out_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let committed =
+        std::fs::read_to_string(crate::support::repo_root().join("etc/staffeln/staffeln.conf.sample")).unwrap();
+    assert_eq!(std::fs::read_to_string(&out_file).unwrap(), committed, "regenerate with: tox -e genconfig");
 }

@@ -104,40 +104,27 @@ fn mysql_admin() -> &'static Database {
     static ADMIN: OnceLock<Database> = OnceLock::new();
     ADMIN.get_or_init(|| {
         let server = mysql_server_url();
-        let settings = DbSettings {
-            max_retries: 1,
-            ..test_settings(&server)
-        };
-        Database::connect(&settings)
-            .and_then(|db| db.ping().map(|()| db))
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot reach MariaDB at {}: {}: start MariaDB on 127.0.0.1:3306 or set \
+        let settings = DbSettings { max_retries: 1, ..test_settings(&server) };
+        Database::connect(&settings).and_then(|db| db.ping().map(|()| db)).unwrap_or_else(|e| {
+            panic!(
+                "cannot reach MariaDB at {}: {}: start MariaDB on 127.0.0.1:3306 or set \
                  STAFFELN_TEST_MYSQL_URL (e.g. mysql://root@127.0.0.1:3306)",
-                    staffeln::db::url::mask_password(&server),
-                    error_chain(&e)
-                )
-            })
+                staffeln::db::url::mask_password(&server),
+                error_chain(&e)
+            )
+        })
     })
 }
 
 /// Runs SQL on the MariaDB server (no database selected).
 pub fn mysql_admin_execute(sql: &str) {
-    let mut conn = mysql_admin()
-        .conn()
-        .unwrap_or_else(|e| panic!("MariaDB admin connection: {}", error_chain(&e)));
-    conn.batch_execute(sql)
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let mut conn = mysql_admin().conn().unwrap_or_else(|e| panic!("MariaDB admin connection: {}", error_chain(&e)));
+    conn.batch_execute(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 /// Settings for tests: one quick attempt, small pool.
 pub fn test_settings(connection: &str) -> DbSettings {
-    DbSettings {
-        max_retries: 1,
-        retry_interval: Duration::ZERO,
-        max_pool_size: 4,
-        ..DbSettings::new(connection)
-    }
+    DbSettings { max_retries: 1, retry_interval: Duration::ZERO, max_pool_size: 4, ..DbSettings::new(connection) }
 }
 
 /// `err` followed by its `source()` chain, as the binaries print it.
@@ -198,10 +185,7 @@ impl TestDb {
     /// A fresh, empty MariaDB database (no migrations run).
     pub fn mysql_empty() -> TestDb {
         sweep_leftover_test_databases();
-        let epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let epoch = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let name = format!(
             "{TEST_DB_PREFIX}{}_{epoch}_{}",
             std::process::id(),
@@ -209,11 +193,7 @@ impl TestDb {
         );
         mysql_admin_execute(&format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"));
         let url = format!("{}/{name}", mysql_server_url().trim_end_matches('/'));
-        let mut test_db = TestDb {
-            url,
-            db: None,
-            kind: TestDbKind::Mysql { name },
-        };
+        let mut test_db = TestDb { url, db: None, kind: TestDbKind::Mysql { name } };
         test_db.db = Some(test_db.connect());
         test_db
     }
@@ -223,11 +203,7 @@ impl TestDb {
         let dir = tempfile::tempdir().expect("a temporary directory for SQLite");
         let path = dir.path().join("staffeln.sqlite");
         let url = format!("sqlite:///{}", path.display());
-        let mut test_db = TestDb {
-            url,
-            db: None,
-            kind: TestDbKind::Sqlite { _dir: dir },
-        };
+        let mut test_db = TestDb { url, db: None, kind: TestDbKind::Sqlite { _dir: dir } };
         test_db.db = Some(test_db.connect());
         test_db
     }
@@ -239,17 +215,14 @@ impl TestDb {
     }
 
     fn migrated(self) -> TestDb {
-        staffeln::db::migrate::upgrade(self.db()).unwrap_or_else(|e| {
-            panic!("migrations apply to an empty database: {}", error_chain(&e))
-        });
+        staffeln::db::migrate::upgrade(self.db())
+            .unwrap_or_else(|e| panic!("migrations apply to an empty database: {}", error_chain(&e)));
         self
     }
 
     /// The pool of this database.
     pub fn db(&self) -> &Database {
-        self.db
-            .as_ref()
-            .expect("TestDb holds its Database until dropped")
+        self.db.as_ref().expect("TestDb holds its Database until dropped")
     }
 
     /// "MariaDB" or "SQLite", for assertion messages.
@@ -271,9 +244,7 @@ impl TestDb {
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
             }
         };
-        let rows: Vec<NameRow> = diesel::sql_query(sql)
-            .load(&mut *conn)
-            .expect("list tables");
+        let rows: Vec<NameRow> = diesel::sql_query(sql).load(&mut *conn).expect("list tables");
         rows.into_iter().map(|r| r.name).collect()
     }
 
@@ -285,14 +256,9 @@ impl TestDb {
                 "SELECT DISTINCT index_name AS name FROM information_schema.statistics \
                  WHERE table_schema = DATABASE() AND table_name = ?"
             }
-            AnyConnection::Sqlite(_) => {
-                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
-            }
+            AnyConnection::Sqlite(_) => "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?",
         };
-        let rows: Vec<NameRow> = diesel::sql_query(sql)
-            .bind::<Text, _>(table)
-            .load(&mut *conn)
-            .expect("list indexes");
+        let rows: Vec<NameRow> = diesel::sql_query(sql).bind::<Text, _>(table).load(&mut *conn).expect("list indexes");
         rows.into_iter().map(|r| r.name).collect()
     }
 

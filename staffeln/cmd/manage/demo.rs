@@ -27,11 +27,8 @@ pub fn run(dir: Option<&Path>) -> Result<(), Failure> {
         }
     };
     println!("== Staffeln demo (state in {})", dir.display());
-    let sources = [Source::Cli {
-        group: "DEFAULT".into(),
-        name: "state_path".into(),
-        value: dir.display().to_string(),
-    }];
+    let sources =
+        [Source::Cli { group: "DEFAULT".into(), name: "state_path".into(), value: dir.display().to_string() }];
     let loaded = conf::load(&sources, &Default::default()).map_err(Failure::config)?;
     let config = loaded.config;
     println!("-- configuration: embedded defaults, state_path = {}", dir.display());

@@ -41,13 +41,13 @@ options! {
     /// The ceph command line tool, a name looked up in PATH or a path.
     ceph_cli: String = string("ceph");
 
-    /// The cluster's configuration file, passed as --conf.
+    /// The cluster's configuration file (the ceph tool's conf option).
     ceph_conf: Option<String> = unset_string();
 
-    /// The cephx user without the client. prefix, passed as --id.
+    /// The cephx user without the client. prefix (the ceph tool's id option).
     ceph_id: Option<String> = unset_string();
 
-    /// Seconds the ceph tool waits for the cluster, passed as
-    /// --connect-timeout.
+    /// Seconds the ceph tool waits for the cluster (its connect-timeout
+    /// option).
     connect_timeout: u32 = integer(30).min(1);
 }

@@ -235,11 +235,7 @@ pub trait ValueSource {
 
 /// Builds one field: the resolved value, or the default when the value is
 /// unset (an empty integer) and the field is not an `Option`.
-pub fn field<T: OptField>(
-    src: &dyn ValueSource,
-    group: &str,
-    name: &str,
-) -> Result<T, ConfigError> {
+pub fn field<T: OptField>(src: &dyn ValueSource, group: &str, name: &str) -> Result<T, ConfigError> {
     let value = src.value(group, name).unwrap_or(&Value::None);
     if let Some(v) = T::from_value(value) {
         return Ok(v);
@@ -255,11 +251,7 @@ pub fn field<T: OptField>(
     T::from_value(default).ok_or_else(|| ConfigError::Definition {
         group: group.to_owned(),
         option: name.to_owned(),
-        reason: format!(
-            "its Rust field type cannot hold {} (default {})",
-            value.display(),
-            default.display()
-        ),
+        reason: format!("its Rust field type cannot hold {} (default {})", value.display(), default.display()),
     })
 }
 
