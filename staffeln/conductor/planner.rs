@@ -208,37 +208,37 @@ fn decide<'a>(
     let history: &[Backup] = fleet.backups.get(&volume.id).map(Vec::as_slice).unwrap_or(&[]);
     let mut own_available: Vec<&Backup> =
         history.iter().filter(|b| fleet.own.contains(&b.id) && b.status == BackupStatus::Available).collect();
-    own_available.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    own_available.sort_by_key(|b| std::cmp::Reverse(b.created_at));
     if settings.backup_min_interval > Duration::zero() {
         let last_own = history
             .iter()
             .filter(|b| fleet.own.contains(&b.id) && b.status != BackupStatus::Error)
             .map(|b| b.created_at)
             .max();
-        if let Some(last) = last_own {
-            if now - last < settings.backup_min_interval {
-                return Decision::Skip {
-                    reason: format!(
-                        "last Staffeln backup at {} is within backup_min_interval ({} s)",
-                        last.to_rfc3339(),
-                        settings.backup_min_interval.num_seconds()
-                    ),
-                };
-            }
+        if let Some(last) = last_own
+            && now - last < settings.backup_min_interval
+        {
+            return Decision::Skip {
+                reason: format!(
+                    "last Staffeln backup at {} is within backup_min_interval ({} s)",
+                    last.to_rfc3339(),
+                    settings.backup_min_interval.num_seconds()
+                ),
+            };
         }
     }
     let project = usage.entry(&volume.project_id).or_default();
     let limit =
         settings.project_volume_limit_overrides.get(&volume.project_id).copied().or(settings.project_volume_limit);
-    if let Some(limit) = limit {
-        if project.volumes >= limit {
-            return Decision::Fail {
-                reason: format!(
-                    "project volume limit reached: {limit} volumes per cycle, {} already planned",
-                    project.volumes
-                ),
-            };
-        }
+    if let Some(limit) = limit
+        && project.volumes >= limit
+    {
+        return Decision::Fail {
+            reason: format!(
+                "project volume limit reached: {limit} volumes per cycle, {} already planned",
+                project.volumes
+            ),
+        };
     }
     if let Some(quota) = fleet.quotas.get(&volume.project_id) {
         let size = i64::try_from(volume.size_gb).unwrap_or(i64::MAX);

@@ -1,6 +1,8 @@
 //! Loader tests: precedence, interpolation, environment, deprecated names,
 //! errors. Files are written to a per-test temporary directory.
 
+#![allow(clippy::cloned_ref_to_slice_refs)] // `[a.clone()]` reads better in these tables
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

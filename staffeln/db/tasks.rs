@@ -115,19 +115,26 @@ fn clip(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
 
-/// Writes a cycle and its plan in one transaction, if `holder` still holds
-/// lease `lease` with `token`. Returns `None` (and writes nothing) when the
-/// lease was lost, the number of tasks written otherwise.
+/// Who planned a cycle, under which lease, and when it started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlanHeader<'a> {
+    pub lease: &'a str,
+    pub holder: &'a str,
+    pub token: i64,
+    pub cycle_id: &'a str,
+    pub kind: &'a str,
+    pub started_at: NaiveDateTime,
+}
+
+/// Writes a cycle and its plan in one transaction, if the planner still
+/// holds its lease with its token. Returns `None` (and writes nothing) when
+/// the lease was lost, the number of tasks written otherwise.
 pub fn insert_plan(
     conn: &mut AnyConnection,
-    lease: &str,
-    holder: &str,
-    token: i64,
-    cycle_id: &str,
-    kind: &str,
-    started_at: NaiveDateTime,
+    header: &PlanHeader<'_>,
     tasks: &[NewTask],
 ) -> Result<Option<usize>, DbError> {
+    let PlanHeader { lease, holder, token, cycle_id, kind, started_at } = *header;
     conn.transaction::<_, DbError, _>(|conn| {
         if !leases::holds(conn, lease, holder, token)? {
             return Ok(None);

@@ -118,6 +118,33 @@ pub fn parse_status_codes<S: AsRef<str>>(codes: &[S]) -> Result<Vec<u16>, String
         .collect()
 }
 
+impl Settings {
+    /// The client settings of the `[openstack]` options; fails on an
+    /// `interface` or `skip_retry_codes` value the client cannot use.
+    pub fn from_opts(opts: &crate::conf::OpenStackOpts) -> Result<Settings, String> {
+        Ok(Settings {
+            cloud: opts.cloud.clone(),
+            auth_url: opts.auth_url.clone(),
+            username: opts.username.clone(),
+            password: opts.password.clone(),
+            user_domain_name: opts.user_domain_name.clone(),
+            project_name: opts.project_name.clone(),
+            project_domain_name: opts.project_domain_name.clone(),
+            application_credential_id: opts.application_credential_id.clone(),
+            application_credential_secret: opts.application_credential_secret.clone(),
+            region_name: opts.region_name.clone(),
+            interface: opts.interface.parse().map_err(|e| format!("[openstack] interface: {e}"))?,
+            cacert: opts.cacert.as_ref().map(PathBuf::from),
+            insecure: opts.insecure,
+            request_timeout: Duration::from_secs(opts.request_timeout),
+            retry_timeout: Duration::from_secs(opts.retry_timeout),
+            max_retry_interval: Duration::from_secs(opts.max_retry_interval),
+            skip_retry_codes: parse_status_codes(&opts.skip_retry_codes)
+                .map_err(|e| format!("[openstack] skip_retry_codes: {e}"))?,
+        })
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -143,32 +170,5 @@ mod tests {
         assert_eq!(parse_status_codes(&["404", " 409"]), Ok(vec![404, 409]));
         assert!(parse_status_codes(&["4o4"]).is_err());
         assert!(parse_status_codes(&["99"]).is_err());
-    }
-}
-
-impl Settings {
-    /// The client settings of the `[openstack]` options; fails on an
-    /// `interface` or `skip_retry_codes` value the client cannot use.
-    pub fn from_opts(opts: &crate::conf::OpenStackOpts) -> Result<Settings, String> {
-        Ok(Settings {
-            cloud: opts.cloud.clone(),
-            auth_url: opts.auth_url.clone(),
-            username: opts.username.clone(),
-            password: opts.password.clone(),
-            user_domain_name: opts.user_domain_name.clone(),
-            project_name: opts.project_name.clone(),
-            project_domain_name: opts.project_domain_name.clone(),
-            application_credential_id: opts.application_credential_id.clone(),
-            application_credential_secret: opts.application_credential_secret.clone(),
-            region_name: opts.region_name.clone(),
-            interface: opts.interface.parse().map_err(|e| format!("[openstack] interface: {e}"))?,
-            cacert: opts.cacert.as_ref().map(PathBuf::from),
-            insecure: opts.insecure,
-            request_timeout: Duration::from_secs(opts.request_timeout),
-            retry_timeout: Duration::from_secs(opts.retry_timeout),
-            max_retry_interval: Duration::from_secs(opts.max_retry_interval),
-            skip_retry_codes: parse_status_codes(&opts.skip_retry_codes)
-                .map_err(|e| format!("[openstack] skip_retry_codes: {e}"))?,
-        })
     }
 }

@@ -241,10 +241,8 @@ impl WatchedFile {
             Ok(meta) => (meta.dev(), meta.ino()) != self.id,
             Err(_) => true,
         };
-        if moved {
-            if let Ok(fresh) = WatchedFile::open(&self.path) {
-                *self = fresh;
-            }
+        if moved && let Ok(fresh) = WatchedFile::open(&self.path) {
+            *self = fresh;
         }
         let _ = self.file.write_all(line);
     }
@@ -329,10 +327,10 @@ where
     fn on_new_span(&self, attrs: &tracing::span::Attributes<'_>, id: &tracing::span::Id, ctx: Context<'_, S>) {
         let mut fields = SpanContext::default();
         attrs.record(&mut fields);
-        if !fields.0.is_empty() {
-            if let Some(span) = ctx.span(id) {
-                span.extensions_mut().insert(fields);
-            }
+        if !fields.0.is_empty()
+            && let Some(span) = ctx.span(id)
+        {
+            span.extensions_mut().insert(fields);
         }
     }
 
@@ -456,8 +454,10 @@ mod tests {
 
     #[test]
     fn default_log_levels_accept_names_and_numbers_and_reject_junk() {
-        let mut s = LogSettings::default();
-        s.default_log_levels = vec!["amqp=WARN".into(), "oslo.messaging=20".into(), "lapin=CRITICAL".into()];
+        let mut s = LogSettings {
+            default_log_levels: vec!["amqp=WARN".into(), "oslo.messaging=20".into(), "lapin=CRITICAL".into()],
+            ..LogSettings::default()
+        };
         assert!(level_filter(&s).is_ok());
         for bad in ["amqp", "amqp=LOUD", "=INFO"] {
             s.default_log_levels = vec![bad.into()];

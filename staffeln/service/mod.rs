@@ -34,11 +34,17 @@ pub const EXIT_CONFIG: u8 = 2;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(Box<ConfigError>),
     #[error(transparent)]
     Logging(#[from] logging::LogError),
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
+}
+
+impl From<ConfigError> for StartError {
+    fn from(err: ConfigError) -> StartError {
+        StartError::Config(Box::new(err))
+    }
 }
 
 impl StartError {
@@ -237,7 +243,7 @@ where
     let timeout = config_tx.borrow().default.graceful_shutdown_timeout;
     let budget = async {
         if timeout > 0 {
-            tokio::time::sleep(Duration::from_secs(timeout as u64)).await;
+            tokio::time::sleep(Duration::from_secs(timeout)).await;
         } else {
             std::future::pending::<()>().await;
         }

@@ -138,6 +138,11 @@ fn mysql_tables_are_innodb_utf8mb4_with_microsecond_times() {
     let t = TestDb::mysql();
     let mut conn = t.db().conn().unwrap();
     for table in TABLES {
+        let time_column = match table {
+            "leases" => "expires_at",
+            "cycles" => "started_at",
+            _ => "created_at",
+        };
         let info: TableInfo = diesel::sql_query(
             "SELECT engine, table_collation AS collation FROM information_schema.tables \
              WHERE table_schema = DATABASE() AND table_name = ?",
@@ -149,12 +154,13 @@ fn mysql_tables_are_innodb_utf8mb4_with_microsecond_times() {
         assert!(info.collation.starts_with("utf8mb4"), "{table}: {info:?}");
         let p: Precision = diesel::sql_query(
             "SELECT CAST(datetime_precision AS SIGNED) AS `precision` FROM information_schema.columns \
-             WHERE table_schema = DATABASE() AND table_name = ? AND column_name = 'created_at'",
+             WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?",
         )
         .bind::<Text, _>(table)
+        .bind::<Text, _>(time_column)
         .get_result(&mut *conn)
         .unwrap();
-        assert_eq!(p.precision, 6, "{table}.created_at");
+        assert_eq!(p.precision, 6, "{table}.{time_column}");
     }
     assert!(t.indexes("backup_data").contains("unique_backup0uuid"));
 }
