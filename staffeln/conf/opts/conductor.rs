@@ -1,6 +1,8 @@
 //! `[conductor]`: backup cycles, retention and reports.
 
-use super::{duration, integer, string};
+use std::collections::BTreeMap;
+
+use super::{dict, duration, integer, string};
 use crate::conf::types::OsloDuration;
 
 options! {
@@ -10,12 +12,28 @@ options! {
     /// The number of backup workers running in parallel.
     backup_workers: u32 = integer(1).min(1);
 
-    /// The time between two backup cycles, in seconds.
+    /// The time between two backup cycles, in seconds. 0 runs cycles only on
+    /// backup_schedule (and on demand).
     ///
     /// Related options:
     ///
+    /// * backup_schedule
     /// * backup_min_interval
-    backup_service_period: u64 = integer(1800).min(60);
+    backup_service_period: u64 = integer(1800).min(0);
+
+    /// A cron expression (minute hour day-of-month month day-of-week, with
+    /// an optional leading seconds field) on which backup cycles also run, in
+    /// backup_timezone. Empty: only backup_service_period.
+    ///
+    /// Related options:
+    ///
+    /// * backup_timezone
+    /// * backup_service_period
+    backup_schedule: String = string("");
+
+    /// The IANA time zone of backup_schedule and retention_schedule, e.g.
+    /// Europe/Berlin.
+    backup_timezone: String = string("UTC");
 
     /// The minimum guaranteed interval between two backups of a volume made by
     /// Staffeln, in seconds. Set to 0 to disable this check.
@@ -33,10 +51,59 @@ options! {
     /// * A duration such as 5min, 6h or 1d12h.
     backup_cycle_timeout: OsloDuration = duration("5min").deprecated(&[("", "backup_cycle_timout")]);
 
-    /// The volume metadata key that marks a volume for backup.
+    /// The server (VM) metadata key that marks all volumes attached to the
+    /// server for backup, when its value is true, yes or 1 (any case).
     backup_metadata_key: String = string("__staffeln_backup");
 
-    /// The volume metadata key that sets a volume's own retention time, in the
+    /// The volume metadata key that excludes a volume from backups when its
+    /// value is true, yes or 1 (any case).
+    skip_volume_metadata_key: String = string("skip-volume-backup");
+
+    /// The server metadata key Staffeln sets to the time (ISO 8601, UTC) at
+    /// which every volume of the server was last backed up in a cycle.
+    last_backup_metadata_key: String = string("last-backup-time");
+
+    /// The name of each backup. Placeholders: {volume_name} (the volume id
+    /// when the volume has no name), {volume_id}, {server_name}, {server_id},
+    /// {project_id}, {backup_date}. At most 255 characters are kept.
+    backup_name_template: String = string("{volume_name}-{backup_date}");
+
+    /// The strftime format of {backup_date}, in UTC.
+    backup_date_format: String = string("%Y-%m-%d-%H-%M-%S");
+
+    /// Backups being created at once, over all projects and conductors.
+    max_concurrent_backups: u32 = integer(30).min(1);
+
+    /// Backups being created at once in one project.
+    max_concurrent_backups_per_project: u32 = integer(10).min(1);
+
+    /// Backups being created at once per availability zone (a cinder-backup
+    /// host takes 15 operations by default, backup_max_operations).
+    max_concurrent_backups_per_az: u32 = integer(15).min(1);
+
+    /// Volumes one project may have backed up in one cycle; 0 for no limit.
+    ///
+    /// Related options:
+    ///
+    /// * project_volume_limits
+    project_volume_limit: u32 = integer(0).min(0);
+
+    /// Per-project overrides of project_volume_limit, as
+    /// project_id:limit pairs.
+    project_volume_limits: BTreeMap<String, String> = dict("");
+
+    /// Seconds between two checks of the backups being created.
+    poll_interval: u64 = integer(10).min(1);
+
+    /// Seconds a conductor may hold a task before another conductor may take
+    /// it over (the first is presumed dead).
+    claim_timeout: u64 = integer(300).min(10);
+
+    /// Seconds the leader's lease lasts without renewal; another conductor
+    /// takes over discovery and planning after that.
+    leader_lease_time: u64 = integer(120).min(10);
+
+    /// The server (VM) metadata key that sets a volume's own retention time, in the
     /// same format as retention_time.
     ///
     /// Related options:
@@ -47,8 +114,12 @@ options! {
     /// The number of incremental backups between two full backups.
     full_backup_depth: u32 = integer(2).min(0);
 
-    /// The time between two retention runs, in seconds.
-    retention_service_period: u64 = integer(1200).min(60);
+    /// The time between two retention runs, in seconds. 0 runs retention
+    /// only on retention_schedule (and on demand).
+    retention_service_period: u64 = integer(1200).min(0);
+
+    /// A cron expression on which retention also runs, in backup_timezone.
+    retention_schedule: String = string("");
 
     /// How long backups are kept, as
     /// <YEARS>y<MONTHS>mon<WEEKS>w<DAYS>d<HOURS>h<MINUTES>min<SECONDS>s (a
