@@ -17,6 +17,7 @@
 //! * [`db`]: the database (MySQL/MariaDB or SQLite), migrations, queries.
 //! * [`openstack`]: the Keystone, Nova and Cinder client; the only speaker of
 //!   their JSON.
+//! * [`rpc`]: oslo.messaging over RabbitMQ (calls, casts, notifications).
 //! * [`fakecloud`]: an in-process emulator of the Keystone, Nova and Cinder
 //!   subset Staffeln uses, for tests and the demo.
 
@@ -25,4 +26,5 @@ pub mod db;
 pub mod fakecloud;
 pub mod objects;
 pub mod openstack;
+pub mod rpc;
 pub mod service;
