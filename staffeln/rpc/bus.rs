@@ -46,7 +46,7 @@ fn broker_error(connector: &Connector, operation: String, source: lapin::Error) 
     RpcError::Broker {
         operation,
         url: connector.url.to_string(),
-        source,
+        source: Box::new(source),
     }
 }
 
@@ -361,6 +361,7 @@ impl Delivery {
     }
 }
 
+#[allow(clippy::large_enum_variant)] // one per subscription
 enum Source {
     Rabbit {
         _conn: lapin::Connection,

@@ -105,14 +105,14 @@ pub enum RpcError {
     Connect {
         url: String,
         #[source]
-        source: lapin::Error,
+        source: Box<lapin::Error>,
     },
     #[error("{operation} on {url} failed")]
     Broker {
         operation: String,
         url: String,
         #[source]
-        source: lapin::Error,
+        source: Box<lapin::Error>,
     },
     #[error("the broker refused (nack) a message to exchange {exchange:?} with key {routing_key}")]
     Nacked {
@@ -131,13 +131,17 @@ pub enum RpcError {
     Closed,
 }
 
-/// `error: cause: cause`, for log lines.
+/// `error: cause: cause`, for log lines; a cause whose text the line
+/// already holds (lapin repeats its I/O errors) is not repeated.
 pub(crate) fn chain(err: &dyn std::error::Error) -> String {
     let mut line = err.to_string();
     let mut cause = err.source();
     while let Some(c) = cause {
-        line.push_str(": ");
-        line.push_str(&c.to_string());
+        let text = c.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
         cause = c.source();
     }
     line

@@ -44,6 +44,7 @@ pub struct Call {
 impl Call {
     /// The arguments as `T`; a mismatch is the `TypeError` Python raises
     /// for bad keyword arguments.
+    #[allow(clippy::result_large_err)] // the failure goes on the wire as is
     pub fn args<T: DeserializeOwned>(&self) -> Result<T, RpcFailure> {
         serde_json::from_value(Value::Object(self.args.clone())).map_err(|e| {
             RpcFailure::type_error(format!(
@@ -155,6 +156,9 @@ struct Shared {
     label: String,
     endpoints: Vec<(Arc<dyn Endpoint>, RpcVersion)>,
     dedup: Mutex<Dedup>,
+    /// Reply queues found missing, and when: replies to them are dropped
+    /// for a minute, as oslo does.
+    dead_reply_queues: Mutex<HashMap<String, Instant>>,
 }
 
 /// Starts RPC servers.
@@ -207,6 +211,7 @@ impl RpcServer {
             label: format!("{topic}.{server}"),
             endpoints: checked,
             dedup: Mutex::default(),
+            dead_reply_queues: Mutex::default(),
         });
         let (stop, stop_rx) = watch::channel(false);
         let pool = connector.settings.executor_thread_pool_size.max(1);
@@ -461,6 +466,10 @@ impl Shared {
                             retry_for.as_secs(),
                             to.reply_q
                         );
+                        self.dead_reply_queues
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(to.reply_q.clone(), Instant::now());
                         return;
                     }
                     tokio::time::sleep(Duration::from_millis(250)).await;

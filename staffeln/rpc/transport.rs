@@ -556,7 +556,7 @@ impl Connector {
             let runtime =
                 lapin::runtime::default_runtime().map_err(|source| RpcError::Connect {
                     url: self.url.to_string(),
-                    source,
+                    source: Box::new(source),
                 })?;
             match lapin::Connection::connect_uri_with_config(uri, props, self.tls.clone(), runtime)
                 .await
@@ -574,7 +574,7 @@ impl Connector {
         match last {
             Some(source) => Err(RpcError::Connect {
                 url: self.url.to_string(),
-                source,
+                source: Box::new(source),
             }),
             None => Err(RpcError::Closed),
         }
@@ -680,7 +680,8 @@ mod tests {
 
     #[test]
     fn urls_parse_like_oslo_transport_url() {
-        let cases: &[(&str, &[(&str, &str, &str, u16)], &str)] = &[
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str, &'a str, u16)], &'a str);
+        let cases: &[Case] = &[
             ("rabbit://", &[("guest", "guest", "localhost", 5672)], "/"),
             ("rabbit://u:p@h1:5673/", &[("u", "p", "h1", 5673)], "/"),
             ("rabbit://u:p@h1:5672//", &[("u", "p", "h1", 5672)], "/"),

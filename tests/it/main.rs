@@ -2,4 +2,5 @@
 //! (MariaDB, SQLite files, RabbitMQ, the stock Python OpenStack libraries).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod rpc;
 mod support;
