@@ -10,9 +10,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::stream::SelectAll;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    BasicRejectOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Confirmation, ExchangeKind};
@@ -43,11 +42,7 @@ fn table(args: &[(&'static str, Arg)]) -> FieldTable {
 }
 
 fn broker_error(connector: &Connector, operation: String, source: lapin::Error) -> RpcError {
-    RpcError::Broker {
-        operation,
-        url: connector.url.to_string(),
-        source: Box::new(source),
-    }
+    RpcError::Broker { operation, url: connector.url.to_string(), source: Box::new(source) }
 }
 
 /// Whether retrying on a new connection can help: not for a refused
@@ -64,35 +59,20 @@ pub(crate) fn retryable(err: &RpcError) -> bool {
     }
 }
 
-async fn declare_exchange(
-    connector: &Connector,
-    ch: &lapin::Channel,
-    x: &ExchangeDecl,
-) -> Result<(), RpcError> {
+async fn declare_exchange(connector: &Connector, ch: &lapin::Channel, x: &ExchangeDecl) -> Result<(), RpcError> {
     let kind = match x.kind {
         ExchangeType::Topic => ExchangeKind::Topic,
         ExchangeType::Fanout => ExchangeKind::Fanout,
     };
-    let opts = ExchangeDeclareOptions {
-        durable: x.durable,
-        auto_delete: x.auto_delete,
-        ..ExchangeDeclareOptions::default()
-    };
+    let opts =
+        ExchangeDeclareOptions { durable: x.durable, auto_delete: x.auto_delete, ..ExchangeDeclareOptions::default() };
     ch.exchange_declare(x.name.as_str().into(), kind, opts, FieldTable::default())
         .await
         .map_err(|e| broker_error(connector, format!("declaring exchange {}", x.name), e))
 }
 
-async fn declare_queue(
-    connector: &Connector,
-    ch: &lapin::Channel,
-    q: &QueueDecl,
-) -> Result<(), RpcError> {
-    let opts = QueueDeclareOptions {
-        durable: q.durable,
-        auto_delete: q.auto_delete,
-        ..QueueDeclareOptions::default()
-    };
+async fn declare_queue(connector: &Connector, ch: &lapin::Channel, q: &QueueDecl) -> Result<(), RpcError> {
+    let opts = QueueDeclareOptions { durable: q.durable, auto_delete: q.auto_delete, ..QueueDeclareOptions::default() };
     ch.queue_declare(q.name.as_str().into(), opts, table(&q.args))
         .await
         .map_err(|e| broker_error(connector, format!("declaring queue {}", q.name), e))?;
@@ -105,13 +85,7 @@ async fn declare_queue(
             FieldTable::default(),
         )
         .await
-        .map_err(|e| {
-            broker_error(
-                connector,
-                format!("binding queue {} to {exchange} with key {key}", q.name),
-                e,
-            )
-        })?;
+        .map_err(|e| broker_error(connector, format!("binding queue {} to {exchange} with key {key}", q.name), e))?;
     }
     Ok(())
 }
@@ -153,11 +127,7 @@ pub(crate) struct Publisher {
 
 impl Publisher {
     pub(crate) fn new(connector: Arc<Connector>) -> Publisher {
-        Publisher {
-            connector,
-            link: tokio::sync::Mutex::new(None),
-            generations: 0.into(),
-        }
+        Publisher { connector, link: tokio::sync::Mutex::new(None), generations: 0.into() }
     }
 
     pub(crate) async fn close(&self) {
@@ -168,11 +138,7 @@ impl Publisher {
 
     /// Publishes, reconnecting and retrying on connection trouble until
     /// `deadline`; a refused declaration fails at once.
-    pub(crate) async fn publish(
-        &self,
-        msg: &Outgoing<'_>,
-        deadline: Instant,
-    ) -> Result<Routed, RpcError> {
+    pub(crate) async fn publish(&self, msg: &Outgoing<'_>, deadline: Instant) -> Result<Routed, RpcError> {
         if let Some(fake) = &self.connector.fake {
             if let Some(x) = msg.exchange {
                 fake.declare_exchange(x);
@@ -180,16 +146,8 @@ impl Publisher {
             for q in msg.queues {
                 fake.declare_queue(q);
             }
-            let routed = fake.publish(
-                msg.exchange.map_or("", |x| x.name.as_str()),
-                msg.routing_key,
-                msg.body,
-            );
-            return Ok(if routed {
-                Routed::Yes
-            } else {
-                Routed::Returned
-            });
+            let routed = fake.publish(msg.exchange.map_or("", |x| x.name.as_str()), msg.routing_key, msg.body);
+            return Ok(if routed { Routed::Yes } else { Routed::Returned });
         }
         let mut attempt = 0u32;
         loop {
@@ -201,11 +159,7 @@ impl Publisher {
                 return Err(err);
             }
             // The first retry is immediate: usually only the old link died.
-            let delay = if attempt == 0 {
-                Duration::ZERO
-            } else {
-                self.connector.rabbit().retry_delay(attempt - 1)
-            };
+            let delay = if attempt == 0 { Duration::ZERO } else { self.connector.rabbit().retry_delay(attempt - 1) };
             attempt += 1;
             if Instant::now() + delay >= deadline {
                 return Err(err);
@@ -226,40 +180,24 @@ impl Publisher {
         let connector = &self.connector;
         let (generation, channel) = {
             let mut guard = self.link.lock().await;
-            let stale = guard
-                .as_ref()
-                .is_none_or(|l| !l.channel.status().connected());
+            let stale = guard.as_ref().is_none_or(|l| !l.channel.status().connected());
             if stale {
                 *guard = None;
                 let conn = connector.connect("publish").await?;
-                let channel = conn
-                    .create_channel()
-                    .await
-                    .map_err(|e| broker_error(connector, "opening a channel".into(), e))?;
+                let channel =
+                    conn.create_channel().await.map_err(|e| broker_error(connector, "opening a channel".into(), e))?;
                 channel
                     .confirm_select(ConfirmSelectOptions::default())
                     .await
-                    .map_err(|e| {
-                        broker_error(connector, "enabling publisher confirms".into(), e)
-                    })?;
-                let generation = self
-                    .generations
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                *guard = Some(PubLink {
-                    generation,
-                    _conn: conn,
-                    channel,
-                    declared: HashSet::new(),
-                });
+                    .map_err(|e| broker_error(connector, "enabling publisher confirms".into(), e))?;
+                let generation = self.generations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                *guard = Some(PubLink { generation, _conn: conn, channel, declared: HashSet::new() });
             }
             let Some(link) = guard.as_mut() else {
                 return Err(RpcError::Closed);
             };
             let mut declared = Ok(());
-            if let Some(x) = msg
-                .exchange
-                .filter(|x| !link.declared.contains(&format!("x:{}", x.name)))
-            {
+            if let Some(x) = msg.exchange.filter(|x| !link.declared.contains(&format!("x:{}", x.name))) {
                 declared = declare_exchange(connector, &link.channel, x).await;
                 if declared.is_ok() {
                     link.declared.insert(format!("x:{}", x.name));
@@ -290,30 +228,17 @@ impl Publisher {
             props = props.with_expiration(expiration.as_millis().to_string().into());
         }
         let exchange = msg.exchange.map_or("", |x| x.name.as_str());
-        let opts = BasicPublishOptions {
-            mandatory: msg.mandatory,
-            ..BasicPublishOptions::default()
-        };
+        let opts = BasicPublishOptions { mandatory: msg.mandatory, ..BasicPublishOptions::default() };
         let sent = async {
-            channel
-                .basic_publish(
-                    exchange.into(),
-                    msg.routing_key.into(),
-                    opts,
-                    msg.body,
-                    props,
-                )
-                .await?
-                .await
+            channel.basic_publish(exchange.into(), msg.routing_key.into(), opts, msg.body, props).await?.await
         }
         .await;
         match sent {
             Ok(Confirmation::Ack(Some(_))) => Ok(Routed::Returned),
             Ok(Confirmation::Ack(None) | Confirmation::NotRequested) => Ok(Routed::Yes),
-            Ok(Confirmation::Nack(_)) => Err(RpcError::Nacked {
-                exchange: exchange.to_owned(),
-                routing_key: msg.routing_key.to_owned(),
-            }),
+            Ok(Confirmation::Nack(_)) => {
+                Err(RpcError::Nacked { exchange: exchange.to_owned(), routing_key: msg.routing_key.to_owned() })
+            }
             Err(e) => {
                 let mut guard = self.link.lock().await;
                 if guard.as_ref().is_some_and(|l| l.generation == generation) {
@@ -321,10 +246,7 @@ impl Publisher {
                 }
                 Err(broker_error(
                     connector,
-                    format!(
-                        "publishing to exchange {exchange:?} with key {}",
-                        msg.routing_key
-                    ),
+                    format!("publishing to exchange {exchange:?} with key {}", msg.routing_key),
                     e,
                 ))
             }
@@ -352,10 +274,7 @@ impl Delivery {
     /// `basic.reject` without requeue.
     pub(crate) async fn reject(&self) -> bool {
         match &self.acker {
-            Some(acker) => acker
-                .reject(BasicRejectOptions { requeue: false })
-                .await
-                .is_ok(),
+            Some(acker) => acker.reject(BasicRejectOptions { requeue: false }).await.is_ok(),
             None => true,
         }
     }
@@ -399,24 +318,17 @@ impl Subscription {
                 fake.declare_queue(q);
                 tasks.extend(fake.consume(&q.name, tx.clone()));
             }
-            return Ok(Subscription {
-                connector: connector.clone(),
-                source: Source::Fake { rx, tasks },
-            });
+            return Ok(Subscription { connector: connector.clone(), source: Source::Fake { rx, tasks } });
         }
         let conn = connector.connect(purpose).await?;
-        let channel = conn
-            .create_channel()
-            .await
-            .map_err(|e| broker_error(connector, "opening a channel".into(), e))?;
+        let channel =
+            conn.create_channel().await.map_err(|e| broker_error(connector, "opening a channel".into(), e))?;
         let prefetch = connector.rabbit().rabbit_qos_prefetch_count;
         if prefetch > 0 {
             channel
                 .basic_qos(prefetch, BasicQosOptions { global: false })
                 .await
-                .map_err(|e| {
-                    broker_error(connector, format!("basic.qos prefetch {prefetch}"), e)
-                })?;
+                .map_err(|e| broker_error(connector, format!("basic.qos prefetch {prefetch}"), e))?;
         }
         for x in exchanges {
             declare_exchange(connector, &channel, x).await?;
@@ -440,12 +352,7 @@ impl Subscription {
         }
         Ok(Subscription {
             connector: connector.clone(),
-            source: Source::Rabbit {
-                _conn: conn,
-                channel,
-                consumers,
-                tags,
-            },
+            source: Source::Rabbit { _conn: conn, channel, consumers, tags },
         })
     }
 
@@ -460,11 +367,7 @@ impl Subscription {
     ) -> Option<Subscription> {
         let mut attempt = 0u32;
         loop {
-            let delay = if attempt == 0 {
-                Duration::ZERO
-            } else {
-                connector.rabbit().retry_delay(attempt - 1)
-            };
+            let delay = if attempt == 0 { Duration::ZERO } else { connector.rabbit().retry_delay(attempt - 1) };
             tokio::select! {
                 () = stopped(stop) => return None,
                 () = tokio::time::sleep(delay) => {}
@@ -496,19 +399,11 @@ impl Subscription {
     pub(crate) async fn next(&mut self) -> Result<Delivery, String> {
         match &mut self.source {
             Source::Fake { rx, .. } => match rx.recv().await {
-                Some(body) => Ok(Delivery {
-                    body,
-                    redelivered: false,
-                    acker: None,
-                }),
+                Some(body) => Ok(Delivery { body, redelivered: false, acker: None }),
                 None => Err("the fake broker closed the queue".to_owned()),
             },
             Source::Rabbit { consumers, .. } => match consumers.next().await {
-                Some(Ok(d)) => Ok(Delivery {
-                    body: d.data,
-                    redelivered: d.redelivered,
-                    acker: Some(d.acker),
-                }),
+                Some(Ok(d)) => Ok(Delivery { body: d.data, redelivered: d.redelivered, acker: Some(d.acker) }),
                 Some(Err(e)) => Err(e.to_string()),
                 None => Err("the broker cancelled the consumers".to_owned()),
             },
@@ -527,9 +422,7 @@ impl Subscription {
             }
             Source::Rabbit { channel, tags, .. } => {
                 for tag in tags.drain(..) {
-                    let _ = channel
-                        .basic_cancel(tag, BasicCancelOptions::default())
-                        .await;
+                    let _ = channel.basic_cancel(tag, BasicCancelOptions::default()).await;
                 }
             }
         }
@@ -543,10 +436,7 @@ impl Subscription {
                 }
             }
             Source::Rabbit { channel, .. } => {
-                if let Err(err) = channel
-                    .queue_delete(name.into(), QueueDeleteOptions::default())
-                    .await
-                {
+                if let Err(err) = channel.queue_delete(name.into(), QueueDeleteOptions::default()).await {
                     tracing::debug!("cannot delete queue {name}: {err}");
                 }
             }

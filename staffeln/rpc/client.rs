@@ -42,12 +42,7 @@ impl ReplyListener {
         let pending = Pending::default();
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(listen(connector, decl, sub, pending.clone(), stop_rx));
-        Ok(ReplyListener {
-            queue,
-            pending,
-            stop,
-            task: Mutex::new(Some(task)),
-        })
+        Ok(ReplyListener { queue, pending, stop, task: Mutex::new(Some(task)) })
     }
 
     /// Stops consuming and deletes the reply queue (the Python client leaves
@@ -87,7 +82,6 @@ async fn listen(
         };
         match next {
             Ok(delivery) => {
-                delivery.ack().await;
                 match Reply::decode(&delivery.body) {
                     Ok(reply) => {
                         let tx = lock(&pending).get(&reply.msg_id).cloned();
@@ -100,27 +94,14 @@ async fn listen(
                             }
                         }
                     }
-                    Err(err) => tracing::warn!(
-                        "dropping a malformed reply on {}: {}",
-                        decl.name,
-                        super::chain(&err)
-                    ),
+                    Err(err) => tracing::warn!("dropping a malformed reply on {}: {}", decl.name, super::chain(&err)),
                 }
+                // After routing: the caller need not wait for the ack.
+                delivery.ack().await;
             }
             Err(why) => {
-                tracing::warn!(
-                    "reply queue {} lost its consumer ({why}); reconnecting",
-                    decl.name
-                );
-                match Subscription::reopen(
-                    &connector,
-                    "reply",
-                    &[],
-                    std::slice::from_ref(&decl),
-                    &mut stop,
-                )
-                .await
-                {
+                tracing::warn!("reply queue {} lost its consumer ({why}); reconnecting", decl.name);
+                match Subscription::reopen(&connector, "reply", &[], std::slice::from_ref(&decl), &mut stop).await {
                     Some(new) => sub = new,
                     None => return,
                 }
@@ -150,18 +131,12 @@ pub struct RpcClient {
 
 impl RpcClient {
     pub fn new(transport: &Transport, target: Target) -> RpcClient {
-        RpcClient {
-            transport: transport.clone(),
-            target,
-        }
+        RpcClient { transport: transport.clone(), target }
     }
 
     /// The same client aimed at one server (`prepare(server=…)`).
     pub fn to_server(&self, server: &str) -> RpcClient {
-        RpcClient {
-            transport: self.transport.clone(),
-            target: self.target.clone().with_server(server),
-        }
+        RpcClient { transport: self.transport.clone(), target: self.target.clone().with_server(server) }
     }
 
     pub fn target(&self) -> &Target {
@@ -170,9 +145,7 @@ impl RpcClient {
 
     fn exchange(&self) -> super::topology::ExchangeDecl {
         let settings = self.transport.settings();
-        settings
-            .rabbit
-            .topic_exchange(self.target.exchange_or(&settings.control_exchange))
+        settings.rabbit.topic_exchange(self.target.exchange_or(&settings.control_exchange))
     }
 
     fn request(
@@ -185,10 +158,7 @@ impl RpcClient {
     ) -> Result<Request, RpcError> {
         let Value::Object(args) = args else {
             let found = args.to_string().chars().take(60).collect();
-            return Err(RpcError::InvalidArgs {
-                method: method.to_owned(),
-                found,
-            });
+            return Err(RpcError::InvalidArgs { method: method.to_owned(), found });
         };
         Ok(Request {
             method: method.to_owned(),
@@ -213,17 +183,11 @@ impl RpcClient {
     ) -> Result<Value, RpcError> {
         let timeout = timeout.unwrap_or(self.transport.settings().rpc_response_timeout);
         let deadline = Instant::now() + timeout;
-        let timed_out = || RpcError::Timeout {
-            target: self.target.routing_key(),
-            method: method.to_owned(),
-            timeout,
-        };
+        let timed_out = || RpcError::Timeout { target: self.target.routing_key(), method: method.to_owned(), timeout };
         let inner = &self.transport.inner;
         let replies = tokio::time::timeout_at(
             deadline,
-            inner
-                .replies
-                .get_or_try_init(|| ReplyListener::start(inner.connector.clone())),
+            inner.replies.get_or_try_init(|| ReplyListener::start(inner.connector.clone())),
         )
         .await
         .map_err(|_| timed_out())??;
@@ -233,18 +197,11 @@ impl RpcClient {
             method,
             args,
             version,
-            Some(ReplyTo {
-                msg_id: msg_id.clone(),
-                reply_q: replies.queue.clone(),
-                call_monitor_timeout: None,
-            }),
+            Some(ReplyTo { msg_id: msg_id.clone(), reply_q: replies.queue.clone(), call_monitor_timeout: None }),
         )?;
         let (tx, mut rx) = mpsc::unbounded_channel();
         lock(&replies.pending).insert(msg_id.clone(), tx);
-        let _guard = PendingCall {
-            pending: &replies.pending,
-            msg_id,
-        };
+        let _guard = PendingCall { pending: &replies.pending, msg_id };
         let exchange = self.exchange();
         let body = request.encode();
         let routing_key = self.target.routing_key();
@@ -258,10 +215,8 @@ impl RpcClient {
         };
         inner.publisher.publish(&msg, deadline).await?;
         loop {
-            let body = tokio::time::timeout_at(deadline, rx.recv())
-                .await
-                .map_err(|_| timed_out())?
-                .ok_or(RpcError::Closed)?;
+            let body =
+                tokio::time::timeout_at(deadline, rx.recv()).await.map_err(|_| timed_out())?.ok_or(RpcError::Closed)?;
             match body {
                 ReplyBody::Result(value) | ReplyBody::Partial(value) => return Ok(value),
                 ReplyBody::Heartbeat => continue,
@@ -279,13 +234,7 @@ impl RpcClient {
     }
 
     /// Sends `method` to one server of the topic (or the target's server), no reply.
-    pub async fn cast(
-        &self,
-        ctx: &Context,
-        method: &str,
-        args: Value,
-        version: &str,
-    ) -> Result<(), RpcError> {
+    pub async fn cast(&self, ctx: &Context, method: &str, args: Value, version: &str) -> Result<(), RpcError> {
         let request = self.request(ctx, method, args, version, None)?;
         let exchange = self.exchange();
         let body = request.encode();
@@ -299,28 +248,13 @@ impl RpcClient {
             expiration: None,
         };
         let deadline = Instant::now() + self.transport.settings().rpc_response_timeout;
-        self.transport
-            .inner
-            .publisher
-            .publish(&msg, deadline)
-            .await
-            .map(drop)
+        self.transport.inner.publisher.publish(&msg, deadline).await.map(drop)
     }
 
     /// Sends `method` to every server of the topic (`T_fanout`), no reply.
-    pub async fn fanout_cast(
-        &self,
-        ctx: &Context,
-        method: &str,
-        args: Value,
-        version: &str,
-    ) -> Result<(), RpcError> {
+    pub async fn fanout_cast(&self, ctx: &Context, method: &str, args: Value, version: &str) -> Result<(), RpcError> {
         let request = self.request(ctx, method, args, version, None)?;
-        let exchange = self
-            .transport
-            .settings()
-            .rabbit
-            .fanout_exchange(&self.target.topic);
+        let exchange = self.transport.settings().rabbit.fanout_exchange(&self.target.topic);
         let body = request.encode();
         let msg = Outgoing {
             exchange: Some(&exchange),
@@ -331,11 +265,6 @@ impl RpcClient {
             expiration: None,
         };
         let deadline = Instant::now() + self.transport.settings().rpc_response_timeout;
-        self.transport
-            .inner
-            .publisher
-            .publish(&msg, deadline)
-            .await
-            .map(drop)
+        self.transport.inner.publisher.publish(&msg, deadline).await.map(drop)
     }
 }

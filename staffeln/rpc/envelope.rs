@@ -37,16 +37,10 @@ pub enum EnvelopeError {
         #[source]
         source: Option<serde_json::Error>,
     },
-    #[error(
-        "unsupported envelope version oslo.version = {version:?} (this peer speaks {ENVELOPE_VERSION})"
-    )]
+    #[error("unsupported envelope version oslo.version = {version:?} (this peer speaks {ENVELOPE_VERSION})")]
     UnsupportedEnvelope { version: String },
     #[error("message field {field} = {found}: expected {expected}")]
-    BadField {
-        field: &'static str,
-        found: String,
-        expected: &'static str,
-    },
+    BadField { field: &'static str, found: String, expected: &'static str },
     #[error("message lacks the field {field}")]
     MissingField { field: &'static str },
     #[error("RPC version {version:?} is not of the form X.Y or X.Y.Z")]
@@ -77,10 +71,7 @@ fn describe(value: &Value) -> String {
 pub fn encode(inner: Map<String, Value>) -> Vec<u8> {
     let mut outer = Map::new();
     outer.insert("oslo.version".into(), Value::from(ENVELOPE_VERSION));
-    outer.insert(
-        "oslo.message".into(),
-        Value::from(Value::Object(inner).to_string()),
-    );
+    outer.insert("oslo.message".into(), Value::from(Value::Object(inner).to_string()));
     Value::Object(outer).to_string().into_bytes()
 }
 
@@ -89,14 +80,10 @@ pub fn encode(inner: Map<String, Value>) -> Vec<u8> {
 /// oslo.messaging does. An envelope of another major version, or a newer minor
 /// one, is refused.
 pub fn decode(body: &[u8]) -> Result<Map<String, Value>, EnvelopeError> {
-    let value: Value = serde_json::from_slice(body).map_err(|source| EnvelopeError::NotJson {
-        snippet: snippet(body),
-        source,
-    })?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|source| EnvelopeError::NotJson { snippet: snippet(body), source })?;
     let Value::Object(outer) = value else {
-        return Err(EnvelopeError::NotAnObject {
-            snippet: snippet(body),
-        });
+        return Err(EnvelopeError::NotAnObject { snippet: snippet(body) });
     };
     if !(outer.contains_key("oslo.version") && outer.contains_key("oslo.message")) {
         return Ok(outer);
@@ -109,32 +96,19 @@ pub fn decode(body: &[u8]) -> Result<Map<String, Value>, EnvelopeError> {
         return Err(EnvelopeError::UnsupportedEnvelope { version });
     }
     let Value::String(inner) = &outer["oslo.message"] else {
-        return Err(EnvelopeError::InnerNotString {
-            found: describe(&outer["oslo.message"]),
-        });
+        return Err(EnvelopeError::InnerNotString { found: describe(&outer["oslo.message"]) });
     };
     match serde_json::from_str::<Value>(inner) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(EnvelopeError::InnerNotObject {
-            snippet: snippet(inner.as_bytes()),
-            source: None,
-        }),
-        Err(source) => Err(EnvelopeError::InnerNotObject {
-            snippet: snippet(inner.as_bytes()),
-            source: Some(source),
-        }),
+        Ok(_) => Err(EnvelopeError::InnerNotObject { snippet: snippet(inner.as_bytes()), source: None }),
+        Err(source) => Err(EnvelopeError::InnerNotObject { snippet: snippet(inner.as_bytes()), source: Some(source) }),
     }
 }
 
 /// oslo's `version_is_compatible("2.0", version)`: same major, minor ≤ 0.
 fn envelope_version_ok(version: &str) -> bool {
     match RpcVersion::parse(version) {
-        Ok(v) => RpcVersion {
-            major: 2,
-            minor: 0,
-            rev: 0,
-        }
-        .can_serve(v),
+        Ok(v) => RpcVersion { major: 2, minor: 0, rev: 0 }.can_serve(v),
         Err(_) => false,
     }
 }
@@ -149,9 +123,7 @@ pub struct RpcVersion {
 
 impl RpcVersion {
     pub fn parse(text: &str) -> Result<RpcVersion, EnvelopeError> {
-        let bad = || EnvelopeError::BadVersion {
-            version: text.to_owned(),
-        };
+        let bad = || EnvelopeError::BadVersion { version: text.to_owned() };
         let mut parts = text.split('.');
         let mut next = |required: bool| -> Result<u32, EnvelopeError> {
             match parts.next() {
@@ -160,11 +132,7 @@ impl RpcVersion {
                 None => Ok(0),
             }
         };
-        let version = RpcVersion {
-            major: next(true)?,
-            minor: next(true)?,
-            rev: next(false)?,
-        };
+        let version = RpcVersion { major: next(true)?, minor: next(true)?, rev: next(false)? };
         if parts.next().is_some() {
             return Err(bad());
         }
@@ -176,8 +144,7 @@ impl RpcVersion {
     /// requested minor (then revision) not newer than ours.
     pub fn can_serve(self, requested: RpcVersion) -> bool {
         requested.major == self.major
-            && (requested.minor < self.minor
-                || (requested.minor == self.minor && requested.rev <= self.rev))
+            && (requested.minor < self.minor || (requested.minor == self.minor && requested.rev <= self.rev))
     }
 }
 
@@ -248,16 +215,10 @@ impl Request {
             m.insert("_reply_q".into(), Value::from(reply.reply_q.clone()));
             m.insert(
                 "_timeout".into(),
-                reply
-                    .call_monitor_timeout
-                    .and_then(serde_json::Number::from_f64)
-                    .map_or(Value::Null, Value::Number),
+                reply.call_monitor_timeout.and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number),
             );
         }
-        m.insert(
-            "_unique_id".into(),
-            self.unique_id.clone().map_or(Value::Null, Value::from),
-        );
+        m.insert("_unique_id".into(), self.unique_id.clone().map_or(Value::Null, Value::from));
         for (key, value) in &self.context {
             m.insert(format!("_context_{key}"), value.clone());
         }
@@ -273,10 +234,7 @@ impl Request {
     /// `_context_` keys become the context.
     pub fn from_inner(mut m: Map<String, Value>) -> Result<Request, BadRequest> {
         let reply = reply_to(&m).map_err(|error| BadRequest { reply: None, error })?;
-        let fail = |error| BadRequest {
-            reply: reply.clone(),
-            error,
-        };
+        let fail = |error| BadRequest { reply: reply.clone(), error };
         let method = match m.remove("method") {
             Some(Value::String(s)) => s,
             Some(other) => return Err(fail(bad_field("method", &other, "a string"))),
@@ -286,11 +244,7 @@ impl Request {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(args)) => args,
             Some(other) => {
-                return Err(fail(bad_field(
-                    "args",
-                    &other,
-                    "an object of keyword arguments",
-                )));
+                return Err(fail(bad_field("args", &other, "an object of keyword arguments")));
             }
         };
         let version = opt_string(&mut m, "version").map_err(fail)?;
@@ -300,19 +254,9 @@ impl Request {
             Some(other) if !other.is_null() => Some(other.to_string()),
             _ => None,
         };
-        let context = m
-            .into_iter()
-            .filter_map(|(k, v)| k.strip_prefix("_context_").map(|k| (k.to_owned(), v)))
-            .collect();
-        Ok(Request {
-            method,
-            args,
-            namespace,
-            version,
-            context,
-            unique_id,
-            reply,
-        })
+        let context =
+            m.into_iter().filter_map(|(k, v)| k.strip_prefix("_context_").map(|k| (k.to_owned(), v))).collect();
+        Ok(Request { method, args, namespace, version, context, unique_id, reply })
     }
 
     pub fn decode(body: &[u8]) -> Result<Request, BadRequest> {
@@ -322,17 +266,10 @@ impl Request {
 }
 
 fn bad_field(field: &'static str, found: &Value, expected: &'static str) -> EnvelopeError {
-    EnvelopeError::BadField {
-        field,
-        found: describe(found),
-        expected,
-    }
+    EnvelopeError::BadField { field, found: describe(found), expected }
 }
 
-fn opt_string(
-    m: &mut Map<String, Value>,
-    field: &'static str,
-) -> Result<Option<String>, EnvelopeError> {
+fn opt_string(m: &mut Map<String, Value>, field: &'static str) -> Result<Option<String>, EnvelopeError> {
     match m.remove(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -356,11 +293,7 @@ fn reply_to(m: &Map<String, Value>) -> Result<Option<ReplyTo>, EnvelopeError> {
         Some(Value::Number(n)) => n.as_f64(),
         Some(other) => return Err(bad_field("_timeout", other, "a number of seconds or null")),
     };
-    Ok(Some(ReplyTo {
-        msg_id,
-        reply_q,
-        call_monitor_timeout,
-    }))
+    Ok(Some(ReplyTo { msg_id, reply_q, call_monitor_timeout }))
 }
 
 /// The module of dispatcher errors on a stock server.
@@ -411,11 +344,7 @@ impl RpcFailure {
     }
 
     pub fn no_such_method(method: &str) -> RpcFailure {
-        RpcFailure::new(
-            "NoSuchMethod",
-            DISPATCHER_MODULE,
-            format!("Endpoint does not support RPC method {method}"),
-        )
+        RpcFailure::new("NoSuchMethod", DISPATCHER_MODULE, format!("Endpoint does not support RPC method {method}"))
     }
 
     pub fn unsupported_version(version: &str, method: &str) -> RpcFailure {
@@ -441,12 +370,8 @@ impl RpcFailure {
     /// Reads a `failure` string. Only `class` is required; the rest defaults
     /// as in `deserialize_remote_exception`.
     pub fn from_wire(text: &str) -> Result<RpcFailure, EnvelopeError> {
-        let bad = |source| EnvelopeError::BadFailure {
-            snippet: snippet(text.as_bytes()),
-            source,
-        };
-        let Value::Object(m) = serde_json::from_str::<Value>(text).map_err(|e| bad(Some(e)))?
-        else {
+        let bad = |source| EnvelopeError::BadFailure { snippet: snippet(text.as_bytes()), source };
+        let Value::Object(m) = serde_json::from_str::<Value>(text).map_err(|e| bad(Some(e)))? else {
             return Err(bad(None));
         };
         let text_of = |key: &str| match m.get(key) {
@@ -460,10 +385,9 @@ impl RpcFailure {
             module: text_of("module").unwrap_or_default(),
             message: text_of("message").unwrap_or_default(),
             tb: match m.get("tb") {
-                Some(Value::Array(lines)) => lines
-                    .iter()
-                    .map(|l| l.as_str().map_or_else(|| l.to_string(), str::to_owned))
-                    .collect(),
+                Some(Value::Array(lines)) => {
+                    lines.iter().map(|l| l.as_str().map_or_else(|| l.to_string(), str::to_owned)).collect()
+                }
                 _ => Vec::new(),
             },
             args: match m.get("args") {
@@ -546,11 +470,7 @@ impl Reply {
             None | Some(Value::Null) if result.is_null() => ReplyBody::Heartbeat,
             None | Some(Value::Null) => ReplyBody::Partial(result),
             Some(other) => {
-                return Err(bad_field(
-                    "failure",
-                    &other,
-                    "a JSON-encoded exception string or null",
-                ));
+                return Err(bad_field("failure", &other, "a JSON-encoded exception string or null"));
             }
         };
         Ok(Reply { msg_id, body })
@@ -612,14 +532,8 @@ impl Priority {
 
     pub fn parse(text: &str) -> Option<Priority> {
         let lower = text.to_ascii_lowercase();
-        let lower = if lower == "warning" {
-            "warn".to_owned()
-        } else {
-            lower
-        };
-        Priority::ALL
-            .into_iter()
-            .find(|p| p.routing_name() == lower)
+        let lower = if lower == "warning" { "warn".to_owned() } else { lower };
+        Priority::ALL.into_iter().find(|p| p.routing_name() == lower)
     }
 }
 
@@ -635,11 +549,7 @@ pub fn python_timestamp(at: DateTime<Utc>) -> String {
     if at.nanosecond() / 1000 == 0 {
         at.format("%Y-%m-%d %H:%M:%S").to_string()
     } else {
-        format!(
-            "{}.{:06}",
-            at.format("%Y-%m-%d %H:%M:%S"),
-            (at.nanosecond() / 1000) % 1_000_000
-        )
+        format!("{}.{:06}", at.format("%Y-%m-%d %H:%M:%S"), (at.nanosecond() / 1000) % 1_000_000)
     }
 }
 
@@ -680,10 +590,7 @@ impl Notification {
     pub fn to_inner(&self) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("message_id".into(), Value::from(self.message_id.clone()));
-        m.insert(
-            "publisher_id".into(),
-            Value::from(self.publisher_id.clone()),
-        );
+        m.insert("publisher_id".into(), Value::from(self.publisher_id.clone()));
         m.insert("event_type".into(), Value::from(self.event_type.clone()));
         m.insert("priority".into(), Value::from(self.priority.wire_name()));
         m.insert("payload".into(), self.payload.clone());
@@ -718,10 +625,8 @@ impl Notification {
             expected: "one of AUDIT, DEBUG, INFO, WARN, ERROR, CRITICAL, SAMPLE",
         })?;
         let payload = m.remove("payload").unwrap_or(Value::Null);
-        let context: Context = m
-            .into_iter()
-            .filter_map(|(k, v)| k.strip_prefix("_context_").map(|k| (k.to_owned(), v)))
-            .collect();
+        let context: Context =
+            m.into_iter().filter_map(|(k, v)| k.strip_prefix("_context_").map(|k| (k.to_owned(), v))).collect();
         Ok(Notification {
             message_id,
             publisher_id,
@@ -767,50 +672,23 @@ mod tests {
             br#"{"oslo.version": "2.0", "a": 1}"#,
         ];
         for body in ok {
-            assert_eq!(
-                decode(body).unwrap()["a"],
-                1,
-                "{}",
-                String::from_utf8_lossy(body)
-            );
+            assert_eq!(decode(body).unwrap()["a"], 1, "{}", String::from_utf8_lossy(body));
         }
         let cases: &[(&[u8], &str)] = &[
             (b"", "not JSON"),
             (b"\xff\xfe", "not JSON"),
             (b"[1,2]", "not a JSON object"),
             (b"null", "not a JSON object"),
-            (
-                br#"{"oslo.version": "2.9", "oslo.message": "{}"}"#,
-                "unsupported envelope version",
-            ),
-            (
-                br#"{"oslo.version": "3.0", "oslo.message": "{}"}"#,
-                "unsupported envelope version",
-            ),
-            (
-                br#"{"oslo.version": 2, "oslo.message": "{}"}"#,
-                "unsupported envelope version",
-            ),
-            (
-                br#"{"oslo.version": "2.0", "oslo.message": 5}"#,
-                "not a string",
-            ),
-            (
-                br#"{"oslo.version": "2.0", "oslo.message": "[]"}"#,
-                "not a JSON object",
-            ),
-            (
-                br#"{"oslo.version": "2.0", "oslo.message": "{"}"#,
-                "not a JSON object",
-            ),
+            (br#"{"oslo.version": "2.9", "oslo.message": "{}"}"#, "unsupported envelope version"),
+            (br#"{"oslo.version": "3.0", "oslo.message": "{}"}"#, "unsupported envelope version"),
+            (br#"{"oslo.version": 2, "oslo.message": "{}"}"#, "unsupported envelope version"),
+            (br#"{"oslo.version": "2.0", "oslo.message": 5}"#, "not a string"),
+            (br#"{"oslo.version": "2.0", "oslo.message": "[]"}"#, "not a JSON object"),
+            (br#"{"oslo.version": "2.0", "oslo.message": "{"}"#, "not a JSON object"),
         ];
         for (body, expected) in cases {
             let err = decode(body).unwrap_err().to_string();
-            assert!(
-                err.contains(expected),
-                "{:?}: {err}",
-                String::from_utf8_lossy(body)
-            );
+            assert!(err.contains(expected), "{:?}: {err}", String::from_utf8_lossy(body));
         }
     }
 
@@ -829,11 +707,7 @@ mod tests {
         for (ours, requested, expected) in cases {
             let ours = RpcVersion::parse(ours).unwrap();
             let req = RpcVersion::parse(requested).unwrap();
-            assert_eq!(
-                ours.can_serve(req),
-                expected,
-                "ours={ours} requested={requested}"
-            );
+            assert_eq!(ours.can_serve(req), expected, "ours={ours} requested={requested}");
         }
         for bad in ["", "1", "a.b", "1.2.3.4", "1.-1"] {
             assert!(RpcVersion::parse(bad).is_err(), "{bad:?}");
@@ -852,11 +726,7 @@ mod tests {
             version: Some("1.2".into()),
             context,
             unique_id: Some(new_id()),
-            reply: Some(ReplyTo {
-                msg_id: new_id(),
-                reply_q: "reply_x".into(),
-                call_monitor_timeout: None,
-            }),
+            reply: Some(ReplyTo { msg_id: new_id(), reply_q: "reply_x".into(), call_monitor_timeout: None }),
         };
         let inner = request.to_inner();
         for key in [
@@ -872,17 +742,11 @@ mod tests {
         ] {
             assert!(inner.contains_key(key), "{key} missing from {inner:?}");
         }
-        assert!(
-            !inner.contains_key("namespace"),
-            "a null namespace is left out"
-        );
+        assert!(!inner.contains_key("namespace"), "a null namespace is left out");
         assert_eq!(inner["_timeout"], Value::Null);
         assert_eq!(Request::decode(&request.encode()).unwrap(), request);
 
-        let cast = Request {
-            reply: None,
-            ..request
-        };
+        let cast = Request { reply: None, ..request };
         let inner = cast.to_inner();
         for key in ["_msg_id", "_reply_q", "_timeout"] {
             assert!(!inner.contains_key(key), "a cast carries no {key}");
@@ -891,16 +755,13 @@ mod tests {
 
     #[test]
     fn a_minimal_python_request_is_accepted() {
-        let r =
-            Request::decode(br#"{"method": "m", "_msg_id": "1", "_reply_q": "reply_1"}"#).unwrap();
+        let r = Request::decode(br#"{"method": "m", "_msg_id": "1", "_reply_q": "reply_1"}"#).unwrap();
         assert_eq!(r.method, "m");
         assert!(r.args.is_empty());
         assert_eq!(r.version, None);
         assert_eq!(r.reply.unwrap().reply_q, "reply_1");
-        let r = Request::decode(
-            br#"{"method": "m", "args": {}, "_timeout": 4, "_msg_id": "1", "_reply_q": "q"}"#,
-        )
-        .unwrap();
+        let r =
+            Request::decode(br#"{"method": "m", "args": {}, "_timeout": 4, "_msg_id": "1", "_reply_q": "q"}"#).unwrap();
         assert_eq!(r.reply.unwrap().call_monitor_timeout, Some(4.0));
     }
 
@@ -909,65 +770,29 @@ mod tests {
         let cases: &[(&[u8], &str, bool)] = &[
             (br#"{"args": {}}"#, "lacks the field method", false),
             (br#"{"method": 5}"#, "method = 5", false),
-            (
-                br#"{"method": "m", "args": [1], "_msg_id": "1", "_reply_q": "q"}"#,
-                "field args = [1]",
-                true,
-            ),
-            (
-                br#"{"method": "m", "version": 1.2, "_msg_id": "1", "_reply_q": "q"}"#,
-                "field version = 1.2",
-                true,
-            ),
-            (
-                br#"{"method": "m", "_msg_id": "1"}"#,
-                "lacks the field _reply_q",
-                false,
-            ),
-            (
-                br#"{"method": "m", "_msg_id": 1, "_reply_q": "q"}"#,
-                "_msg_id = 1",
-                false,
-            ),
-            (
-                br#"{"method": "m", "_timeout": "x", "_msg_id": "1", "_reply_q": "q"}"#,
-                "_timeout",
-                false,
-            ),
+            (br#"{"method": "m", "args": [1], "_msg_id": "1", "_reply_q": "q"}"#, "field args = [1]", true),
+            (br#"{"method": "m", "version": 1.2, "_msg_id": "1", "_reply_q": "q"}"#, "field version = 1.2", true),
+            (br#"{"method": "m", "_msg_id": "1"}"#, "lacks the field _reply_q", false),
+            (br#"{"method": "m", "_msg_id": 1, "_reply_q": "q"}"#, "_msg_id = 1", false),
+            (br#"{"method": "m", "_timeout": "x", "_msg_id": "1", "_reply_q": "q"}"#, "_timeout", false),
             (b"junk", "not JSON", false),
         ];
         for (body, expected, has_reply) in cases {
             let err = Request::decode(body).unwrap_err();
-            assert!(
-                err.to_string().contains(expected),
-                "{:?}: {err}",
-                String::from_utf8_lossy(body)
-            );
-            assert_eq!(
-                err.reply.is_some(),
-                *has_reply,
-                "{:?}",
-                String::from_utf8_lossy(body)
-            );
+            assert!(err.to_string().contains(expected), "{:?}: {err}", String::from_utf8_lossy(body));
+            assert_eq!(err.reply.is_some(), *has_reply, "{:?}", String::from_utf8_lossy(body));
         }
     }
 
     #[test]
     fn replies_always_carry_failure_and_ending() {
         let cases = [
-            (
-                ReplyBody::Result(json!({"k": [1, null]})),
-                json!({"k": [1, null]}),
-                true,
-            ),
+            (ReplyBody::Result(json!({"k": [1, null]})), json!({"k": [1, null]}), true),
             (ReplyBody::Result(Value::Null), Value::Null, true),
             (ReplyBody::Heartbeat, Value::Null, false),
         ];
         for (body, result, ending) in cases {
-            let reply = Reply {
-                msg_id: "m1".into(),
-                body,
-            };
+            let reply = Reply { msg_id: "m1".into(), body };
             let inner = reply.to_inner();
             assert_eq!(inner["result"], result);
             assert_eq!(inner["failure"], Value::Null);
@@ -998,18 +823,10 @@ mod tests {
                 "builtins",
                 "ping() got an unexpected keyword argument 'c'",
             ),
-            (
-                RpcFailure::remote("BackupNotFound", "no backup b1"),
-                "BackupNotFound",
-                STAFFELN_MODULE,
-                "no backup b1",
-            ),
+            (RpcFailure::remote("BackupNotFound", "no backup b1"), "BackupNotFound", STAFFELN_MODULE, "no backup b1"),
         ];
         for (failure, class, module, message) in cases {
-            let reply = Reply {
-                msg_id: "m".into(),
-                body: ReplyBody::Failure(failure.clone()),
-            };
+            let reply = Reply { msg_id: "m".into(), body: ReplyBody::Failure(failure.clone()) };
             let inner = reply.to_inner();
             let text = inner["failure"].as_str().expect("failure is a string");
             let decoded: Value = serde_json::from_str(text).unwrap();
@@ -1020,49 +837,22 @@ mod tests {
             assert_eq!(decoded["module"], module);
             assert_eq!(decoded["message"], message);
             assert_eq!(inner["ending"], true);
-            assert_eq!(
-                Reply::decode(&reply.encode()).unwrap().body,
-                ReplyBody::Failure(failure)
-            );
+            assert_eq!(Reply::decode(&reply.encode()).unwrap().body, ReplyBody::Failure(failure));
         }
         let minimal = RpcFailure::from_wire(r#"{"class": "Conflict", "message": "nope"}"#).unwrap();
-        assert_eq!(
-            (minimal.class.as_str(), minimal.message.as_str()),
-            ("Conflict", "nope")
-        );
+        assert_eq!((minimal.class.as_str(), minimal.message.as_str()), ("Conflict", "nope"));
     }
 
     #[test]
     fn odd_replies_are_classified_or_refused() {
         let cases: &[(&str, Option<ReplyBody>)] = &[
-            (
-                r#"{"result": 5, "failure": null, "ending": true, "_msg_id": "m"}"#,
-                Some(ReplyBody::Result(json!(5))),
-            ),
-            (
-                r#"{"result": 5, "ending": false, "_msg_id": "m"}"#,
-                Some(ReplyBody::Partial(json!(5))),
-            ),
-            (
-                r#"{"result": null, "failure": null, "ending": false, "_msg_id": "m"}"#,
-                Some(ReplyBody::Heartbeat),
-            ),
-            (
-                r#"{"result": null, "_msg_id": "m"}"#,
-                Some(ReplyBody::Heartbeat),
-            ),
-            (
-                r#"{"result": 5, "failure": {"class": "X"}, "ending": true, "_msg_id": "m"}"#,
-                None,
-            ),
-            (
-                r#"{"result": 5, "failure": "{nope", "ending": true, "_msg_id": "m"}"#,
-                None,
-            ),
-            (
-                r#"{"result": 5, "failure": "{\"message\": \"x\"}", "ending": true, "_msg_id": "m"}"#,
-                None,
-            ),
+            (r#"{"result": 5, "failure": null, "ending": true, "_msg_id": "m"}"#, Some(ReplyBody::Result(json!(5)))),
+            (r#"{"result": 5, "ending": false, "_msg_id": "m"}"#, Some(ReplyBody::Partial(json!(5)))),
+            (r#"{"result": null, "failure": null, "ending": false, "_msg_id": "m"}"#, Some(ReplyBody::Heartbeat)),
+            (r#"{"result": null, "_msg_id": "m"}"#, Some(ReplyBody::Heartbeat)),
+            (r#"{"result": 5, "failure": {"class": "X"}, "ending": true, "_msg_id": "m"}"#, None),
+            (r#"{"result": 5, "failure": "{nope", "ending": true, "_msg_id": "m"}"#, None),
+            (r#"{"result": 5, "failure": "{\"message\": \"x\"}", "ending": true, "_msg_id": "m"}"#, None),
             (r#"{"result": 5, "ending": true}"#, None),
             (r#"{"result": 5, "ending": "yes", "_msg_id": "m"}"#, None),
         ];
@@ -1077,21 +867,11 @@ mod tests {
 
     #[test]
     fn notifications_use_python_timestamps_dashed_ids_and_upper_case_priorities() {
-        let at = DateTime::parse_from_rfc3339("2026-11-25T14:09:18.133226Z")
-            .unwrap()
-            .with_timezone(&Utc);
+        let at = DateTime::parse_from_rfc3339("2026-11-25T14:09:18.133226Z").unwrap().with_timezone(&Utc);
         assert_eq!(python_timestamp(at), "2026-11-25 14:09:18.133226");
-        let whole = DateTime::parse_from_rfc3339("2026-11-25T14:09:18Z")
-            .unwrap()
-            .with_timezone(&Utc);
+        let whole = DateTime::parse_from_rfc3339("2026-11-25T14:09:18Z").unwrap().with_timezone(&Utc);
         assert_eq!(python_timestamp(whole), "2026-11-25 14:09:18");
-        let n = Notification::new(
-            "staffeln.host1",
-            "staffeln.backup.create.end",
-            Priority::Warn,
-            json!({"id": 1}),
-            at,
-        );
+        let n = Notification::new("staffeln.host1", "staffeln.backup.create.end", Priority::Warn, json!({"id": 1}), at);
         let inner = n.to_inner();
         assert_eq!(inner["priority"], "WARN");
         assert_eq!(n.message_id.len(), 36);

@@ -32,10 +32,7 @@ pub(crate) struct FakeBroker {
 /// The broker of virtual host `vhost` in this process.
 pub(crate) fn broker(vhost: &str) -> Arc<FakeBroker> {
     static BROKERS: OnceLock<Mutex<HashMap<String, Arc<FakeBroker>>>> = OnceLock::new();
-    let mut brokers = BROKERS
-        .get_or_init(Mutex::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+    let mut brokers = BROKERS.get_or_init(Mutex::default).lock().unwrap_or_else(|e| e.into_inner());
     brokers.entry(vhost.to_owned()).or_default().clone()
 }
 
@@ -45,26 +42,18 @@ impl FakeBroker {
     }
 
     pub(crate) fn declare_exchange(&self, x: &ExchangeDecl) {
-        self.state()
-            .exchanges
-            .entry(x.name.clone())
-            .or_insert_with(|| (x.kind, Vec::new()));
+        self.state().exchanges.entry(x.name.clone()).or_insert_with(|| (x.kind, Vec::new()));
     }
 
     pub(crate) fn declare_queue(&self, q: &QueueDecl) {
         let mut state = self.state();
         state.queues.entry(q.name.clone()).or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            FakeQueue {
-                tx,
-                rx: Arc::new(tokio::sync::Mutex::new(rx)),
-            }
+            FakeQueue { tx, rx: Arc::new(tokio::sync::Mutex::new(rx)) }
         });
         if let Some((exchange, key)) = &q.bind {
-            let (_, bindings) = state
-                .exchanges
-                .entry(exchange.clone())
-                .or_insert_with(|| (ExchangeType::Topic, Vec::new()));
+            let (_, bindings) =
+                state.exchanges.entry(exchange.clone()).or_insert_with(|| (ExchangeType::Topic, Vec::new()));
             let binding = (key.clone(), q.name.clone());
             if !bindings.contains(&binding) {
                 bindings.push(binding);
@@ -87,14 +76,10 @@ impl FakeBroker {
             vec![routing_key]
         } else {
             match state.exchanges.get(exchange) {
-                Some((ExchangeType::Fanout, bindings)) => {
-                    bindings.iter().map(|(_, q)| q.as_str()).collect()
+                Some((ExchangeType::Fanout, bindings)) => bindings.iter().map(|(_, q)| q.as_str()).collect(),
+                Some((ExchangeType::Topic, bindings)) => {
+                    bindings.iter().filter(|(k, _)| k == routing_key).map(|(_, q)| q.as_str()).collect()
                 }
-                Some((ExchangeType::Topic, bindings)) => bindings
-                    .iter()
-                    .filter(|(k, _)| k == routing_key)
-                    .map(|(_, q)| q.as_str())
-                    .collect(),
                 None => Vec::new(),
             }
         };
@@ -109,11 +94,7 @@ impl FakeBroker {
 
     /// Starts forwarding queue `name` into `out` until `out` closes or the
     /// queue is deleted. Several consumers of one queue share its messages.
-    pub(crate) fn consume(
-        &self,
-        name: &str,
-        out: mpsc::Sender<Vec<u8>>,
-    ) -> Option<tokio::task::JoinHandle<()>> {
+    pub(crate) fn consume(&self, name: &str, out: mpsc::Sender<Vec<u8>>) -> Option<tokio::task::JoinHandle<()>> {
         let rx = self.state().queues.get(name)?.rx.clone();
         Some(tokio::spawn(async move {
             loop {

@@ -47,12 +47,7 @@ pub struct Target {
 
 impl Target {
     pub fn new(topic: &str) -> Target {
-        Target {
-            topic: topic.to_owned(),
-            server: None,
-            exchange: None,
-            namespace: None,
-        }
+        Target { topic: topic.to_owned(), server: None, exchange: None, namespace: None }
     }
 
     pub fn with_server(mut self, server: &str) -> Target {
@@ -88,19 +83,9 @@ impl Target {
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
     #[error("no reply to {method} on {target} within {} s", timeout.as_secs_f64())]
-    Timeout {
-        target: String,
-        method: String,
-        timeout: Duration,
-    },
+    Timeout { target: String, method: String, timeout: Duration },
     #[error("{method} on {target} raised {exc_type}: {message}")]
-    Remote {
-        target: String,
-        method: String,
-        exc_type: String,
-        module: String,
-        message: String,
-    },
+    Remote { target: String, method: String, exc_type: String, module: String, message: String },
     #[error("cannot connect to {url}")]
     Connect {
         url: String,
@@ -115,10 +100,7 @@ pub enum RpcError {
         source: Box<lapin::Error>,
     },
     #[error("the broker refused (nack) a message to exchange {exchange:?} with key {routing_key}")]
-    Nacked {
-        exchange: String,
-        routing_key: String,
-    },
+    Nacked { exchange: String, routing_key: String },
     #[error("arguments of {method} must be a JSON object of keyword arguments, not {found}")]
     InvalidArgs { method: String, found: String },
     #[error("endpoint version {version:?} is not of the form X.Y")]

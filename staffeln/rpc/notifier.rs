@@ -22,11 +22,7 @@ pub struct Notifier {
 impl Notifier {
     /// `topics` is `[oslo_messaging_notifications] topics` (default `["notifications"]`).
     pub fn new(transport: &Transport, publisher_id: &str, topics: Vec<String>) -> Notifier {
-        Notifier {
-            transport: transport.clone(),
-            publisher_id: publisher_id.to_owned(),
-            topics,
-        }
+        Notifier { transport: transport.clone(), publisher_id: publisher_id.to_owned(), topics }
     }
 
     /// Sends one event on every topic. The context travels redacted
@@ -38,13 +34,7 @@ impl Notifier {
         event_type: &str,
         payload: Value,
     ) -> Result<(), RpcError> {
-        let mut notification = Notification::new(
-            &self.publisher_id,
-            event_type,
-            priority,
-            payload,
-            chrono::Utc::now(),
-        );
+        let mut notification = Notification::new(&self.publisher_id, event_type, priority, payload, chrono::Utc::now());
         notification.context = ctx.map(|c| {
             let mut c = c.clone();
             if c.contains_key("auth_token") {
@@ -67,30 +57,16 @@ impl Notifier {
                 mandatory: false,
                 expiration: None,
             };
-            self.transport
-                .inner
-                .publisher
-                .publish(&msg, deadline)
-                .await?;
+            self.transport.inner.publisher.publish(&msg, deadline).await?;
         }
         Ok(())
     }
 
-    pub async fn info(
-        &self,
-        ctx: Option<&Context>,
-        event_type: &str,
-        payload: Value,
-    ) -> Result<(), RpcError> {
+    pub async fn info(&self, ctx: Option<&Context>, event_type: &str, payload: Value) -> Result<(), RpcError> {
         self.notify(ctx, Priority::Info, event_type, payload).await
     }
 
-    pub async fn error(
-        &self,
-        ctx: Option<&Context>,
-        event_type: &str,
-        payload: Value,
-    ) -> Result<(), RpcError> {
+    pub async fn error(&self, ctx: Option<&Context>, event_type: &str, payload: Value) -> Result<(), RpcError> {
         self.notify(ctx, Priority::Error, event_type, payload).await
     }
 }

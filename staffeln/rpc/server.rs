@@ -22,9 +22,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::bus::{Delivery, Outgoing, Routed, Subscription, stopped};
-use super::envelope::{
-    Context, Reply, ReplyBody, ReplyTo, Request, RpcFailure, RpcVersion, new_id,
-};
+use super::envelope::{Context, Reply, ReplyBody, ReplyTo, Request, RpcFailure, RpcVersion, new_id};
 use super::transport::Transport;
 use super::{RpcError, Target, chain};
 
@@ -46,12 +44,8 @@ impl Call {
     /// for bad keyword arguments.
     #[allow(clippy::result_large_err)] // the failure goes on the wire as is
     pub fn args<T: DeserializeOwned>(&self) -> Result<T, RpcFailure> {
-        serde_json::from_value(Value::Object(self.args.clone())).map_err(|e| {
-            RpcFailure::type_error(format!(
-                "{}() got invalid keyword arguments: {e}",
-                self.method
-            ))
-        })
+        serde_json::from_value(Value::Object(self.args.clone()))
+            .map_err(|e| RpcFailure::type_error(format!("{}() got invalid keyword arguments: {e}", self.method)))
     }
 }
 
@@ -86,11 +80,7 @@ pub struct MethodTable {
 
 impl MethodTable {
     pub fn new(version: &str) -> MethodTable {
-        MethodTable {
-            version: version.to_owned(),
-            namespace: None,
-            methods: HashMap::new(),
-        }
+        MethodTable { version: version.to_owned(), namespace: None, methods: HashMap::new() }
     }
 
     pub fn with_namespace(mut self, namespace: &str) -> MethodTable {
@@ -103,10 +93,7 @@ impl MethodTable {
         F: Fn(Call) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Value, RpcFailure>> + Send + 'static,
     {
-        self.methods.insert(
-            name.to_owned(),
-            Arc::new(move |call| -> Handled { Box::pin(handler(call)) }),
-        );
+        self.methods.insert(name.to_owned(), Arc::new(move |call| -> Handled { Box::pin(handler(call)) }));
         self
     }
 }
@@ -173,28 +160,18 @@ impl RpcServer {
         target: Target,
         endpoints: Vec<Arc<dyn Endpoint>>,
     ) -> Result<ServerHandle, RpcError> {
-        let server = target
-            .server
-            .clone()
-            .ok_or_else(|| RpcError::NoServerName {
-                topic: target.topic.clone(),
-            })?;
+        let server = target.server.clone().ok_or_else(|| RpcError::NoServerName { topic: target.topic.clone() })?;
         let mut checked = Vec::new();
         for endpoint in endpoints {
-            let version =
-                RpcVersion::parse(endpoint.version()).map_err(|_| RpcError::InvalidEndpoint {
-                    version: endpoint.version().to_owned(),
-                })?;
+            let version = RpcVersion::parse(endpoint.version())
+                .map_err(|_| RpcError::InvalidEndpoint { version: endpoint.version().to_owned() })?;
             checked.push((endpoint, version));
         }
         let connector = transport.inner.connector.clone();
         let rabbit = connector.rabbit();
         let topic = &target.topic;
         let exchange = target.exchange_or(&connector.settings.control_exchange);
-        let exchanges = vec![
-            rabbit.topic_exchange(exchange),
-            rabbit.fanout_exchange(topic),
-        ];
+        let exchanges = vec![rabbit.topic_exchange(exchange), rabbit.fanout_exchange(topic)];
         let fanout = rabbit.fanout_queue(topic, &new_id());
         let queues = vec![
             rabbit.topic_queue(exchange, topic),
@@ -241,19 +218,8 @@ impl RpcServer {
                         });
                     }
                     Err(why) => {
-                        tracing::warn!(
-                            "RPC server {} lost its consumers ({why}); reconnecting",
-                            shared.label
-                        );
-                        match Subscription::reopen(
-                            &connector,
-                            "rpc-server",
-                            &exchanges,
-                            &queues,
-                            &mut stop_rx,
-                        )
-                        .await
-                        {
+                        tracing::warn!("RPC server {} lost its consumers ({why}); reconnecting", shared.label);
+                        match Subscription::reopen(&connector, "rpc-server", &exchanges, &queues, &mut stop_rx).await {
                             Some(new) => sub = new,
                             None => break,
                         }
@@ -300,21 +266,11 @@ impl Shared {
         let request = match Request::decode(&delivery.body) {
             Ok(request) => request,
             Err(bad) => {
-                tracing::warn!(
-                    "RPC server {} dropped a malformed message: {}",
-                    self.label,
-                    chain(&bad)
-                );
+                tracing::warn!("RPC server {} dropped a malformed message: {}", self.label, chain(&bad));
                 match &bad.reply {
                     Some(to) => {
-                        self.reply(
-                            to,
-                            ReplyBody::Failure(RpcFailure::builtin(
-                                "ValueError",
-                                bad.error.to_string(),
-                            )),
-                        )
-                        .await;
+                        self.reply(to, ReplyBody::Failure(RpcFailure::builtin("ValueError", bad.error.to_string())))
+                            .await;
                         delivery.ack().await;
                     }
                     None => {
@@ -325,11 +281,7 @@ impl Shared {
             }
         };
         if let Some(id) = &request.unique_id {
-            let first = self
-                .dedup
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .first_sighting(id);
+            let first = self.dedup.lock().unwrap_or_else(|e| e.into_inner()).first_sighting(id);
             if !first {
                 tracing::info!(rpc.unique_id = %id, "RPC server {} is ignoring duplicate message {id} (redelivered: {})", self.label, delivery.redelivered);
                 delivery.ack().await;
@@ -364,26 +316,18 @@ impl Shared {
     /// oslo's dispatcher rules: namespace, then version, then method.
     async fn dispatch(&self, request: Request) -> Result<Value, RpcFailure> {
         let requested_text = request.version.clone().unwrap_or_else(|| "1.0".to_owned());
-        let requested = RpcVersion::parse(&requested_text)
-            .map_err(|e| RpcFailure::builtin("ValueError", e.to_string()))?;
+        let requested =
+            RpcVersion::parse(&requested_text).map_err(|e| RpcFailure::builtin("ValueError", e.to_string()))?;
         let mut context = request.context;
         let client_timeout = request.reply.as_ref().and_then(|r| r.call_monitor_timeout);
         context.insert(
             "client_timeout".to_owned(),
-            client_timeout
-                .and_then(serde_json::Number::from_f64)
-                .map_or(Value::Null, Value::Number),
+            client_timeout.and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number),
         );
-        let call = Call {
-            context,
-            method: request.method,
-            args: request.args,
-            version: request.version,
-        };
+        let call = Call { context, method: request.method, args: request.args, version: request.version };
         let mut compatible = false;
         for (endpoint, version) in &self.endpoints {
-            if endpoint.namespace() != request.namespace.as_deref() || !version.can_serve(requested)
-            {
+            if endpoint.namespace() != request.namespace.as_deref() || !version.can_serve(requested) {
                 continue;
             }
             compatible = true;
@@ -396,10 +340,7 @@ impl Shared {
                     Ok(outcome) => outcome,
                     Err(err) => {
                         tracing::error!(rpc.method = %call.method, "the handler of {} on {} failed: {err}", call.method, self.label);
-                        Err(RpcFailure::remote(
-                            "InternalError",
-                            format!("the handler of {} failed", call.method),
-                        ))
+                        Err(RpcFailure::remote("InternalError", format!("the handler of {} failed", call.method)))
                     }
                 };
             }
@@ -407,10 +348,7 @@ impl Shared {
         if compatible {
             Err(RpcFailure::no_such_method(&call.method))
         } else {
-            Err(RpcFailure::unsupported_version(
-                &requested_text,
-                &call.method,
-            ))
+            Err(RpcFailure::unsupported_version(&requested_text, &call.method))
         }
     }
 
@@ -433,18 +371,9 @@ impl Shared {
     /// Publishes to `_reply_q` (mandatory); a missing reply queue is retried
     /// every 0.25 s for `kombu_missing_consumer_retry_timeout`, as in oslo.
     async fn reply(&self, to: &ReplyTo, body: ReplyBody) {
-        let body = Reply {
-            msg_id: to.msg_id.clone(),
-            body,
-        }
-        .encode();
-        let retry_for = Duration::from_secs(
-            self.transport
-                .settings()
-                .rabbit
-                .kombu_missing_consumer_retry_timeout
-                .into(),
-        );
+        let body = Reply { msg_id: to.msg_id.clone(), body }.encode();
+        let retry_for =
+            Duration::from_secs(self.transport.settings().rabbit.kombu_missing_consumer_retry_timeout.into());
         let deadline = Instant::now() + retry_for;
         let msg = Outgoing {
             exchange: None,
@@ -496,9 +425,6 @@ mod tests {
         for i in 0..DEDUP_MEMORY {
             assert!(d.first_sighting(&i.to_string()));
         }
-        assert!(
-            d.first_sighting("a"),
-            "forgotten after {DEDUP_MEMORY} newer ids"
-        );
+        assert!(d.first_sighting("a"), "forgotten after {DEDUP_MEMORY} newer ids");
     }
 }

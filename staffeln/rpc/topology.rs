@@ -56,22 +56,13 @@ impl RabbitSettings {
         if quorum {
             args.push(("x-queue-type", Arg::Str("quorum".to_owned())));
             if self.rabbit_quorum_delivery_limit > 0 {
-                args.push((
-                    "x-delivery-limit",
-                    int_arg(self.rabbit_quorum_delivery_limit.into()),
-                ));
+                args.push(("x-delivery-limit", int_arg(self.rabbit_quorum_delivery_limit.into())));
             }
             if self.rabbit_quorum_max_memory_length > 0 {
-                args.push((
-                    "x-max-in-memory-length",
-                    int_arg(self.rabbit_quorum_max_memory_length.into()),
-                ));
+                args.push(("x-max-in-memory-length", int_arg(self.rabbit_quorum_max_memory_length.into())));
             }
             if self.rabbit_quorum_max_memory_bytes > 0 {
-                args.push((
-                    "x-max-in-memory-bytes",
-                    int_arg(self.rabbit_quorum_max_memory_bytes.into()),
-                ));
+                args.push(("x-max-in-memory-bytes", int_arg(self.rabbit_quorum_max_memory_bytes.into())));
             }
         }
         if ttl_secs > 0 {
@@ -117,10 +108,7 @@ impl RabbitSettings {
             name: format!("{topic}_fanout_{unique}"),
             durable: self.rabbit_transient_quorum_queue,
             auto_delete: false,
-            args: self.queue_args(
-                self.rabbit_transient_quorum_queue,
-                self.rabbit_transient_queues_ttl,
-            ),
+            args: self.queue_args(self.rabbit_transient_quorum_queue, self.rabbit_transient_queues_ttl),
             bind: Some((format!("{topic}_fanout"), topic.to_owned())),
         }
     }
@@ -131,21 +119,14 @@ impl RabbitSettings {
             name: name.to_owned(),
             durable: self.rabbit_transient_quorum_queue,
             auto_delete: false,
-            args: self.queue_args(
-                self.rabbit_transient_quorum_queue,
-                self.rabbit_transient_queues_ttl,
-            ),
+            args: self.queue_args(self.rabbit_transient_quorum_queue, self.rabbit_transient_queues_ttl),
             bind: None,
         }
     }
 
     /// Consumer arguments.
     pub(crate) fn consumer_args(&self) -> Vec<(&'static str, Arg)> {
-        if self.enable_cancel_on_failover {
-            vec![("x-cancel-on-ha-failover", Arg::Bool(true))]
-        } else {
-            Vec::new()
-        }
+        if self.enable_cancel_on_failover { vec![("x-cancel-on-ha-failover", Arg::Bool(true))] } else { Vec::new() }
     }
 }
 
@@ -177,13 +158,7 @@ mod tests {
         );
         let ttl = |secs: i32| ("x-expires", Arg::Int(secs * 1000));
         let rows: Vec<Row> = vec![
-            (
-                settings(|_| ()),
-                (false, false),
-                (false, false, vec![]),
-                false,
-                (false, vec![ttl(1800)]),
-            ),
+            (settings(|_| ()), (false, false), (false, false, vec![]), false, (false, vec![ttl(1800)])),
             (
                 settings(|s| s.amqp_durable_queues = true),
                 (true, false),
@@ -211,14 +186,7 @@ mod tests {
                     s.rabbit_quorum_delivery_limit = 5;
                 }),
                 (true, false),
-                (
-                    true,
-                    false,
-                    vec![
-                        ("x-queue-type", s("quorum")),
-                        ("x-delivery-limit", Arg::Int(5)),
-                    ],
-                ),
+                (true, false, vec![("x-queue-type", s("quorum")), ("x-delivery-limit", Arg::Int(5))]),
                 false,
                 (false, vec![ttl(1800)]),
             ),
@@ -246,18 +214,10 @@ mod tests {
         ];
         for (r, exchange, queue, fanout_durable, transient) in rows {
             let x = r.topic_exchange("X");
-            assert_eq!(
-                (x.kind, x.durable, x.auto_delete),
-                (ExchangeType::Topic, exchange.0, exchange.1),
-                "{r:?}"
-            );
+            assert_eq!((x.kind, x.durable, x.auto_delete), (ExchangeType::Topic, exchange.0, exchange.1), "{r:?}");
             for name in ["T", "T.S"] {
                 let q = r.topic_queue("X", name);
-                assert_eq!(
-                    (q.durable, q.auto_delete, &q.args),
-                    (queue.0, queue.1, &queue.2),
-                    "{r:?}"
-                );
+                assert_eq!((q.durable, q.auto_delete, &q.args), (queue.0, queue.1, &queue.2), "{r:?}");
                 assert_eq!(q.bind, Some(("X".to_owned(), name.to_owned())));
             }
             let fx = r.fanout_exchange("T");
@@ -271,12 +231,7 @@ mod tests {
             let rq = r.reply_queue("reply_abc");
             assert_eq!(rq.bind, None);
             for q in [fq, rq] {
-                assert_eq!(
-                    (q.durable, q.auto_delete, &q.args),
-                    (transient.0, false, &transient.1),
-                    "{r:?} {}",
-                    q.name
-                );
+                assert_eq!((q.durable, q.auto_delete, &q.args), (transient.0, false, &transient.1), "{r:?} {}", q.name);
             }
         }
     }
@@ -285,9 +240,6 @@ mod tests {
     fn cancel_on_failover_is_a_consumer_argument() {
         assert!(RabbitSettings::default().consumer_args().is_empty());
         let r = settings(|s| s.enable_cancel_on_failover = true);
-        assert_eq!(
-            r.consumer_args(),
-            vec![("x-cancel-on-ha-failover", Arg::Bool(true))]
-        );
+        assert_eq!(r.consumer_args(), vec![("x-cancel-on-ha-failover", Arg::Bool(true))]);
     }
 }

@@ -11,9 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
-use lapin::uri::{
-    AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo, SASLMechanism,
-};
+use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo, SASLMechanism};
 
 use super::RpcError;
 use super::bus::Publisher;
@@ -113,14 +111,8 @@ impl RabbitSettings {
             value: value.to_owned(),
             expected,
         };
-        let boolean =
-            || parse_bool(value).ok_or_else(|| bad("a boolean (true/false, yes/no, on/off, 1/0)"));
-        let int = || {
-            value
-                .trim()
-                .parse::<u32>()
-                .map_err(|_| bad("a non-negative integer"))
-        };
+        let boolean = || parse_bool(value).ok_or_else(|| bad("a boolean (true/false, yes/no, on/off, 1/0)"));
+        let int = || value.trim().parse::<u32>().map_err(|_| bad("a non-negative integer"));
         match option {
             "amqp_durable_queues" => self.amqp_durable_queues = boolean()?,
             "amqp_auto_delete" => self.amqp_auto_delete = boolean()?,
@@ -132,26 +124,19 @@ impl RabbitSettings {
             "rabbit_transient_quorum_queue" => self.rabbit_transient_quorum_queue = boolean()?,
             "rabbit_transient_queues_ttl" => self.rabbit_transient_queues_ttl = int()?,
             "rabbit_qos_prefetch_count" => {
-                self.rabbit_qos_prefetch_count = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| bad("an integer from 0 to 65535"))?
+                self.rabbit_qos_prefetch_count = value.trim().parse().map_err(|_| bad("an integer from 0 to 65535"))?
             }
             "enable_cancel_on_failover" => self.enable_cancel_on_failover = boolean()?,
             "heartbeat_timeout_threshold" => {
-                self.heartbeat_timeout_threshold = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| bad("an integer from 0 to 65535"))?
+                self.heartbeat_timeout_threshold =
+                    value.trim().parse().map_err(|_| bad("an integer from 0 to 65535"))?
             }
             "heartbeat_rate" => self.heartbeat_rate = int()?,
             "rabbit_login_method" => self.rabbit_login_method = value.to_owned(),
             "rabbit_retry_interval" => self.rabbit_retry_interval = int()?,
             "rabbit_retry_backoff" => self.rabbit_retry_backoff = int()?,
             "rabbit_interval_max" => self.rabbit_interval_max = int()?,
-            "kombu_missing_consumer_retry_timeout" => {
-                self.kombu_missing_consumer_retry_timeout = int()?
-            }
+            "kombu_missing_consumer_retry_timeout" => self.kombu_missing_consumer_retry_timeout = int()?,
             "ssl" => self.ssl = boolean()?,
             "ssl_ca_file" => self.ssl_ca_file = value.to_owned(),
             "ssl_cert_file" => self.ssl_cert_file = value.to_owned(),
@@ -160,9 +145,7 @@ impl RabbitSettings {
             "rabbit_stream_fanout" => self.rabbit_stream_fanout = boolean()?,
             "kombu_compression" => self.kombu_compression = value.to_owned(),
             _ => {
-                return Err(TransportError::UnknownOption {
-                    option: option.to_owned(),
-                });
+                return Err(TransportError::UnknownOption { option: option.to_owned() });
             }
         }
         Ok(())
@@ -170,26 +153,15 @@ impl RabbitSettings {
 
     /// Refuses combinations oslo refuses, and features this peer lacks.
     pub fn validate(&self) -> Result<(), TransportError> {
-        let refuse = |option: &'static str, reason: &'static str| {
-            Err(TransportError::Unsupported { option, reason })
-        };
+        let refuse = |option: &'static str, reason: &'static str| Err(TransportError::Unsupported { option, reason });
         if self.rabbit_quorum_queue && self.rabbit_ha_queues {
-            return refuse(
-                "rabbit_quorum_queue",
-                "it conflicts with rabbit_ha_queues (quorum or mirrored, not both)",
-            );
+            return refuse("rabbit_quorum_queue", "it conflicts with rabbit_ha_queues (quorum or mirrored, not both)");
         }
         if self.rabbit_stream_fanout {
-            return refuse(
-                "rabbit_stream_fanout",
-                "stream fanout queues are not implemented by Staffeln",
-            );
+            return refuse("rabbit_stream_fanout", "stream fanout queues are not implemented by Staffeln");
         }
         if !self.kombu_compression.is_empty() {
-            return refuse(
-                "kombu_compression",
-                "compressed bodies are not implemented by Staffeln",
-            );
+            return refuse("kombu_compression", "compressed bodies are not implemented by Staffeln");
         }
         self.login_mechanism()?;
         Ok(())
@@ -226,7 +198,8 @@ fn parse_bool(value: &str) -> Option<bool> {
 }
 
 /// The messaging options of `[DEFAULT]`, plus `[oslo_messaging_rabbit]`.
-#[derive(Clone, Debug, PartialEq)]
+/// `Debug` masks the password of `transport_url`.
+#[derive(Clone, PartialEq)]
 pub struct RpcSettings {
     /// `[DEFAULT] transport_url`; `None` means `rabbit://` (guest@localhost).
     pub transport_url: Option<String>,
@@ -237,6 +210,18 @@ pub struct RpcSettings {
     /// `[DEFAULT] executor_thread_pool_size`: requests a server handles at once.
     pub executor_thread_pool_size: usize,
     pub rabbit: RabbitSettings,
+}
+
+impl fmt::Debug for RpcSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RpcSettings")
+            .field("transport_url", &self.transport_url.as_deref().map(mask_url))
+            .field("control_exchange", &self.control_exchange)
+            .field("rpc_response_timeout", &self.rpc_response_timeout)
+            .field("executor_thread_pool_size", &self.executor_thread_pool_size)
+            .field("rabbit", &self.rabbit)
+            .finish()
+    }
 }
 
 impl Default for RpcSettings {
@@ -256,23 +241,14 @@ impl Default for RpcSettings {
 pub enum TransportError {
     #[error("transport_url {url}: {reason}")]
     BadUrl { url: String, reason: String },
-    #[error(
-        "transport_url {url}: unsupported scheme {scheme:?} (expected rabbit://, kombu:// or fake://)"
-    )]
+    #[error("transport_url {url}: unsupported scheme {scheme:?} (expected rabbit://, kombu:// or fake://)")]
     UnsupportedScheme { url: String, scheme: String },
     #[error("[oslo_messaging_rabbit] has no option {option:?}")]
     UnknownOption { option: String },
     #[error("[oslo_messaging_rabbit] {option} = {value:?}: expected {expected}")]
-    BadOption {
-        option: String,
-        value: String,
-        expected: &'static str,
-    },
+    BadOption { option: String, value: String, expected: &'static str },
     #[error("[oslo_messaging_rabbit] {option}: {reason}")]
-    Unsupported {
-        option: &'static str,
-        reason: &'static str,
-    },
+    Unsupported { option: &'static str, reason: &'static str },
     #[error("[oslo_messaging_rabbit] {option} = {path}: cannot read the file")]
     TlsFile {
         option: &'static str,
@@ -307,11 +283,7 @@ impl fmt::Debug for BrokerHost {
 impl fmt::Display for BrokerHost {
     /// `user:***@host:port`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
         if self.password.is_empty() {
             write!(f, "{}@{host}:{}", self.username, self.port)
         } else {
@@ -344,21 +316,13 @@ impl TransportUrl {
     /// Parses `rabbit://[user[:pass]@]host[:port][,…]/[vhost][?option=value&…]`.
     pub fn parse(url: &str) -> Result<TransportUrl, TransportError> {
         let masked = mask_url(url);
-        let bad = |reason: String| TransportError::BadUrl {
-            url: masked.clone(),
-            reason,
-        };
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| bad("missing \"://\"".to_owned()))?;
+        let bad = |reason: String| TransportError::BadUrl { url: masked.clone(), reason };
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("missing \"://\"".to_owned()))?;
         let driver = match scheme {
             "rabbit" | "kombu" => Driver::Rabbit,
             "fake" => Driver::Fake,
             _ => {
-                return Err(TransportError::UnsupportedScheme {
-                    url: masked.clone(),
-                    scheme: scheme.to_owned(),
-                });
+                return Err(TransportError::UnsupportedScheme { url: masked.clone(), scheme: scheme.to_owned() });
             }
         };
         let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
@@ -376,21 +340,10 @@ impl TransportUrl {
             });
         }
         let vhost = percent_decode(path).map_err(&bad)?;
-        let virtual_host = if vhost.is_empty() {
-            "/".to_owned()
-        } else {
-            vhost
-        };
-        let options = url::form_urlencoded::parse(query.as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        Ok(TransportUrl {
-            driver,
-            scheme: scheme.to_owned(),
-            hosts,
-            virtual_host,
-            options,
-        })
+        let virtual_host = if vhost.is_empty() { "/".to_owned() } else { vhost };
+        let options =
+            url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        Ok(TransportUrl { driver, scheme: scheme.to_owned(), hosts, virtual_host, options })
     }
 }
 
@@ -403,11 +356,7 @@ impl fmt::Display for TransportUrl {
             }
             write!(f, "{host}")?;
         }
-        let vhost = if self.virtual_host == "/" {
-            String::new()
-        } else {
-            self.virtual_host.replace('/', "%2F")
-        };
+        let vhost = if self.virtual_host == "/" { String::new() } else { self.virtual_host.replace('/', "%2F") };
         write!(f, "/{vhost}")?;
         for (i, (k, v)) in self.options.iter().enumerate() {
             write!(f, "{}{k}={v}", if i == 0 { '?' } else { '&' })?;
@@ -451,9 +400,7 @@ fn parse_host(part: &str) -> Result<BrokerHost, String> {
         None => ("guest".to_owned(), "guest".to_owned()),
     };
     let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-        let (host, after) = v6
-            .split_once(']')
-            .ok_or_else(|| format!("unterminated IPv6 host in {hostport:?}"))?;
+        let (host, after) = v6.split_once(']').ok_or_else(|| format!("unterminated IPv6 host in {hostport:?}"))?;
         (host.to_owned(), after.strip_prefix(':'))
     } else {
         match hostport.split_once(':') {
@@ -463,21 +410,12 @@ fn parse_host(part: &str) -> Result<BrokerHost, String> {
     };
     let port = match port {
         None | Some("") => 5672,
-        Some(p) => p
-            .parse::<u16>()
-            .map_err(|_| format!("port {p:?} of host {host:?} is not a number from 0 to 65535"))?,
+        Some(p) => {
+            p.parse::<u16>().map_err(|_| format!("port {p:?} of host {host:?} is not a number from 0 to 65535"))?
+        }
     };
-    let host = if host.is_empty() {
-        "localhost".to_owned()
-    } else {
-        host
-    };
-    Ok(BrokerHost {
-        host,
-        port,
-        username,
-        password,
-    })
+    let host = if host.is_empty() { "localhost".to_owned() } else { host };
+    Ok(BrokerHost { host, port, username, password })
 }
 
 fn percent_decode(text: &str) -> Result<String, String> {
@@ -486,9 +424,7 @@ fn percent_decode(text: &str) -> Result<String, String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok());
+            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
             let byte = hex
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
                 .ok_or_else(|| "bad percent-encoding (expected %XX)".to_owned())?;
@@ -524,16 +460,9 @@ impl Connector {
         for i in 0..self.url.hosts.len() {
             let host = &self.url.hosts[(start + i) % self.url.hosts.len()];
             let uri = AMQPUri {
-                scheme: if rabbit.ssl {
-                    AMQPScheme::AMQPS
-                } else {
-                    AMQPScheme::AMQP
-                },
+                scheme: if rabbit.ssl { AMQPScheme::AMQPS } else { AMQPScheme::AMQP },
                 authority: AMQPAuthority {
-                    userinfo: AMQPUserInfo {
-                        username: host.username.clone(),
-                        password: host.password.clone(),
-                    },
+                    userinfo: AMQPUserInfo { username: host.username.clone(), password: host.password.clone() },
                     host: host.host.clone(),
                     port: host.port,
                 },
@@ -546,21 +475,11 @@ impl Connector {
                 },
             };
             let props = lapin::ConnectionProperties::default().with_connection_name(
-                format!(
-                    "staffeln:{}:{purpose}:{}",
-                    std::process::id(),
-                    super::envelope::new_id()
-                )
-                .into(),
+                format!("staffeln:{}:{purpose}:{}", std::process::id(), super::envelope::new_id()).into(),
             );
-            let runtime =
-                lapin::runtime::default_runtime().map_err(|source| RpcError::Connect {
-                    url: self.url.to_string(),
-                    source: Box::new(source),
-                })?;
-            match lapin::Connection::connect_uri_with_config(uri, props, self.tls.clone(), runtime)
-                .await
-            {
+            let runtime = lapin::runtime::default_runtime()
+                .map_err(|source| RpcError::Connect { url: self.url.to_string(), source: Box::new(source) })?;
+            match lapin::Connection::connect_uri_with_config(uri, props, self.tls.clone(), runtime).await {
                 Ok(conn) => {
                     tracing::debug!(amqp.host = %host, "connected to {host} for {purpose}");
                     return Ok(conn);
@@ -572,10 +491,7 @@ impl Connector {
             }
         }
         match last {
-            Some(source) => Err(RpcError::Connect {
-                url: self.url.to_string(),
-                source: Box::new(source),
-            }),
+            Some(source) => Err(RpcError::Connect { url: self.url.to_string(), source: Box::new(source) }),
             None => Err(RpcError::Closed),
         }
     }
@@ -613,12 +529,7 @@ impl Transport {
         settings.rabbit.validate()?;
         let tls = tls_config(&settings.rabbit)?;
         let fake = (url.driver == Driver::Fake).then(|| super::fake::broker(&url.virtual_host));
-        let connector = Arc::new(Connector {
-            url,
-            settings,
-            tls,
-            fake,
-        });
+        let connector = Arc::new(Connector { url, settings, tls, fake });
         Ok(Transport {
             inner: Arc::new(TransportInner {
                 publisher: Publisher::new(connector.clone()),
@@ -650,11 +561,7 @@ impl Transport {
 
 fn tls_config(rabbit: &RabbitSettings) -> Result<OwnedTLSConfig, TransportError> {
     let read = |option: &'static str, path: &str| {
-        std::fs::read(path).map_err(|source| TransportError::TlsFile {
-            option,
-            path: path.to_owned(),
-            source,
-        })
+        std::fs::read(path).map_err(|source| TransportError::TlsFile { option, path: path.to_owned(), source })
     };
     let mut tls = OwnedTLSConfig::default();
     if !rabbit.ssl {
@@ -685,49 +592,23 @@ mod tests {
             ("rabbit://", &[("guest", "guest", "localhost", 5672)], "/"),
             ("rabbit://u:p@h1:5673/", &[("u", "p", "h1", 5673)], "/"),
             ("rabbit://u:p@h1:5672//", &[("u", "p", "h1", 5672)], "/"),
-            (
-                "kombu://u:p@h1/probe_oslo",
-                &[("u", "p", "h1", 5672)],
-                "probe_oslo",
-            ),
-            (
-                "rabbit://u:p@h1:5672/vh%2Fx",
-                &[("u", "p", "h1", 5672)],
-                "vh/x",
-            ),
-            (
-                "rabbit://u%40x:p%3Aw%2Fd@h1:5672/",
-                &[("u@x", "p:w/d", "h1", 5672)],
-                "/",
-            ),
-            (
-                "rabbit://a:b@h1:1,c:d@h2:2/v",
-                &[("a", "b", "h1", 1), ("c", "d", "h2", 2)],
-                "v",
-            ),
+            ("kombu://u:p@h1/probe_oslo", &[("u", "p", "h1", 5672)], "probe_oslo"),
+            ("rabbit://u:p@h1:5672/vh%2Fx", &[("u", "p", "h1", 5672)], "vh/x"),
+            ("rabbit://u%40x:p%3Aw%2Fd@h1:5672/", &[("u@x", "p:w/d", "h1", 5672)], "/"),
+            ("rabbit://a:b@h1:1,c:d@h2:2/v", &[("a", "b", "h1", 1), ("c", "d", "h2", 2)], "v"),
             ("rabbit://a:b@[::1]:5673/", &[("a", "b", "::1", 5673)], "/"),
             ("rabbit://h1", &[("guest", "guest", "h1", 5672)], "/"),
             ("fake:///t1", &[("guest", "guest", "localhost", 5672)], "t1"),
         ];
         for (text, hosts, vhost) in cases {
             let url = TransportUrl::parse(text).unwrap();
-            let got: Vec<_> = url
-                .hosts
-                .iter()
-                .map(|h| (h.username.as_str(), h.password(), h.host.as_str(), h.port))
-                .collect();
+            let got: Vec<_> =
+                url.hosts.iter().map(|h| (h.username.as_str(), h.password(), h.host.as_str(), h.port)).collect();
             assert_eq!(&got, hosts, "{text}");
             assert_eq!(url.virtual_host, *vhost, "{text}");
         }
-        let url =
-            TransportUrl::parse("rabbit://u:p@h/?ssl=1&heartbeat_timeout_threshold=10").unwrap();
-        assert_eq!(
-            url.options,
-            vec![
-                ("ssl".into(), "1".into()),
-                ("heartbeat_timeout_threshold".into(), "10".into())
-            ]
-        );
+        let url = TransportUrl::parse("rabbit://u:p@h/?ssl=1&heartbeat_timeout_threshold=10").unwrap();
+        assert_eq!(url.options, vec![("ssl".into(), "1".into()), ("heartbeat_timeout_threshold".into(), "10".into())]);
     }
 
     #[test]
@@ -752,16 +633,18 @@ mod tests {
         let url = TransportUrl::parse("rabbit://a:sekrit@h1:1,c:other@h2:2/v?ssl=1").unwrap();
         assert_eq!(url.to_string(), "rabbit://a:***@h1:1,c:***@h2:2/v?ssl=1");
         assert_eq!(format!("{:?}", url.hosts[0]), "a:***@h1:1");
-        assert_eq!(
-            mask_url("rabbit://a:sekrit@h1,b:x@h2/v"),
-            "rabbit://a:***@h1,b:***@h2/v"
-        );
+        assert_eq!(mask_url("rabbit://a:sekrit@h1,b:x@h2/v"), "rabbit://a:***@h1,b:***@h2/v");
+        let settings = RpcSettings { transport_url: Some("rabbit://a:sekrit@h1/".into()), ..RpcSettings::default() };
+        assert!(!format!("{settings:?}").contains("sekrit"));
     }
 
     #[test]
     fn query_options_override_settings_and_unknown_ones_are_refused() {
         let settings = RpcSettings {
-            transport_url: Some("rabbit://u:p@h/?amqp_durable_queues=true&rabbit_qos_prefetch_count=3&rabbit_transient_queues_ttl=0".into()),
+            transport_url: Some(
+                "rabbit://u:p@h/?amqp_durable_queues=true&rabbit_qos_prefetch_count=3&rabbit_transient_queues_ttl=0"
+                    .into(),
+            ),
             ..RpcSettings::default()
         };
         let t = Transport::new(&settings).unwrap();
@@ -772,20 +655,15 @@ mod tests {
         let cases = [
             ("?bogus_option=1", "has no option \"bogus_option\""),
             ("?ssl=maybe", "ssl = \"maybe\": expected a boolean"),
-            (
-                "?rabbit_quorum_queue=1&rabbit_ha_queues=1",
-                "conflicts with rabbit_ha_queues",
-            ),
+            ("?rabbit_quorum_queue=1&rabbit_ha_queues=1", "conflicts with rabbit_ha_queues"),
             ("?rabbit_stream_fanout=true", "rabbit_stream_fanout"),
             ("?kombu_compression=gzip", "kombu_compression"),
             ("?rabbit_login_method=CRAM", "AMQPLAIN or PLAIN"),
             ("?heartbeat_timeout_threshold=-1", "0 to 65535"),
         ];
         for (query, expected) in cases {
-            let settings = RpcSettings {
-                transport_url: Some(format!("rabbit://u:p@h/{query}")),
-                ..RpcSettings::default()
-            };
+            let settings =
+                RpcSettings { transport_url: Some(format!("rabbit://u:p@h/{query}")), ..RpcSettings::default() };
             let err = Transport::new(&settings).unwrap_err().to_string();
             assert!(err.contains(expected), "{query}: {err}");
         }
