@@ -159,17 +159,20 @@ async fn python_round_trips(args: &Args, exchange: &str, topic: &str) -> Result<
         .map_err(|e| format!("python client output {text:?}: {e}"))
 }
 
-/// Removes the topic queues the servers left (the fanout and reply queues
-/// go by themselves).
-async fn cleanup(url: &str, topic: &str) {
+/// Removes the topic queues the servers left and the exchange (the fanout
+/// and reply queues go by themselves).
+async fn cleanup(url: &str, exchange: &str, topics: &[&str]) {
     let amqp = url.replacen("rabbit://", "amqp://", 1);
     let amqp = amqp.split('?').next().unwrap_or_default().trim_end_matches('/').to_owned() + "/%2f";
     if let Ok(conn) = lapin::Connection::connect(&amqp, lapin::ConnectionProperties::default()).await
         && let Ok(ch) = conn.create_channel().await
     {
-        for q in [topic.to_owned(), format!("{topic}.bench")] {
-            let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
+        for topic in topics {
+            for q in [topic.to_string(), format!("{topic}.bench")] {
+                let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
+            }
         }
+        let _ = ch.exchange_delete(exchange.into(), Default::default()).await;
         let _ = conn.close(200, "OK".into()).await;
     }
 }
@@ -187,8 +190,7 @@ async fn main() -> ExitCode {
     let (rust_topic, py_topic) = (unique("bench_rust"), unique("bench_py"));
     let rust = rust_round_trips(&args, &exchange, &rust_topic).await;
     let python = python_round_trips(&args, &exchange, &py_topic).await;
-    cleanup(&args.url, &rust_topic).await;
-    cleanup(&args.url, &py_topic).await;
+    cleanup(&args.url, &exchange, &[&rust_topic, &py_topic]).await;
     let (rust, python) = match (rust, python) {
         (Ok(r), Ok(p)) => (summary(r), summary(p)),
         (Err(e), _) | (_, Err(e)) => {
