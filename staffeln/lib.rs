@@ -19,6 +19,7 @@
 //!   their JSON.
 //! * [`conductor`]: discovery, planning, the shared task queue, backups.
 //! * [`api`]: staffeln-api, the oslo.policy guard and its siblings.
+//! * [`rpc`]: oslo.messaging over RabbitMQ (calls, casts, notifications).
 //! * [`fakecloud`]: an in-process emulator of the Keystone, Nova and Cinder
 //!   subset Staffeln uses, for tests and the demo.
 //! * [`ceph`]: Ceph pool compression settings through the `ceph` CLI.
@@ -31,4 +32,5 @@ pub mod db;
 pub mod fakecloud;
 pub mod objects;
 pub mod openstack;
+pub mod rpc;
 pub mod service;

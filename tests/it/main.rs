@@ -7,5 +7,6 @@ mod db;
 mod deploy;
 mod fakecloud;
 mod openstack;
+mod rpc;
 mod service;
 mod support;
