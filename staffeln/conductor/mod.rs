@@ -1,30 +1,173 @@
 //! The conductor room: discovery, planning, the shared task queue, Cinder
-//! backups, and the cycle that ties them together.
+//! backups, and the loops that tie them together.
 //!
 //! * [`planner`]: pure — flagged servers, volumes, history, quotas, settings,
 //!   `now` → one decision per volume with its reason.
 //! * [`schedule`]: pure — when the next cycle runs (cron in a zone, period).
+//! * [`limits`]: pure — which planned tasks may start under the concurrency
+//!   limits.
+//! * [`discovery`]: reads the fleet (all-tenant list calls, quotas).
+//! * [`cycle`]: one backup cycle by the leader: lease, discover, plan, write
+//!   the plan (fenced by the lease's token).
+//! * [`worker`]: every conductor claims planned tasks, creates the backups
+//!   (idempotently: a task's backup carries its task id), polls those in
+//!   flight with list calls, completes, fails, cancels, and sets the
+//!   servers' `last-backup-time`.
 //!
-//! The conductor knows objects, not JSON, SQL text or AMQP frames: it talks to
-//! Cinder through [`crate::openstack`] and to its state through [`crate::db`].
+//! Many conductors share one database: one leads (a lease with a fencing
+//! token), all execute. The conductor knows objects, not JSON, SQL text or
+//! AMQP frames.
 
+pub mod cycle;
+pub mod discovery;
+pub mod limits;
 pub mod planner;
 pub mod schedule;
+pub mod worker;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration as StdDuration;
 
-use tracing::info;
+use chrono::{DateTime, Duration, Utc};
+use tracing::{Instrument, error, info, info_span};
 
-use crate::db::{self, Database, DbError, DbSettings};
+use crate::conf::Config;
+use crate::db::{self, AnyConnection, Database, DbError, DbSettings};
+use crate::objects::ProjectId;
+use crate::openstack::{OpenStack, OpenStackError, Settings as OpenStackSettings};
 use crate::service::ServiceContext;
+use limits::Limits;
+use planner::PlanSettings;
+use schedule::{Schedule, ScheduleError};
 
-/// Why the conductor stopped.
+/// Backup metadata that marks a backup as Staffeln's.
+pub const AUTOMATED_KEY: &str = "__automated_backup";
+/// Backup metadata naming the task that made it (makes creates idempotent).
+pub const TASK_KEY: &str = "__staffeln_task_id";
+/// Backup metadata naming the server the volume was backed up for.
+pub const INSTANCE_KEY: &str = "__staffeln_instance_id";
+/// The lease of the conductor that discovers and plans backup cycles.
+pub const BACKUP_LEASE: &str = "backup-cycle";
+
+/// Why the conductor (or one of its steps) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConductorError {
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    OpenStack(#[from] OpenStackError),
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
+    #[error("{0}")]
+    Config(String),
     #[error("database work did not finish")]
     Join(#[from] tokio::task::JoinError),
+}
+
+/// The conductor's view of its options.
+#[derive(Debug, Clone)]
+pub struct ConductorSettings {
+    pub plan: PlanSettings,
+    pub limits: Limits,
+    pub backup_schedule: Schedule,
+    pub poll_interval: StdDuration,
+    pub claim_timeout: Duration,
+    pub lease_time: Duration,
+    pub cycle_timeout: Duration,
+    pub last_backup_key: String,
+}
+
+impl ConductorSettings {
+    /// From `[conductor]`; a bad schedule, zone or limit names the option.
+    pub fn from_config(conf: &Config) -> Result<ConductorSettings, ConductorError> {
+        let c = &conf.conductor;
+        let mut overrides = BTreeMap::new();
+        for (project, limit) in &c.project_volume_limits {
+            let n = limit.trim().parse::<u32>().map_err(|_| {
+                ConductorError::Config(format!(
+                    "[conductor] project_volume_limits: {project}:{limit}: expected project_id:number"
+                ))
+            })?;
+            overrides.insert(ProjectId(project.clone()), n);
+        }
+        let secs = |s: u64| Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000));
+        Ok(ConductorSettings {
+            plan: PlanSettings {
+                backup_metadata_key: c.backup_metadata_key.clone(),
+                skip_volume_metadata_key: c.skip_volume_metadata_key.clone(),
+                full_backup_depth: c.full_backup_depth,
+                backup_min_interval: secs(c.backup_min_interval),
+                name_template: c.backup_name_template.clone(),
+                date_format: c.backup_date_format.clone(),
+                project_volume_limit: (c.project_volume_limit > 0).then_some(c.project_volume_limit),
+                project_volume_limit_overrides: overrides,
+            },
+            limits: Limits {
+                overall: c.max_concurrent_backups as usize,
+                per_project: c.max_concurrent_backups_per_project as usize,
+                per_az: c.max_concurrent_backups_per_az as usize,
+            },
+            backup_schedule: Schedule::new(
+                "backup_schedule",
+                &c.backup_schedule,
+                "backup_timezone",
+                &c.backup_timezone,
+                secs(c.backup_service_period),
+            )?,
+            poll_interval: StdDuration::from_secs(c.poll_interval),
+            claim_timeout: secs(c.claim_timeout),
+            lease_time: secs(c.leader_lease_time),
+            cycle_timeout: secs(c.backup_cycle_timeout.as_secs()),
+            last_backup_key: c.last_backup_metadata_key.clone(),
+        })
+    }
+}
+
+/// One conductor: its identity, database, cloud and settings.
+#[derive(Clone)]
+pub struct Conductor {
+    /// Unique among the conductors sharing the database (`host:pid`).
+    pub holder: String,
+    pub db: Database,
+    pub os: OpenStack,
+    pub settings: Arc<ConductorSettings>,
+}
+
+impl Conductor {
+    pub fn new(holder: String, db: Database, os: OpenStack, settings: ConductorSettings) -> Conductor {
+        Conductor { holder, db, os, settings: Arc::new(settings) }
+    }
+
+    /// Runs `f` on a pooled connection in the blocking pool.
+    pub async fn db_call<T, F>(&self, f: F) -> Result<T, ConductorError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
+    {
+        let db = self.db.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let mut conn = db.conn()?;
+            f(&mut conn)
+        })
+        .await??;
+        Ok(out)
+    }
+
+    /// Plans a cycle when one is due, then starts and checks backups until
+    /// nothing is in flight or `deadline` passes (tests, the demo).
+    pub async fn run_until_idle(&self, deadline: StdDuration) -> Result<(), ConductorError> {
+        let until = tokio::time::Instant::now() + deadline;
+        loop {
+            self.work_once().await?;
+            self.poll_once().await?;
+            let active = self.db_call(db::tasks::active_volume_ids).await?;
+            if active.is_empty() || tokio::time::Instant::now() >= until {
+                return Ok(());
+            }
+            tokio::time::sleep(StdDuration::from_millis(50).min(self.settings.poll_interval)).await;
+        }
+    }
 }
 
 /// Opens the database of `[database]` and checks its schema is current.
@@ -38,13 +181,61 @@ pub async fn open_database(settings: DbSettings) -> Result<Database, ConductorEr
     Ok(db)
 }
 
-/// Runs the conductor until a stop is requested.
+/// Connects a conductor from the configuration.
+pub async fn connect(conf: &Config) -> Result<Conductor, ConductorError> {
+    let settings = ConductorSettings::from_config(conf)?;
+    let os_settings = OpenStackSettings::from_opts(&conf.openstack).map_err(ConductorError::Config)?;
+    let db = open_database(DbSettings::from(&conf.database)).await?;
+    let os = OpenStack::connect(&os_settings).await?;
+    let holder = format!("{}:{}", conf.default.host, std::process::id());
+    Ok(Conductor::new(holder, db, os, settings))
+}
+
+/// Runs the conductor until a stop is requested: backup cycles on the
+/// schedule (planned by whichever conductor leads), and on every conductor
+/// the work loop that starts and checks backups.
 pub async fn serve(mut ctx: ServiceContext) -> Result<(), ConductorError> {
     let conf = ctx.config();
-    let _db = open_database(DbSettings::from(&conf.database)).await?;
-    let _conf: Arc<_> = conf;
+    let conductor = connect(&conf).await?;
     ctx.ready();
-    info!("conductor ready on host {}", _conf.default.host);
-    ctx.shutdown.requested().await;
+    info!("conductor {} ready", conductor.holder);
+    loop {
+        let now = Utc::now();
+        let last = conductor.last_cycle_start().await.unwrap_or_else(|err| {
+            error!("cannot read the last backup cycle: {err}");
+            Some(now)
+        });
+        let next = conductor.settings.backup_schedule.next_after(now, last);
+        let wait = next.map_or(conductor.settings.poll_interval, |at| {
+            (at - now).to_std().unwrap_or_default().min(conductor.settings.poll_interval)
+        });
+        tokio::select! {
+            () = ctx.shutdown.requested() => break,
+            () = tokio::time::sleep(wait) => {}
+        }
+        if next.is_some_and(|at| at <= Utc::now()) {
+            let span = info_span!("cycle", kind = "backup");
+            if let Err(err) = conductor.run_backup_cycle(false).instrument(span).await {
+                error!("backup cycle failed, retried at the next schedule: {err}");
+            }
+        }
+        let span = info_span!("work");
+        async {
+            if let Err(err) = conductor.work_once().await {
+                error!("starting backups failed: {err}");
+            }
+            if let Err(err) = conductor.poll_once().await {
+                error!("checking backups failed: {err}");
+            }
+        }
+        .instrument(span)
+        .await;
+    }
+    info!("conductor {} stopping", conductor.holder);
     Ok(())
+}
+
+/// A moment in the database's terms.
+pub(crate) fn naive(t: DateTime<Utc>) -> chrono::NaiveDateTime {
+    t.naive_utc()
 }

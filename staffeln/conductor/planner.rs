@@ -8,7 +8,7 @@
 //! 2. A volume attached to several flagged servers is planned once.
 //! 3. A volume Cinder does not list is a failure ("volume not found").
 //! 4. `skip_volume_metadata_key` set to a true value: skipped.
-//! 5. A volume that is `backing-up` or `restoring-backup` waits for the next
+//! 5. A volume with a task of an earlier cycle still in progress, or one that is `backing-up` or `restoring-backup` waits for the next
 //!    cycle: Cinder refuses a second operation, and this is not a failure.
 //! 6. Other statuses than `available`/`in-use` fail with the status named.
 //! 7. A volume whose last Staffeln backup is younger than
@@ -60,6 +60,8 @@ pub struct Fleet {
     /// Backups Staffeln made (its database rows, or `__automated_backup`).
     pub own: HashSet<BackupId>,
     pub quotas: HashMap<ProjectId, BackupQuota>,
+    /// Volumes with a task of an earlier cycle still in progress.
+    pub busy: HashSet<VolumeId>,
 }
 
 /// The decision for one volume.
@@ -188,6 +190,9 @@ fn decide<'a>(
 ) -> Decision {
     if volume.metadata.get(&settings.skip_volume_metadata_key).is_some_and(|v| is_true(v)) {
         return Decision::Skip { reason: format!("volume metadata {} is set", settings.skip_volume_metadata_key) };
+    }
+    if fleet.busy.contains(&volume.id) {
+        return Decision::Wait { reason: "a backup of this volume from an earlier cycle is still in progress".into() };
     }
     match &volume.status {
         VolumeStatus::BackingUp | VolumeStatus::RestoringBackup => {

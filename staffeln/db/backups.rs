@@ -60,3 +60,8 @@ pub fn delete(conn: &mut AnyConnection, backup_id: &str) -> Result<bool, DbError
         .map(|n| n > 0)
         .map_err(DbError::query("backup_data delete"))
 }
+
+/// Every recorded backup id (the backups Staffeln made).
+pub fn all_ids(conn: &mut AnyConnection) -> Result<Vec<String>, DbError> {
+    dsl::backup_data.select(dsl::backup_id).load(conn).map_err(DbError::query("backup_data all ids"))
+}

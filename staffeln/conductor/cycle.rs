@@ -1,0 +1,131 @@
+//! One backup cycle, run by the leader: take the lease, check the cycle is
+//! still due, discover, plan, write the plan under the lease's fencing token.
+//! Every decision is logged with its reason; the tasks then wait in the
+//! shared queue for any conductor's worker.
+
+use chrono::Utc;
+use tracing::{info, warn};
+
+use super::planner::{Decision, plan};
+use super::{BACKUP_LEASE, Conductor, ConductorError, naive};
+use crate::db::{leases, tasks};
+use crate::objects::{BackupKind, TaskState};
+
+/// What a planned cycle holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CycleSummary {
+    pub cycle_id: String,
+    pub backups: usize,
+    pub skipped: usize,
+    pub waiting: usize,
+    pub failed: usize,
+}
+
+impl Conductor {
+    /// When the newest backup cycle started, from the database (shared by all
+    /// conductors, so a restart or a new leader keeps the rhythm).
+    pub async fn last_cycle_start(&self) -> Result<Option<chrono::DateTime<Utc>>, ConductorError> {
+        let row = self.db_call(|conn| tasks::latest_cycle(conn, "backup")).await?;
+        Ok(row.map(|r| r.started_at.and_utc()))
+    }
+
+    /// Runs one backup cycle if this conductor leads and a cycle is due (or
+    /// `force`, for on-demand triggers). `None` when another conductor leads
+    /// or the cycle is not due.
+    pub async fn run_backup_cycle(&self, force: bool) -> Result<Option<CycleSummary>, ConductorError> {
+        let holder = self.holder.clone();
+        let ttl = self.settings.lease_time;
+        let token = self.db_call(move |conn| leases::acquire(conn, BACKUP_LEASE, &holder, ttl)).await?;
+        let Some(token) = token else {
+            info!("another conductor leads backup cycles; not planning");
+            return Ok(None);
+        };
+        let started = Utc::now();
+        if !force {
+            let last = self.last_cycle_start().await?;
+            let due = self.settings.backup_schedule.next_after(started, last).is_some_and(|at| at <= started);
+            if !due {
+                return Ok(None);
+            }
+        }
+        let cycle_id = uuid::Uuid::new_v4().to_string();
+        info!(cycle.id = %cycle_id, "backup cycle {cycle_id} started by {}", self.holder);
+        let fleet = self.discover().await?;
+        let planned = plan(&fleet, &self.settings.plan, started);
+        let mut summary = CycleSummary { cycle_id: cycle_id.clone(), ..CycleSummary::default() };
+        let mut new_tasks = Vec::with_capacity(planned.len());
+        for p in &planned {
+            let volume_name = p.volume_name.clone().unwrap_or_default();
+            let mut task = tasks::NewTask {
+                task_id: uuid::Uuid::new_v4().to_string(),
+                state: TaskState::Planned,
+                project_id: p.project_id.0.clone(),
+                volume_id: p.volume_id.0.clone(),
+                volume_name,
+                instance_id: p.server_id.0.clone(),
+                instance_name: p.server_name.clone(),
+                incremental: false,
+                backup_name: String::new(),
+                force_backup: false,
+                availability_zone: p.availability_zone.clone(),
+                size_gb: i64::try_from(p.size_gb).unwrap_or(i64::MAX),
+                note: None,
+                reason: None,
+            };
+            match &p.decision {
+                Decision::Backup { kind, name, force, note } => {
+                    summary.backups += 1;
+                    task.incremental = *kind == BackupKind::Incremental;
+                    task.backup_name = name.clone();
+                    task.force_backup = *force;
+                    task.note = note.clone();
+                    info!(volume.id = %p.volume_id, project.id = %p.project_id, "plan: {kind} backup of volume {} as {name}{}", p.volume_id, note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default());
+                }
+                Decision::Skip { reason } => {
+                    summary.skipped += 1;
+                    task.state = TaskState::Skipped;
+                    task.reason = Some(reason.clone());
+                    info!(volume.id = %p.volume_id, project.id = %p.project_id, "plan: volume {} skipped: {reason}", p.volume_id);
+                }
+                Decision::Wait { reason } => {
+                    summary.waiting += 1;
+                    task.state = TaskState::Waiting;
+                    task.reason = Some(reason.clone());
+                    info!(volume.id = %p.volume_id, project.id = %p.project_id, "plan: volume {} waits for the next cycle: {reason}", p.volume_id);
+                }
+                Decision::Fail { reason } => {
+                    summary.failed += 1;
+                    task.state = TaskState::Failed;
+                    task.reason = Some(reason.clone());
+                    warn!(volume.id = %p.volume_id, project.id = %p.project_id, "plan: volume {} cannot be backed up: {reason}", p.volume_id);
+                }
+            }
+            new_tasks.push(task);
+        }
+        let holder = self.holder.clone();
+        let id = cycle_id.clone();
+        let written = self
+            .db_call(move |conn| {
+                let header = tasks::PlanHeader {
+                    lease: BACKUP_LEASE,
+                    holder: &holder,
+                    token,
+                    cycle_id: &id,
+                    kind: "backup",
+                    started_at: naive(started),
+                };
+                tasks::insert_plan(conn, &header, &new_tasks)
+            })
+            .await?;
+        if written.is_none() {
+            warn!(cycle.id = %cycle_id, "lost the backup-cycle lease while planning; the plan was dropped");
+            return Ok(None);
+        }
+        info!(
+            cycle.id = %cycle_id,
+            "backup cycle {cycle_id} planned: {} backups, {} skipped, {} waiting, {} failed",
+            summary.backups, summary.skipped, summary.waiting, summary.failed
+        );
+        Ok(Some(summary))
+    }
+}

@@ -1,0 +1,79 @@
+//! Discovery: what the cloud holds, read with all-tenant list calls (one
+//! stream per resource, following pagination) plus one quota read per
+//! project with a flagged server, and what Staffeln's database knows. The
+//! result is the planner's [`Fleet`]; nothing here decides anything.
+
+use std::collections::{HashMap, HashSet};
+
+use futures_util::{StreamExt, TryStreamExt};
+use tracing::{debug, warn};
+
+use super::planner::{Fleet, is_true};
+use super::{AUTOMATED_KEY, ConductorError, Conductor};
+use crate::objects::{BackupId, ProjectId, VolumeId};
+use crate::openstack::BackupFilter;
+
+/// Quota reads in flight at once.
+const QUOTA_CONCURRENCY: usize = 16;
+
+impl Conductor {
+    /// Reads the fleet: flagged servers, their volumes, those volumes'
+    /// backups, the quotas of their projects, and Staffeln's own records.
+    pub async fn discover(&self) -> Result<Fleet, ConductorError> {
+        let key = self.settings.plan.backup_metadata_key.clone();
+        let servers: Vec<_> = self
+            .os
+            .servers(None)
+            .try_filter(|s| std::future::ready(s.metadata.get(&key).is_some_and(|v| is_true(v))))
+            .try_collect()
+            .await?;
+        let wanted: HashSet<VolumeId> = servers.iter().flat_map(|s| s.volume_ids.iter().cloned()).collect();
+        let volumes: HashMap<_, _> = self
+            .os
+            .volumes(None)
+            .try_filter(|v| std::future::ready(wanted.contains(&v.id)))
+            .map_ok(|v| (v.id.clone(), v))
+            .try_collect()
+            .await?;
+        let mut backups: HashMap<VolumeId, Vec<_>> = HashMap::new();
+        let mut own: HashSet<BackupId> = HashSet::new();
+        let mut all = self.os.backups(&BackupFilter::default());
+        while let Some(backup) = all.try_next().await? {
+            if !wanted.contains(&backup.volume_id) {
+                continue;
+            }
+            if backup.metadata.get(AUTOMATED_KEY).is_some_and(|v| is_true(v)) {
+                own.insert(backup.id.clone());
+            }
+            backups.entry(backup.volume_id.clone()).or_default().push(backup);
+        }
+        own.extend(self.db_call(|conn| crate::db::backups::all_ids(conn)).await?.into_iter().map(BackupId));
+        let busy: HashSet<VolumeId> =
+            self.db_call(crate::db::tasks::active_volume_ids).await?.into_iter().map(VolumeId).collect();
+
+        let projects: HashSet<ProjectId> = servers.iter().map(|s| s.project_id.clone()).collect();
+        let quotas: HashMap<_, _> = futures_util::stream::iter(projects)
+            .map(|project| async move {
+                match self.os.backup_quota(&project).await {
+                    Ok(quota) => Some((project, quota)),
+                    Err(err) => {
+                        // Planned without a quota check; Cinder's 413 still guards the create.
+                        warn!(project.id = %project, "cannot read the backup quota of project {project}: {err}");
+                        None
+                    }
+                }
+            })
+            .buffer_unordered(QUOTA_CONCURRENCY)
+            .filter_map(std::future::ready)
+            .collect()
+            .await;
+        debug!(
+            servers = servers.len(),
+            volumes = volumes.len(),
+            backups = backups.values().map(Vec::len).sum::<usize>(),
+            projects = quotas.len(),
+            "discovery done"
+        );
+        Ok(Fleet { servers, volumes, backups, own, quotas, busy })
+    }
+}
