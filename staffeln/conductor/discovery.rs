@@ -9,7 +9,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use tracing::{debug, warn};
 
 use super::planner::{Fleet, is_true};
-use super::{AUTOMATED_KEY, ConductorError, Conductor};
+use super::{AUTOMATED_KEY, Conductor, ConductorError};
 use crate::objects::{BackupId, ProjectId, VolumeId};
 use crate::openstack::BackupFilter;
 

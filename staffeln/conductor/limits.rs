@@ -65,7 +65,13 @@ mod tests {
     fn limits_hold_over_what_is_already_in_flight() {
         let limits = Limits { overall: 4, per_project: 2, per_az: 3 };
         let in_flight = [slot(1, "p1", "az1")];
-        let candidates = [slot(2, "p1", "az1"), slot(3, "p1", "az1"), slot(4, "p2", "az1"), slot(5, "p2", "az2"), slot(6, "p3", "az2")];
+        let candidates = [
+            slot(2, "p1", "az1"),
+            slot(3, "p1", "az1"),
+            slot(4, "p2", "az1"),
+            slot(5, "p2", "az2"),
+            slot(6, "p3", "az2"),
+        ];
         // p1 has one in flight: one more; az1 then has 2: one more (p2); overall 4 reached after p2/az2.
         assert_eq!(pick(&candidates, &in_flight, limits, 10), vec![2, 4, 5]);
     }

@@ -71,7 +71,8 @@ impl Conductor {
             .await?;
         let count = claimed.len();
         let runs = claimed.into_iter().map(|task| {
-            let span = info_span!("task", task.id = %task.task_id, volume.id = %task.volume_id, project.id = %task.project_id);
+            let span =
+                info_span!("task", task.id = %task.task_id, volume.id = %task.volume_id, project.id = %task.project_id);
             self.execute(task).instrument(span)
         });
         futures_util::future::join_all(runs).await;
@@ -151,10 +152,8 @@ impl Conductor {
 
     async fn finish(&self, task: &TaskRow, state: TaskState, reason: &str) -> Result<(), ConductorError> {
         let (id, reason) = (task.id, reason.to_owned());
-        self.db_call(move |conn| {
-            tasks::finish(conn, id, &[TaskState::Claimed, TaskState::Creating], state, &reason)
-        })
-        .await?;
+        self.db_call(move |conn| tasks::finish(conn, id, &[TaskState::Claimed, TaskState::Creating], state, &reason))
+            .await?;
         Ok(())
     }
 
@@ -221,7 +220,8 @@ impl Conductor {
             match self.os.backup(&BackupId(task.backup_id.clone())).await {
                 Ok(backup) => ended += usize::from(self.record(task, &backup).await?),
                 Err(err) if err.last().is_not_found() => {
-                    let reason = format!("backup {} disappeared from Cinder while it was being created", task.backup_id);
+                    let reason =
+                        format!("backup {} disappeared from Cinder while it was being created", task.backup_id);
                     self.finish(task, TaskState::Failed, &reason).await?;
                     ended += 1;
                 }
@@ -270,7 +270,9 @@ impl Conductor {
     async fn cancel(&self, task: &TaskRow) -> Result<(), ConductorError> {
         let timeout = self.settings.cycle_timeout.num_seconds();
         let reason = match self.os.force_delete_backup(&BackupId(task.backup_id.clone())).await {
-            Ok(()) => format!("backup {} did not finish within backup_cycle_timeout ({timeout} s); cancelled", task.backup_id),
+            Ok(()) => {
+                format!("backup {} did not finish within backup_cycle_timeout ({timeout} s); cancelled", task.backup_id)
+            }
             Err(err) => format!(
                 "backup {} did not finish within backup_cycle_timeout ({timeout} s); cancelling it failed: {err}",
                 task.backup_id
@@ -285,8 +287,10 @@ impl Conductor {
     async fn maybe_set_last_backup_time(&self, task: &TaskRow) -> Result<(), ConductorError> {
         let cycle = task.cycle_id.clone();
         let siblings = self.db_call(move |conn| tasks::of_cycle(conn, &cycle)).await?;
-        let mine: Vec<&TaskRow> =
-            siblings.iter().filter(|t| t.instance_id == task.instance_id && t.task_state() != TaskState::Skipped).collect();
+        let mine: Vec<&TaskRow> = siblings
+            .iter()
+            .filter(|t| t.instance_id == task.instance_id && t.task_state() != TaskState::Skipped)
+            .collect();
         if mine.is_empty() || !mine.iter().all(|t| t.task_state() == TaskState::Done) {
             return Ok(());
         }
@@ -295,7 +299,9 @@ impl Conductor {
         let server = ServerId(task.instance_id.clone());
         match self.os.set_server_metadata(&server, &self.settings.last_backup_key, &value).await {
             Ok(()) => info!(server.id = %server, "server {server}: {} = {value}", self.settings.last_backup_key),
-            Err(err) => warn!(server.id = %server, "cannot set {} on server {server}: {err}", self.settings.last_backup_key),
+            Err(err) => {
+                warn!(server.id = %server, "cannot set {} on server {server}: {err}", self.settings.last_backup_key)
+            }
         }
         Ok(())
     }

@@ -1,0 +1,433 @@
+//! The backup cycle against the emulated cloud and the real databases:
+//! selection, skip flag, naming, incremental cadence and fallback, limits and
+//! quota, last-backup-time, timeouts, the behaviours of a real Cinder and
+//! Keystone (issue 10), conductors that die or run side by side, and faults.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration as StdDuration;
+
+use chrono::Duration;
+use futures_util::TryStreamExt;
+use staffeln::conductor::{Conductor, ConductorSettings, TASK_KEY};
+use staffeln::conf::Config;
+use staffeln::db::tasks::{self, TaskRow};
+use staffeln::fakecloud::{BackupOutcome, FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service};
+use staffeln::objects::{BackupKind, ProjectId, TaskState, VolumeId};
+use staffeln::openstack::{BackupFilter, BackupRequest, OpenStack, Secret, Settings};
+
+use crate::support::TestDb;
+
+/// Projects p1 and p2 where the service user has a role, p3 where it has none.
+fn scenario() -> Scenario {
+    let json = serde_json::json!({
+        "service_user": "staffeln",
+        "projects": [
+            {"name": "admin"},
+            {"name": "p1", "quota": {"backups": 50, "backup_gigabytes": 1000}},
+            {"name": "p2", "quota": {"backups": 50, "backup_gigabytes": 1000}},
+            {"name": "p3"}
+        ],
+        "users": [
+            {"name": "staffeln", "password": "staffeln-secret", "default_project": "admin",
+             "roles": {"admin": ["admin"], "p1": ["admin"], "p2": ["admin"]}},
+            {"name": "alice", "password": "alice-secret", "roles": {"p1": ["member"]}}
+        ],
+        "servers": [
+            {"project": "p1", "name": "web", "metadata": {"__staffeln_backup": "true"}, "volumes": ["vol-a", "vol-b"]},
+            {"project": "p1", "name": "db", "metadata": {"__staffeln_backup": "YES"}, "volumes": ["vol-c", "vol-d"]},
+            {"project": "p1", "name": "idle", "metadata": {"__staffeln_backup": "no"}, "volumes": ["vol-e"]},
+            {"project": "p2", "name": "app", "metadata": {"__staffeln_backup": "1"}, "volumes": ["vol-f"]},
+            {"project": "p3", "name": "lost", "metadata": {"__staffeln_backup": "true"}, "volumes": ["vol-g"]}
+        ],
+        "volumes": [
+            {"project": "p1", "name": "vol-a", "size": 10},
+            {"project": "p1", "name": "vol-b", "size": 5},
+            {"project": "p1", "name": "vol-c", "size": 5, "metadata": {"skip-volume-backup": "True"}},
+            {"project": "p1", "name": "vol-d", "size": 5},
+            {"project": "p1", "name": "vol-e", "size": 5},
+            {"project": "p2", "name": "vol-f", "size": 1},
+            {"project": "p3", "name": "vol-g", "size": 1}
+        ]
+    });
+    serde_json::from_value(json).unwrap()
+}
+
+struct Rig {
+    cloud: FakeCloud,
+    db: TestDb,
+    conductor: Conductor,
+}
+
+fn settings() -> ConductorSettings {
+    let mut s = ConductorSettings::from_config(&Config::default()).unwrap();
+    s.plan.backup_min_interval = Duration::zero();
+    s.poll_interval = StdDuration::from_millis(20);
+    s
+}
+
+async fn os_for(cloud: &FakeCloud, user: &str) -> OpenStack {
+    let c = cloud.credentials(user).unwrap();
+    let settings = Settings {
+        auth_url: Some(c.auth_url.clone()),
+        username: Some(c.username.clone()),
+        password: Some(Secret::new(c.password.clone())),
+        project_name: Some(c.project_name.clone()),
+        max_retry_interval: StdDuration::from_millis(20),
+        retry_timeout: StdDuration::from_secs(30),
+        ..Settings::default()
+    };
+    OpenStack::connect(&settings).await.unwrap()
+}
+
+async fn conductor(cloud: &FakeCloud, db: &TestDb, holder: &str, s: ConductorSettings) -> Conductor {
+    Conductor::new(holder.to_owned(), db.db().clone(), os_for(cloud, "staffeln").await, s)
+}
+
+async fn rig_with(db: TestDb, scenario: Scenario, s: ConductorSettings) -> Rig {
+    let cloud = FakeCloud::start(scenario, FakeOptions::default()).unwrap();
+    let conductor = conductor(&cloud, &db, "host-a:1", s).await;
+    Rig { cloud, db, conductor }
+}
+
+impl Rig {
+    fn vid(&self, name: &str) -> String {
+        self.cloud.control().volume_id(name).unwrap()
+    }
+
+    /// Plans a cycle, starts its backups, lets the cloud finish them, records.
+    async fn full_cycle(&self) -> staffeln::conductor::cycle::CycleSummary {
+        let summary = self.conductor.run_backup_cycle(true).await.unwrap().expect("this conductor leads");
+        self.settle().await;
+        summary
+    }
+
+    async fn settle(&self) {
+        for _ in 0..20 {
+            self.conductor.work_once().await.unwrap();
+            self.cloud.control().settle();
+            self.conductor.poll_once().await.unwrap();
+            if self.active().await.is_empty() {
+                return;
+            }
+        }
+        panic!("tasks still active: {:?}", self.active().await);
+    }
+
+    async fn active(&self) -> Vec<String> {
+        self.conductor.db_call(tasks::active_volume_ids).await.unwrap()
+    }
+
+    async fn tasks_of(&self, cycle: &str) -> HashMap<String, TaskRow> {
+        let cycle = cycle.to_owned();
+        let rows = self.conductor.db_call(move |c| tasks::of_cycle(c, &cycle)).await.unwrap();
+        rows.into_iter().map(|t| (t.volume_id.clone(), t)).collect()
+    }
+
+    async fn backups_of(&self, volume: &str) -> Vec<staffeln::objects::Backup> {
+        let filter = BackupFilter { volume_id: Some(VolumeId(self.vid(volume))), ..BackupFilter::default() };
+        self.conductor.os.backups(&filter).try_collect().await.unwrap()
+    }
+}
+
+fn state(t: &TaskRow) -> TaskState {
+    t.task_state()
+}
+
+async fn selection_naming_kinds_and_last_backup_time(db: TestDb) {
+    let rig = rig_with(db, scenario(), settings()).await;
+    let label = rig.db.label();
+    let first = rig.full_cycle().await;
+    let tasks = rig.tasks_of(&first.cycle_id).await;
+    // web (true) and db (YES) in p1, app (1) in p2, lost in p3; idle (no) is not planned.
+    for v in ["vol-a", "vol-b", "vol-c", "vol-d", "vol-f", "vol-g"] {
+        assert!(tasks.contains_key(&rig.vid(v)), "{label}: {v} planned");
+    }
+    assert!(!tasks.contains_key(&rig.vid("vol-e")), "{label}: unflagged server");
+    let t = |v: &str| tasks[&rig.vid(v)].clone();
+    assert_eq!(state(&t("vol-c")), TaskState::Skipped, "{label}");
+    assert!(t("vol-c").reason.unwrap().contains("skip-volume-backup"));
+    for v in ["vol-a", "vol-b", "vol-d", "vol-f"] {
+        assert_eq!(state(&t(v)), TaskState::Done, "{label}: {v}: {:?}", t(v).reason);
+        assert!(!t(v).incremental, "{label}: the first backup is a full");
+    }
+    // Issue 10.3: no role in p3 fails that project only, with a clear reason.
+    let lost = t("vol-g");
+    assert_eq!(state(&lost), TaskState::Failed, "{label}");
+    let reason = lost.reason.unwrap();
+    assert!(reason.contains("no role in project") && reason.contains("grant the service user a role"), "{reason}");
+
+    // Names, metadata, ownership by the volume's project, backup_data rows.
+    let backups = rig.backups_of("vol-a").await;
+    assert_eq!(backups.len(), 1, "{label}");
+    let b = &backups[0];
+    let name = b.name.clone().unwrap();
+    assert!(name.starts_with("vol-a-20") && name.len() == "vol-a-2026-11-25-12-00-00".len(), "{name}");
+    assert_eq!(b.metadata.get("__automated_backup").map(String::as_str), Some("True"));
+    assert_eq!(b.metadata.get(TASK_KEY), Some(&t("vol-a").task_id));
+    assert_eq!(b.project_id.as_str(), rig.cloud.control().project_id("p1").unwrap());
+    let row = rig.conductor.db_call({
+        let id = b.id.0.clone();
+        move |c| staffeln::db::backups::get(c, &id)
+    });
+    assert!(row.await.unwrap().is_some(), "{label}: backup_data row");
+
+    // last-backup-time on servers whose volumes are all backed up (db: vol-c skipped, vol-d done).
+    let admin = &rig.conductor.os;
+    let servers: Vec<_> = admin.servers(None).try_collect().await.unwrap();
+    let meta = |n: &str| servers.iter().find(|s| s.name == n).unwrap().metadata.get("last-backup-time").cloned();
+    for n in ["web", "db", "app"] {
+        let value = meta(n).unwrap_or_else(|| panic!("{label}: {n} has no last-backup-time"));
+        assert!(chrono::DateTime::parse_from_rfc3339(&value).is_ok() && value.ends_with('Z'), "{value}");
+    }
+    assert_eq!(meta("lost"), None, "{label}: not backed up, not stamped");
+
+    // Cadence: two incrementals after the full (full_backup_depth = 2), then a full.
+    let mut kinds = Vec::new();
+    for _ in 0..3 {
+        let s = rig.full_cycle().await;
+        kinds.push(rig.tasks_of(&s.cycle_id).await[&rig.vid("vol-a")].incremental);
+    }
+    assert_eq!(kinds, [true, true, false], "{label}");
+    let all = rig.backups_of("vol-a").await;
+    assert_eq!(all.len(), 4, "{label}");
+    assert_eq!(all.iter().filter(|b| b.is_incremental).count(), 2, "{label}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selection_naming_kinds_and_last_backup_time_on_sqlite() {
+    selection_naming_kinds_and_last_backup_time(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selection_naming_kinds_and_last_backup_time_on_mariadb() {
+    selection_naming_kinds_and_last_backup_time(TestDb::mysql()).await;
+}
+
+/// Issue 10.1: a user's manual backup made after Staffeln's last one would
+/// become the parent of an incremental: Staffeln takes a full and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_newer_backup_makes_the_next_one_a_full() {
+    let rig = rig_with(TestDb::sqlite(), scenario(), settings()).await;
+    rig.full_cycle().await;
+    let alice = os_for(&rig.cloud, "alice").await;
+    let mut manual = BackupRequest::new(VolumeId(rig.vid("vol-b")));
+    manual.name = Some("alice-manual".into());
+    let manual_id = alice.create_backup(&manual).await.unwrap();
+    rig.cloud.control().settle();
+    let s = rig.full_cycle().await;
+    let tasks = rig.tasks_of(&s.cycle_id).await;
+    let b = &tasks[&rig.vid("vol-b")];
+    assert!(!b.incremental, "full, not a child of the user's backup");
+    assert!(b.note.as_deref().unwrap_or("").contains(manual_id.as_str()), "{:?}", b.note);
+    assert!(tasks[&rig.vid("vol-a")].incremental, "other volumes keep their chain");
+}
+
+/// Without the handling, Cinder's "no backups available" would fail the task;
+/// Staffeln retries as a full and notes why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_without_a_full_in_cinder_is_retried_as_a_full() {
+    let rig = rig_with(TestDb::sqlite(), scenario(), settings()).await;
+    rig.full_cycle().await;
+    let s = rig.conductor.run_backup_cycle(true).await.unwrap().unwrap();
+    // The full vanishes between planning and the create (an operator deleted it).
+    for b in rig.backups_of("vol-a").await {
+        rig.conductor.os.force_delete_backup(&b.id).await.unwrap();
+    }
+    rig.cloud.control().settle();
+    rig.settle().await;
+    let t = &rig.tasks_of(&s.cycle_id).await[&rig.vid("vol-a")];
+    assert_eq!(state(t), TaskState::Done, "{:?}", t.reason);
+    assert!(!t.incremental);
+    assert!(t.note.as_deref().unwrap_or("").contains("no backup to build on"), "{:?}", t.note);
+}
+
+/// Issue 10.2: a volume busy with another backup waits for the next cycle,
+/// without failing and without a second backup in the same cycle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_being_backed_up_waits_for_the_next_cycle() {
+    let rig = rig_with(TestDb::sqlite(), scenario(), settings()).await;
+    let alice = os_for(&rig.cloud, "alice").await;
+    let mut manual = BackupRequest::new(VolumeId(rig.vid("vol-b")));
+    manual.force = true;
+    alice.create_backup(&manual).await.unwrap(); // vol-b is backing-up until the cloud settles
+    let s = rig.conductor.run_backup_cycle(true).await.unwrap().unwrap();
+    let t = &rig.tasks_of(&s.cycle_id).await[&rig.vid("vol-b")];
+    assert_eq!(state(t), TaskState::Waiting);
+    assert!(t.reason.as_deref().unwrap().contains("backing-up"), "{:?}", t.reason);
+    rig.settle().await;
+    assert_eq!(rig.backups_of("vol-b").await.len(), 1, "only the user's backup in this cycle");
+    let next = rig.full_cycle().await;
+    assert_eq!(state(&rig.tasks_of(&next.cycle_id).await[&rig.vid("vol-b")]), TaskState::Done);
+}
+
+/// The same at create time: the volume became busy after planning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_that_becomes_busy_after_planning_waits_too() {
+    let rig = rig_with(TestDb::sqlite(), scenario(), settings()).await;
+    let s = rig.conductor.run_backup_cycle(true).await.unwrap().unwrap();
+    let alice = os_for(&rig.cloud, "alice").await;
+    let mut manual = BackupRequest::new(VolumeId(rig.vid("vol-b")));
+    manual.force = true;
+    alice.create_backup(&manual).await.unwrap();
+    rig.conductor.work_once().await.unwrap();
+    let t = &rig.tasks_of(&s.cycle_id).await[&rig.vid("vol-b")];
+    assert_eq!(state(t), TaskState::Waiting, "{:?}", t.reason);
+}
+
+/// Issue 10.4: Cinder's default backups quota is 10; a plan that would not
+/// fit fails with the quota reason before calling Cinder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_and_project_limits_fail_before_cinder_is_called() {
+    let mut sc = scenario();
+    sc.projects[1].quota.backups = 2; // p1 plans vol-a, vol-b, vol-d
+    let mut s = settings();
+    s.plan.project_volume_limit_overrides.insert(ProjectId("nothing".into()), 0);
+    let rig = rig_with(TestDb::sqlite(), sc, s).await;
+    rig.cloud.control().reset_calls();
+    let cycle = rig.full_cycle().await;
+    let tasks = rig.tasks_of(&cycle.cycle_id).await;
+    let failed: Vec<&TaskRow> = ["vol-a", "vol-b", "vol-d"]
+        .iter()
+        .map(|v| &tasks[&rig.vid(v)])
+        .filter(|t| state(t) == TaskState::Failed)
+        .collect();
+    assert_eq!(failed.len(), 1, "two fit the quota of 2");
+    let reason = failed[0].reason.clone().unwrap();
+    assert!(reason.contains("backups quota exceeded: limit 2, in use 0"), "{reason}");
+    let creates = rig.cloud.control().call_count("POST", "/volume/backups");
+    assert_eq!(
+        creates,
+        3,
+        "vol-a, vol-b, vol-d minus the one over quota, plus vol-f: {:?}",
+        rig.cloud.control().calls()
+    );
+}
+
+/// A backup stuck past backup_cycle_timeout is cancelled in Cinder and its
+/// task fails with that reason; the next cycle tries again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_backup_is_cancelled_after_the_cycle_timeout() {
+    let mut s = settings();
+    s.cycle_timeout = Duration::zero();
+    let rig = rig_with(TestDb::sqlite(), scenario(), s).await;
+    rig.cloud.control().set_create_outcome(Some(&rig.vid("vol-f")), BackupOutcome::Stick);
+    let cycle = rig.conductor.run_backup_cycle(true).await.unwrap().unwrap();
+    rig.conductor.work_once().await.unwrap();
+    tokio::time::sleep(StdDuration::from_millis(5)).await;
+    rig.conductor.poll_once().await.unwrap();
+    let t = &rig.tasks_of(&cycle.cycle_id).await[&rig.vid("vol-f")];
+    assert_eq!(state(t), TaskState::Failed);
+    assert!(t.reason.as_deref().unwrap().contains("backup_cycle_timeout"), "{:?}", t.reason);
+    rig.cloud.control().settle();
+    assert!(rig.backups_of("vol-f").await.is_empty(), "the stuck backup was deleted in Cinder");
+}
+
+/// A conductor killed between the Cinder create and the database write must
+/// not cause a second backup: the next conductor finds it by its task id.
+async fn a_conductor_killed_after_the_create_causes_no_second_backup(db: TestDb) {
+    let label = db.label();
+    let mut s = settings();
+    s.claim_timeout = Duration::zero(); // the dead conductor's claim expires at once
+    let rig = rig_with(db, scenario(), s.clone()).await;
+    rig.conductor.run_backup_cycle(true).await.unwrap().unwrap();
+    // Conductor A claims everything and creates one backup, then "dies".
+    let claimed = rig
+        .conductor
+        .db_call(|c| {
+            tasks::claim(c, "dead-host:1", Duration::zero(), 100, |cands, _| cands.iter().map(|t| t.id).collect())
+        })
+        .await
+        .unwrap();
+    let victim = claimed.iter().find(|t| t.volume_name == "vol-a").unwrap().clone();
+    let os = rig.conductor.os.for_project(&ProjectId(victim.project_id.clone())).unwrap();
+    let mut req = BackupRequest::new(VolumeId(victim.volume_id.clone()));
+    req.force = true;
+    req.metadata = BTreeMap::from([
+        (TASK_KEY.to_owned(), victim.task_id.clone()),
+        ("__automated_backup".to_owned(), "True".to_owned()),
+    ]);
+    os.create_backup(&req).await.unwrap();
+    // Conductor B takes the expired claims over.
+    tokio::time::sleep(StdDuration::from_millis(5)).await;
+    let b = conductor(&rig.cloud, &rig.db, "host-b:2", s).await;
+    b.work_once().await.unwrap();
+    rig.cloud.control().settle();
+    b.poll_once().await.unwrap();
+    let backups = rig.backups_of("vol-a").await;
+    assert_eq!(backups.len(), 1, "{label}: {backups:?}");
+    let t = &rig.tasks_of(&victim.cycle_id).await[&victim.volume_id];
+    assert_eq!(state(t), TaskState::Done, "{label}");
+    assert_eq!(t.backup_id, backups[0].id.0, "{label}: adopted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conductor_killed_after_the_create_causes_no_second_backup_on_sqlite() {
+    a_conductor_killed_after_the_create_causes_no_second_backup(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conductor_killed_after_the_create_causes_no_second_backup_on_mariadb() {
+    a_conductor_killed_after_the_create_causes_no_second_backup(TestDb::mysql()).await;
+}
+
+/// Two and three conductors on one database: one plans, all execute, and
+/// each volume gets exactly one backup per cycle.
+async fn conductors_side_by_side(db: TestDb, n: usize) {
+    let label = db.label();
+    let rig = rig_with(db, scenario(), settings()).await;
+    let mut all = vec![rig.conductor.clone()];
+    for i in 1..n {
+        all.push(conductor(&rig.cloud, &rig.db, &format!("host-{i}:{i}"), settings()).await);
+    }
+    for round in 0..2 {
+        let planned = futures_util::future::join_all(all.iter().map(|c| c.run_backup_cycle(round == 0))).await;
+        let leaders = planned.into_iter().map(Result::unwrap).filter(Option::is_some).count();
+        assert!(leaders <= 1, "{label}: {leaders} conductors planned the same cycle");
+        for _ in 0..10 {
+            futures_util::future::join_all(all.iter().map(|c| c.work_once())).await;
+            rig.cloud.control().settle();
+            futures_util::future::join_all(all.iter().map(|c| c.poll_once())).await;
+        }
+    }
+    let cycles = rig.conductor.db_call(|c| tasks::open_cycles(c, "backup")).await.unwrap();
+    assert!(cycles.is_empty(), "{label}: {cycles:?}");
+    for v in ["vol-a", "vol-b", "vol-d", "vol-f"] {
+        let backups = rig.backups_of(v).await;
+        assert_eq!(backups.len(), 1, "{label}, {n} conductors: {v}: {backups:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_conductors_on_mariadb_make_one_backup_per_volume() {
+    conductors_side_by_side(TestDb::mysql(), 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_conductors_on_mariadb_make_one_backup_per_volume() {
+    conductors_side_by_side(TestDb::mysql(), 3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_conductors_on_sqlite_make_one_backup_per_volume() {
+    conductors_side_by_side(TestDb::sqlite(), 3).await;
+}
+
+/// 5xx at 20 % and latency on Nova and Cinder are absorbed by retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_errors_and_latency_are_absorbed() {
+    let rig = rig_with(TestDb::sqlite(), scenario(), settings()).await;
+    let control = rig.cloud.control();
+    for service in [Service::Compute, Service::Volume] {
+        let mut fault = Fault::new(service, Some("GET"), None, FaultEffect::Status { code: 503 });
+        fault.probability = 0.2;
+        control.add_fault(fault);
+        control.add_fault(Fault::new(service, None, None, FaultEffect::Latency { millis: 5 }));
+    }
+    let cycle = rig.full_cycle().await;
+    let tasks = rig.tasks_of(&cycle.cycle_id).await;
+    for v in ["vol-a", "vol-b", "vol-d", "vol-f"] {
+        assert_eq!(state(&tasks[&rig.vid(v)]), TaskState::Done, "{v}: {:?}", tasks[&rig.vid(v)].reason);
+    }
+    let kinds: Vec<BackupKind> = rig.backups_of("vol-a").await.iter().map(|b| b.kind()).collect();
+    assert_eq!(kinds, [BackupKind::Full]);
+}
