@@ -2,19 +2,14 @@
 //! the operator, over all projects), as a view model the templates only print.
 //! Pure: no I/O, `now` is passed in.
 //!
-//! The input types are deliberately plain; the conductor maps the shared
-//! `objects` (Backup, Volume, Quota) onto them.
+//! The input types are deliberately plain; the conductor fills them from the
+//! shared `objects` (Server, Volume, Backup, BackupQuota); `BackupKind` and
+//! `Quota` are the shared ones.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-/// Full or incremental Cinder backup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackupKind {
-    Full,
-    Incremental,
-}
+pub use crate::objects::{BackupKind, Quota};
 
 /// One backup attempted in the cycle, successful or not.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,13 +40,6 @@ pub struct SkippedVolume {
     pub reason: String,
 }
 
-/// One Cinder quota: `limit` -1 means unlimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QuotaUsage {
-    pub limit: i64,
-    pub in_use: i64,
-}
-
 /// A project and what its cycle produced: the input of one project digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectBackups {
@@ -60,9 +48,9 @@ pub struct ProjectBackups {
     pub results: Vec<BackupResult>,
     pub skipped: Vec<SkippedVolume>,
     /// Cinder `backups` quota (a count); `None` when it could not be read.
-    pub backups_quota: Option<QuotaUsage>,
+    pub backups_quota: Option<Quota>,
     /// Cinder `backup_gigabytes` quota; `None` when it could not be read.
-    pub gigabytes_quota: Option<QuotaUsage>,
+    pub gigabytes_quota: Option<Quota>,
     /// E-mail addresses of the project's members (from Keystone role
     /// assignments); only used when neither `receiver` nor
     /// `project_receiver_domain` is set, see `receivers::needs_member_emails`.
@@ -177,10 +165,7 @@ pub struct VolumeLine {
 impl VolumeLine {
     /// `full` or `incremental`.
     pub fn kind_text(&self) -> &'static str {
-        match self.kind {
-            BackupKind::Full => "full",
-            BackupKind::Incremental => "incremental",
-        }
+        self.kind.as_str()
     }
 }
 
@@ -275,20 +260,24 @@ pub fn operator_digest(projects: &[ProjectBackups], now: DateTime<Utc>) -> Diges
     }
 }
 
-/// Usage as a percentage of `limit`: `None` for unlimited (negative limit);
-/// a zero limit is full (100 %) whatever is in use.
-pub fn usage_percent(quota: QuotaUsage) -> Option<f64> {
+/// What counts against the limit, as Cinder counts it: in use plus reserved.
+pub fn quota_used(quota: Quota) -> i64 {
+    quota.in_use.max(0).saturating_add(quota.reserved.max(0))
+}
+
+/// Usage ([`quota_used`]) as a percentage of `limit`: `None` for unlimited
+/// (negative limit); a zero limit is full (100 %) whatever is used.
+pub fn usage_percent(quota: Quota) -> Option<f64> {
     if quota.limit < 0 {
         return None;
     }
     if quota.limit == 0 {
         return Some(100.0);
     }
-    let used = quota.in_use.max(0) as f64;
-    Some(used * 100.0 / quota.limit as f64)
+    Some(quota_used(quota) as f64 * 100.0 / quota.limit as f64)
 }
 
-fn quota_line(resource: &'static str, label: &'static str, unit: &str, quota: Option<QuotaUsage>) -> QuotaLine {
+fn quota_line(resource: &'static str, label: &'static str, unit: &str, quota: Option<Quota>) -> QuotaLine {
     let Some(quota) = quota else {
         return QuotaLine {
             resource,
@@ -305,7 +294,8 @@ fn quota_line(resource: &'static str, label: &'static str, unit: &str, quota: Op
         };
     };
     let percent = usage_percent(quota);
-    let used_text = format!("{}{unit}", quota.in_use);
+    let used = quota_used(quota);
+    let used_text = format!("{used}{unit}");
     match percent {
         None => QuotaLine {
             resource,
@@ -313,7 +303,7 @@ fn quota_line(resource: &'static str, label: &'static str, unit: &str, quota: Op
             known: true,
             unlimited: true,
             limit: None,
-            used: Some(quota.in_use),
+            used: Some(used),
             percent: None,
             limit_text: "unlimited".to_owned(),
             used_text,
@@ -326,7 +316,7 @@ fn quota_line(resource: &'static str, label: &'static str, unit: &str, quota: Op
             known: true,
             unlimited: false,
             limit: Some(quota.limit),
-            used: Some(quota.in_use),
+            used: Some(used),
             percent: Some(pct),
             limit_text: format!("{}{unit}", quota.limit),
             used_text,
@@ -449,8 +439,8 @@ mod tests {
                 volume_name: String::new(),
                 reason: "skip metadata set".into(),
             }],
-            backups_quota: Some(QuotaUsage { limit: 10, in_use: 4 }),
-            gigabytes_quota: Some(QuotaUsage { limit: -1, in_use: 300 }),
+            backups_quota: Some(Quota { limit: 10, in_use: 4, reserved: 0 }),
+            gigabytes_quota: Some(Quota { limit: -1, in_use: 300, reserved: 0 }),
             member_emails: vec![],
         }
     }
@@ -487,15 +477,23 @@ mod tests {
             (-1, 12, "unlimited", Some(Band::Green)),
         ];
         for &(limit, in_use, text, band) in cases {
-            let line = quota_line("backups", "Backups", "", Some(QuotaUsage { limit, in_use }));
+            let line = quota_line("backups", "Backups", "", Some(Quota { limit, in_use, reserved: 0 }));
             assert_eq!(line.percent_text, text, "limit={limit} in_use={in_use}");
             assert_eq!(line.band, band, "limit={limit} in_use={in_use}");
             assert_eq!(line.unlimited, limit == -1);
         }
+        // Reserved counts against the limit, as in Cinder.
+        let reserved = quota_line("backups", "Backups", "", Some(Quota { limit: 100, in_use: 40, reserved: 10 }));
+        assert_eq!((reserved.used_text.as_str(), reserved.percent_text.as_str()), ("50", "50 %"));
+        assert_eq!(reserved.band, Some(Band::Yellow));
         let unknown = quota_line("backups", "Backups", "", None);
         assert_eq!((unknown.known, unknown.band, unknown.limit_text.as_str()), (false, None, "unknown"));
-        let unlimited =
-            quota_line("backup_gigabytes", "Backup gigabytes", " GB", Some(QuotaUsage { limit: -1, in_use: 7 }));
+        let unlimited = quota_line(
+            "backup_gigabytes",
+            "Backup gigabytes",
+            " GB",
+            Some(Quota { limit: -1, in_use: 7, reserved: 0 }),
+        );
         assert_eq!((unlimited.limit_text.as_str(), unlimited.used_text.as_str()), ("unlimited", "7 GB"));
     }
 

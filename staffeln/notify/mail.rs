@@ -333,7 +333,7 @@ fn write_report(dir: &Path, digest: &Digest, html: &str) -> Result<PathBuf, Mail
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::notify::settings::Password;
+    use crate::conf::Secret;
 
     #[test]
     fn file_names_are_predictable_and_safe() {
@@ -348,7 +348,7 @@ mod tests {
         for security in [SmtpSecurity::None, SmtpSecurity::Starttls, SmtpSecurity::Tls] {
             let settings = NotifySettings {
                 sender_email: Some("staffeln@example.com".into()),
-                sender_pwd: Some(Password::new("hunter2")),
+                sender_pwd: Some(Secret::new("hunter2")),
                 smtp_server_domain: "smtp.example.com".into(),
                 smtp_server_port: 2525,
                 smtp_security: security,

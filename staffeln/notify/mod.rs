@@ -46,10 +46,10 @@ pub mod render;
 pub mod settings;
 
 pub use digest::{
-    BackupKind, BackupResult, Band, Counts, Digest, ProjectBackups, QuotaUsage, Scope, SkippedVolume, colour_band,
+    BackupKind, BackupResult, Band, Counts, Digest, ProjectBackups, Quota, Scope, SkippedVolume, colour_band,
     operator_digest, project_digest,
 };
 pub use mail::{CycleOutcome, Delivery, DeliveryMethod, MailError, Mailer, ProjectOutcome};
 pub use receivers::{ReceiverSource, Recipients, needs_member_emails, operator_receivers, project_receivers};
 pub use render::{Rendered, TemplateError};
-pub use settings::{NotifySettings, Password, SmtpSecurity};
+pub use settings::{NotifySettings, SmtpSecurity};

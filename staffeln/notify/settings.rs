@@ -5,6 +5,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::conf::Secret;
+
 /// How the connection to the SMTP server is protected (`smtp_security`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SmtpSecurity {
@@ -46,34 +48,6 @@ impl fmt::Display for SmtpSecurity {
     }
 }
 
-/// The SMTP password (`sender_pwd`). Prints as `***`; [`Password::expose`] is
-/// the one way to read it. The integrator may replace it by `conf::Secret`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
-
-impl Password {
-    pub fn new(value: impl Into<String>) -> Password {
-        Password(value.into())
-    }
-
-    /// The clear text, for the SMTP login only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
 /// Everything the digest mailer needs from `[notification]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotifySettings {
@@ -89,7 +63,7 @@ pub struct NotifySettings {
     /// written to the log (and to `report_dir`) instead of mailed.
     pub sender_email: Option<String>,
     /// `sender_pwd`: SMTP password; the login is skipped when unset.
-    pub sender_pwd: Option<Password>,
+    pub sender_pwd: Option<Secret>,
     /// `smtp_server_domain`.
     pub smtp_server_domain: String,
     /// `smtp_server_port`.
@@ -134,8 +108,8 @@ mod tests {
 
     #[test]
     fn the_password_never_prints() {
-        let settings = NotifySettings { sender_pwd: Some(Password::new("hunter2")), ..Default::default() };
-        let shown = format!("{settings:?} {}", Password::new("hunter2"));
+        let settings = NotifySettings { sender_pwd: Some(Secret::new("hunter2")), ..Default::default() };
+        let shown = format!("{settings:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("***"), "{shown}");
     }

@@ -11,12 +11,13 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use regex::Regex;
 use serde::Deserialize;
+use staffeln::conf::Secret;
 use staffeln::notify::{
-    BackupKind, BackupResult, DeliveryMethod, MailError, Mailer, NotifySettings, Password, ProjectBackups, QuotaUsage,
-    SkippedVolume, SmtpSecurity, TemplateError,
+    BackupKind, BackupResult, DeliveryMethod, MailError, Mailer, NotifySettings, ProjectBackups, Quota, SkippedVolume,
+    SmtpSecurity, TemplateError,
 };
 
-use crate::support::{python, run_python};
+use crate::support::{error_chain, python, run_python};
 
 const SMTP_USER: &str = "staffeln@example.com";
 const SMTP_PASSWORD: &str = "pw-9f3a-never-shown";
@@ -27,8 +28,10 @@ const SMTP_PASSWORD: &str = "pw-9f3a-never-shown";
 /// stdin closes. Modes: plain, auth, starttls (STARTTLS required, then
 /// AUTH required), tls (implicit TLS).
 const SINK: &str = r#"
-import base64, json, os, socket, ssl, sys, warnings
-warnings.simplefilter("ignore")  # aiosmtpd warns about AUTH without TLS, on purpose here
+import base64, json, logging, os, socket, ssl, sys, warnings
+# Quiet: AUTH without TLS is on purpose here, and so are the failed handshakes.
+warnings.simplefilter("ignore")
+logging.getLogger("mail.log").setLevel(logging.CRITICAL)
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -300,8 +303,8 @@ fn projects() -> Vec<ProjectBackups> {
                 volume_name: "scratch".into(),
                 reason: "metadata __staffeln_skip is true".into(),
             }],
-            backups_quota: Some(QuotaUsage { limit: 100, in_use: 49 }),
-            gigabytes_quota: Some(QuotaUsage { limit: 1000, in_use: 500 }),
+            backups_quota: Some(Quota { limit: 100, in_use: 49, reserved: 0 }),
+            gigabytes_quota: Some(Quota { limit: 1000, in_use: 500, reserved: 0 }),
             member_emails: vec![],
         },
         ProjectBackups {
@@ -309,8 +312,8 @@ fn projects() -> Vec<ProjectBackups> {
             project_name: "other".into(),
             results: vec![result("app", "root", BackupKind::Full, None)],
             skipped: vec![],
-            backups_quota: Some(QuotaUsage { limit: 100, in_use: 80 }),
-            gigabytes_quota: Some(QuotaUsage { limit: 100, in_use: 81 }),
+            backups_quota: Some(Quota { limit: 100, in_use: 80, reserved: 0 }),
+            gigabytes_quota: Some(Quota { limit: 100, in_use: 81, reserved: 0 }),
             member_emails: vec![],
         },
         ProjectBackups {
@@ -390,10 +393,6 @@ impl LogCapture {
     }
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
-    staffeln::notify::render::error_chain(err)
-}
-
 #[tokio::test]
 async fn each_project_and_the_operator_receive_one_digest() {
     let sink = SmtpSink::start(Mode::Plain, None);
@@ -463,7 +462,7 @@ async fn the_login_uses_sender_email_and_the_password_never_shows() {
     let logs = LogCapture::start();
     let sink = SmtpSink::start(Mode::Auth, None);
     let mut s = settings(sink.port);
-    s.sender_pwd = Some(Password::new(SMTP_PASSWORD));
+    s.sender_pwd = Some(Secret::new(SMTP_PASSWORD));
     let outcome = Mailer::new(s.clone()).unwrap().send_cycle(&projects()[..1], now()).await;
     assert!(outcome.projects[0].result.is_ok(), "{:?}", outcome.projects[0].result);
     let mails = sink.mails();
@@ -471,7 +470,7 @@ async fn the_login_uses_sender_email_and_the_password_never_shows() {
     assert!(mails.iter().all(|m| m.authenticated));
 
     let wrong = "wrong-pw-4c1d";
-    s.sender_pwd = Some(Password::new(wrong));
+    s.sender_pwd = Some(Secret::new(wrong));
     let outcome = Mailer::new(s.clone()).unwrap().send_cycle(&projects()[..1], now()).await;
     let err = outcome.projects[0].result.as_ref().unwrap_err();
     let chain = error_chain(err);
@@ -492,7 +491,7 @@ async fn starttls_verifies_the_server_against_smtp_ca_file() {
     let sink = SmtpSink::start(Mode::Starttls, Some(&certs));
     let mut s = settings(sink.port);
     s.smtp_security = SmtpSecurity::Starttls;
-    s.sender_pwd = Some(Password::new(SMTP_PASSWORD));
+    s.sender_pwd = Some(Secret::new(SMTP_PASSWORD));
     s.admin_receiver.clear();
 
     // Without the private CA, the server's certificate is not trusted.
