@@ -130,3 +130,119 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     }
     line
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::digest::{BackupKind, BackupResult, ProjectBackups, Quota, SkippedVolume, project_digest};
+    use chrono::TimeZone;
+
+    fn hostile_digest() -> Digest {
+        let project = ProjectBackups {
+            project_id: "p1".into(),
+            project_name: "demo <b>".into(),
+            results: vec![BackupResult {
+                server_id: "s1".into(),
+                server_name: "<script>alert(1)</script>".into(),
+                volume_id: "v1".into(),
+                volume_name: "a & \"b\"".into(),
+                backup_id: None,
+                backup_name: "bk".into(),
+                kind: BackupKind::Incremental,
+                size_gb: 3,
+                success: false,
+                fail_reason: Some("<img src=x onerror=alert(1)>".into()),
+            }],
+            skipped: vec![SkippedVolume {
+                server_id: "s2".into(),
+                server_name: "web".into(),
+                volume_id: "v2".into(),
+                volume_name: "<i>tmp</i>".into(),
+                reason: "skip <now>".into(),
+            }],
+            backups_quota: Some(Quota { limit: 10, in_use: 5, reserved: 0 }),
+            gigabytes_quota: None,
+            member_emails: vec![],
+        };
+        project_digest(&project, chrono::Utc.with_ymd_and_hms(2026, 11, 25, 16, 14, 48).unwrap())
+    }
+
+    #[test]
+    fn the_built_in_html_escapes_user_text_and_the_text_part_keeps_it() {
+        let rendered = render(&hostile_digest(), None).unwrap();
+        for raw in ["<script>", "<img", "<b>", "<i>", "<now>", "a & "] {
+            assert!(!rendered.html.contains(raw), "{raw} unescaped in:\n{}", rendered.html);
+        }
+        assert!(rendered.html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"));
+        assert!(rendered.html.contains("a &#38; &#34;b&#34;"));
+        assert!(rendered.html.contains("class=\"success red\""));
+        assert!(rendered.html.contains("class=\"num usage yellow\""));
+        assert!(rendered.html.contains("class=\"num usage unknown\""));
+        assert!(rendered.text.contains("server <script>alert(1)</script>"), "{}", rendered.text);
+        assert!(rendered.text.contains("reason: <img src=x onerror=alert(1)>"), "{}", rendered.text);
+        assert!(
+            rendered.text.contains("backup bk (not created), incremental, 3 GB, success: false"),
+            "{}",
+            rendered.text
+        );
+        assert!(rendered.fallback.is_none());
+    }
+
+    #[test]
+    fn an_operator_template_is_escaped_whatever_its_extension() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("digest.j2");
+        std::fs::write(&path, "{% for p in digest.projects %}{% for v in p.volumes %}[{{ v.server }}|{{ v.fail_reason }}]{% endfor %}{% endfor %}").unwrap();
+        let rendered = render(&hostile_digest(), Some(&path)).unwrap();
+        assert!(rendered.fallback.is_none(), "{:?}", rendered.fallback);
+        assert_eq!(rendered.html, "[&lt;script&gt;alert(1)&lt;&#x2f;script&gt;|&lt;img src=x onerror=alert(1)&gt;]");
+    }
+
+    #[test]
+    fn errors_in_the_operator_template_fall_back_to_the_built_in_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            ("syntax.html", Some("{% if %}"), "does not parse"),
+            ("render.html", Some("{{ digest.nope.deeper }}"), "failed to render"),
+            ("undefined.html", Some("{{ nothing }}"), "failed to render"),
+            ("missing.html", None, "cannot read"),
+        ];
+        for (name, body, why) in cases {
+            let path = dir.path().join(name);
+            if let Some(body) = body {
+                std::fs::write(&path, body).unwrap();
+            }
+            let rendered = render(&hostile_digest(), Some(&path)).unwrap();
+            let err = rendered.fallback.as_ref().unwrap_or_else(|| panic!("{name}: no fallback"));
+            let line = error_chain(err);
+            assert!(line.contains(why) && line.contains(name), "{name}: {line}");
+            assert_eq!(rendered.html, render_builtin_html(&hostile_digest()).unwrap(), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_documented_example_template_renders() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/doc/notify-template.md")).unwrap();
+        let start = doc.find("```jinja\n").unwrap() + "```jinja\n".len();
+        let end = start + doc[start..].find("```").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("example.html.j2");
+        std::fs::write(&path, &doc[start..end]).unwrap();
+        let rendered = render(&hostile_digest(), Some(&path)).unwrap();
+        assert!(rendered.fallback.is_none(), "{:?}", rendered.fallback.map(|e| error_chain(&e)));
+        assert!(rendered.html.contains("<li class=\"yellow\">Backups: 5 of 10 (50 %)</li>"), "{}", rendered.html);
+        assert!(rendered.html.contains("<li class=\"unknown\">Backup gigabytes"), "{}", rendered.html);
+        assert!(rendered.html.contains("Skipped: &lt;i&gt;tmp&lt;&#x2f;i&gt; (skip &lt;now&gt;)"), "{}", rendered.html);
+    }
+
+    #[test]
+    fn error_chains_do_not_repeat_causes() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer: inner")]
+        struct Outer(#[source] Inner);
+        #[derive(Debug, thiserror::Error)]
+        #[error("inner")]
+        struct Inner;
+        assert_eq!(error_chain(&Outer(Inner)), "outer: inner");
+    }
+}
