@@ -20,6 +20,7 @@
 //! * [`conductor`]: discovery, planning, the shared task queue, backups.
 //! * [`api`]: staffeln-api, the oslo.policy guard and its siblings.
 //! * [`rpc`]: oslo.messaging over RabbitMQ (calls, casts, notifications).
+//! * [`notify`]: per-project and operator backup digests by e-mail.
 //! * [`fakecloud`]: an in-process emulator of the Keystone, Nova and Cinder
 //!   subset Staffeln uses, for tests and the demo.
 //! * [`ceph`]: Ceph pool compression settings through the `ceph` CLI.
@@ -30,6 +31,7 @@ pub mod conductor;
 pub mod conf;
 pub mod db;
 pub mod fakecloud;
+pub mod notify;
 pub mod objects;
 pub mod openstack;
 pub mod rpc;

@@ -7,6 +7,7 @@ mod conf;
 mod db;
 mod deploy;
 mod fakecloud;
+mod notify;
 mod openstack;
 mod rpc;
 mod service;

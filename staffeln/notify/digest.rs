@@ -1,0 +1,560 @@
+//! The digest as a decision: what one backup cycle means for a project (or for
+//! the operator, over all projects), as a view model the templates only print.
+//! Pure: no I/O, `now` is passed in.
+//!
+//! The input types are deliberately plain; the conductor fills them from the
+//! shared `objects` (Server, Volume, Backup, BackupQuota); `BackupKind` and
+//! `Quota` are the shared ones.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+pub use crate::objects::{BackupKind, Quota};
+
+/// One backup attempted in the cycle, successful or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupResult {
+    pub server_id: String,
+    /// Empty when the server has no name; the id is shown instead.
+    pub server_name: String,
+    pub volume_id: String,
+    /// Empty when the volume has no name; the id is shown instead.
+    pub volume_name: String,
+    /// `None` when Cinder never created the backup.
+    pub backup_id: Option<String>,
+    pub backup_name: String,
+    pub kind: BackupKind,
+    pub size_gb: u64,
+    pub success: bool,
+    /// Why it failed; `None` for a success.
+    pub fail_reason: Option<String>,
+}
+
+/// A volume the cycle did not back up, and why (skip metadata, status, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedVolume {
+    pub server_id: String,
+    pub server_name: String,
+    pub volume_id: String,
+    pub volume_name: String,
+    pub reason: String,
+}
+
+/// A project and what its cycle produced: the input of one project digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectBackups {
+    pub project_id: String,
+    pub project_name: String,
+    pub results: Vec<BackupResult>,
+    pub skipped: Vec<SkippedVolume>,
+    /// Cinder `backups` quota (a count); `None` when it could not be read.
+    pub backups_quota: Option<Quota>,
+    /// Cinder `backup_gigabytes` quota; `None` when it could not be read.
+    pub gigabytes_quota: Option<Quota>,
+    /// E-mail addresses of the project's members (from Keystone role
+    /// assignments); only used when neither `receiver` nor
+    /// `project_receiver_domain` is set, see `receivers::needs_member_emails`.
+    pub member_emails: Vec<String>,
+}
+
+impl ProjectBackups {
+    /// A project gets a digest when the cycle attempted at least one backup in
+    /// it; skipped volumes alone do not make a digest.
+    pub fn has_backups(&self) -> bool {
+        !self.results.is_empty()
+    }
+}
+
+/// Colour of a usage or an outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Band {
+    Green,
+    Yellow,
+    Red,
+}
+
+impl Band {
+    /// CSS class name (`green`, `yellow`, `red`).
+    pub fn class(self) -> &'static str {
+        match self {
+            Band::Green => "green",
+            Band::Yellow => "yellow",
+            Band::Red => "red",
+        }
+    }
+
+    /// Inline CSS for mail clients that drop `<style>`.
+    pub fn style(self) -> &'static str {
+        match self {
+            Band::Green => "background-color:#d4edda;color:#155724",
+            Band::Yellow => "background-color:#fff3cd;color:#856404",
+            Band::Red => "background-color:#f8d7da;color:#721c24",
+        }
+    }
+}
+
+/// Quota colour for a usage percentage: green below 50 %, yellow from 50 % to
+/// 80 % inclusive, red above 80 %.
+pub fn colour_band(pct: f64) -> Band {
+    if pct < 50.0 {
+        Band::Green
+    } else if pct <= 80.0 {
+        Band::Yellow
+    } else {
+        Band::Red
+    }
+}
+
+/// Succeeded / failed / skipped volumes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub succeeded: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+impl Counts {
+    fn add(&mut self, other: Counts) {
+        self.succeeded += other.succeeded;
+        self.failed += other.failed;
+        self.skipped += other.skipped;
+    }
+}
+
+/// One quota as shown: `limit_text` is `unlimited` for -1, `percent_text` is
+/// e.g. `49 %`; `band` is `None` when the quota is unknown.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QuotaLine {
+    /// `backups` or `backup_gigabytes`.
+    pub resource: &'static str,
+    /// `Backups` or `Backup gigabytes`.
+    pub label: &'static str,
+    pub known: bool,
+    pub unlimited: bool,
+    pub limit: Option<i64>,
+    pub used: Option<i64>,
+    pub percent: Option<f64>,
+    pub limit_text: String,
+    pub used_text: String,
+    pub percent_text: String,
+    pub band: Option<Band>,
+}
+
+/// One backup as shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VolumeLine {
+    pub server_id: String,
+    /// The server's name, or its id when it has none.
+    pub server: String,
+    pub volume_id: String,
+    /// The volume's name, or its id when it has none.
+    pub volume: String,
+    pub backup_name: String,
+    /// Empty when no backup was created.
+    pub backup_id: String,
+    pub kind: BackupKind,
+    pub size_gb: u64,
+    pub success: bool,
+    /// Green for a success, red for a failure.
+    pub band: Band,
+    /// Empty for a success.
+    pub fail_reason: String,
+}
+
+impl VolumeLine {
+    /// `full` or `incremental`.
+    pub fn kind_text(&self) -> &'static str {
+        self.kind.as_str()
+    }
+}
+
+/// One skipped volume as shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedLine {
+    pub server_id: String,
+    pub server: String,
+    pub volume_id: String,
+    pub volume: String,
+    pub reason: String,
+}
+
+/// Everything about one project in a digest.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProjectSection {
+    pub project_id: String,
+    pub project_name: String,
+    pub quotas: Vec<QuotaLine>,
+    /// Failures first, then by server and volume.
+    pub volumes: Vec<VolumeLine>,
+    pub skipped: Vec<SkippedLine>,
+    pub counts: Counts,
+}
+
+/// Whom a digest is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Scope {
+    /// One project's digest.
+    Project { project_id: String, project_name: String },
+    /// The operator's digest of every project.
+    Operator,
+}
+
+/// The view model of one digest mail, the templates' only input.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Digest {
+    pub scope: Scope,
+    pub subject: String,
+    /// `2026-11-25 16:14:48 UTC`.
+    pub backup_time: String,
+    #[serde(skip)]
+    pub generated_at: DateTime<Utc>,
+    pub projects: Vec<ProjectSection>,
+    pub counts: Counts,
+}
+
+impl Digest {
+    /// For logs and errors: `project demo (4f1c…)` or `operator digest`.
+    pub fn describe(&self) -> String {
+        match &self.scope {
+            Scope::Project { project_id, project_name } => format!("project {project_name} ({project_id})"),
+            Scope::Operator => "operator digest".to_owned(),
+        }
+    }
+}
+
+/// The digest of one project's cycle.
+pub fn project_digest(project: &ProjectBackups, now: DateTime<Utc>) -> Digest {
+    let section = project_section(project);
+    let counts = section.counts;
+    let name = single_line(&project.project_name);
+    Digest {
+        scope: Scope::Project { project_id: project.project_id.clone(), project_name: project.project_name.clone() },
+        subject: format!("Staffeln backups for project {name}: {}", counts_text(counts)),
+        backup_time: time_text(now),
+        generated_at: now,
+        projects: vec![section],
+        counts,
+    }
+}
+
+/// The operator's digest over the projects given (those with backups), in
+/// project-name order.
+pub fn operator_digest(projects: &[ProjectBackups], now: DateTime<Utc>) -> Digest {
+    let mut sections: Vec<ProjectSection> = projects.iter().filter(|p| p.has_backups()).map(project_section).collect();
+    sections.sort_by(|a, b| a.project_name.cmp(&b.project_name).then_with(|| a.project_id.cmp(&b.project_id)));
+    let mut counts = Counts::default();
+    for section in &sections {
+        counts.add(section.counts);
+    }
+    let n = sections.len();
+    let projects_text = if n == 1 { "1 project".to_owned() } else { format!("{n} projects") };
+    Digest {
+        scope: Scope::Operator,
+        subject: format!("Staffeln backups for {projects_text}: {}", counts_text(counts)),
+        backup_time: time_text(now),
+        generated_at: now,
+        projects: sections,
+        counts,
+    }
+}
+
+/// What counts against the limit, as Cinder counts it: in use plus reserved.
+pub fn quota_used(quota: Quota) -> i64 {
+    quota.in_use.max(0).saturating_add(quota.reserved.max(0))
+}
+
+/// Usage ([`quota_used`]) as a percentage of `limit`: `None` for unlimited
+/// (negative limit); a zero limit is full (100 %) whatever is used.
+pub fn usage_percent(quota: Quota) -> Option<f64> {
+    if quota.limit < 0 {
+        return None;
+    }
+    if quota.limit == 0 {
+        return Some(100.0);
+    }
+    Some(quota_used(quota) as f64 * 100.0 / quota.limit as f64)
+}
+
+fn quota_line(resource: &'static str, label: &'static str, unit: &str, quota: Option<Quota>) -> QuotaLine {
+    let Some(quota) = quota else {
+        return QuotaLine {
+            resource,
+            label,
+            known: false,
+            unlimited: false,
+            limit: None,
+            used: None,
+            percent: None,
+            limit_text: "unknown".to_owned(),
+            used_text: "unknown".to_owned(),
+            percent_text: "unknown".to_owned(),
+            band: None,
+        };
+    };
+    let percent = usage_percent(quota);
+    let used = quota_used(quota);
+    let used_text = format!("{used}{unit}");
+    match percent {
+        None => QuotaLine {
+            resource,
+            label,
+            known: true,
+            unlimited: true,
+            limit: None,
+            used: Some(used),
+            percent: None,
+            limit_text: "unlimited".to_owned(),
+            used_text,
+            percent_text: "unlimited".to_owned(),
+            band: Some(Band::Green),
+        },
+        Some(pct) => QuotaLine {
+            resource,
+            label,
+            known: true,
+            unlimited: false,
+            limit: Some(quota.limit),
+            used: Some(used),
+            percent: Some(pct),
+            limit_text: format!("{}{unit}", quota.limit),
+            used_text,
+            percent_text: percent_text(pct),
+            band: Some(colour_band(pct)),
+        },
+    }
+}
+
+/// `49 %`, `80.5 %`: one decimal, none when whole.
+fn percent_text(pct: f64) -> String {
+    let rounded = (pct * 10.0).round() / 10.0;
+    if rounded.fract() == 0.0 { format!("{rounded:.0} %") } else { format!("{rounded:.1} %") }
+}
+
+fn project_section(project: &ProjectBackups) -> ProjectSection {
+    let mut volumes: Vec<VolumeLine> = project
+        .results
+        .iter()
+        .map(|r| VolumeLine {
+            server_id: r.server_id.clone(),
+            server: name_or_id(&r.server_name, &r.server_id),
+            volume_id: r.volume_id.clone(),
+            volume: name_or_id(&r.volume_name, &r.volume_id),
+            backup_name: r.backup_name.clone(),
+            backup_id: r.backup_id.clone().unwrap_or_default(),
+            kind: r.kind,
+            size_gb: r.size_gb,
+            success: r.success,
+            band: if r.success { Band::Green } else { Band::Red },
+            fail_reason: match (&r.fail_reason, r.success) {
+                (Some(reason), _) => reason.clone(),
+                (None, true) => String::new(),
+                (None, false) => "unknown".to_owned(),
+            },
+        })
+        .collect();
+    volumes.sort_by(|a, b| {
+        a.success.cmp(&b.success).then_with(|| a.server.cmp(&b.server)).then_with(|| a.volume.cmp(&b.volume))
+    });
+    let mut skipped: Vec<SkippedLine> = project
+        .skipped
+        .iter()
+        .map(|s| SkippedLine {
+            server_id: s.server_id.clone(),
+            server: name_or_id(&s.server_name, &s.server_id),
+            volume_id: s.volume_id.clone(),
+            volume: name_or_id(&s.volume_name, &s.volume_id),
+            reason: s.reason.clone(),
+        })
+        .collect();
+    skipped.sort_by(|a, b| a.server.cmp(&b.server).then_with(|| a.volume.cmp(&b.volume)));
+    let succeeded = volumes.iter().filter(|v| v.success).count();
+    let counts = Counts { succeeded, failed: volumes.len() - succeeded, skipped: skipped.len() };
+    ProjectSection {
+        project_id: project.project_id.clone(),
+        project_name: project.project_name.clone(),
+        quotas: vec![
+            quota_line("backups", "Backups", "", project.backups_quota),
+            quota_line("backup_gigabytes", "Backup gigabytes", " GB", project.gigabytes_quota),
+        ],
+        volumes,
+        skipped,
+        counts,
+    }
+}
+
+fn name_or_id(name: &str, id: &str) -> String {
+    if name.trim().is_empty() { id.to_owned() } else { name.to_owned() }
+}
+
+fn counts_text(c: Counts) -> String {
+    format!("{} succeeded, {} failed, {} skipped", c.succeeded, c.failed, c.skipped)
+}
+
+fn time_text(now: DateTime<Utc>) -> String {
+    now.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// A user-supplied name made safe for a header: control characters (CR, LF,
+/// tabs, …) become spaces.
+fn single_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, 16, 14, 48).single().unwrap()
+    }
+
+    fn result(server: &str, volume: &str, success: bool) -> BackupResult {
+        BackupResult {
+            server_id: format!("{server}-id"),
+            server_name: server.to_owned(),
+            volume_id: format!("{volume}-id"),
+            volume_name: volume.to_owned(),
+            backup_id: success.then(|| format!("{volume}-backup")),
+            backup_name: format!("{volume}-backup-name"),
+            kind: BackupKind::Full,
+            size_gb: 10,
+            success,
+            fail_reason: (!success).then(|| "quota exceeded".to_owned()),
+        }
+    }
+
+    fn project(name: &str, results: Vec<BackupResult>) -> ProjectBackups {
+        ProjectBackups {
+            project_id: format!("{name}-id"),
+            project_name: name.to_owned(),
+            results,
+            skipped: vec![SkippedVolume {
+                server_id: "s-id".into(),
+                server_name: "s".into(),
+                volume_id: "v-id".into(),
+                volume_name: String::new(),
+                reason: "skip metadata set".into(),
+            }],
+            backups_quota: Some(Quota { limit: 10, in_use: 4, reserved: 0 }),
+            gigabytes_quota: Some(Quota { limit: -1, in_use: 300, reserved: 0 }),
+            member_emails: vec![],
+        }
+    }
+
+    #[test]
+    fn bands_switch_at_50_and_after_80() {
+        let cases = [
+            (0.0, Band::Green),
+            (49.0, Band::Green),
+            (49.99, Band::Green),
+            (50.0, Band::Yellow),
+            (80.0, Band::Yellow),
+            (80.01, Band::Red),
+            (81.0, Band::Red),
+            (250.0, Band::Red),
+        ];
+        for (pct, band) in cases {
+            assert_eq!(colour_band(pct), band, "pct={pct}");
+        }
+    }
+
+    #[test]
+    fn quota_lines_from_usage() {
+        // (limit, in_use, percent text, band)
+        let cases: &[(i64, i64, &str, Option<Band>)] = &[
+            (100, 0, "0 %", Some(Band::Green)),
+            (100, 49, "49 %", Some(Band::Green)),
+            (100, 50, "50 %", Some(Band::Yellow)),
+            (100, 80, "80 %", Some(Band::Yellow)),
+            (100, 81, "81 %", Some(Band::Red)),
+            (5, 4, "80 %", Some(Band::Yellow)),
+            (3, 1, "33.3 %", Some(Band::Green)),
+            (0, 0, "100 %", Some(Band::Red)),
+            (-1, 12, "unlimited", Some(Band::Green)),
+        ];
+        for &(limit, in_use, text, band) in cases {
+            let line = quota_line("backups", "Backups", "", Some(Quota { limit, in_use, reserved: 0 }));
+            assert_eq!(line.percent_text, text, "limit={limit} in_use={in_use}");
+            assert_eq!(line.band, band, "limit={limit} in_use={in_use}");
+            assert_eq!(line.unlimited, limit == -1);
+        }
+        // Reserved counts against the limit, as in Cinder.
+        let reserved = quota_line("backups", "Backups", "", Some(Quota { limit: 100, in_use: 40, reserved: 10 }));
+        assert_eq!((reserved.used_text.as_str(), reserved.percent_text.as_str()), ("50", "50 %"));
+        assert_eq!(reserved.band, Some(Band::Yellow));
+        let unknown = quota_line("backups", "Backups", "", None);
+        assert_eq!((unknown.known, unknown.band, unknown.limit_text.as_str()), (false, None, "unknown"));
+        let unlimited = quota_line(
+            "backup_gigabytes",
+            "Backup gigabytes",
+            " GB",
+            Some(Quota { limit: -1, in_use: 7, reserved: 0 }),
+        );
+        assert_eq!((unlimited.limit_text.as_str(), unlimited.used_text.as_str()), ("unlimited", "7 GB"));
+    }
+
+    #[test]
+    fn the_subject_names_project_and_counts() {
+        let p = project("demo", vec![result("web", "a", true), result("web", "b", false), result("db", "c", true)]);
+        let d = project_digest(&p, now());
+        assert_eq!(d.subject, "Staffeln backups for project demo: 2 succeeded, 1 failed, 1 skipped");
+        assert_eq!(d.backup_time, "2026-11-25 16:14:48 UTC");
+        assert_eq!(d.describe(), "project demo (demo-id)");
+    }
+
+    #[test]
+    fn the_subject_stays_one_line() {
+        let p = project("evil\r\nBcc: x@example.com", vec![result("web", "a", true)]);
+        let d = project_digest(&p, now());
+        assert!(!d.subject.contains(['\r', '\n']), "{:?}", d.subject);
+        assert!(d.subject.starts_with("Staffeln backups for project evil  Bcc: x@example.com:"));
+    }
+
+    #[test]
+    fn failures_come_first_and_names_fall_back_to_ids() {
+        let mut nameless = result("", "", true);
+        nameless.server_id = "srv-1".into();
+        nameless.volume_id = "vol-1".into();
+        let p = project("demo", vec![result("web", "a", true), nameless, result("web", "b", false)]);
+        let d = project_digest(&p, now());
+        let section = &d.projects[0];
+        let order: Vec<(&str, &str, bool)> =
+            section.volumes.iter().map(|v| (v.server.as_str(), v.volume.as_str(), v.success)).collect();
+        assert_eq!(order, [("web", "b", false), ("srv-1", "vol-1", true), ("web", "a", true)]);
+        assert_eq!(section.volumes[0].band, Band::Red);
+        assert_eq!(section.volumes[0].fail_reason, "quota exceeded");
+        assert_eq!(section.volumes[1].band, Band::Green);
+        assert_eq!(section.skipped[0].volume, "v-id");
+    }
+
+    #[test]
+    fn a_failure_without_reason_says_unknown() {
+        let mut r = result("web", "a", false);
+        r.fail_reason = None;
+        let d = project_digest(&project("demo", vec![r]), now());
+        assert_eq!(d.projects[0].volumes[0].fail_reason, "unknown");
+    }
+
+    #[test]
+    fn the_operator_digest_sums_projects_with_backups() {
+        let projects = [
+            project("zeta", vec![result("web", "a", false)]),
+            project("alpha", vec![result("web", "a", true), result("web", "b", true)]),
+            project("idle", vec![]),
+        ];
+        let d = operator_digest(&projects, now());
+        assert_eq!(d.scope, Scope::Operator);
+        let names: Vec<&str> = d.projects.iter().map(|s| s.project_name.as_str()).collect();
+        assert_eq!(names, ["alpha", "zeta"]);
+        assert_eq!(d.counts, Counts { succeeded: 2, failed: 1, skipped: 2 });
+        assert_eq!(d.subject, "Staffeln backups for 2 projects: 2 succeeded, 1 failed, 2 skipped");
+        assert_eq!(
+            operator_digest(&projects[1..2], now()).subject.split(':').next(),
+            Some("Staffeln backups for 1 project")
+        );
+    }
+}
