@@ -47,7 +47,7 @@ impl Conductor {
             }
             backups.entry(backup.volume_id.clone()).or_default().push(backup);
         }
-        own.extend(self.db_call(|conn| crate::db::backups::all_ids(conn)).await?.into_iter().map(BackupId));
+        own.extend(self.db_call(crate::db::backups::all_ids).await?.into_iter().map(BackupId));
         let busy: HashSet<VolumeId> =
             self.db_call(crate::db::tasks::active_volume_ids).await?.into_iter().map(VolumeId).collect();
 

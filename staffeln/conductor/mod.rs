@@ -56,13 +56,19 @@ pub enum ConductorError {
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
-    OpenStack(#[from] OpenStackError),
+    OpenStack(Box<OpenStackError>),
     #[error(transparent)]
     Schedule(#[from] ScheduleError),
     #[error("{0}")]
     Config(String),
     #[error("database work did not finish")]
     Join(#[from] tokio::task::JoinError),
+}
+
+impl From<OpenStackError> for ConductorError {
+    fn from(err: OpenStackError) -> ConductorError {
+        ConductorError::OpenStack(Box::new(err))
+    }
 }
 
 /// The conductor's view of its options.

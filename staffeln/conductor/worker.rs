@@ -97,11 +97,11 @@ impl Conductor {
                 return self.finish(task, TaskState::Failed, &reason).await;
             }
         };
-        if task.attempts > 1 {
-            if let Some(found) = find_task_backup(&os, task).await? {
-                info!("task {} adopts backup {} created before its conductor stopped", task.task_id, found.id);
-                return self.mark_creating(task, &found.id, found.is_incremental, task.note.clone()).await;
-            }
+        if task.attempts > 1
+            && let Some(found) = find_task_backup(&os, task).await?
+        {
+            info!("task {} adopts backup {} created before its conductor stopped", task.task_id, found.id);
+            return self.mark_creating(task, &found.id, found.is_incremental, task.note.clone()).await;
         }
         let mut kind = if task.incremental { BackupKind::Incremental } else { BackupKind::Full };
         let mut note = task.note.clone();
