@@ -13,6 +13,7 @@
 //!   (idempotently: a task's backup carries its task id), polls those in
 //!   flight with list calls, completes, fails, cancels, and sets the
 //!   servers' `last-backup-time`.
+//! * [`report`]: the per-project digests of finished cycles.
 //!
 //! Many conductors share one database: one leads (a lease with a fencing
 //! token), all execute. The conductor knows objects, not JSON, SQL text or
@@ -22,6 +23,7 @@ pub mod cycle;
 pub mod discovery;
 pub mod limits;
 pub mod planner;
+pub mod report;
 pub mod schedule;
 pub mod worker;
 
@@ -47,6 +49,8 @@ pub const AUTOMATED_KEY: &str = "__automated_backup";
 pub const TASK_KEY: &str = "__staffeln_task_id";
 /// Backup metadata naming the server the volume was backed up for.
 pub const INSTANCE_KEY: &str = "__staffeln_instance_id";
+/// Pause before digests that could not be delivered are tried again.
+const REPORT_RETRY: StdDuration = StdDuration::from_secs(300);
 /// The lease of the conductor that discovers and plans backup cycles.
 pub const BACKUP_LEASE: &str = "backup-cycle";
 
@@ -203,6 +207,10 @@ pub async fn connect(conf: &Config) -> Result<Conductor, ConductorError> {
 pub async fn serve(mut ctx: ServiceContext) -> Result<(), ConductorError> {
     let conf = ctx.config();
     let conductor = connect(&conf).await?;
+    let mailer = crate::notify::Mailer::new(crate::notify::NotifySettings::from_opts(&conf.notification))
+        .map_err(|e| ConductorError::Config(e.to_string()))?;
+    let report_period = Duration::seconds(i64::try_from(conf.conductor.report_period).unwrap_or(i64::MAX / 1000));
+    let mut next_report = tokio::time::Instant::now();
     ctx.ready();
     info!("conductor {} ready", conductor.holder);
     loop {
@@ -232,6 +240,16 @@ pub async fn serve(mut ctx: ServiceContext) -> Result<(), ConductorError> {
             }
             if let Err(err) = conductor.poll_once().await {
                 error!("checking backups failed: {err}");
+            }
+            if tokio::time::Instant::now() >= next_report {
+                match conductor.send_reports(&mailer, report_period, false, None).await {
+                    Ok(summary) if summary.failed.is_empty() => {}
+                    Ok(_) => next_report = tokio::time::Instant::now() + REPORT_RETRY,
+                    Err(err) => {
+                        error!("sending digests failed, retried in {} s: {err}", REPORT_RETRY.as_secs());
+                        next_report = tokio::time::Instant::now() + REPORT_RETRY;
+                    }
+                }
             }
         }
         .instrument(span)

@@ -431,3 +431,54 @@ async fn injected_errors_and_latency_are_absorbed() {
     let kinds: Vec<BackupKind> = rig.backups_of("vol-a").await.iter().map(|b| b.kind()).collect();
     assert_eq!(kinds, [BackupKind::Full]);
 }
+
+/// After a cycle, each project with results gets one digest (and the
+/// operator one of all projects, naming the project without a role); a
+/// digest that cannot be sent leaves its results for the next attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digests_follow_a_cycle_and_survive_an_smtp_outage() {
+    use crate::notify::{Mode, SmtpSink};
+    use staffeln::notify::{Mailer, NotifySettings, SmtpSecurity};
+    let rig = rig_with(TestDb::sqlite(), scenario(), settings()).await;
+    rig.full_cycle().await;
+    let mut notify = NotifySettings {
+        project_receiver_domain: Some("corp.example".into()),
+        admin_receiver: vec!["ops@corp.example".into()],
+        sender_email: Some("staffeln@corp.example".into()),
+        smtp_server_domain: "127.0.0.1".into(),
+        smtp_security: SmtpSecurity::None,
+        smtp_timeout: StdDuration::from_secs(10),
+        ..NotifySettings::default()
+    };
+    // SMTP down: nothing is marked reported.
+    notify.smtp_server_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let down = Mailer::new(notify.clone()).unwrap();
+    let summary = rig.conductor.send_reports(&down, Duration::zero(), true, None).await.unwrap();
+    assert!(summary.delivered.is_empty() && summary.failed.len() == 3, "{summary:?}");
+    // SMTP up: every project's digest goes out once.
+    let sink = SmtpSink::start(Mode::Plain, None);
+    notify.smtp_server_port = sink.port;
+    let up = Mailer::new(notify).unwrap();
+    let summary = rig.conductor.send_reports(&up, Duration::hours(24), false, None).await.unwrap();
+    assert_eq!(summary.delivered.len(), 3, "{summary:?}");
+    let mails = sink.mails();
+    let to = |addr: &str| mails.iter().filter(|m| m.rcpt_tos.iter().any(|r| r == addr)).collect::<Vec<_>>();
+    let p1 = to("p1@corp.example");
+    assert_eq!(p1.len(), 1, "{mails:#?}");
+    assert!(p1[0].subject.contains("p1"), "{}", p1[0].subject);
+    let html = p1[0].html();
+    for v in ["vol-a", "vol-b", "vol-d"] {
+        assert!(html.contains(v), "{v} in the p1 digest");
+    }
+    assert!(html.contains("vol-c") && html.contains("skip-volume-backup"), "skipped volume and its reason");
+    let ops = to("ops@corp.example");
+    assert_eq!(ops.len(), 1);
+    assert!(ops[0].html().contains("no role in project"), "the operator sees the project without a role");
+    // Nothing left; and within report_period nothing is sent again.
+    let again = rig.conductor.send_reports(&up, Duration::hours(24), false, None).await.unwrap();
+    assert!(again.delivered.is_empty() && again.held_back.is_some(), "{again:?}");
+    assert_eq!(sink.mails().len(), mails.len());
+}

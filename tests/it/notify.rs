@@ -101,39 +101,39 @@ print(json.dumps(out))
 "#;
 
 #[derive(Debug, Deserialize)]
-struct Mail {
-    mail_from: String,
-    rcpt_tos: Vec<String>,
-    authenticated: bool,
-    tls: bool,
-    subject: String,
-    from: String,
-    to: String,
-    content_type: String,
-    parts: Vec<Part>,
+pub struct Mail {
+    pub mail_from: String,
+    pub rcpt_tos: Vec<String>,
+    pub authenticated: bool,
+    pub tls: bool,
+    pub subject: String,
+    pub from: String,
+    pub to: String,
+    pub content_type: String,
+    pub parts: Vec<Part>,
 }
 
 #[derive(Debug, Deserialize)]
-struct Part {
-    content_type: String,
-    body: String,
+pub struct Part {
+    pub content_type: String,
+    pub body: String,
 }
 
 impl Mail {
-    fn part(&self, content_type: &str) -> &str {
+    pub fn part(&self, content_type: &str) -> &str {
         let found = self.parts.iter().find(|p| p.content_type == content_type);
         &found.unwrap_or_else(|| panic!("no {content_type} part in {self:#?}")).body
     }
-    fn html(&self) -> &str {
+    pub fn html(&self) -> &str {
         self.part("text/html")
     }
-    fn text(&self) -> &str {
+    pub fn text(&self) -> &str {
         self.part("text/plain")
     }
 }
 
 #[derive(Clone, Copy)]
-enum Mode {
+pub enum Mode {
     Plain,
     Auth,
     Starttls,
@@ -141,14 +141,14 @@ enum Mode {
 }
 
 /// One aiosmtpd process, killed on drop, saving into its own directory.
-struct SmtpSink {
+pub struct SmtpSink {
     child: Child,
-    port: u16,
+    pub port: u16,
     dir: tempfile::TempDir,
 }
 
 impl SmtpSink {
-    fn start(mode: Mode, certs: Option<&Certs>) -> SmtpSink {
+    pub fn start(mode: Mode, certs: Option<&Certs>) -> SmtpSink {
         SmtpSink::start_on(mode, 0, certs)
     }
 
@@ -185,7 +185,7 @@ impl SmtpSink {
         SmtpSink { child, port, dir }
     }
 
-    fn mails(&self) -> Vec<Mail> {
+    pub fn mails(&self) -> Vec<Mail> {
         let out = run_python(PARSE, &[self.dir.path().to_str().unwrap()]);
         serde_json::from_str(&out).unwrap()
     }
@@ -203,7 +203,7 @@ impl Drop for SmtpSink {
 }
 
 /// A private CA and a server certificate for 127.0.0.1 signed by it.
-struct Certs {
+pub struct Certs {
     _dir: tempfile::TempDir,
     ca: PathBuf,
     leaf: PathBuf,
@@ -388,7 +388,7 @@ impl LogCapture {
         LogCapture { buf, _guard: tracing::subscriber::set_default(subscriber) }
     }
 
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
     }
 }

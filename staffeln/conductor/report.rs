@@ -1,0 +1,174 @@
+//! The digests: after cycles finish, each project with results gets one
+//! digest of them (and the operator one of all projects), no more often than
+//! `report_period`. Results are marked reported only once their project's
+//! digest was delivered; a digest that cannot be sent leaves its results for
+//! the next attempt.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{Duration, Utc};
+use futures_util::TryStreamExt;
+use tracing::{info, warn};
+
+use super::{Conductor, ConductorError};
+use crate::db::reports;
+use crate::db::tasks::{self, TaskRow};
+use crate::notify::{BackupResult, Mailer, ProjectBackups, SkippedVolume, needs_member_emails};
+use crate::objects::{BackupKind, ProjectId, TaskState};
+
+/// What one round of digests did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportSummary {
+    /// Projects whose digest was delivered (their results are now reported).
+    pub delivered: Vec<String>,
+    /// Projects whose digest failed, with the error; retried next time.
+    pub failed: Vec<(String, String)>,
+    /// Why nothing was sent, when nothing was.
+    pub held_back: Option<String>,
+}
+
+/// Groups finished, unreported tasks by project into digest input (pure).
+pub fn group_results(rows: &[TaskRow], names: &BTreeMap<String, String>) -> Vec<ProjectBackups> {
+    let mut by_project: BTreeMap<&str, ProjectBackups> = BTreeMap::new();
+    for row in rows {
+        let entry = by_project.entry(row.project_id.as_str()).or_insert_with(|| ProjectBackups {
+            project_id: row.project_id.clone(),
+            project_name: names.get(&row.project_id).cloned().unwrap_or_else(|| row.project_id.clone()),
+            results: Vec::new(),
+            skipped: Vec::new(),
+            backups_quota: None,
+            gigabytes_quota: None,
+            member_emails: Vec::new(),
+        });
+        let state = row.task_state();
+        match state {
+            TaskState::Done | TaskState::Failed => entry.results.push(BackupResult {
+                server_id: row.instance_id.clone(),
+                server_name: row.instance_name.clone(),
+                volume_id: row.volume_id.clone(),
+                volume_name: row.volume_name.clone(),
+                backup_id: (!row.backup_id.is_empty()).then(|| row.backup_id.clone()),
+                backup_name: row.backup_name.clone(),
+                kind: if row.incremental { BackupKind::Incremental } else { BackupKind::Full },
+                size_gb: u64::try_from(row.size_gb).unwrap_or(0),
+                success: state == TaskState::Done,
+                fail_reason: (state == TaskState::Failed)
+                    .then(|| row.reason.clone().unwrap_or_else(|| "no reason recorded".to_owned())),
+            }),
+            TaskState::Skipped | TaskState::Waiting => entry.skipped.push(SkippedVolume {
+                server_id: row.instance_id.clone(),
+                server_name: row.instance_name.clone(),
+                volume_id: row.volume_id.clone(),
+                volume_name: row.volume_name.clone(),
+                reason: match (state, &row.reason) {
+                    (TaskState::Waiting, Some(r)) => format!("retried next cycle: {r}"),
+                    (_, Some(r)) => r.clone(),
+                    (_, None) => "no reason recorded".to_owned(),
+                },
+            }),
+            _ => {}
+        }
+    }
+    by_project.into_values().collect()
+}
+
+impl Conductor {
+    /// Sends the digests of finished cycles' unreported results, unless the
+    /// last digest went out less than `report_period` ago (`force` ignores
+    /// the period: on-demand reports). `project` limits the round to one.
+    pub async fn send_reports(
+        &self,
+        mailer: &Mailer,
+        report_period: Duration,
+        force: bool,
+        project: Option<&ProjectId>,
+    ) -> Result<ReportSummary, ConductorError> {
+        if !force {
+            if let Some(last) = self.db_call(reports::latest).await? {
+                if Utc::now() - last.created_at.and_utc() < report_period {
+                    return Ok(ReportSummary { held_back: Some("within report_period".into()), ..Default::default() });
+                }
+            }
+        }
+        let open: HashSet<String> =
+            self.db_call(|c| tasks::open_cycles(c, "backup")).await?.into_iter().map(|c| c.id).collect();
+        let mut rows = self.db_call(tasks::unreported).await?;
+        rows.retain(|r| !open.contains(&r.cycle_id) && project.is_none_or(|p| p.as_str() == r.project_id));
+        if rows.is_empty() {
+            return Ok(ReportSummary { held_back: Some("no unreported results".into()), ..Default::default() });
+        }
+        let names: BTreeMap<String, String> = match self.os.projects().map_ok(|p| (p.id.0, p.name)).try_collect().await
+        {
+            Ok(names) => names,
+            Err(err) => {
+                warn!("cannot read project names, digests use project ids: {err}");
+                BTreeMap::new()
+            }
+        };
+        let mut projects = group_results(&rows, &names);
+        for p in &mut projects {
+            let id = ProjectId(p.project_id.clone());
+            match self.os.backup_quota(&id).await {
+                Ok(q) => {
+                    p.backups_quota = Some(q.backups);
+                    p.gigabytes_quota = Some(q.gigabytes);
+                }
+                Err(err) => {
+                    warn!(project.id = %id, "cannot read the backup quota of project {id} for its digest: {err}")
+                }
+            }
+            if needs_member_emails(mailer.settings()) {
+                p.member_emails = self.member_emails(&id).await;
+            }
+        }
+        let outcome = mailer.send_cycle(&projects, Utc::now()).await;
+        let mut summary = ReportSummary::default();
+        for p in outcome.projects {
+            match p.result {
+                Ok(_) => {
+                    let ids: Vec<i64> = rows.iter().filter(|r| r.project_id == p.project_id).map(|r| r.id).collect();
+                    self.db_call(move |c| tasks::mark_reported(c, &ids)).await?;
+                    summary.delivered.push(p.project_id);
+                }
+                Err(err) => summary.failed.push((p.project_id, err.to_string())),
+            }
+        }
+        // Projects with only skipped volumes get no digest: their rows are done with.
+        let mailed: HashSet<&str> =
+            projects.iter().filter(|p| p.has_backups()).map(|p| p.project_id.as_str()).collect();
+        let quiet: Vec<i64> = rows.iter().filter(|r| !mailed.contains(r.project_id.as_str())).map(|r| r.id).collect();
+        if !quiet.is_empty() {
+            self.db_call(move |c| tasks::mark_reported(c, &quiet)).await?;
+        }
+        if let Some(Err(err)) = &outcome.operator {
+            warn!("the operator digest was not delivered: {err}");
+        }
+        if !summary.delivered.is_empty() {
+            let sender = mailer.settings().sender_email.clone();
+            self.db_call(move |c| reports::insert(c, sender.as_deref())).await?;
+        }
+        info!("digests: {} delivered, {} failed", summary.delivered.len(), summary.failed.len());
+        Ok(summary)
+    }
+
+    /// E-mail addresses of the project's members (Keystone role assignments).
+    async fn member_emails(&self, project: &ProjectId) -> Vec<String> {
+        let assignments: Vec<_> = match self.os.role_assignments(project).try_collect().await {
+            Ok(a) => a,
+            Err(err) => {
+                warn!(project.id = %project, "cannot list the members of project {project}: {err}");
+                return Vec::new();
+            }
+        };
+        let users: HashSet<_> = assignments.into_iter().map(|a| a.user_id).collect();
+        let mut emails = Vec::new();
+        for user in users {
+            match self.os.user(&user).await {
+                Ok(u) => emails.extend(u.email),
+                Err(err) => warn!("cannot read user {user}: {err}"),
+            }
+        }
+        emails.sort();
+        emails
+    }
+}
