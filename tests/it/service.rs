@@ -245,3 +245,21 @@ fn manage_config_generate_writes_the_committed_sample() {
         std::fs::read_to_string(crate::support::repo_root().join("etc/staffeln/staffeln.conf.sample")).unwrap();
     assert_eq!(std::fs::read_to_string(&out_file).unwrap(), committed, "regenerate with: tox -e genconfig");
 }
+
+/// README's first command: the demo runs end to end on embedded defaults.
+#[test]
+fn the_demo_backs_up_the_seeded_fleet_and_writes_digests() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(bin("staffeln-manage")).args(["demo", "--dir"]).arg(dir.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("planned: 5 backups, 1 skipped, 0 waiting, 1 failed"), "{stdout}");
+    assert!(stdout.contains("backups quota exceeded"), "finance is at its quota: {stdout}");
+    assert_eq!(stdout.lines().filter(|l| l.contains(" done ")).count(), 5, "{stdout}");
+    let digests: Vec<_> = std::fs::read_dir(dir.path().join("digests")).unwrap().collect();
+    assert_eq!(digests.len(), 4, "three projects and the operator: {stdout}");
+    let log = std::fs::read_to_string(dir.path().join("staffeln-demo.log")).unwrap();
+    let record = regex::Regex::new(KOLLA_RECORD_START).unwrap();
+    assert!(log.lines().next().is_some_and(|l| record.is_match(l)), "{log}");
+    assert!(log.contains("Staffeln backups for project webshop"), "without a sender the digest goes to the log");
+}
