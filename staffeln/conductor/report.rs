@@ -83,12 +83,11 @@ impl Conductor {
         force: bool,
         project: Option<&ProjectId>,
     ) -> Result<ReportSummary, ConductorError> {
-        if !force {
-            if let Some(last) = self.db_call(reports::latest).await? {
-                if Utc::now() - last.created_at.and_utc() < report_period {
-                    return Ok(ReportSummary { held_back: Some("within report_period".into()), ..Default::default() });
-                }
-            }
+        if !force
+            && let Some(last) = self.db_call(reports::latest).await?
+            && Utc::now() - last.created_at.and_utc() < report_period
+        {
+            return Ok(ReportSummary { held_back: Some("within report_period".into()), ..Default::default() });
         }
         let open: HashSet<String> =
             self.db_call(|c| tasks::open_cycles(c, "backup")).await?.into_iter().map(|c| c.id).collect();

@@ -101,6 +101,27 @@ impl Default for NotifySettings {
     }
 }
 
+impl NotifySettings {
+    /// The settings of `[notification]`.
+    pub fn from_opts(opts: &crate::conf::NotificationOpts) -> NotifySettings {
+        NotifySettings {
+            receiver: opts.receiver.clone(),
+            project_receiver_domain: opts.project_receiver_domain.clone(),
+            admin_receiver: opts.admin_receiver.clone(),
+            sender_email: opts.sender_email.clone(),
+            sender_pwd: opts.sender_pwd.clone(),
+            smtp_server_domain: opts.smtp_server_domain.clone(),
+            smtp_server_port: opts.smtp_server_port,
+            // The option's choices were checked when the file was loaded.
+            smtp_security: SmtpSecurity::parse(&opts.smtp_security).unwrap_or_default(),
+            smtp_timeout: Duration::from_secs(opts.smtp_timeout),
+            smtp_ca_file: opts.smtp_ca_file.as_ref().map(PathBuf::from),
+            template_file: opts.template_file.as_ref().map(PathBuf::from),
+            report_dir: opts.report_dir.as_ref().map(PathBuf::from),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -121,26 +142,5 @@ mod tests {
         }
         assert_eq!(SmtpSecurity::parse(" STARTTLS "), Some(SmtpSecurity::Starttls));
         assert_eq!(SmtpSecurity::parse("ssl"), None);
-    }
-}
-
-impl NotifySettings {
-    /// The settings of `[notification]`.
-    pub fn from_opts(opts: &crate::conf::NotificationOpts) -> NotifySettings {
-        NotifySettings {
-            receiver: opts.receiver.clone(),
-            project_receiver_domain: opts.project_receiver_domain.clone(),
-            admin_receiver: opts.admin_receiver.clone(),
-            sender_email: opts.sender_email.clone(),
-            sender_pwd: opts.sender_pwd.clone(),
-            smtp_server_domain: opts.smtp_server_domain.clone(),
-            smtp_server_port: opts.smtp_server_port,
-            // The option's choices were checked when the file was loaded.
-            smtp_security: SmtpSecurity::parse(&opts.smtp_security).unwrap_or_default(),
-            smtp_timeout: Duration::from_secs(opts.smtp_timeout),
-            smtp_ca_file: opts.smtp_ca_file.as_ref().map(PathBuf::from),
-            template_file: opts.template_file.as_ref().map(PathBuf::from),
-            report_dir: opts.report_dir.as_ref().map(PathBuf::from),
-        }
     }
 }
