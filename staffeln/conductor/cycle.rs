@@ -43,7 +43,7 @@ impl Conductor {
         let started = Utc::now();
         if !force {
             let last = self.last_cycle_start().await?;
-            let due = self.settings.backup_schedule.next_after(started, last).is_some_and(|at| at <= started);
+            let due = self.settings.backup_schedule.next_due(last, self.started_at).is_some_and(|at| at <= started);
             if !due {
                 return Ok(None);
             }

@@ -142,11 +142,14 @@ pub struct Conductor {
     pub db: Database,
     pub os: OpenStack,
     pub settings: Arc<ConductorSettings>,
+    /// When this conductor started: the schedule's reference before any
+    /// cycle ran.
+    pub started_at: DateTime<Utc>,
 }
 
 impl Conductor {
     pub fn new(holder: String, db: Database, os: OpenStack, settings: ConductorSettings) -> Conductor {
-        Conductor { holder, db, os, settings: Arc::new(settings) }
+        Conductor { holder, db, os, settings: Arc::new(settings), started_at: Utc::now() }
     }
 
     /// Runs `f` on a pooled connection in the blocking pool.
@@ -219,7 +222,7 @@ pub async fn serve(mut ctx: ServiceContext) -> Result<(), ConductorError> {
             error!("cannot read the last backup cycle: {err}");
             Some(now)
         });
-        let next = conductor.settings.backup_schedule.next_after(now, last);
+        let next = conductor.settings.backup_schedule.next_due(last, conductor.started_at);
         let wait = next.map_or(conductor.settings.poll_interval, |at| {
             (at - now).to_std().unwrap_or_default().min(conductor.settings.poll_interval)
         });

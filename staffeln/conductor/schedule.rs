@@ -50,15 +50,17 @@ impl Schedule {
         Ok(Schedule { cron, period })
     }
 
-    /// The first time after `now` the schedule fires, given that the last run
-    /// started at `last_run` (`None`: never ran, so a period fires at once).
-    pub fn next_after(&self, now: DateTime<Utc>, last_run: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
-        let by_period = self.period.map(|p| match last_run {
-            Some(last) => (last + p).max(now),
-            None => now,
-        });
+    /// When the next cycle is due, given when the last one started
+    /// (`last_run`, from the database) and when this conductor started
+    /// (`since`, the reference when no cycle ever ran): a period fires
+    /// `period` after the last run (at once when none ran), a cron
+    /// expression at its first occurrence after the last run (or after
+    /// `since`). The earlier of the two wins; `None` when neither is set.
+    pub fn next_due(&self, last_run: Option<DateTime<Utc>>, since: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let by_period = self.period.map(|p| last_run.map_or(since, |last| last + p));
         let by_cron = self.cron.as_ref().and_then(|(cron, tz)| {
-            cron.find_next_occurrence(&now.with_timezone(tz), false).ok().map(|t| t.with_timezone(&Utc))
+            let from = last_run.unwrap_or(since).with_timezone(tz);
+            cron.find_next_occurrence(&from, false).ok().map(|t| t.with_timezone(&Utc))
         });
         match (by_period, by_cron) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -80,9 +82,10 @@ mod tests {
     fn a_period_fires_at_once_then_every_period() {
         let s = Schedule::new("backup_schedule", "", "backup_timezone", "UTC", Duration::seconds(1800)).unwrap();
         let now = at(2026, 11, 25, 12, 0);
-        assert_eq!(s.next_after(now, None), Some(now));
-        assert_eq!(s.next_after(now, Some(now - Duration::minutes(10))), Some(now + Duration::minutes(20)));
-        assert_eq!(s.next_after(now, Some(now - Duration::hours(2))), Some(now), "overdue fires now");
+        assert_eq!(s.next_due(None, now), Some(now), "never ran: due at start");
+        assert_eq!(s.next_due(Some(now - Duration::minutes(10)), now), Some(now + Duration::minutes(20)));
+        let overdue = s.next_due(Some(now - Duration::hours(2)), now).unwrap();
+        assert!(overdue <= now, "overdue is due");
     }
 
     #[test]
@@ -90,17 +93,19 @@ mod tests {
         let s = Schedule::new("backup_schedule", "30 2 * * *", "backup_timezone", "Europe/Berlin", Duration::zero())
             .unwrap();
         // 2026-03-29 02:30 does not exist in Berlin: croner moves to 03:00 local = 01:00 UTC.
-        let next = s.next_after(at(2026, 3, 28, 12, 0), None).unwrap();
+        let next = s.next_due(None, at(2026, 3, 28, 12, 0)).unwrap();
         assert_eq!(next, at(2026, 3, 29, 1, 0));
-        let after = s.next_after(next, Some(next)).unwrap();
+        let after = s.next_due(Some(next), at(2026, 3, 28, 12, 0)).unwrap();
         assert_eq!(after, at(2026, 3, 30, 0, 30), "02:30 CEST");
+        // A cron schedule stays due once its time has passed, until a cycle runs.
+        assert_eq!(s.next_due(None, at(2026, 3, 28, 12, 0)), Some(next));
     }
 
     #[test]
     fn the_earlier_of_cron_and_period_wins() {
         let s = Schedule::new("c", "0 * * * *", "z", "UTC", Duration::seconds(7200)).unwrap();
         let now = at(2026, 11, 25, 12, 10);
-        assert_eq!(s.next_after(now, Some(now)), Some(at(2026, 11, 25, 13, 0)));
+        assert_eq!(s.next_due(Some(now), now), Some(at(2026, 11, 25, 13, 0)));
     }
 
     #[test]
@@ -112,7 +117,7 @@ mod tests {
         assert!(
             Schedule::new("c", "", "z", "UTC", Duration::zero())
                 .unwrap()
-                .next_after(at(2026, 1, 1, 0, 0), None)
+                .next_due(None, at(2026, 1, 1, 0, 0))
                 .is_none()
         );
     }

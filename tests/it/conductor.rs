@@ -482,3 +482,33 @@ async fn digests_follow_a_cycle_and_survive_an_smtp_outage() {
     assert!(again.delivered.is_empty() && again.held_back.is_some(), "{again:?}");
     assert_eq!(sink.mails().len(), mails.len());
 }
+
+/// Issue 10.4, at Cinder: when the quota could not be checked beforehand,
+/// Cinder's 413 `BackupLimitExceeded` fails the task with Cinder's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cinders_413_fails_the_task_with_the_quota_reason() {
+    let mut sc = scenario();
+    sc.projects[1].quota.backups = 1;
+    let rig = rig_with(TestDb::sqlite(), sc, settings()).await;
+    // Quota reads fail, so the plan cannot count; Cinder must refuse.
+    rig.cloud.control().add_fault(Fault::new(
+        Service::Volume,
+        Some("GET"),
+        Some("/os-quota-sets"),
+        FaultEffect::Status { code: 404 },
+    ));
+    let cycle = rig.full_cycle().await;
+    let tasks = rig.tasks_of(&cycle.cycle_id).await;
+    let p1: Vec<&TaskRow> = ["vol-a", "vol-b", "vol-d"].iter().map(|v| &tasks[&rig.vid(v)]).collect();
+    assert_eq!(p1.iter().filter(|t| state(t) == TaskState::Done).count(), 1);
+    let failed: Vec<String> =
+        p1.iter().filter(|t| state(t) == TaskState::Failed).map(|t| t.reason.clone().unwrap()).collect();
+    assert_eq!(failed.len(), 2);
+    for reason in failed {
+        assert!(
+            reason.contains("Cinder quota exceeded")
+                && reason.contains("Maximum number of backups allowed (1) exceeded"),
+            "{reason}"
+        );
+    }
+}

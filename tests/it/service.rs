@@ -23,17 +23,32 @@ fn write(path: &Path, text: &str) {
 }
 
 /// A config file in `dir` using SQLite in `dir` and logging to `dir/conductor.log`.
-fn base_config(dir: &Path, extra: &str) -> PathBuf {
+fn base_config(dir: &Path, extra: &str, cloud: Option<&staffeln::fakecloud::FakeCloud>) -> PathBuf {
     let conf = dir.join("staffeln.conf");
+    let openstack = cloud.map_or(String::new(), |c| {
+        let a = c.admin();
+        format!(
+            "[openstack]\nauth_url = {}\nusername = {}\npassword = {}\nproject_name = {}\n",
+            a.auth_url, a.username, a.password, a.project_name
+        )
+    });
     write(
         &conf,
         &format!(
-            "[DEFAULT]\nstate_path = {}\nlog_file = {}\ngraceful_shutdown_timeout = 5\n{extra}\n[database]\nconnection = sqlite:///$state_path/staffeln.sqlite\n",
+            "[DEFAULT]\nstate_path = {}\nlog_file = {}\ngraceful_shutdown_timeout = 5\n{extra}\n[database]\nconnection = sqlite:///$state_path/staffeln.sqlite\n{openstack}",
             dir.display(),
             dir.join("conductor.log").display()
         ),
     );
     conf
+}
+
+fn small_cloud() -> staffeln::fakecloud::FakeCloud {
+    staffeln::fakecloud::FakeCloud::start(
+        staffeln::fakecloud::Scenario::small(),
+        staffeln::fakecloud::FakeOptions::default(),
+    )
+    .unwrap()
 }
 
 fn manage(conf: &Path, args: &[&str]) -> std::process::Output {
@@ -120,7 +135,8 @@ fn a_missing_config_file_is_fatal() {
 #[test]
 fn conductor_logs_oslo_lines_reloads_on_sighup_and_drains_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let conf = base_config(dir.path(), "debug = false");
+    let cloud = small_cloud();
+    let conf = base_config(dir.path(), "debug = false", Some(&cloud));
     let out = manage(&conf, &["db", "upgrade"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let log = dir.path().join("conductor.log");
@@ -145,7 +161,7 @@ fn conductor_logs_oslo_lines_reloads_on_sighup_and_drains_on_sigterm() {
     assert!(!text.contains(" DEBUG "), "debug is off:\n{text}");
 
     // Turn debug on and change a restart-only option, then SIGHUP.
-    let conf2 = base_config(dir.path(), "debug = true\n[api]\nport = 9999");
+    let conf2 = base_config(dir.path(), "debug = true\n[api]\nport = 9999", Some(&cloud));
     assert_eq!(conf, conf2);
     signal(&child, "HUP");
     let text = wait_for_log(&log, "Option DEFAULT.debug changed from [False] to [True]");
@@ -223,7 +239,7 @@ fn manage_db_upgrade_creates_the_schema_on_empty_mariadb_and_sqlite() {
 #[test]
 fn a_daemon_refuses_an_outdated_schema_and_says_how_to_fix_it() {
     let dir = tempfile::tempdir().unwrap();
-    let conf = base_config(dir.path(), "");
+    let conf = base_config(dir.path(), "", None);
     let out =
         Command::new(bin("staffeln-conductor")).arg("--config-file").arg(&conf).stdin(Stdio::null()).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -262,4 +278,42 @@ fn the_demo_backs_up_the_seeded_fleet_and_writes_digests() {
     let record = regex::Regex::new(KOLLA_RECORD_START).unwrap();
     assert!(log.lines().next().is_some_and(|l| record.is_match(l)), "{log}");
     assert!(log.contains("Staffeln backups for project webshop"), "without a sender the digest goes to the log");
+}
+
+/// The daemon itself: cycles on its cron schedule against the emulated
+/// cloud, backups completed and recorded, stopped by SIGTERM.
+#[test]
+fn the_conductor_daemon_runs_cycles_on_its_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut scenario = staffeln::fakecloud::Scenario::small();
+    scenario.servers[0].metadata.insert("__staffeln_backup".into(), "true".into());
+    if let Some(user) = scenario.users.iter_mut().find(|u| u.name == "staffeln") {
+        user.roles.insert("demo".into(), vec!["admin".into()]);
+    }
+    let cloud = staffeln::fakecloud::FakeCloud::start(
+        scenario,
+        staffeln::fakecloud::FakeOptions { auto_tick: Some(Duration::from_millis(100)), ..Default::default() },
+    )
+    .unwrap();
+    let extra = "[conductor]\nbackup_service_period = 0\nbackup_schedule = */2 * * * * *\npoll_interval = 1\nbackup_min_interval = 3600";
+    let conf = base_config(dir.path(), extra, Some(&cloud));
+    assert!(manage(&conf, &["db", "upgrade"]).status.success());
+    let log = dir.path().join("conductor.log");
+    let mut child = Command::new(bin("staffeln-conductor"))
+        .arg("--config-file")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_log(&log, "planned: 1 backups");
+    let text = wait_for_log(&log, "is available");
+    assert!(text.contains("last-backup-time"), "{text}");
+    wait_for_log(&log, "finished: 1 done");
+    // The next scheduled cycle skips the volume: backup_min_interval.
+    wait_for_log(&log, "within backup_min_interval");
+    signal(&child, "TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    assert_eq!(cloud.control().backups_of(&cloud.control().volume_id("data-1").unwrap()).len(), 1);
 }
