@@ -30,6 +30,7 @@ pub mod ceph;
 pub mod conductor;
 pub mod conf;
 pub mod db;
+pub mod errors;
 pub mod fakecloud;
 pub mod notify;
 pub mod objects;

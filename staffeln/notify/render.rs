@@ -115,21 +115,7 @@ pub fn render_operator_template(digest: &Digest, path: &Path) -> Result<String, 
         .map_err(|source| TemplateError::Render { path: path.to_owned(), source })
 }
 
-/// `error: cause: cause`, for one log line. A cause whose text the line
-/// already ends with is not repeated (lettre's errors print their source).
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut line = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !line.ends_with(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        cause = c.source();
-    }
-    line
-}
+pub use crate::errors::chain as error_chain;
 
 #[cfg(test)]
 mod tests {

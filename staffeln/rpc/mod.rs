@@ -113,18 +113,4 @@ pub enum RpcError {
     Closed,
 }
 
-/// `error: cause: cause`, for log lines; a cause whose text the line
-/// already holds (lapin repeats its I/O errors) is not repeated.
-pub(crate) fn chain(err: &dyn std::error::Error) -> String {
-    let mut line = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        cause = c.source();
-    }
-    line
-}
+pub(crate) use crate::errors::chain;

@@ -319,20 +319,7 @@ fn reload(sources: &[Source], config_tx: &watch::Sender<Arc<Config>>, log: &LogH
     let _ = config_tx.send(Arc::new(effective));
 }
 
-/// The error and its causes on one line.
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut line = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !line.ends_with(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        cause = c.source();
-    }
-    line
-}
+pub use crate::errors::chain;
 
 /// Prints `prog: error: cause: cause` on stderr and returns `code`.
 pub fn report(prog: &str, err: &dyn std::error::Error, code: ExitCode) -> ExitCode {
