@@ -1,1 +1,323 @@
-fn main() {}
+//! staffeln: the operator's client of the conductors, over the conductor
+//! RPC topic (`[DEFAULT] transport_url`, `[conductor] topic`), shaped like
+//! the openstack client: `staffeln <noun> <verb>`, `-f table|json|value|yaml`.
+//!
+//! stdout carries the output only: log lines go to stderr (warnings, or
+//! everything with `--debug`), or to `--log-file`; the `log_file` and
+//! `log_dir` of a configuration file shared with the services are ignored.
+
+#[path = "staffeln/output.rs"]
+mod output;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+use staffeln::conductor::rpcapi::{ApiError, BackupTriggered, ConductorApi, Pong, ReportSent, Status, TaskInfo};
+use staffeln::conf::{self, Config, OsloArgs};
+use staffeln::objects::TaskState;
+use staffeln::rpc::{Context, RpcError, RpcSettings, Transport};
+use staffeln::service::{self, StartError, logging};
+
+use output::{Format, Output};
+
+const PROG: &str = "staffeln";
+
+/// Triggers and inspects Staffeln's conductors.
+#[derive(Parser)]
+#[command(name = PROG, version)]
+struct Cli {
+    #[command(flatten)]
+    oslo: OsloArgs,
+    /// Output format.
+    #[arg(short = 'f', long = "format", value_enum, default_value_t = Format::Table, global = true)]
+    format: Format,
+    /// Seconds to wait for a conductor's answer (default: [DEFAULT] rpc_response_timeout).
+    #[arg(long, value_name = "SECONDS", global = true, value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: Option<u64>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Backups.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// Retention (deleting backups past their retention time).
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+    /// Backup digests.
+    #[command(subcommand)]
+    Report(ReportCommand),
+    /// Shows the leader, the last and next cycle, and the tasks per state.
+    Status,
+    /// Backup tasks.
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// Checks that a conductor answers.
+    Ping,
+}
+
+#[derive(Subcommand)]
+enum BackupCommand {
+    /// Plans a backup cycle now (of one project or server) and prints what was planned.
+    Trigger {
+        #[arg(long, value_name = "PROJECT_ID")]
+        project: Option<String>,
+        #[arg(long, value_name = "SERVER_ID")]
+        server: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Runs retention now.
+    Trigger {
+        /// Show what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_name = "PROJECT_ID")]
+        project: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Sends the backup digests now.
+    Send {
+        #[arg(long, value_name = "PROJECT_ID")]
+        project: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TaskCommand {
+    /// Lists tasks, newest first.
+    List {
+        /// planned, claimed, creating, done, failed, skipped or waiting.
+        #[arg(long, value_parser = parse_state)]
+        status: Option<TaskState>,
+        #[arg(long, value_name = "PROJECT_ID")]
+        project: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+}
+
+/// What went wrong, as one line, and the exit status.
+struct Failure {
+    message: String,
+    code: ExitCode,
+}
+
+impl Failure {
+    fn config(message: String) -> Failure {
+        Failure { message, code: ExitCode::from(service::EXIT_CONFIG) }
+    }
+}
+
+fn main() -> ExitCode {
+    let (cli, matches) = service::parse_cli::<Cli>();
+    let conf = match start(&cli, &matches) {
+        Ok(conf) => conf,
+        Err(err) => return service::report(PROG, &err, err.exit_code()),
+    };
+    let runtime = match service::runtime() {
+        Ok(rt) => rt,
+        Err(err) => return service::report(PROG, &err, err.exit_code()),
+    };
+    let outcome = runtime.block_on(run(&cli, &conf));
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    match outcome {
+        Ok(code) => code,
+        Err(Failure { message, code }) => {
+            eprintln!("{PROG}: {message}");
+            code
+        }
+    }
+}
+
+/// Configuration, and logging that keeps stdout for the output.
+fn start(cli: &Cli, matches: &clap::ArgMatches) -> Result<Config, StartError> {
+    let loaded = conf::load(&cli.oslo.sources(matches), &service::environment())?;
+    let mut log = service::log_settings(&loaded.config);
+    log.log_file = cli.oslo.log_file.as_ref().map(Into::into);
+    log.log_dir = cli.oslo.log_dir.as_ref().map(Into::into);
+    log.use_stderr = log.log_file.is_none() && log.log_dir.is_none();
+    if !log.debug {
+        log.default_log_levels.push("staffeln=WARN".to_owned());
+    }
+    logging::init(PROG, &log)?;
+    for warning in &loaded.warnings {
+        tracing::warn!(target: "staffeln.conf", "{warning}");
+    }
+    Ok(loaded.config)
+}
+
+async fn run(cli: &Cli, conf: &Config) -> Result<ExitCode, Failure> {
+    if conf.default.transport_url.is_none() {
+        return Err(Failure::config(
+            "[DEFAULT] transport_url is unset: set it to the RabbitMQ URL of staffeln-conductor (as in its \
+             staffeln.conf) to reach the conductors"
+                .to_owned(),
+        ));
+    }
+    let transport = Transport::new(&RpcSettings::from_config(conf))
+        .map_err(|err| Failure::config(staffeln::errors::chain(&err)))?;
+    let timeout = Duration::from_secs(cli.timeout.unwrap_or(conf.default.rpc_response_timeout));
+    let api = ConductorApi::new(&transport, &conf.conductor.topic).with_timeout(timeout);
+    let outcome = execute(&cli.command, &api, &context()).await;
+    transport.close().await;
+    let (output, code) = outcome.map_err(|err| explain(&err, &conf.conductor.topic, timeout))?;
+    let text = output
+        .render(cli.format)
+        .map_err(|err| Failure { message: format!("cannot format the answer: {err}"), code: ExitCode::FAILURE })?;
+    print!("{text}");
+    Ok(code)
+}
+
+/// One call per command, and its output.
+async fn execute(command: &Command, api: &ConductorApi, ctx: &Context) -> Result<(Output, ExitCode), ApiError> {
+    let ok = |output| Ok((output, ExitCode::SUCCESS));
+    match command {
+        Command::Ping => ok(show_pong(&api.ping(ctx).await?)),
+        Command::Status => ok(show_status(&api.get_status(ctx).await?)),
+        Command::Task(TaskCommand::List { status, project, limit }) => {
+            ok(list_tasks(&api.list_tasks(ctx, *status, project.as_deref(), Some(*limit)).await?))
+        }
+        Command::Backup(BackupCommand::Trigger { project, server }) => {
+            let result = api.backup_now(ctx, project.as_deref(), server.as_deref()).await?;
+            let code = if result.planned { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+            Ok((show_trigger(&result), code))
+        }
+        Command::Retention(RetentionCommand::Trigger { dry_run, project }) => {
+            ok(show_any(api.retention_now(ctx, project.as_deref(), *dry_run).await?))
+        }
+        Command::Report(ReportCommand::Send { project }) => {
+            let sent = api.report_now(ctx, project.as_deref()).await?;
+            let code = if sent.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+            Ok((show_report(&sent), code))
+        }
+    }
+}
+
+/// The error line: what failed and what to check.
+fn explain(err: &ApiError, topic: &str, timeout: Duration) -> Failure {
+    let message = match err {
+        ApiError::Rpc(RpcError::Timeout { .. }) => format!(
+            "no conductor answered on topic {topic} within {} s: is staffeln-conductor running and is transport_url right?",
+            timeout.as_secs()
+        ),
+        ApiError::Rpc(RpcError::Remote { method, exc_type, message, .. }) => {
+            format!("{method} failed on the conductor: {exc_type}: {message}")
+        }
+        other => staffeln::errors::chain(other),
+    };
+    Failure { message, code: ExitCode::FAILURE }
+}
+
+/// A context that names this request in the conductors' logs.
+fn context() -> Context {
+    let mut ctx = Context::new();
+    ctx.insert("request_id".to_owned(), json!(format!("req-{}", uuid::Uuid::new_v4())));
+    ctx
+}
+
+fn parse_state(text: &str) -> Result<TaskState, String> {
+    TaskState::parse(text).filter(|s| *s != TaskState::Legacy).ok_or_else(|| {
+        let states: Vec<&str> =
+            TaskState::ALL.iter().filter(|s| **s != TaskState::Legacy).map(|s| s.as_str()).collect();
+        format!("expected one of {}", states.join(", "))
+    })
+}
+
+fn field(name: &str, value: impl Into<Value>) -> (String, Value) {
+    (name.to_owned(), value.into())
+}
+
+fn show_pong(p: &Pong) -> Output {
+    Output::Show(vec![
+        field("host", p.host.as_str()),
+        field("holder", p.holder.as_str()),
+        field("version", p.version.as_str()),
+    ])
+}
+
+fn show_status(s: &Status) -> Output {
+    let last = s.last_cycle.as_ref();
+    Output::Show(vec![
+        field("host", s.host.as_str()),
+        field("holder", s.holder.as_str()),
+        field("leader", s.leader),
+        field("lease_holder", s.lease_holder.clone()),
+        field("lease_expires_at", s.lease_expires_at.clone()),
+        field("last_cycle_id", last.map(|c| c.cycle_id.clone())),
+        field("last_cycle_leader", last.map(|c| c.leader.clone())),
+        field("last_cycle_started_at", last.map(|c| c.started_at.clone())),
+        field("last_cycle_finished_at", last.and_then(|c| c.finished_at.clone())),
+        field("last_cycle_summary", last.and_then(|c| c.summary.clone())),
+        field("next_cycle_at", s.next_cycle_at.clone()),
+        field("tasks", json!(s.tasks)),
+        field("version", s.version.as_str()),
+    ])
+}
+
+fn list_tasks(tasks: &[TaskInfo]) -> Output {
+    let columns = ["task_id", "state", "project_id", "server", "volume", "kind", "backup_id", "finished_at", "reason"];
+    let rows = tasks
+        .iter()
+        .map(|t| {
+            let or_id = |name: &str, id: &str| if name.is_empty() { id.to_owned() } else { name.to_owned() };
+            vec![
+                json!(t.task_id),
+                json!(t.state),
+                json!(t.project_id),
+                json!(or_id(&t.instance_name, &t.instance_id)),
+                json!(or_id(&t.volume_name, &t.volume_id)),
+                json!(if t.incremental { "incremental" } else { "full" }),
+                json!(t.backup_id),
+                json!(t.finished_at),
+                json!(t.reason),
+            ]
+        })
+        .collect();
+    Output::List { columns: columns.iter().map(|c| (*c).to_owned()).collect(), rows }
+}
+
+fn show_trigger(t: &BackupTriggered) -> Output {
+    Output::Show(vec![
+        field("planned", t.planned),
+        field("leader", t.leader.clone()),
+        field("cycle_id", t.cycle_id.clone()),
+        field("backups", t.backups),
+        field("skipped", t.skipped),
+        field("waiting", t.waiting),
+        field("failed", t.failed),
+        field("message", t.message.as_str()),
+    ])
+}
+
+fn show_report(r: &ReportSent) -> Output {
+    let failed: Vec<String> = r.failed.iter().map(|f| format!("{}: {}", f.project_id, f.error)).collect();
+    Output::Show(vec![
+        field("delivered", json!(r.delivered)),
+        field("failed", json!(failed)),
+        field("held_back", r.held_back.clone()),
+    ])
+}
+
+/// A result whose shape this client does not know in detail.
+fn show_any(value: Value) -> Output {
+    match value {
+        Value::Object(map) => Output::Show(map.into_iter().collect()),
+        other => Output::Show(vec![field("result", other)]),
+    }
+}
+
+#[test]
+fn cli_is_well_formed() {
+    use clap::CommandFactory;
+    Cli::command().debug_assert();
+}

@@ -9,7 +9,7 @@ use tracing::{info, warn};
 use super::planner::{Decision, plan};
 use super::{BACKUP_LEASE, Conductor, ConductorError, naive};
 use crate::db::{leases, tasks};
-use crate::objects::{BackupKind, TaskState};
+use crate::objects::{BackupKind, ProjectId, Server, ServerId, TaskState};
 
 /// What a planned cycle holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -19,6 +19,20 @@ pub struct CycleSummary {
     pub skipped: usize,
     pub waiting: usize,
     pub failed: usize,
+}
+
+/// Which flagged servers an on-demand cycle plans; the default is all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackupScope {
+    pub project_id: Option<ProjectId>,
+    pub server_id: Option<ServerId>,
+}
+
+impl BackupScope {
+    pub fn admits(&self, server: &Server) -> bool {
+        self.project_id.as_ref().is_none_or(|p| *p == server.project_id)
+            && self.server_id.as_ref().is_none_or(|s| *s == server.id)
+    }
 }
 
 impl Conductor {
@@ -33,6 +47,17 @@ impl Conductor {
     /// `force`, for on-demand triggers). `None` when another conductor leads
     /// or the cycle is not due.
     pub async fn run_backup_cycle(&self, force: bool) -> Result<Option<CycleSummary>, ConductorError> {
+        self.run_backup_cycle_in(force, &BackupScope::default()).await
+    }
+
+    /// [`Conductor::run_backup_cycle`] planning only the servers `scope`
+    /// admits (on-demand triggers for one project or server). The cycle
+    /// counts as a cycle for the schedule all the same.
+    pub async fn run_backup_cycle_in(
+        &self,
+        force: bool,
+        scope: &BackupScope,
+    ) -> Result<Option<CycleSummary>, ConductorError> {
         let holder = self.holder.clone();
         let ttl = self.settings.lease_time;
         let token = self.db_call(move |conn| leases::acquire(conn, BACKUP_LEASE, &holder, ttl)).await?;
@@ -50,7 +75,8 @@ impl Conductor {
         }
         let cycle_id = uuid::Uuid::new_v4().to_string();
         info!(cycle.id = %cycle_id, "backup cycle {cycle_id} started by {}", self.holder);
-        let fleet = self.discover().await?;
+        let mut fleet = self.discover().await?;
+        fleet.servers.retain(|s| scope.admits(s));
         let planned = plan(&fleet, &self.settings.plan, started);
         let mut summary = CycleSummary { cycle_id: cycle_id.clone(), ..CycleSummary::default() };
         let mut new_tasks = Vec::with_capacity(planned.len());

@@ -14,6 +14,9 @@
 //!   flight with list calls, completes, fails, cancels, and sets the
 //!   servers' `last-backup-time`.
 //! * [`report`]: the per-project digests of finished cycles.
+//! * [`manager`] and [`rpcapi`]: the RPC topic (`staffeln backup trigger`,
+//!   `staffeln status`, …), server and typed client.
+//! * [`events`]: `staffeln.backup.*` and `staffeln.cycle.end` notifications.
 //!
 //! Many conductors share one database: one leads (a lease with a fencing
 //! token), all execute. The conductor knows objects, not JSON, SQL text or
@@ -21,9 +24,12 @@
 
 pub mod cycle;
 pub mod discovery;
+pub mod events;
 pub mod limits;
+pub mod manager;
 pub mod planner;
 pub mod report;
+pub mod rpcapi;
 pub mod schedule;
 pub mod worker;
 
@@ -145,11 +151,26 @@ pub struct Conductor {
     /// When this conductor started: the schedule's reference before any
     /// cycle ran.
     pub started_at: DateTime<Utc>,
+    /// Event notifications (none by default).
+    pub events: events::Events,
 }
 
 impl Conductor {
     pub fn new(holder: String, db: Database, os: OpenStack, settings: ConductorSettings) -> Conductor {
-        Conductor { holder, db, os, settings: Arc::new(settings), started_at: Utc::now() }
+        Conductor {
+            holder,
+            db,
+            os,
+            settings: Arc::new(settings),
+            started_at: Utc::now(),
+            events: events::Events::noop(),
+        }
+    }
+
+    /// The same conductor, emitting its events to `events`.
+    pub fn with_events(mut self, events: events::Events) -> Conductor {
+        self.events = events;
+        self
     }
 
     /// Runs `f` on a pooled connection in the blocking pool.
@@ -201,7 +222,8 @@ pub async fn connect(conf: &Config) -> Result<Conductor, ConductorError> {
     let db = open_database(DbSettings::from(&conf.database)).await?;
     let os = OpenStack::connect(&os_settings).await?;
     let holder = format!("{}:{}", conf.default.host, std::process::id());
-    Ok(Conductor::new(holder, db, os, settings))
+    let events = events::Events::from_config(conf)?;
+    Ok(Conductor::new(holder, db, os, settings).with_events(events))
 }
 
 /// Runs the conductor until a stop is requested: backup cycles on the
@@ -214,6 +236,8 @@ pub async fn serve(mut ctx: ServiceContext) -> Result<(), ConductorError> {
         .map_err(|e| ConductorError::Config(e.to_string()))?;
     let report_period = Duration::seconds(i64::try_from(conf.conductor.report_period).unwrap_or(i64::MAX / 1000));
     let mut next_report = tokio::time::Instant::now();
+    // On-demand triggers (manager.rs): started here, stopped below.
+    let rpc = manager::start_rpc(&conf, conductor.clone()).await?;
     ctx.ready();
     info!("conductor {} ready", conductor.holder);
     loop {
@@ -229,6 +253,7 @@ pub async fn serve(mut ctx: ServiceContext) -> Result<(), ConductorError> {
         tokio::select! {
             () = ctx.shutdown.requested() => break,
             () = tokio::time::sleep(wait) => {}
+            () = rpc.wakeup() => {}
         }
         if next.is_some_and(|at| at <= Utc::now()) {
             let span = info_span!("cycle", kind = "backup");
@@ -259,6 +284,7 @@ pub async fn serve(mut ctx: ServiceContext) -> Result<(), ConductorError> {
         .await;
     }
     info!("conductor {} stopping", conductor.holder);
+    rpc.stop().await;
     Ok(())
 }
 

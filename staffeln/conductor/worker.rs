@@ -110,6 +110,7 @@ impl Conductor {
             match os.create_backup(&request).await {
                 Ok(id) => {
                     info!("{kind} backup {id} of volume {} started", task.volume_id);
+                    self.events.backup_create_start(task, &id.0, kind == BackupKind::Incremental);
                     return self.mark_creating(task, &id, kind == BackupKind::Incremental, note).await;
                 }
                 Err(err) => match classify_create_error(&err, &project) {
@@ -151,9 +152,13 @@ impl Conductor {
     }
 
     async fn finish(&self, task: &TaskRow, state: TaskState, reason: &str) -> Result<(), ConductorError> {
-        let (id, reason) = (task.id, reason.to_owned());
-        self.db_call(move |conn| tasks::finish(conn, id, &[TaskState::Claimed, TaskState::Creating], state, &reason))
+        let (id, text) = (task.id, reason.to_owned());
+        let ended = self
+            .db_call(move |conn| tasks::finish(conn, id, &[TaskState::Claimed, TaskState::Creating], state, &text))
             .await?;
+        if ended && state == TaskState::Failed {
+            self.events.backup_create_error(task, reason);
+        }
         Ok(())
     }
 
@@ -247,6 +252,7 @@ impl Conductor {
                 let done = self.db_call(move |conn| tasks::complete(conn, id, &row)).await?;
                 if done {
                     info!(task.id = %task.task_id, volume.id = %task.volume_id, "backup {} of volume {} is available", backup.id, task.volume_id);
+                    self.events.backup_create_end(task, backup);
                     self.maybe_set_last_backup_time(task).await?;
                 }
                 Ok(done)
@@ -321,8 +327,9 @@ impl Conductor {
             }
             let summary = counts.iter().map(|(s, n)| format!("{n} {s}")).collect::<Vec<_>>().join(", ");
             info!(cycle.id = %cycle.id, "backup cycle {} finished: {summary}", cycle.id);
-            let id = cycle.id.clone();
-            self.db_call(move |conn| tasks::finish_cycle(conn, &id, &summary)).await?;
+            let (id, text) = (cycle.id.clone(), summary.clone());
+            self.db_call(move |conn| tasks::finish_cycle(conn, &id, &text)).await?;
+            self.events.cycle_end(&cycle, &counts, &summary);
         }
         Ok(())
     }

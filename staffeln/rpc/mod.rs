@@ -23,6 +23,7 @@ pub mod transport;
 
 mod bus;
 mod fake;
+mod settings;
 mod topology;
 
 use std::time::Duration;

@@ -436,7 +436,9 @@ fn uncommented_sample() -> String {
                 return Some(line.to_owned());
             }
             let c = re.captures(line)?;
-            let value = c.get(3).map_or("", |m| m.as_str());
+            // `#name =`: no default to restate (a multi-valued option would
+            // read back as [""], in oslo as well).
+            let value = c.get(3)?.as_str();
             if value == "<None>" || value.starts_with('<') {
                 return None;
             }

@@ -10,5 +10,6 @@ mod fakecloud;
 mod notify;
 mod openstack;
 mod rpc;
+mod rpcapi;
 mod service;
 mod support;

@@ -103,6 +103,16 @@ options! {
     /// takes over discovery and planning after that.
     leader_lease_time: u64 = integer(120).min(10);
 
+    /// The RPC topic the conductors listen on (`staffeln backup trigger`,
+    /// `staffeln status`, …); each conductor also listens on
+    /// `<topic>.<host>`. The CLI and every conductor must agree.
+    ///
+    /// Related options:
+    ///
+    /// * [DEFAULT] host
+    /// * [DEFAULT] control_exchange
+    topic: String = string("staffeln-conductor");
+
     /// The server (VM) metadata key that sets a volume's own retention time, in the
     /// same format as retention_time.
     ///

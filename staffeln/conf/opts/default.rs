@@ -94,4 +94,8 @@ options! {
 
     /// Seconds to wait for a response from a call.
     rpc_response_timeout: u64 = integer(60).min(1);
+
+    /// Size of executor thread pool when executor is threading or eventlet:
+    /// how many RPC requests a server handles at once.
+    executor_thread_pool_size: u32 = integer(64).min(1).deprecated(&[("", "rpc_thread_pool_size")]);
 }

@@ -359,6 +359,8 @@ groups! {
     notification::NotificationOpts,
     coordination::CoordinationOpts,
     ceph_compression::CephCompressionOpts,
+    oslo_messaging_rabbit::OsloMessagingRabbitOpts,
+    oslo_messaging_notifications::OsloMessagingNotificationsOpts,
 }
 
 #[cfg(test)]

@@ -1,0 +1,294 @@
+//! Event notifications (`[oslo_messaging_notifications]`): what the
+//! conductor tells listeners such as a billing or audit service, in the
+//! `messagingv2` envelope on the `notifications` topic, as Cinder's
+//! `backup.create.end` is told.
+//!
+//! | event type | priority | when |
+//! |---|---|---|
+//! | `staffeln.backup.create.start` | INFO | Cinder accepted a create |
+//! | `staffeln.backup.create.end` | INFO | the backup is available |
+//! | `staffeln.backup.create.error` | ERROR | a task failed |
+//! | `staffeln.backup.delete.end` | INFO | retention deleted a backup ([`Events::backup_deleted`]) |
+//! | `staffeln.cycle.end` | INFO | a backup cycle has no active task left |
+//!
+//! Emitting never waits for the broker: events go through a bounded queue
+//! to one task that publishes them in order; when the broker is down they
+//! are dropped with a warning, never retried into the backup path. With the
+//! default driver (none, or `noop`) nothing is queued and no connection is
+//! opened.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::ConductorError;
+use crate::conf::Config;
+use crate::db::tasks::{CycleRow, TaskRow};
+use crate::objects::Backup;
+use crate::rpc::{Notifier, Priority, RpcSettings, Transport};
+
+pub const BACKUP_CREATE_START: &str = "staffeln.backup.create.start";
+pub const BACKUP_CREATE_END: &str = "staffeln.backup.create.end";
+pub const BACKUP_CREATE_ERROR: &str = "staffeln.backup.create.error";
+pub const BACKUP_DELETE_END: &str = "staffeln.backup.delete.end";
+pub const CYCLE_END: &str = "staffeln.cycle.end";
+
+/// Events waiting for the broker; more are dropped.
+const QUEUE: usize = 1024;
+
+/// The payload of `staffeln.backup.*` events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackupPayload {
+    pub task_id: Option<String>,
+    pub cycle_id: Option<String>,
+    pub project_id: String,
+    pub instance_id: Option<String>,
+    pub instance_name: Option<String>,
+    pub volume_id: String,
+    pub volume_name: Option<String>,
+    pub backup_id: Option<String>,
+    pub backup_name: Option<String>,
+    pub incremental: Option<bool>,
+    pub size_gb: Option<i64>,
+    pub availability_zone: Option<String>,
+    /// Why it failed (`create.error`) or was deleted (`delete.end`).
+    pub reason: Option<String>,
+}
+
+impl BackupPayload {
+    fn of_task(task: &TaskRow) -> BackupPayload {
+        let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        BackupPayload {
+            task_id: Some(task.task_id.clone()),
+            cycle_id: Some(task.cycle_id.clone()),
+            project_id: task.project_id.clone(),
+            instance_id: non_empty(&task.instance_id),
+            instance_name: non_empty(&task.instance_name),
+            volume_id: task.volume_id.clone(),
+            volume_name: non_empty(&task.volume_name),
+            backup_id: non_empty(&task.backup_id),
+            backup_name: non_empty(&task.backup_name),
+            incremental: Some(task.incremental),
+            size_gb: Some(task.size_gb),
+            availability_zone: task.availability_zone.clone(),
+            reason: None,
+        }
+    }
+}
+
+/// A backup retention deleted, as plain data (for `staffeln.backup.delete.end`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedBackup {
+    pub backup_id: String,
+    pub project_id: String,
+    pub volume_id: String,
+    pub instance_id: Option<String>,
+    pub backup_name: Option<String>,
+    pub incremental: Option<bool>,
+    /// Why it was deleted (`older than retention_time 2w3d`).
+    pub reason: String,
+}
+
+/// The payload of `staffeln.cycle.end`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CyclePayload {
+    pub cycle_id: String,
+    pub kind: String,
+    pub leader: String,
+    pub started_at: String,
+    pub planned: i64,
+    /// Tasks per end state.
+    pub counts: BTreeMap<String, usize>,
+    pub summary: String,
+}
+
+struct Event {
+    priority: Priority,
+    event_type: &'static str,
+    payload: Value,
+}
+
+/// Where the conductor's events go. Cheap to clone; the default sends nothing.
+#[derive(Clone, Debug, Default)]
+pub struct Events {
+    /// `messagingv2`: the queue to the publishing task.
+    messaging: Option<mpsc::Sender<Event>>,
+    /// `log`: one INFO line per event.
+    log: bool,
+}
+
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.priority.wire_name(), self.event_type)
+    }
+}
+
+impl Events {
+    /// Nothing is sent.
+    pub fn noop() -> Events {
+        Events::default()
+    }
+
+    /// From `[oslo_messaging_notifications]`; `messagingv2` starts the
+    /// publishing task on the current runtime (the connection opens with the
+    /// first event). `publisher_id` is `staffeln-conductor.<host>`.
+    pub fn from_config(conf: &Config) -> Result<Events, ConductorError> {
+        let opts = &conf.oslo_messaging_notifications;
+        let bad = |reason: String| ConductorError::Config(format!("[oslo_messaging_notifications] driver: {reason}"));
+        let mut events = Events::default();
+        for driver in &opts.driver {
+            match driver.trim() {
+                "" | "noop" => {}
+                "log" => events.log = true,
+                "messagingv2" if events.messaging.is_none() => {
+                    let settings = RpcSettings::notifications_from_config(conf);
+                    if settings.transport_url.is_none() {
+                        return Err(bad(
+                            "messagingv2 needs [oslo_messaging_notifications] transport_url or [DEFAULT] transport_url"
+                                .to_owned(),
+                        ));
+                    }
+                    let transport = Transport::new(&settings)
+                        .map_err(|e| ConductorError::Config(format!("notifications: {}", crate::errors::chain(&e))))?;
+                    let publisher = format!("staffeln-conductor.{}", conf.default.host);
+                    let notifier = Notifier::new(&transport, &publisher, opts.topics.clone());
+                    let runtime = tokio::runtime::Handle::try_current()
+                        .map_err(|_| ConductorError::Config("notifications need a running tokio runtime".to_owned()))?;
+                    let (tx, rx) = mpsc::channel(QUEUE);
+                    runtime.spawn(publish(notifier, transport, rx));
+                    events.messaging = Some(tx);
+                }
+                "messagingv2" => {}
+                "messaging" => {
+                    return Err(bad("messaging (format 1.0) is not supported by Staffeln; use messagingv2".to_owned()));
+                }
+                other => {
+                    return Err(bad(format!("{other:?} is not one of messagingv2, log, noop")));
+                }
+            }
+        }
+        Ok(events)
+    }
+
+    /// Sends nothing and opens nothing.
+    pub fn is_noop(&self) -> bool {
+        self.messaging.is_none() && !self.log
+    }
+
+    fn emit(&self, priority: Priority, event_type: &'static str, payload: impl Serialize) {
+        if self.is_noop() {
+            return;
+        }
+        let payload = match serde_json::to_value(payload) {
+            Ok(payload) => payload,
+            Err(err) => {
+                warn!("notification {event_type} not sent: cannot encode its payload: {err}");
+                return;
+            }
+        };
+        if self.log {
+            info!(target: "staffeln.notification", "notification {event_type} ({}): {payload}", priority.wire_name());
+        }
+        if let Some(tx) = &self.messaging
+            && let Err(err) = tx.try_send(Event { priority, event_type, payload })
+        {
+            warn!("notification {event_type} dropped: {QUEUE} notifications wait for the broker already ({err})");
+        }
+    }
+
+    /// `staffeln.backup.create.start`: Cinder accepted backup `backup_id`.
+    pub fn backup_create_start(&self, task: &TaskRow, backup_id: &str, incremental: bool) {
+        let mut p = BackupPayload::of_task(task);
+        p.backup_id = Some(backup_id.to_owned());
+        p.incremental = Some(incremental);
+        self.emit(Priority::Info, BACKUP_CREATE_START, p);
+    }
+
+    /// `staffeln.backup.create.end`: the backup of `task` is available.
+    pub fn backup_create_end(&self, task: &TaskRow, backup: &Backup) {
+        let mut p = BackupPayload::of_task(task);
+        p.backup_id = Some(backup.id.0.clone());
+        p.incremental = Some(backup.is_incremental);
+        self.emit(Priority::Info, BACKUP_CREATE_END, p);
+    }
+
+    /// `staffeln.backup.create.error`: `task` failed for `reason`.
+    pub fn backup_create_error(&self, task: &TaskRow, reason: &str) {
+        let mut p = BackupPayload::of_task(task);
+        p.reason = Some(reason.to_owned());
+        self.emit(Priority::Error, BACKUP_CREATE_ERROR, p);
+    }
+
+    /// `staffeln.backup.delete.end`: retention deleted a backup.
+    pub fn backup_deleted(&self, deleted: &DeletedBackup) {
+        let p = BackupPayload {
+            task_id: None,
+            cycle_id: None,
+            project_id: deleted.project_id.clone(),
+            instance_id: deleted.instance_id.clone(),
+            instance_name: None,
+            volume_id: deleted.volume_id.clone(),
+            volume_name: None,
+            backup_id: Some(deleted.backup_id.clone()),
+            backup_name: deleted.backup_name.clone(),
+            incremental: deleted.incremental,
+            size_gb: None,
+            availability_zone: None,
+            reason: Some(deleted.reason.clone()),
+        };
+        self.emit(Priority::Info, BACKUP_DELETE_END, p);
+    }
+
+    /// `staffeln.cycle.end`: `cycle` has no active task left.
+    pub fn cycle_end(&self, cycle: &CycleRow, counts: &BTreeMap<&str, usize>, summary: &str) {
+        let p = CyclePayload {
+            cycle_id: cycle.id.clone(),
+            kind: cycle.kind.clone(),
+            leader: cycle.leader.clone(),
+            started_at: cycle.started_at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            planned: i64::from(cycle.planned),
+            counts: counts.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            summary: summary.to_owned(),
+        };
+        self.emit(Priority::Info, CYCLE_END, p);
+    }
+}
+
+/// Publishes queued events in order until every [`Events`] is dropped.
+async fn publish(notifier: Notifier, transport: Transport, mut rx: mpsc::Receiver<Event>) {
+    while let Some(event) = rx.recv().await {
+        if let Err(err) = notifier.notify(None, event.priority, event.event_type, event.payload).await {
+            warn!("notification {} not sent: {}", event.event_type, crate::errors::chain(&err));
+        }
+    }
+    transport.close().await;
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn drivers_are_chosen_like_oslo_and_noop_opens_nothing() {
+        let mut conf = Config::default();
+        assert!(Events::from_config(&conf).unwrap().is_noop(), "no driver: nothing");
+        conf.oslo_messaging_notifications.driver = vec!["noop".to_owned()];
+        assert!(Events::from_config(&conf).unwrap().is_noop());
+        conf.oslo_messaging_notifications.driver = vec!["log".to_owned()];
+        assert!(!Events::from_config(&conf).unwrap().is_noop());
+        conf.oslo_messaging_notifications.driver = vec!["messagingv2".to_owned()];
+        let err = Events::from_config(&conf).unwrap_err().to_string();
+        assert!(err.contains("needs [oslo_messaging_notifications] transport_url"), "{err}");
+        conf.default.transport_url = Some(crate::conf::Secret::new("fake://"));
+        assert!(Events::from_config(&conf).unwrap().messaging.is_some());
+        for (driver, expected) in [("messaging", "format 1.0"), ("routing", "not one of")] {
+            conf.oslo_messaging_notifications.driver = vec![driver.to_owned()];
+            let err = Events::from_config(&conf).unwrap_err().to_string();
+            assert!(err.contains(expected), "{driver}: {err}");
+        }
+    }
+}

@@ -1,0 +1,456 @@
+//! The server side of the conductor RPC API: the methods of topic
+//! `[conductor] topic`, served by every conductor on the topic and on
+//! `<topic>.<[DEFAULT] host>`. It mirrors [`super::rpcapi`], which holds the
+//! argument and result shapes and the version history.
+//!
+//! * `backup_now` plans a cycle at once (of one project or server when
+//!   asked). Any conductor may receive it: it takes the backup-cycle lease
+//!   if it is free, otherwise passes the request once to the conductor that
+//!   holds it (`<topic>.<its host>`). Requests with the same `request_id`
+//!   and arguments plan once (a client's retry, or a fanout cast that every
+//!   conductor received). The work loop is woken to start the backups.
+//! * `report_now` sends the digests of finished cycles now, whatever
+//!   `report_period` says.
+//! * `retention_now` answers `NotAvailable` until retention is wired in:
+//!   switch [`retention`].
+//!
+//! Without `[DEFAULT] transport_url` the conductor runs no RPC server: the
+//! in-process `fake://` broker cannot reach another process, and oslo's
+//! implicit `rabbit://localhost` would only log reconnects on a node without
+//! RabbitMQ. Backups run on the schedule; on-demand triggers are off.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+
+use chrono::{NaiveDateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{Mutex, Notify, watch};
+use tracing::{info, warn};
+
+use super::cycle::{BackupScope, CycleSummary};
+use super::rpcapi::{
+    self, ApiError, BackupNowArgs, BackupTriggered, CONDUCTOR_ERROR, ConductorApi, CycleInfo, INVALID_PARAMETER,
+    ListTasksArgs, NOT_AVAILABLE, NoArgs, Pong, ReportFailure, ReportNowArgs, ReportSent, RetentionNowArgs, Status,
+    TaskInfo,
+};
+use super::{BACKUP_LEASE, Conductor, ConductorError};
+use crate::conf::Config;
+use crate::db::{leases, tasks};
+use crate::notify::{Mailer, NotifySettings};
+use crate::objects::{ProjectId, ServerId, TaskState};
+use crate::rpc::{Call, Endpoint, MethodTable, RpcError, RpcFailure, RpcServer, RpcSettings, Target, Transport};
+
+/// Context key set on a request passed to the leader, so that it is passed
+/// on at most once.
+pub const FORWARDED_BY: &str = "staffeln_forwarded_by";
+
+/// `backup_now` results remembered by request id.
+const RECENT_TRIGGERS: usize = 64;
+
+/// The conductor as its RPC methods see it.
+pub struct Manager {
+    conductor: Conductor,
+    /// `[DEFAULT] host`: this conductor's server name on the topic.
+    host: String,
+    /// The topic, to pass `backup_now` to the leader.
+    peers: ConductorApi,
+    /// Wakes the work loop after a cycle was planned.
+    wake: Arc<Notify>,
+    /// Sends `report_now`'s digests.
+    mailer: Arc<Mailer>,
+    /// Serialises `backup_now` and remembers recent results by request id.
+    triggers: Mutex<VecDeque<(String, BackupTriggered)>>,
+}
+
+impl Manager {
+    pub fn new(
+        conductor: Conductor,
+        host: &str,
+        peers: ConductorApi,
+        wake: Arc<Notify>,
+        mailer: Arc<Mailer>,
+    ) -> Manager {
+        Manager { conductor, host: host.to_owned(), peers, wake, mailer, triggers: Mutex::default() }
+    }
+
+    async fn ping(self: Arc<Self>, call: Call) -> Result<Value, RpcFailure> {
+        let NoArgs {} = call.args()?;
+        reply(&Pong { host: self.host.clone(), holder: self.conductor.holder.clone(), version: rpcapi::VERSION.into() })
+    }
+
+    async fn get_status(self: Arc<Self>, call: Call) -> Result<Value, RpcFailure> {
+        let NoArgs {} = call.args()?;
+        let (lease, last, counts) = self
+            .conductor
+            .db_call(|conn| {
+                Ok((
+                    leases::get(conn, BACKUP_LEASE)?,
+                    tasks::latest_cycle(conn, "backup")?,
+                    tasks::counts_by_state(conn)?,
+                ))
+            })
+            .await
+            .map_err(|err| failed("get_status", &err))?;
+        let now = Utc::now();
+        let holder = &self.conductor.holder;
+        let leader = lease.as_ref().is_some_and(|l| l.holder == *holder && l.expires_at.and_utc() > now);
+        let next = self
+            .conductor
+            .settings
+            .backup_schedule
+            .next_due(last.as_ref().map(|c| c.started_at.and_utc()), self.conductor.started_at);
+        let mut tasks: BTreeMap<String, i64> =
+            TaskState::ALL.iter().filter(|s| **s != TaskState::Legacy).map(|s| (s.as_str().to_owned(), 0)).collect();
+        for (state, n) in counts {
+            *tasks.entry(state).or_default() += n;
+        }
+        reply(&Status {
+            host: self.host.clone(),
+            holder: holder.clone(),
+            leader,
+            lease_holder: lease.as_ref().map(|l| l.holder.clone()),
+            lease_expires_at: lease.as_ref().map(|l| time(l.expires_at)),
+            last_cycle: last.map(|c| CycleInfo {
+                cycle_id: c.id,
+                leader: c.leader,
+                started_at: time(c.started_at),
+                finished_at: c.finished_at.map(time),
+                planned: i64::from(c.planned),
+                summary: c.summary,
+            }),
+            next_cycle_at: next.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            tasks,
+            version: rpcapi::VERSION.into(),
+        })
+    }
+
+    async fn list_tasks(self: Arc<Self>, call: Call) -> Result<Value, RpcFailure> {
+        let args: ListTasksArgs = call.args()?;
+        let state = match args.status.as_deref() {
+            None => None,
+            Some(text) => Some(TaskState::parse(text).filter(|s| *s != TaskState::Legacy).ok_or_else(|| {
+                let states: Vec<&str> =
+                    TaskState::ALL.iter().filter(|s| **s != TaskState::Legacy).map(|s| s.as_str()).collect();
+                invalid(format!("status {text:?} is not one of {}", states.join(", ")))
+            })?),
+        };
+        let limit = args.limit.unwrap_or(rpcapi::DEFAULT_LIST_LIMIT);
+        if !(1..=rpcapi::MAX_LIST_LIMIT).contains(&limit) {
+            return Err(invalid(format!("limit {limit} is not between 1 and {}", rpcapi::MAX_LIST_LIMIT)));
+        }
+        let project = non_empty("project_id", args.project_id)?;
+        let rows = self
+            .conductor
+            .db_call(move |conn| tasks::list(conn, state, project.as_deref(), i64::from(limit)))
+            .await
+            .map_err(|err| failed("list_tasks", &err))?;
+        reply(&rows.iter().map(task_info).collect::<Vec<_>>())
+    }
+
+    async fn backup_now(self: Arc<Self>, call: Call) -> Result<Value, RpcFailure> {
+        let args: BackupNowArgs = call.args()?;
+        let scope = BackupScope {
+            project_id: non_empty("project_id", args.project_id.clone())?.map(ProjectId),
+            server_id: non_empty("server_id", args.server_id.clone())?.map(ServerId),
+        };
+        // A retry, or a fanout cast every conductor received: same request
+        // id, same arguments.
+        let request_id = call
+            .context
+            .get("request_id")
+            .and_then(Value::as_str)
+            .map(|id| format!("{id} project={:?} server={:?}", args.project_id, args.server_id));
+        let mut recent = self.triggers.lock().await;
+        if let Some(id) = &request_id
+            && let Some((_, done)) = recent.iter().find(|(r, _)| r == id)
+        {
+            info!("backup_now was handled already ({id}); answering as then");
+            return reply(done);
+        }
+        let result = match self.conductor.run_backup_cycle_in(true, &scope).await {
+            Ok(Some(summary)) => {
+                self.wake.notify_one();
+                planned(&self.conductor.holder, &summary, &scope)
+            }
+            Ok(None) => self.pass_to_leader(&call, &args).await?,
+            Err(err) => return Err(failed("backup_now", &err)),
+        };
+        if let Some(id) = request_id {
+            if recent.len() == RECENT_TRIGGERS {
+                recent.pop_front();
+            }
+            recent.push_back((id, result.clone()));
+        }
+        reply(&result)
+    }
+
+    /// Another conductor holds the lease: ask it, once.
+    async fn pass_to_leader(&self, call: &Call, args: &BackupNowArgs) -> Result<BackupTriggered, RpcFailure> {
+        let lease = self
+            .conductor
+            .db_call(|conn| leases::get(conn, BACKUP_LEASE))
+            .await
+            .map_err(|err| failed("backup_now", &err))?;
+        let Some(leader) = lease.map(|l| l.holder) else {
+            return Ok(not_planned(None, "no conductor holds the backup-cycle lease; try again".to_owned()));
+        };
+        let host = leader.rsplit_once(':').map_or(leader.as_str(), |(host, _pid)| host);
+        if call.context.contains_key(FORWARDED_BY) || host == self.host {
+            return Ok(not_planned(
+                Some(leader.clone()),
+                format!("conductor {leader} leads backup cycles but did not take this request"),
+            ));
+        }
+        info!("backup_now: passing the request to conductor {leader}, which leads backup cycles");
+        let mut ctx = call.context.clone();
+        ctx.remove("client_timeout");
+        ctx.insert(FORWARDED_BY.to_owned(), Value::from(self.conductor.holder.clone()));
+        match self.peers.to_server(host).backup_now(&ctx, args.project_id.as_deref(), args.server_id.as_deref()).await {
+            Ok(result) => Ok(result),
+            Err(ApiError::Rpc(RpcError::Remote { exc_type, message, .. })) => {
+                Err(RpcFailure::remote(&exc_type, message))
+            }
+            Err(err) => {
+                let text = crate::errors::chain(&err);
+                warn!("backup_now: conductor {leader} leads backup cycles and did not answer: {text}");
+                Ok(not_planned(
+                    Some(leader.clone()),
+                    format!("conductor {leader} leads backup cycles and did not answer: {text}"),
+                ))
+            }
+        }
+    }
+
+    async fn retention_now(self: Arc<Self>, call: Call) -> Result<Value, RpcFailure> {
+        let args: RetentionNowArgs = call.args()?;
+        retention(&self.conductor, &args).await
+    }
+
+    async fn report_now(self: Arc<Self>, call: Call) -> Result<Value, RpcFailure> {
+        let args: ReportNowArgs = call.args()?;
+        let project = non_empty("project_id", args.project_id)?.map(ProjectId);
+        let summary = self
+            .conductor
+            .send_reports(&self.mailer, chrono::Duration::zero(), true, project.as_ref())
+            .await
+            .map_err(|err| failed("report_now", &err))?;
+        reply(&ReportSent {
+            delivered: summary.delivered,
+            failed: summary.failed.into_iter().map(|(project_id, error)| ReportFailure { project_id, error }).collect(),
+            held_back: summary.held_back,
+        })
+    }
+}
+
+/// The switch for `retention_now`: replace the body by the retention
+/// engine's preview (`dry_run`) or run, and define its result in rpcapi.rs.
+async fn retention(_conductor: &Conductor, _args: &RetentionNowArgs) -> Result<Value, RpcFailure> {
+    Err(RpcFailure::remote(NOT_AVAILABLE, "retention is not available in this build"))
+}
+
+/// The endpoint of API version [`rpcapi::VERSION`].
+pub fn endpoint(manager: Arc<Manager>) -> MethodTable {
+    MethodTable::new(rpcapi::VERSION)
+        .method("ping", bind(&manager, Manager::ping))
+        .method("get_status", bind(&manager, Manager::get_status))
+        .method("list_tasks", bind(&manager, Manager::list_tasks))
+        .method("backup_now", bind(&manager, Manager::backup_now))
+        .method("retention_now", bind(&manager, Manager::retention_now))
+        .method("report_now", bind(&manager, Manager::report_now))
+}
+
+fn bind<F, Fut>(manager: &Arc<Manager>, method: F) -> impl Fn(Call) -> Fut + Send + Sync + 'static
+where
+    F: Fn(Arc<Manager>, Call) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Value, RpcFailure>> + Send + 'static,
+{
+    let manager = manager.clone();
+    move |call| method(manager.clone(), call)
+}
+
+/// The conductor's RPC server, started in the background: a broker that is
+/// down when the conductor starts delays on-demand triggers, not backups.
+pub struct RpcService {
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    wake: Arc<Notify>,
+}
+
+impl RpcService {
+    /// Completes when an RPC request planned a cycle (never without a server).
+    pub async fn wakeup(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Stops serving after answering the requests in flight.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task
+            && let Err(err) = task.await
+        {
+            warn!("the conductor RPC server task failed: {err}");
+        }
+    }
+}
+
+/// Starts serving topic `[conductor] topic` as server `[DEFAULT] host`, or
+/// nothing without `[DEFAULT] transport_url` (see the module doc). A bad
+/// URL or messaging option is a configuration error; a broker that cannot
+/// be reached is retried in the background.
+pub async fn start_rpc(conf: &Config, conductor: Conductor) -> Result<RpcService, ConductorError> {
+    let wake = Arc::new(Notify::new());
+    let (stop, mut stop_rx) = watch::channel(false);
+    let topic = conf.conductor.topic.clone();
+    let host = conf.default.host.clone();
+    if conf.default.transport_url.is_none() {
+        info!(
+            "[DEFAULT] transport_url is unset: no RPC server, so on-demand triggers (staffeln backup trigger, \
+             staffeln status, …) are off; backups follow the schedule"
+        );
+        return Ok(RpcService { stop, task: None, wake });
+    }
+    let transport = Transport::new(&RpcSettings::from_config(conf))
+        .map_err(|err| ConductorError::Config(crate::errors::chain(&err)))?;
+    let mailer = Mailer::new(NotifySettings::from_opts(&conf.notification))
+        .map_err(|err| ConductorError::Config(crate::errors::chain(&err)))?;
+    let peers = ConductorApi::new(&transport, &topic);
+    let manager = Arc::new(Manager::new(conductor, &host, peers, wake.clone(), Arc::new(mailer)));
+    let endpoint: Arc<dyn Endpoint> = Arc::new(endpoint(manager));
+    let target = Target::new(&topic).with_server(&host);
+    let task = tokio::spawn(async move {
+        let mut attempt = 0;
+        let server = loop {
+            match RpcServer::start(&transport, target.clone(), vec![endpoint.clone()]).await {
+                Ok(server) => break Some(server),
+                Err(err) => {
+                    let delay = transport.settings().rabbit.retry_delay(attempt);
+                    attempt = attempt.saturating_add(1);
+                    warn!(
+                        "cannot serve RPC topic {topic} yet (retrying in {} s): {}",
+                        delay.as_secs(),
+                        crate::errors::chain(&err)
+                    );
+                    tokio::select! {
+                        _ = stop_rx.wait_for(|stop| *stop) => break None,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        };
+        if let Some(server) = server {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+            server.stop().await;
+        }
+        transport.close().await;
+    });
+    Ok(RpcService { stop, task: Some(task), wake })
+}
+
+#[allow(clippy::result_large_err)] // the failure goes on the wire as is
+fn reply<T: Serialize>(value: &T) -> Result<Value, RpcFailure> {
+    serde_json::to_value(value)
+        .map_err(|err| RpcFailure::remote(CONDUCTOR_ERROR, format!("cannot encode the result: {err}")))
+}
+
+fn invalid(message: String) -> RpcFailure {
+    RpcFailure::remote(INVALID_PARAMETER, message)
+}
+
+/// The conductor failed: logged here, once, and sent to the caller.
+fn failed(method: &str, err: &ConductorError) -> RpcFailure {
+    let text = crate::errors::chain(err);
+    warn!(rpc.method = method, "{method} failed: {text}");
+    RpcFailure::remote(CONDUCTOR_ERROR, text)
+}
+
+/// `None` stays `None`; an empty or blank id is refused.
+#[allow(clippy::result_large_err)] // the failure goes on the wire as is
+fn non_empty(name: &str, value: Option<String>) -> Result<Option<String>, RpcFailure> {
+    match value {
+        Some(v) if v.trim().is_empty() => Err(invalid(format!("{name} is empty"))),
+        other => Ok(other),
+    }
+}
+
+fn time(t: NaiveDateTime) -> String {
+    t.and_utc().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn task_info(t: &tasks::TaskRow) -> TaskInfo {
+    TaskInfo {
+        task_id: t.task_id.clone(),
+        cycle_id: t.cycle_id.clone(),
+        state: t.state.clone(),
+        project_id: t.project_id.clone(),
+        instance_id: t.instance_id.clone(),
+        instance_name: t.instance_name.clone(),
+        volume_id: t.volume_id.clone(),
+        volume_name: t.volume_name.clone(),
+        backup_id: (!t.backup_id.is_empty()).then(|| t.backup_id.clone()),
+        backup_name: t.backup_name.clone(),
+        incremental: t.incremental,
+        availability_zone: t.availability_zone.clone(),
+        size_gb: t.size_gb,
+        attempts: i64::from(t.attempts),
+        claimed_by: t.claimed_by.clone(),
+        reason: t.reason.clone(),
+        note: t.note.clone(),
+        created_at: time(t.created_at),
+        started_at: t.started_at.map(time),
+        finished_at: t.finished_at.map(time),
+    }
+}
+
+fn planned(holder: &str, s: &CycleSummary, scope: &BackupScope) -> BackupTriggered {
+    let mut message = format!(
+        "backup cycle {} planned by {holder}: {} backups, {} skipped, {} waiting, {} failed",
+        s.cycle_id, s.backups, s.skipped, s.waiting, s.failed
+    );
+    if s.backups + s.skipped + s.waiting + s.failed == 0 && *scope != BackupScope::default() {
+        message.push_str("; no flagged server matched");
+        if let Some(p) = &scope.project_id {
+            message.push_str(&format!(" project {p}"));
+        }
+        if let Some(srv) = &scope.server_id {
+            message.push_str(&format!(" server {srv}"));
+        }
+    }
+    let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+    BackupTriggered {
+        planned: true,
+        leader: Some(holder.to_owned()),
+        cycle_id: Some(s.cycle_id.clone()),
+        backups: n(s.backups),
+        skipped: n(s.skipped),
+        waiting: n(s.waiting),
+        failed: n(s.failed),
+        message,
+    }
+}
+
+fn not_planned(leader: Option<String>, message: String) -> BackupTriggered {
+    BackupTriggered { planned: false, leader, cycle_id: None, backups: 0, skipped: 0, waiting: 0, failed: 0, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scoped_trigger_that_matched_nothing_says_so() {
+        let s = CycleSummary { cycle_id: "c1".into(), ..CycleSummary::default() };
+        let all = planned("h:1", &s, &BackupScope::default());
+        assert!(all.planned && !all.message.contains("matched"), "{}", all.message);
+        let scope = BackupScope { project_id: Some(ProjectId("p9".into())), server_id: None };
+        let scoped = planned("h:1", &s, &scope);
+        assert!(scoped.message.ends_with("no flagged server matched project p9"), "{}", scoped.message);
+    }
+
+    #[test]
+    fn blank_ids_are_refused_and_absent_ones_kept() {
+        assert_eq!(non_empty("project_id", None).ok(), Some(None));
+        assert!(non_empty("project_id", Some(" ".into())).is_err());
+    }
+}

@@ -1,0 +1,328 @@
+//! Client side of the conductor RPC API: topic `[conductor] topic`
+//! (`staffeln-conductor`), one server per conductor named `[DEFAULT] host`.
+//! [`super::manager`] serves it; the argument and result shapes below are
+//! the wire format of both, and a stock Python `RPCClient` sees the same
+//! (`client.prepare(version="1.0").call(ctxt, "get_status")`).
+//!
+//! Version history (add a line and bump [`VERSION`]; servers keep answering
+//! older calls within the major version):
+//! * 1.0: ping, get_status, list_tasks, backup_now, retention_now, report_now.
+//!
+//! Failures come back as oslo does it: `NoSuchMethod`, `UnsupportedVersion`,
+//! `TypeError` for keyword arguments that do not fit (unknown name, wrong
+//! type), and Staffeln's own classes (Python raises them as `RemoteError`):
+//! [`INVALID_PARAMETER`], [`NOT_AVAILABLE`], [`CONDUCTOR_ERROR`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::objects::TaskState;
+use crate::rpc::{Context, RpcClient, RpcError, Target, Transport};
+
+/// The newest version this client speaks and the manager serves.
+pub const VERSION: &str = "1.0";
+/// `[conductor] topic`'s default.
+pub const DEFAULT_TOPIC: &str = "staffeln-conductor";
+/// `list_tasks`' default `limit`.
+pub const DEFAULT_LIST_LIMIT: u32 = 100;
+/// The largest `limit` `list_tasks` accepts.
+pub const MAX_LIST_LIMIT: u32 = 10_000;
+
+/// A parameter has the right type but a value the method refuses.
+pub const INVALID_PARAMETER: &str = "InvalidParameter";
+/// The method exists but this build or configuration cannot do it.
+pub const NOT_AVAILABLE: &str = "NotAvailable";
+/// The conductor failed (database, cloud); the message says why.
+pub const CONDUCTOR_ERROR: &str = "ConductorError";
+
+/// Arguments of methods that take none (`ping`, `get_status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
+/// `backup_now(project_id=None, server_id=None)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupNowArgs {
+    /// Only servers of this project.
+    #[serde(default)]
+    pub project_id: Option<String>,
+    /// Only this server.
+    #[serde(default)]
+    pub server_id: Option<String>,
+}
+
+/// `retention_now(project_id=None, dry_run=False)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionNowArgs {
+    #[serde(default)]
+    pub project_id: Option<String>,
+    /// Say what would be deleted, delete nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// `report_now(project_id=None)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportNowArgs {
+    #[serde(default)]
+    pub project_id: Option<String>,
+}
+
+/// `list_tasks(status=None, project_id=None, limit=100)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListTasksArgs {
+    /// A task state: planned, claimed, creating, done, failed, skipped, waiting.
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub project_id: Option<String>,
+    /// 1 to [`MAX_LIST_LIMIT`]; `None` is [`DEFAULT_LIST_LIMIT`].
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// What `ping` returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pong {
+    /// `[DEFAULT] host` of the conductor that answered.
+    pub host: String,
+    /// Its lease holder name (`host:pid`).
+    pub holder: String,
+    /// The newest API version it serves.
+    pub version: String,
+}
+
+/// A backup cycle as `get_status` shows it. Times are RFC 3339, UTC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CycleInfo {
+    pub cycle_id: String,
+    /// The conductor that planned it.
+    pub leader: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// Tasks written by the plan.
+    pub planned: i64,
+    /// `4 done, 1 failed` once finished.
+    pub summary: Option<String>,
+}
+
+/// What `get_status` returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub host: String,
+    pub holder: String,
+    /// This conductor holds the backup-cycle lease.
+    pub leader: bool,
+    /// Who holds the lease (`host:pid`), expired or not; `None`: nobody yet.
+    pub lease_holder: Option<String>,
+    pub lease_expires_at: Option<String>,
+    pub last_cycle: Option<CycleInfo>,
+    /// When the schedule plans the next cycle; `None`: no schedule.
+    pub next_cycle_at: Option<String>,
+    /// Tasks per state, every state present.
+    pub tasks: BTreeMap<String, i64>,
+    pub version: String,
+}
+
+/// One task as `list_tasks` returns it. Times are RFC 3339, UTC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskInfo {
+    pub task_id: String,
+    pub cycle_id: String,
+    pub state: String,
+    pub project_id: String,
+    pub instance_id: String,
+    pub instance_name: String,
+    pub volume_id: String,
+    pub volume_name: String,
+    /// `None` until Cinder accepted the create.
+    pub backup_id: Option<String>,
+    pub backup_name: String,
+    pub incremental: bool,
+    pub availability_zone: Option<String>,
+    pub size_gb: i64,
+    pub attempts: i64,
+    pub claimed_by: Option<String>,
+    /// Why it was skipped, waits or failed.
+    pub reason: Option<String>,
+    /// Why a full was taken out of turn.
+    pub note: Option<String>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+/// What `backup_now` returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupTriggered {
+    /// A cycle was planned.
+    pub planned: bool,
+    /// The conductor that planned it, or that leads when nothing was planned.
+    pub leader: Option<String>,
+    pub cycle_id: Option<String>,
+    pub backups: u64,
+    pub skipped: u64,
+    pub waiting: u64,
+    pub failed: u64,
+    /// One sentence for the operator.
+    pub message: String,
+}
+
+/// A digest that was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportFailure {
+    pub project_id: String,
+    pub error: String,
+}
+
+/// What `report_now` returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportSent {
+    /// Projects whose digest was delivered (or recorded, without
+    /// `[notification] sender_email`).
+    pub delivered: Vec<String>,
+    /// Projects whose digest failed; retried with the next digests.
+    pub failed: Vec<ReportFailure>,
+    /// Why nothing was sent, when nothing was.
+    pub held_back: Option<String>,
+}
+
+/// A call that failed, or whose result does not have the documented shape.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    #[error("{method} returned an unexpected result")]
+    BadReply {
+        method: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The typed client of the conductor topic. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ConductorApi {
+    client: RpcClient,
+    timeout: Option<Duration>,
+}
+
+impl ConductorApi {
+    /// A client of any conductor of `topic` (the broker picks one).
+    pub fn new(transport: &Transport, topic: &str) -> ConductorApi {
+        ConductorApi { client: RpcClient::new(transport, Target::new(topic)), timeout: None }
+    }
+
+    /// The same client aimed at the conductor of `host`.
+    pub fn to_server(&self, host: &str) -> ConductorApi {
+        ConductorApi { client: self.client.to_server(host), timeout: self.timeout }
+    }
+
+    /// Calls wait `timeout` (default: `rpc_response_timeout`).
+    pub fn with_timeout(mut self, timeout: Duration) -> ConductorApi {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    pub fn target(&self) -> &Target {
+        self.client.target()
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        ctx: &Context,
+        method: &'static str,
+        args: Value,
+        version: &str,
+    ) -> Result<T, ApiError> {
+        let value = self.client.call(ctx, method, args, version, self.timeout).await?;
+        serde_json::from_value(value).map_err(|source| ApiError::BadReply { method, source })
+    }
+
+    pub async fn ping(&self, ctx: &Context) -> Result<Pong, ApiError> {
+        self.call(ctx, "ping", json!({}), "1.0").await
+    }
+
+    pub async fn get_status(&self, ctx: &Context) -> Result<Status, ApiError> {
+        self.call(ctx, "get_status", json!({}), "1.0").await
+    }
+
+    /// Newest first.
+    pub async fn list_tasks(
+        &self,
+        ctx: &Context,
+        status: Option<TaskState>,
+        project_id: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Vec<TaskInfo>, ApiError> {
+        let args = json!({"status": status.map(TaskState::as_str), "project_id": project_id, "limit": limit});
+        self.call(ctx, "list_tasks", args, "1.0").await
+    }
+
+    /// Plans a backup cycle now (of one project or server when given) and
+    /// returns what was planned. Any conductor may receive it; a conductor
+    /// that does not lead passes it to the one that does.
+    pub async fn backup_now(
+        &self,
+        ctx: &Context,
+        project_id: Option<&str>,
+        server_id: Option<&str>,
+    ) -> Result<BackupTriggered, ApiError> {
+        self.call(ctx, "backup_now", json!({"project_id": project_id, "server_id": server_id}), "1.0").await
+    }
+
+    /// `backup_now` without waiting for the answer.
+    pub async fn cast_backup_now(
+        &self,
+        ctx: &Context,
+        project_id: Option<&str>,
+        server_id: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let args = json!({"project_id": project_id, "server_id": server_id});
+        Ok(self.client.cast(ctx, "backup_now", args, "1.0").await?)
+    }
+
+    /// Runs retention now. The result's shape is defined when retention is
+    /// switched on in the manager; until then this fails with [`NOT_AVAILABLE`].
+    pub async fn retention_now(
+        &self,
+        ctx: &Context,
+        project_id: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        self.call(ctx, "retention_now", json!({"project_id": project_id, "dry_run": dry_run}), "1.0").await
+    }
+
+    /// Sends the digests of finished cycles' unreported results now,
+    /// whatever `report_period` says (of one project when given).
+    pub async fn report_now(&self, ctx: &Context, project_id: Option<&str>) -> Result<ReportSent, ApiError> {
+        self.call(ctx, "report_now", json!({"project_id": project_id}), "1.0").await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_take_python_defaults_and_refuse_unknown_names() {
+        let a: ListTasksArgs = serde_json::from_value(json!({})).unwrap();
+        assert_eq!(a, ListTasksArgs::default());
+        let a: ListTasksArgs = serde_json::from_value(json!({"limit": null, "status": "done"})).unwrap();
+        assert_eq!((a.limit, a.status.as_deref()), (None, Some("done")));
+        assert!(serde_json::from_value::<ListTasksArgs>(json!({"limit": -1})).is_err());
+        assert!(serde_json::from_value::<BackupNowArgs>(json!({"project": "p"})).is_err());
+        assert!(serde_json::from_value::<NoArgs>(json!({"x": 1})).is_err());
+        let r: RetentionNowArgs = serde_json::from_value(json!({"project_id": "p"})).unwrap();
+        assert!(!r.dry_run);
+    }
+}

@@ -1,0 +1,96 @@
+//! [`RpcSettings`] from the configuration: `[DEFAULT]`'s messaging options
+//! and `[oslo_messaging_rabbit]`, field for field.
+
+use std::time::Duration;
+
+use super::transport::{RabbitSettings, RpcSettings};
+use crate::conf::Config;
+
+impl RpcSettings {
+    /// The settings of RPC calls and servers. Nothing is checked here: the
+    /// URL and the option combinations are checked by `Transport::new`.
+    pub fn from_config(conf: &Config) -> RpcSettings {
+        let d = &conf.default;
+        RpcSettings {
+            transport_url: d.transport_url.as_ref().map(|s| s.expose().to_owned()),
+            control_exchange: d.control_exchange.clone(),
+            rpc_response_timeout: Duration::from_secs(d.rpc_response_timeout),
+            executor_thread_pool_size: usize::try_from(d.executor_thread_pool_size).unwrap_or(usize::MAX),
+            rabbit: RabbitSettings::from_config(conf),
+        }
+    }
+
+    /// The settings of notifications: `[oslo_messaging_notifications]
+    /// transport_url`, else the RPC one, as in oslo.
+    pub fn notifications_from_config(conf: &Config) -> RpcSettings {
+        let mut settings = RpcSettings::from_config(conf);
+        if let Some(url) = &conf.oslo_messaging_notifications.transport_url {
+            settings.transport_url = Some(url.expose().to_owned());
+        }
+        settings
+    }
+}
+
+impl RabbitSettings {
+    /// `[oslo_messaging_rabbit]`.
+    pub fn from_config(conf: &Config) -> RabbitSettings {
+        let r = &conf.oslo_messaging_rabbit;
+        RabbitSettings {
+            amqp_durable_queues: r.amqp_durable_queues,
+            amqp_auto_delete: r.amqp_auto_delete,
+            rabbit_ha_queues: r.rabbit_ha_queues,
+            rabbit_quorum_queue: r.rabbit_quorum_queue,
+            rabbit_quorum_delivery_limit: r.rabbit_quorum_delivery_limit,
+            rabbit_quorum_max_memory_length: r.rabbit_quorum_max_memory_length,
+            rabbit_quorum_max_memory_bytes: r.rabbit_quorum_max_memory_bytes,
+            rabbit_transient_quorum_queue: r.rabbit_transient_quorum_queue,
+            rabbit_transient_queues_ttl: r.rabbit_transient_queues_ttl,
+            rabbit_qos_prefetch_count: r.rabbit_qos_prefetch_count,
+            enable_cancel_on_failover: r.enable_cancel_on_failover,
+            heartbeat_timeout_threshold: r.heartbeat_timeout_threshold,
+            heartbeat_rate: r.heartbeat_rate,
+            rabbit_login_method: r.rabbit_login_method.clone(),
+            rabbit_retry_interval: r.rabbit_retry_interval,
+            rabbit_retry_backoff: r.rabbit_retry_backoff,
+            rabbit_interval_max: r.rabbit_interval_max,
+            kombu_missing_consumer_retry_timeout: r.kombu_missing_consumer_retry_timeout,
+            ssl: r.ssl,
+            ssl_ca_file: r.ssl_ca_file.clone(),
+            ssl_cert_file: r.ssl_cert_file.clone(),
+            ssl_key_file: r.ssl_key_file.clone(),
+            ssl_version: r.ssl_version.clone(),
+            rabbit_stream_fanout: r.rabbit_stream_fanout,
+            kombu_compression: r.kombu_compression.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_of_the_options_are_the_defaults_of_the_settings() {
+        let conf = Config::default();
+        let mut expected = RpcSettings::default();
+        // `[DEFAULT] control_exchange` is Staffeln's; the rest is oslo's.
+        expected.control_exchange = conf.default.control_exchange.clone();
+        assert_eq!(RpcSettings::from_config(&conf), expected);
+    }
+
+    #[test]
+    fn notifications_fall_back_to_the_rpc_url() {
+        let mut conf = Config::default();
+        conf.default.transport_url = Some(crate::conf::Secret::new("rabbit://a:b@rpc:5672/"));
+        assert_eq!(
+            RpcSettings::notifications_from_config(&conf).transport_url.as_deref(),
+            Some("rabbit://a:b@rpc:5672/")
+        );
+        conf.oslo_messaging_notifications.transport_url = Some(crate::conf::Secret::new("rabbit://c:d@events:5672/"));
+        assert_eq!(
+            RpcSettings::notifications_from_config(&conf).transport_url.as_deref(),
+            Some("rabbit://c:d@events:5672/")
+        );
+        assert_eq!(RpcSettings::from_config(&conf).transport_url.as_deref(), Some("rabbit://a:b@rpc:5672/"));
+    }
+}
