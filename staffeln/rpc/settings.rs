@@ -72,9 +72,9 @@ mod tests {
     #[test]
     fn the_defaults_of_the_options_are_the_defaults_of_the_settings() {
         let conf = Config::default();
-        let mut expected = RpcSettings::default();
         // `[DEFAULT] control_exchange` is Staffeln's; the rest is oslo's.
-        expected.control_exchange = conf.default.control_exchange.clone();
+        let expected =
+            RpcSettings { control_exchange: conf.default.control_exchange.clone(), ..RpcSettings::default() };
         assert_eq!(RpcSettings::from_config(&conf), expected);
     }
 
