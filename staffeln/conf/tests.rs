@@ -233,11 +233,11 @@ fn interpolation_errors_name_the_option() {
 #[test]
 fn a_bad_value_is_one_line_naming_everything() {
     let t = TempDir::new("bad");
-    let f = t.file("s.conf", "[conductor]\n\nbackup_service_period = ten\n");
+    let f = t.file("s.conf", "[conductor]\n\nreport_period = ten\n");
     let err = load_files(&[f.clone()]).unwrap_err();
     assert_eq!(
         err.to_string(),
-        format!("{}:3: [conductor] backup_service_period = \"ten\": expected an integer >= 60", f.display())
+        format!("{}:3: [conductor] report_period = \"ten\": expected an integer >= 600", f.display())
     );
     assert_eq!(err.exit_code(), 2);
     let cases: &[(&str, &str)] = &[

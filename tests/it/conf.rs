@@ -283,7 +283,7 @@ const CASES: &[Case] = &[
     ),
     case("bad boolean", &[("f.conf", "[DEFAULT]\ndebug = Enabled\n")], &["--config-file", "{d}/f.conf"]),
     case("port too big", &[("f.conf", "[api]\nport = 99999\n")], &["--config-file", "{d}/f.conf"]),
-    case("below minimum", &[("f.conf", "[conductor]\nbackup_service_period = 59\n")], &["--config-file", "{d}/f.conf"]),
+    case("below minimum", &[("f.conf", "[conductor]\nreport_period = 599\n")], &["--config-file", "{d}/f.conf"]),
     case("bad choice", &[("f.conf", "[openstack]\ninterface = Public\n")], &["--config-file", "{d}/f.conf"]),
     case("bad duration", &[("f.conf", "[conductor]\nretention_time = 5m\n")], &["--config-file", "{d}/f.conf"]),
     case("bad regex", &[("f.conf", "[xtest]\nlower = ABC\n")], &["--config-file", "{d}/f.conf"]),
@@ -478,12 +478,12 @@ fn the_sample_read_back_gives_the_defaults_in_rust_and_oslo() {
 fn a_malformed_file_is_one_line_naming_everything() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("staffeln.conf");
-    std::fs::write(&file, "[conductor]\nbackup_service_period = ten\n").unwrap();
+    std::fs::write(&file, "[conductor]\nreport_period = ten\n").unwrap();
     let err = conf::load(&[Source::File(file.clone())], &BTreeMap::new()).unwrap_err();
     let line = err.to_string();
     assert_eq!(
         line,
-        format!("{}:2: [conductor] backup_service_period = \"ten\": expected an integer >= 60", file.display())
+        format!("{}:2: [conductor] report_period = \"ten\": expected an integer >= 600", file.display())
     );
     assert!(!line.contains('\n'));
     assert_eq!(err.exit_code(), 2);
