@@ -481,10 +481,7 @@ fn a_malformed_file_is_one_line_naming_everything() {
     std::fs::write(&file, "[conductor]\nreport_period = ten\n").unwrap();
     let err = conf::load(&[Source::File(file.clone())], &BTreeMap::new()).unwrap_err();
     let line = err.to_string();
-    assert_eq!(
-        line,
-        format!("{}:2: [conductor] report_period = \"ten\": expected an integer >= 600", file.display())
-    );
+    assert_eq!(line, format!("{}:2: [conductor] report_period = \"ten\": expected an integer >= 600", file.display()));
     assert!(!line.contains('\n'));
     assert_eq!(err.exit_code(), 2);
 
