@@ -22,6 +22,8 @@ pub mod cycle;
 pub mod discovery;
 pub mod limits;
 pub mod planner;
+pub mod retention;
+pub mod rotation;
 pub mod schedule;
 pub mod worker;
 
