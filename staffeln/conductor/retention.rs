@@ -732,4 +732,4 @@ pub fn plan(inventory: &Inventory, settings: &RuleSettings, instance_key: &str, 
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {}
+mod tests;
