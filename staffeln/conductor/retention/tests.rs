@@ -408,9 +408,18 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 fn history() -> impl Strategy<Value = History> {
-    (prop::collection::vec(step(), 0..30), any::<bool>(), 1i64..400, (0u32..4, 0u32..8, 0u32..5, 0u32..4, 0u32..3))
-        .prop_map(|(steps, exists, retention_hours, (latest, daily, weekly, monthly, yearly))| {
-            let total: i64 = steps.iter().map(|s| s.gap_hours).sum();
+    // Each tier is off more often than not, so that the floors get their turn.
+    let tier = |max: u32| prop::option::weighted(0.35, 1..max).prop_map(|n| n.unwrap_or(0));
+    (
+        prop::collection::vec(step(), 0..30),
+        any::<bool>(),
+        1i64..400,
+        0i64..500,
+        (tier(4), tier(8), tier(5), tier(4), tier(3)),
+    )
+        .prop_map(|(steps, exists, retention_hours, idle_hours, (latest, daily, weekly, monthly, yearly))| {
+            // The newest backup was made `idle_hours` before now.
+            let total: i64 = steps.iter().map(|s| s.gap_hours).sum::<i64>() + idle_hours;
             let mut at = now() - Duration::hours(total);
             let mut backups: Vec<Candidate> = Vec::new();
             let mut parent = Vec::new();
