@@ -26,10 +26,10 @@ pub struct AuditRow {
     pub action: String,
     pub reason_code: String,
     pub reason: String,
-    pub recorded_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
 }
 
-/// One entry to record; `recorded_at` is set on insert. Longer texts are cut
+/// One entry to record; `created_at` is set on insert. Longer texts are cut
 /// to the column sizes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewAuditEntry {
@@ -57,7 +57,7 @@ struct InsertAudit {
     action: String,
     reason_code: String,
     reason: String,
-    recorded_at: NaiveDateTime,
+    created_at: NaiveDateTime,
 }
 
 fn clip(s: &str, max: usize) -> String {
@@ -84,7 +84,7 @@ pub fn insert(conn: &mut AnyConnection, entries: &[NewAuditEntry]) -> Result<usi
                 action: clip(&e.action, 16),
                 reason_code: clip(&e.reason_code, 32),
                 reason: clip(&e.reason, 1024),
-                recorded_at: at,
+                created_at: at,
             };
             written += diesel::insert_into(dsl::retention_audit)
                 .values(row)
@@ -123,7 +123,7 @@ pub fn of_project_since(
 ) -> Result<Vec<AuditRow>, DbError> {
     dsl::retention_audit
         .filter(dsl::project_id.eq(project_id))
-        .filter(dsl::recorded_at.ge(since))
+        .filter(dsl::created_at.ge(since))
         .order(dsl::id.asc())
         .select(AuditRow::as_select())
         .load(conn)

@@ -135,7 +135,7 @@ diesel::table! {
         reason_code -> Varchar,
         #[max_length = 1024]
         reason -> Varchar,
-        recorded_at -> Timestamp,
+        created_at -> Timestamp,
     }
 }
 

@@ -13,9 +13,9 @@ CREATE TABLE retention_audit (
     action VARCHAR(16) NOT NULL,
     reason_code VARCHAR(32) NOT NULL,
     reason VARCHAR(1024) NOT NULL,
-    recorded_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
     PRIMARY KEY (id),
     INDEX ix_retention_audit_run (run_id, id),
     INDEX ix_retention_audit_backup (backup_id, id),
-    INDEX ix_retention_audit_project_recorded (project_id, recorded_at)
+    INDEX ix_retention_audit_project_created (project_id, created_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;

@@ -10,8 +10,8 @@ CREATE TABLE retention_audit (
     action VARCHAR(16) NOT NULL,
     reason_code VARCHAR(32) NOT NULL,
     reason VARCHAR(1024) NOT NULL,
-    recorded_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP
+    created_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP
 );
 CREATE INDEX ix_retention_audit_run ON retention_audit (run_id, id);
 CREATE INDEX ix_retention_audit_backup ON retention_audit (backup_id, id);
-CREATE INDEX ix_retention_audit_project_recorded ON retention_audit (project_id, recorded_at);
+CREATE INDEX ix_retention_audit_project_created ON retention_audit (project_id, created_at);
