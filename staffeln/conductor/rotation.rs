@@ -402,7 +402,8 @@ impl Conductor {
     ) -> HashSet<VolumeId> {
         let mut missing: BTreeMap<ProjectId, Vec<VolumeId>> = BTreeMap::new();
         for (vid, backups) in by_volume {
-            if listed.contains_key(vid) {
+            // Listed, or no volume id to look for: the volume counts as existing.
+            if listed.contains_key(vid) || vid.as_str().trim().is_empty() {
                 continue;
             }
             let projects: BTreeSet<&ProjectId> = backups.iter().map(|c| &c.backup.project_id).collect();
@@ -526,14 +527,13 @@ impl Conductor {
         for d in decisions.iter().filter(|d| d.action == RetentionAction::Delete) {
             waves.entry(d.wave.unwrap_or(0)).or_default().push(d);
         }
-        let last_wave: HashMap<&VolumeId, u32> = waves
-            .iter()
-            .flat_map(|(w, ds)| ds.iter().map(move |d| (&d.volume_id, *w)))
-            .fold(HashMap::new(), |mut m, (v, w)| {
-                let e = m.entry(v).or_insert(w);
-                *e = (*e).max(w);
-                m
-            });
+        let mut last_wave: HashMap<&VolumeId, u32> = HashMap::new();
+        for (wave, items) in &waves {
+            for d in items {
+                let w = last_wave.entry(&d.volume_id).or_insert(*wave);
+                *w = (*w).max(*wave);
+            }
+        }
         let deadline = tokio::time::Instant::now() + settings.delete_timeout;
         let mut blocked: HashMap<VolumeId, String> = HashMap::new();
         let mut outcomes = Vec::new();
