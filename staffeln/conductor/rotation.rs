@@ -220,7 +220,7 @@ impl Conductor {
         let started = Utc::now();
         if !force {
             let last = self.last_retention_start().await?;
-            if !settings.schedule.next_after(started, last).is_some_and(|at| at <= started) {
+            if settings.schedule.next_after(started, last).is_none_or(|at| at > started) {
                 return Ok(None);
             }
         }

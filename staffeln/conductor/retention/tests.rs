@@ -458,8 +458,8 @@ fn history() -> impl Strategy<Value = History> {
                     };
                 }
             }
-            for j in 0..backups.len() {
-                backups[j].backup.has_dependent_backups = parent.contains(&Some(j));
+            for (j, c) in backups.iter_mut().enumerate() {
+                c.backup.has_dependent_backups = parent.contains(&Some(j));
             }
             History {
                 backups,
