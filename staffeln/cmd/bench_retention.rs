@@ -74,9 +74,10 @@ fn scenario(args: &Args) -> Result<(Scenario, Vec<NewBackup>), Error> {
         (vec![json!({"name": "admin"})], Vec::new(), Vec::new(), Vec::new());
     for p in 0..args.projects {
         let project = format!("project-{p:04}");
+        let project_id = uuid::Uuid::new_v4().simple().to_string();
         let volume_id = uuid::Uuid::new_v4().to_string();
         roles.insert(project.clone(), json!(["admin"]));
-        projects.push(json!({"name": project, "quota": {"backups": -1, "backup_gigabytes": -1}}));
+        projects.push(json!({"id": project_id, "name": project, "quota": {"backups": -1, "backup_gigabytes": -1}}));
         volumes.push(json!({"id": volume_id, "project": project, "name": format!("volume-{p:04}")}));
         let mut parent: Option<String> = None;
         for b in 0..=args.per_project {
@@ -92,7 +93,7 @@ fn scenario(args: &Args) -> Result<(Scenario, Vec<NewBackup>), Error> {
             }));
             rows.push(NewBackup {
                 backup_id: id.clone(),
-                project_id: project.clone(),
+                project_id: project_id.clone(),
                 volume_id: volume_id.clone(),
                 instance_id: String::new(),
                 backup_completed: 1,

@@ -463,13 +463,24 @@ impl Conductor {
             recorded.iter().map(|r| (r.backup_id.clone(), r.created_at)).collect();
         let stale: Vec<String> =
             stale_rows(&pairs, &listing.listed, listing.since).into_iter().map(str::to_owned).collect();
-        let confirmed: Vec<String> = futures_util::stream::iter(stale)
-            .map(|id| async move {
-                match self.os.backup(&BackupId(id.clone())).await {
-                    Err(err) if err.is_not_found() => Some(id),
+        let rows: HashMap<String, _> = recorded.into_iter().map(|r| (r.backup_id.clone(), r)).collect();
+        // Asked in the row's own project, so that a service user without the
+        // admin view (404 for other projects' backups) cannot forget rows.
+        let confirmed: Vec<String> = futures_util::stream::iter(stale.into_iter().filter_map(|id| rows.get(&id)))
+            .map(|row| async move {
+                let project = ProjectId(row.project_id.clone());
+                let os = match self.os.for_project(&project) {
+                    Ok(os) => os,
+                    Err(err) => {
+                        warn!(project.id = %project, "cannot check backup {} in project {project}; its row stays: {err}", row.backup_id);
+                        return None;
+                    }
+                };
+                match os.backup(&BackupId(row.backup_id.clone())).await {
+                    Err(err) if err.is_not_found() => Some(row.backup_id.clone()),
                     Ok(_) => None,
                     Err(err) => {
-                        warn!("cannot check whether backup {id} still exists; its row stays: {err}");
+                        warn!("cannot check whether backup {} still exists; its row stays: {err}", row.backup_id);
                         None
                     }
                 }
@@ -481,7 +492,6 @@ impl Conductor {
         if confirmed.is_empty() {
             return Ok(0);
         }
-        let rows: HashMap<String, _> = recorded.into_iter().map(|r| (r.backup_id.clone(), r)).collect();
         let entries: Vec<NewAuditEntry> = confirmed
             .iter()
             .filter_map(|id| rows.get(id))

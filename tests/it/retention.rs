@@ -146,6 +146,12 @@ async fn rig_with(
     retry_timeout: StdDuration,
     prepare: impl FnOnce(&FakeCloud, &HashMap<&'static str, String>),
 ) -> Rig {
+    let project_of: HashMap<String, String> = volumes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap().to_owned(), v["project"].as_str().unwrap().to_owned()))
+        .collect();
     let (scenario, ids) = base_scenario(backups, servers, volumes);
     let opts = FakeOptions {
         delete_duration: StdDuration::from_millis(50),
@@ -166,9 +172,10 @@ async fn rig_with(
         Conductor::new("host-a:1".into(), db.db().clone(), os_for(&cloud, "staffeln", retry_timeout).await, settings);
     for b in backups.iter().filter(|b| b.row) {
         let volume_id = cloud.control().volume_id(b.volume).unwrap();
+        let project = cloud.control().project_id(&project_of[b.volume]).unwrap();
         let row = NewBackup {
             backup_id: ids[b.name].clone(),
-            project_id: "recorded".into(),
+            project_id: project,
             volume_id,
             instance_id: String::new(),
             backup_completed: 1,
@@ -484,7 +491,7 @@ async fn orphans_lose_the_floor_and_stale_rows_are_forgotten() {
         orphan.clone(),
         NewBackup {
             backup_id: orphan.clone(),
-            project_id: "admin".into(),
+            project_id: rig.cloud.control().project_id("admin").unwrap(),
             volume_id: "00000000-0000-0000-0000-000000000000".into(),
             instance_id: String::new(),
             backup_completed: 1,
@@ -494,7 +501,7 @@ async fn orphans_lose_the_floor_and_stale_rows_are_forgotten() {
     rig.conductor.db_call(move |c| staffeln::db::backups::insert(c, &row)).await.unwrap();
     let ghost = NewBackup {
         backup_id: "ghost-backup".into(),
-        project_id: "p1".into(),
+        project_id: rig.cloud.control().project_id("p1").unwrap(),
         volume_id: "v".into(),
         instance_id: String::new(),
         backup_completed: 1,
