@@ -32,8 +32,8 @@ use tracing::{info, warn};
 use super::cycle::{BackupScope, CycleSummary};
 use super::rpcapi::{
     self, ApiError, BackupNowArgs, BackupTriggered, CONDUCTOR_ERROR, ConductorApi, CycleInfo, INVALID_PARAMETER,
-    ListTasksArgs, NOT_AVAILABLE, NoArgs, Pong, ReportFailure, ReportNowArgs, ReportSent, RetentionNowArgs, Status,
-    TaskInfo,
+    ListTasksArgs, NoArgs, Pong, ReportFailure, ReportNowArgs, ReportSent, RetentionNowArgs, RetentionPreview,
+    RetentionRan, Status, TaskInfo,
 };
 use super::{BACKUP_LEASE, Conductor, ConductorError};
 use crate::conf::Config;
@@ -244,10 +244,29 @@ impl Manager {
     }
 }
 
-/// The switch for `retention_now`: replace the body by the retention
-/// engine's preview (`dry_run`) or run, and define its result in rpcapi.rs.
-async fn retention(_conductor: &Conductor, _args: &RetentionNowArgs) -> Result<Value, RpcFailure> {
-    Err(RpcFailure::remote(NOT_AVAILABLE, "retention is not available in this build"))
+/// `retention_now`: the preview (`dry_run`, optionally of one project) or a
+/// run now, on whichever conductor leads retention.
+async fn retention(conductor: &Conductor, args: &RetentionNowArgs) -> Result<Value, RpcFailure> {
+    let project = non_empty("project_id", args.project_id.clone())?.map(ProjectId);
+    let settings = &conductor.settings.retention;
+    if args.dry_run {
+        let decisions = conductor
+            .retention_preview(settings, project.as_ref())
+            .await
+            .map_err(|err| failed("retention_now", &err))?;
+        return reply(&RetentionPreview { dry_run: true, decisions });
+    }
+    if project.is_some() {
+        return Err(invalid("project_id is only supported with dry_run: retention runs over all projects".into()));
+    }
+    match conductor.run_retention(settings, true).await.map_err(|err| failed("retention_now", &err))? {
+        Some(summary) => reply(&RetentionRan { ran: true, summary: Some(summary), message: None }),
+        None => reply(&RetentionRan {
+            ran: false,
+            summary: None,
+            message: Some("another conductor leads retention and runs it on its schedule".into()),
+        }),
+    }
 }
 
 /// The endpoint of API version [`rpcapi::VERSION`].

@@ -29,6 +29,8 @@ pub mod limits;
 pub mod manager;
 pub mod planner;
 pub mod report;
+pub mod retention;
+pub mod rotation;
 pub mod rpcapi;
 pub mod schedule;
 pub mod worker;
@@ -92,6 +94,8 @@ pub struct ConductorSettings {
     pub lease_time: Duration,
     pub cycle_timeout: Duration,
     pub last_backup_key: String,
+    /// Retention's rules, schedule and limits.
+    pub retention: rotation::RetentionSettings,
 }
 
 impl ConductorSettings {
@@ -136,6 +140,7 @@ impl ConductorSettings {
             lease_time: secs(c.leader_lease_time),
             cycle_timeout: secs(c.backup_cycle_timeout.as_secs()),
             last_backup_key: c.last_backup_metadata_key.clone(),
+            retention: rotation::RetentionSettings::from_config(conf)?,
         })
     }
 }
@@ -247,9 +252,16 @@ pub async fn serve(mut ctx: ServiceContext) -> Result<(), ConductorError> {
             Some(now)
         });
         let next = conductor.settings.backup_schedule.next_due(last, conductor.started_at);
-        let wait = next.map_or(conductor.settings.poll_interval, |at| {
-            (at - now).to_std().unwrap_or_default().min(conductor.settings.poll_interval)
+        let last_retention = conductor.last_retention_start().await.unwrap_or_else(|err| {
+            error!("cannot read the last retention run: {err}");
+            Some(now)
         });
+        let next_retention = conductor.settings.retention.schedule.next_due(last_retention, conductor.started_at);
+        let wait = [next, next_retention]
+            .into_iter()
+            .flatten()
+            .map(|at| (at - now).to_std().unwrap_or_default())
+            .fold(conductor.settings.poll_interval, StdDuration::min);
         tokio::select! {
             () = ctx.shutdown.requested() => break,
             () = tokio::time::sleep(wait) => {}
@@ -259,6 +271,12 @@ pub async fn serve(mut ctx: ServiceContext) -> Result<(), ConductorError> {
             let span = info_span!("cycle", kind = "backup");
             if let Err(err) = conductor.run_backup_cycle(false).instrument(span).await {
                 error!("backup cycle failed, retried at the next schedule: {err}");
+            }
+        }
+        if next_retention.is_some_and(|at| at <= Utc::now()) {
+            let span = info_span!("cycle", kind = "retention");
+            if let Err(err) = conductor.run_retention(&conductor.settings.retention, false).instrument(span).await {
+                error!("retention failed, retried at the next schedule: {err}");
             }
         }
         let span = info_span!("work");

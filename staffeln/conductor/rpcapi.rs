@@ -59,6 +59,21 @@ pub struct BackupNowArgs {
 /// `retention_now(project_id=None, dry_run=False)`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RetentionPreview {
+    pub dry_run: bool,
+    pub decisions: Vec<super::retention::RetentionDecision>,
+}
+
+/// What `retention_now` without `dry_run` did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetentionRan {
+    pub ran: bool,
+    pub summary: Option<super::rotation::RetentionSummary>,
+    pub message: Option<String>,
+}
+
+/// Arguments of `retention_now`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetentionNowArgs {
     #[serde(default)]
     pub project_id: Option<String>,

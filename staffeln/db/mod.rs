@@ -35,6 +35,7 @@
 //! new tables and columns (task states, leases, audit) come as new migrations in
 //! both trees, never as edits to `2026-11-25-000000_initial`.
 
+pub mod audit;
 pub mod backups;
 pub mod error;
 pub mod leases;

@@ -113,4 +113,37 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(backup_data, queue_data, report_timestamp, leases, cycles);
+diesel::table! {
+    /// What retention decided about each backup and what came of its deletes
+    /// (append-only; reports never purge it).
+    retention_audit (id) {
+        id -> BigInt,
+        #[max_length = 64]
+        run_id -> Varchar,
+        #[max_length = 100]
+        backup_id -> Varchar,
+        #[max_length = 100]
+        volume_id -> Varchar,
+        #[max_length = 100]
+        project_id -> Varchar,
+        #[max_length = 32]
+        backup_status -> Varchar,
+        backup_created_at -> Nullable<Timestamp>,
+        #[max_length = 16]
+        action -> Varchar,
+        #[max_length = 32]
+        reason_code -> Varchar,
+        #[max_length = 1024]
+        reason -> Varchar,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    backup_data,
+    queue_data,
+    report_timestamp,
+    leases,
+    cycles,
+    retention_audit
+);

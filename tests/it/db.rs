@@ -14,7 +14,7 @@ use staffeln::db::{AnyConnection, Database, DbError, DbSettings, DbUrl, backups,
 
 use crate::support::{TestDb, error_chain, mysql_admin_execute, mysql_server_url, test_settings};
 
-const TABLES: [&str; 5] = ["backup_data", "queue_data", "report_timestamp", "leases", "cycles"];
+const TABLES: [&str; 6] = ["backup_data", "queue_data", "report_timestamp", "leases", "cycles", "retention_audit"];
 
 /// The server's host and port, from `STAFFELN_TEST_MYSQL_URL` or the default.
 fn server_host_port() -> String {
@@ -72,6 +72,7 @@ fn walk_migrations(t: TestDb) {
         assert!(queue_indexes.contains(index), "{who}: {index}: {queue_indexes:?}");
     }
     assert!(t.indexes("report_timestamp").contains("ix_report_timestamp_created_at"), "{who}");
+    assert!(t.indexes("retention_audit").contains("ix_retention_audit_backup"), "{who}");
     assert_eq!(migrate::upgrade(db).unwrap(), Vec::<String>::new(), "{who}: nothing left to apply");
 
     let mut newest_first = migrate::known_versions();

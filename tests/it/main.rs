@@ -9,6 +9,7 @@ mod deploy;
 mod fakecloud;
 mod notify;
 mod openstack;
+mod retention;
 mod rpc;
 mod rpcapi;
 mod service;

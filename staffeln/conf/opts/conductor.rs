@@ -31,7 +31,8 @@ options! {
     /// * backup_service_period
     backup_schedule: String = string("");
 
-    /// The IANA time zone of backup_schedule and retention_schedule, e.g.
+    /// The IANA time zone of backup_schedule and retention_schedule, and of
+    /// the calendar days, weeks, months and years of archival_rules, e.g.
     /// Europe/Berlin.
     backup_timezone: String = string("UTC");
 
@@ -142,4 +143,44 @@ options! {
 
     /// The number of retention workers running in parallel.
     rotation_workers: u32 = integer(1).min(1);
+
+    /// Archival tiers (grandfather-father-son) that keep backups past
+    /// retention_time: a backup is kept while it is among the latest N
+    /// successful backups of its volume, or the newest successful backup of
+    /// one of the last N days, weeks (ISO), months or years (in
+    /// backup_timezone) that have a backup. Empty: only retention_time.
+    ///
+    /// Possible values:
+    ///
+    /// * Comma-separated tier:count pairs with the tiers latest, daily,
+    ///   weekly, monthly and yearly, e.g.
+    ///   latest:3,daily:7,weekly:4,monthly:12,yearly:2.
+    ///
+    /// Related options:
+    ///
+    /// * retention_time
+    /// * archival_metadata_key
+    /// * backup_timezone
+    archival_rules: String = string("");
+
+    /// The server (VM) metadata key that sets the archival tiers of the
+    /// server's volumes, in the same format as archival_rules. Invalid values
+    /// are reported and ignored.
+    ///
+    /// Related options:
+    ///
+    /// * archival_rules
+    archival_metadata_key: String = string("__staffeln_archival");
+
+    /// Backup deletions a retention run has in flight at once.
+    max_concurrent_deletes: u32 = integer(10).min(1);
+
+    /// How long a retention run waits for Cinder to finish deleting the newer
+    /// backups of a chain before it deletes the older ones; what is left then
+    /// waits for the next run.
+    ///
+    /// Possible values:
+    ///
+    /// * A duration such as 30min or 1h.
+    retention_delete_timeout: OsloDuration = duration("30min");
 }

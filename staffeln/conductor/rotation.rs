@@ -1,0 +1,722 @@
+//! Rotation: one retention run by the leader of the `retention-cycle` lease.
+//! Take the lease, check a run is due, read what Cinder and the database
+//! hold, forget the `backup_data` rows whose backups are gone, decide with
+//! [`super::retention::plan`], record every decision in `retention_audit`,
+//! then delete, wave by wave (a chain newest-first), up to
+//! `max_concurrent_deletes` at once, and record what came of each delete.
+//!
+//! Nothing here decides what to keep. What it adds is fail-closed I/O:
+//! * a listing that fails ends the run before anything is deleted;
+//! * a volume missing from the all-projects list is "gone" only when a listing
+//!   in its own project agrees;
+//! * a row is forgotten only when it is older than the listing and Cinder
+//!   answers 404 for its backup;
+//! * Cinder's "Incremental backups exist", 5xx and other refusals leave the
+//!   backup for the next run (and the older backups of its chain with it);
+//!   they do not fail the run;
+//! * the lease is renewed before each wave; a run that lost it stops deleting.
+//!
+//! [`Conductor::retention_preview`] runs the same reading and deciding with
+//! no lease and no writes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use futures_util::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info, warn};
+
+use super::planner::is_true;
+use super::retention::{
+    ArchivalRules, Candidate, Inventory, RetentionAction, RetentionDecision, RetentionPlan, RuleSettings, VolumeInput,
+    parse_retention, plan, stale_rows,
+};
+use super::schedule::Schedule;
+use super::{AUTOMATED_KEY, Conductor, ConductorError, INSTANCE_KEY, naive};
+use crate::conf::Config;
+use crate::db::audit::{self, NewAuditEntry};
+use crate::db::{backups, leases, tasks};
+use crate::objects::{BackupId, BackupKind, BackupStatus, ProjectId, Server, ServerId, VolumeId};
+use crate::openstack::{BackupFilter, OpenStackError};
+
+/// The lease of the conductor that runs retention.
+pub const RETENTION_LEASE: &str = "retention-cycle";
+/// `cycles.kind` of retention runs.
+pub const RETENTION_KIND: &str = "retention";
+
+/// What retention needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct RetentionSettings {
+    pub rules: RuleSettings,
+    pub schedule: Schedule,
+    pub max_concurrent_deletes: usize,
+    /// How long a run waits for newer backups of a chain to be gone.
+    pub delete_timeout: StdDuration,
+    /// How long the retention lease lasts without renewal.
+    pub lease_time: Duration,
+    /// Longest pause between two checks while waiting for deletes.
+    pub poll_interval: StdDuration,
+}
+
+impl RetentionSettings {
+    /// From `[conductor]`; a bad value names its option.
+    pub fn from_config(conf: &Config) -> Result<RetentionSettings, ConductorError> {
+        let c = &conf.conductor;
+        let bad =
+            |option: &str, err: &dyn std::fmt::Display| ConductorError::Config(format!("[conductor] {option}: {err}"));
+        let retention = parse_retention(c.retention_time.as_str()).map_err(|e| bad("retention_time", &e))?;
+        let archival = ArchivalRules::parse(&c.archival_rules).map_err(|e| bad("archival_rules", &e))?;
+        let timezone: chrono_tz::Tz = c.backup_timezone.trim().parse().map_err(|_| {
+            ConductorError::Config(format!(
+                "[conductor] backup_timezone = {:?}: expected an IANA time zone such as \"UTC\" or \"Europe/Berlin\"",
+                c.backup_timezone
+            ))
+        })?;
+        let secs = |s: u64| Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000));
+        Ok(RetentionSettings {
+            rules: RuleSettings {
+                retention,
+                retention_text: c.retention_time.as_str().to_owned(),
+                archival,
+                retention_key: c.retention_metadata_key.clone(),
+                archival_key: c.archival_metadata_key.clone(),
+                timezone,
+            },
+            schedule: Schedule::new(
+                "retention_schedule",
+                &c.retention_schedule,
+                "backup_timezone",
+                &c.backup_timezone,
+                secs(c.retention_service_period),
+            )?,
+            max_concurrent_deletes: usize::try_from(c.max_concurrent_deletes).unwrap_or(1).max(1),
+            delete_timeout: c.retention_delete_timeout.as_std(),
+            lease_time: secs(c.leader_lease_time),
+            poll_interval: StdDuration::from_secs(c.poll_interval),
+        })
+    }
+}
+
+/// What one retention run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionSummary {
+    pub run_id: String,
+    pub volumes: usize,
+    pub kept: usize,
+    pub skipped: usize,
+    /// Deletes decided.
+    pub to_delete: usize,
+    /// Deletes Cinder accepted (or the backup was already gone).
+    pub deleted: usize,
+    /// Left for the next run (dependents, 5xx, busy, waits that ran out).
+    pub deferred: usize,
+    /// Refused for good reasons Staffeln cannot fix itself (e.g. no role).
+    pub failed: usize,
+    /// `backup_data` rows forgotten because Cinder no longer has the backup.
+    pub rows_removed: usize,
+    /// Rule values reported and ignored (invalid server metadata).
+    pub warnings: Vec<String>,
+}
+
+/// What came of one delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    Deleted,
+    Gone,
+    Deferred { code: &'static str, reason: String },
+    Failed(String),
+}
+
+impl Outcome {
+    fn audit(&self) -> (&'static str, &'static str, String) {
+        match self {
+            Outcome::Deleted => ("deleted", "delete_accepted", "Cinder accepted the delete".to_owned()),
+            Outcome::Gone => ("gone", "already_gone", "Cinder no longer has the backup".to_owned()),
+            Outcome::Deferred { code, reason } => ("deferred", code, reason.clone()),
+            Outcome::Failed(reason) => ("failed", "delete_failed", reason.clone()),
+        }
+    }
+}
+
+/// How Cinder's answer to a delete is taken: nothing here fails the run.
+fn classify_delete_error(err: &OpenStackError) -> Outcome {
+    if err.is_not_found() {
+        Outcome::Gone
+    } else if err.is_conflict_with_dependents() {
+        Outcome::Deferred {
+            code: "has_dependents",
+            reason: format!("Cinder refused: incremental backups exist for this backup; retried next run ({err})"),
+        }
+    } else if err.is_transient() {
+        Outcome::Deferred { code: "cinder_error", reason: format!("Cinder failed; retried next run ({err})") }
+    } else if err.status() == Some(400) || err.is_conflict() {
+        Outcome::Deferred { code: "cinder_refused", reason: format!("Cinder refused; retried next run ({err})") }
+    } else {
+        Outcome::Failed(err.to_string())
+    }
+}
+
+fn decision_entry(run_id: &str, d: &RetentionDecision, action: &str, code: &str, reason: String) -> NewAuditEntry {
+    NewAuditEntry {
+        run_id: run_id.to_owned(),
+        backup_id: d.backup_id.0.clone(),
+        volume_id: d.volume_id.0.clone(),
+        project_id: d.project_id.0.clone(),
+        backup_status: d.status.to_string(),
+        backup_created_at: Some(naive(d.created_at)),
+        action: action.to_owned(),
+        reason_code: code.to_owned(),
+        reason,
+    }
+}
+
+impl Conductor {
+    /// When the newest retention run started (shared by all conductors).
+    pub async fn last_retention_start(&self) -> Result<Option<DateTime<Utc>>, ConductorError> {
+        let row = self.db_call(|conn| tasks::latest_cycle(conn, RETENTION_KIND)).await?;
+        Ok(row.map(|r| r.started_at.and_utc()))
+    }
+
+    /// Every backup of the volumes with a backup of Staffeln's (of `project`
+    /// only, when given), with the decision a run would take now and why.
+    /// Deletes nothing, writes nothing, takes no lease.
+    pub async fn retention_preview(
+        &self,
+        settings: &RetentionSettings,
+        project: Option<&ProjectId>,
+    ) -> Result<Vec<RetentionDecision>, ConductorError> {
+        let (inventory, _) = self.retention_inventory(project).await?;
+        let planned = plan(&inventory, &settings.rules, INSTANCE_KEY, Utc::now());
+        for w in &planned.warnings {
+            warn!("retention preview: {w}");
+        }
+        Ok(planned.decisions)
+    }
+
+    /// Runs retention if this conductor leads it (lease `retention-cycle`)
+    /// and a run is due on `retention_schedule` / `retention_service_period`,
+    /// or `force`. `None` when another conductor leads or no run is due.
+    pub async fn run_retention(
+        &self,
+        settings: &RetentionSettings,
+        force: bool,
+    ) -> Result<Option<RetentionSummary>, ConductorError> {
+        self.run_retention_at(settings, force, Utc::now()).await
+    }
+
+    /// [`Conductor::run_retention`] with the rules' `now` given (tests and
+    /// benchmarks age backups this way; the schedule uses the real clock).
+    pub async fn run_retention_at(
+        &self,
+        settings: &RetentionSettings,
+        force: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<RetentionSummary>, ConductorError> {
+        let Some(token) = self.renew_retention_lease(settings).await? else {
+            info!("another conductor leads retention; not running it");
+            return Ok(None);
+        };
+        let started = Utc::now();
+        if !force {
+            let last = self.last_retention_start().await?;
+            if settings.schedule.next_due(last, self.started_at).is_none_or(|at| at > started) {
+                return Ok(None);
+            }
+        }
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let (holder, id) = (self.holder.clone(), run_id.clone());
+        let opened = self
+            .db_call(move |conn| {
+                let header = tasks::PlanHeader {
+                    lease: RETENTION_LEASE,
+                    holder: &holder,
+                    token,
+                    cycle_id: &id,
+                    kind: RETENTION_KIND,
+                    started_at: naive(started),
+                };
+                tasks::insert_plan(conn, &header, &[])
+            })
+            .await?;
+        if opened.is_none() {
+            warn!("lost the retention lease before the run started");
+            return Ok(None);
+        }
+        info!(run.id = %run_id, "retention run {run_id} started by {}", self.holder);
+        let mut summary = RetentionSummary { run_id: run_id.clone(), ..RetentionSummary::default() };
+        let result = self.retention_pass(settings, token, now, &mut summary).await;
+        let line = match &result {
+            Ok(()) => format!(
+                "{} volumes: {} kept, {} skipped, {} to delete: {} deleted, {} deferred, {} failed; {} rows forgotten",
+                summary.volumes,
+                summary.kept,
+                summary.skipped,
+                summary.to_delete,
+                summary.deleted,
+                summary.deferred,
+                summary.failed,
+                summary.rows_removed
+            ),
+            Err(err) => format!("failed: {err}"),
+        };
+        let id = run_id.clone();
+        let text = line.clone();
+        self.db_call(move |conn| tasks::finish_cycle(conn, &id, &text)).await?;
+        result?;
+        info!(run.id = %run_id, "retention run {run_id} finished: {line}");
+        Ok(Some(summary))
+    }
+
+    /// Takes or renews the retention lease; the fencing token when held.
+    async fn renew_retention_lease(&self, settings: &RetentionSettings) -> Result<Option<i64>, ConductorError> {
+        let holder = self.holder.clone();
+        let ttl = settings.lease_time;
+        self.db_call(move |conn| leases::acquire(conn, RETENTION_LEASE, &holder, ttl)).await
+    }
+
+    async fn retention_pass(
+        &self,
+        settings: &RetentionSettings,
+        token: i64,
+        now: DateTime<Utc>,
+        summary: &mut RetentionSummary,
+    ) -> Result<(), ConductorError> {
+        let run_id = summary.run_id.clone();
+        let (inventory, listing) = self.retention_inventory(None).await?;
+        summary.rows_removed = self.forget_stale_rows(settings, &run_id, &listing).await?;
+        let RetentionPlan { decisions, warnings } = plan(&inventory, &settings.rules, INSTANCE_KEY, now);
+        for w in &warnings {
+            warn!(run.id = %run_id, "retention: {w}");
+        }
+        summary.warnings = warnings;
+        summary.volumes = inventory.volumes.len();
+        let mut entries = Vec::with_capacity(decisions.len());
+        for d in &decisions {
+            match d.action {
+                RetentionAction::Keep => {
+                    summary.kept += 1;
+                    debug!(backup.id = %d.backup_id, volume.id = %d.volume_id, project.id = %d.project_id, "retention: keep backup {}: {}", d.backup_id, d.message);
+                }
+                RetentionAction::Skip => {
+                    summary.skipped += 1;
+                    info!(backup.id = %d.backup_id, volume.id = %d.volume_id, project.id = %d.project_id, "retention: skip backup {}: {}", d.backup_id, d.message);
+                }
+                RetentionAction::Delete => {
+                    summary.to_delete += 1;
+                    info!(backup.id = %d.backup_id, volume.id = %d.volume_id, project.id = %d.project_id, "retention: delete backup {} of volume {}: {}", d.backup_id, d.volume_id, d.message);
+                }
+            }
+            entries.push(decision_entry(&run_id, d, d.action.as_str(), d.reason.code(), d.message.clone()));
+        }
+        self.db_call(move |conn| audit::insert(conn, &entries)).await?;
+        let outcomes = self.delete_in_waves(settings, token, &decisions).await?;
+        let mut entries = Vec::with_capacity(outcomes.len());
+        for (d, outcome) in &outcomes {
+            match outcome {
+                Outcome::Deleted => {
+                    summary.deleted += 1;
+                    self.events.backup_deleted(&crate::conductor::events::DeletedBackup {
+                        backup_id: d.backup_id.0.clone(),
+                        project_id: d.project_id.0.clone(),
+                        volume_id: d.volume_id.0.clone(),
+                        instance_id: None,
+                        backup_name: d.backup_name.clone(),
+                        incremental: Some(d.kind == BackupKind::Incremental),
+                        reason: d.message.clone(),
+                    });
+                }
+                Outcome::Gone => summary.deleted += 1,
+                Outcome::Deferred { reason, .. } => {
+                    summary.deferred += 1;
+                    info!(backup.id = %d.backup_id, volume.id = %d.volume_id, "retention: backup {} left for the next run: {reason}", d.backup_id);
+                }
+                Outcome::Failed(reason) => {
+                    summary.failed += 1;
+                    warn!(backup.id = %d.backup_id, volume.id = %d.volume_id, project.id = %d.project_id, "retention: cannot delete backup {}: {reason}", d.backup_id);
+                }
+            }
+            let (action, code, reason) = outcome.audit();
+            entries.push(decision_entry(&run_id, d, action, code, reason));
+        }
+        self.db_call(move |conn| audit::insert(conn, &entries)).await?;
+        Ok(())
+    }
+
+    /// Reads the volumes with a backup of Staffeln's (all, or `project`'s),
+    /// their servers, and which backups Staffeln recorded.
+    async fn retention_inventory(&self, project: Option<&ProjectId>) -> Result<(Inventory, Listing), ConductorError> {
+        let since = Utc::now();
+        let rows: HashSet<String> = self.db_call(backups::all_ids).await?.into_iter().collect();
+        let filter = BackupFilter { project_id: project.cloned(), ..BackupFilter::default() };
+        let mut by_volume: BTreeMap<VolumeId, Vec<Candidate>> = BTreeMap::new();
+        let mut listed = HashSet::new();
+        let mut stream = self.os.backups(&filter);
+        while let Some(backup) = stream.try_next().await? {
+            listed.insert(backup.id.clone());
+            let has_row = rows.contains(backup.id.as_str());
+            let has_marker = backup.metadata.get(AUTOMATED_KEY).is_some_and(|v| is_true(v));
+            by_volume.entry(backup.volume_id.clone()).or_default().push(Candidate { backup, has_row, has_marker });
+        }
+        // Volumes nobody at Staffeln backed up are not retention's business.
+        by_volume.retain(|_, backups| backups.iter().any(|c| c.has_row || c.has_marker));
+        let listing = Listing { since, listed, rows, complete: project.is_none() };
+        if by_volume.is_empty() {
+            return Ok((Inventory::default(), listing));
+        }
+        let mut attachments: HashMap<VolumeId, Vec<ServerId>> = HashMap::new();
+        let mut volumes = self.os.volumes(project);
+        while let Some(v) = volumes.try_next().await? {
+            if by_volume.contains_key(&v.id) {
+                attachments.insert(v.id, v.attachments);
+            }
+        }
+        let gone = self.confirm_gone(&by_volume, &attachments).await;
+        let wanted: HashSet<ServerId> = by_volume
+            .iter()
+            .flat_map(|(vid, backups)| {
+                let attached = attachments.get(vid).cloned().unwrap_or_default();
+                let named = backups
+                    .iter()
+                    .filter_map(|c| c.backup.metadata.get(INSTANCE_KEY).map(|s| ServerId(s.clone())))
+                    .collect::<Vec<_>>();
+                attached.into_iter().chain(named)
+            })
+            .collect();
+        let servers: HashMap<ServerId, Server> = if wanted.is_empty() {
+            HashMap::new()
+        } else {
+            self.os
+                .servers(project)
+                .try_filter(|s| std::future::ready(wanted.contains(&s.id)))
+                .map_ok(|s| (s.id.clone(), s))
+                .try_collect()
+                .await?
+        };
+        let volumes = by_volume
+            .into_iter()
+            .map(|(volume_id, backups)| VolumeInput {
+                exists: !gone.contains(&volume_id),
+                attachments: attachments.get(&volume_id).cloned().unwrap_or_default(),
+                volume_id,
+                backups,
+            })
+            .collect();
+        Ok((Inventory { volumes, servers }, listing))
+    }
+
+    /// Volumes missing from the all-projects list that their own project's
+    /// list confirms are gone. Any doubt (no role, an error) keeps a volume.
+    async fn confirm_gone(
+        &self,
+        by_volume: &BTreeMap<VolumeId, Vec<Candidate>>,
+        listed: &HashMap<VolumeId, Vec<ServerId>>,
+    ) -> HashSet<VolumeId> {
+        let mut missing: BTreeMap<ProjectId, Vec<VolumeId>> = BTreeMap::new();
+        for (vid, backups) in by_volume {
+            // Listed, or no volume id to look for: the volume counts as existing.
+            if listed.contains_key(vid) || vid.as_str().trim().is_empty() {
+                continue;
+            }
+            let projects: BTreeSet<&ProjectId> = backups.iter().map(|c| &c.backup.project_id).collect();
+            // Backups of one volume in several projects: too odd to call gone.
+            if let [project] = projects.into_iter().collect::<Vec<_>>()[..] {
+                missing.entry(project.clone()).or_default().push(vid.clone());
+            }
+        }
+        let mut gone = HashSet::new();
+        for (project, vids) in missing {
+            let os = match self.os.for_project(&project) {
+                Ok(os) => os,
+                Err(err) => {
+                    warn!(project.id = %project, "cannot confirm that volumes of project {project} are gone; their last backups stay: {err}");
+                    continue;
+                }
+            };
+            let found: Result<HashSet<VolumeId>, _> = os.volumes(Some(&project)).map_ok(|v| v.id).try_collect().await;
+            match found {
+                Ok(found) => gone.extend(vids.into_iter().filter(|v| !found.contains(v))),
+                Err(err) => {
+                    warn!(project.id = %project, "cannot list the volumes of project {project}; their last backups stay: {err}")
+                }
+            }
+        }
+        gone
+    }
+
+    /// Forgets `backup_data` rows of backups Cinder no longer has: not listed,
+    /// recorded before the listing began, and 404 on a direct read.
+    async fn forget_stale_rows(
+        &self,
+        settings: &RetentionSettings,
+        run_id: &str,
+        listing: &Listing,
+    ) -> Result<usize, ConductorError> {
+        if !listing.complete {
+            return Ok(0);
+        }
+        let absent: Vec<String> =
+            listing.rows.iter().filter(|id| !listing.listed.contains(&BackupId((*id).clone()))).cloned().collect();
+        if absent.is_empty() {
+            return Ok(0);
+        }
+        let recorded = self
+            .db_call(move |conn| {
+                let mut out = Vec::new();
+                for id in absent {
+                    if let Some(row) = backups::get(conn, &id)? {
+                        out.push(row);
+                    }
+                }
+                Ok(out)
+            })
+            .await?;
+        let pairs: Vec<(String, chrono::NaiveDateTime)> =
+            recorded.iter().map(|r| (r.backup_id.clone(), r.created_at)).collect();
+        let stale: Vec<String> =
+            stale_rows(&pairs, &listing.listed, listing.since).into_iter().map(str::to_owned).collect();
+        let rows: HashMap<String, _> = recorded.into_iter().map(|r| (r.backup_id.clone(), r)).collect();
+        // Asked in the row's own project, so that a service user without the
+        // admin view (404 for other projects' backups) cannot forget rows.
+        let confirmed: Vec<String> =
+            futures_util::stream::iter(stale.into_iter().filter_map(|id| rows.get(&id).cloned()))
+                .map(|row| self.confirm_row_gone(row))
+                .buffer_unordered(settings.max_concurrent_deletes)
+                .filter_map(std::future::ready)
+                .collect()
+                .await;
+        if confirmed.is_empty() {
+            return Ok(0);
+        }
+        let entries: Vec<NewAuditEntry> = confirmed
+            .iter()
+            .filter_map(|id| rows.get(id))
+            .map(|r| NewAuditEntry {
+                run_id: run_id.to_owned(),
+                backup_id: r.backup_id.clone(),
+                volume_id: r.volume_id.clone(),
+                project_id: r.project_id.clone(),
+                backup_status: "gone".to_owned(),
+                backup_created_at: Some(r.created_at),
+                action: "forget".to_owned(),
+                reason_code: "backup_gone".to_owned(),
+                reason: format!("Cinder no longer has backup {}; its backup_data row is removed", r.backup_id),
+            })
+            .collect();
+        for id in &confirmed {
+            info!(backup.id = %id, "retention: Cinder no longer has backup {id}; forgetting its row");
+        }
+        let removed = self
+            .db_call(move |conn| {
+                let mut n = 0;
+                for id in &confirmed {
+                    n += usize::from(backups::delete(conn, id)?);
+                }
+                audit::insert(conn, &entries)?;
+                Ok(n)
+            })
+            .await?;
+        Ok(removed)
+    }
+
+    /// Deletes wave by wave: wave n starts once the accepted deletes of the
+    /// volumes' earlier waves are gone from Cinder. A volume with a delete
+    /// that was not accepted, or not finished in time, keeps its later waves
+    /// for the next run. The lease is renewed before each wave.
+    async fn delete_in_waves<'a>(
+        &self,
+        settings: &RetentionSettings,
+        token: i64,
+        decisions: &'a [RetentionDecision],
+    ) -> Result<Vec<(&'a RetentionDecision, Outcome)>, ConductorError> {
+        let mut waves: BTreeMap<u32, Vec<&RetentionDecision>> = BTreeMap::new();
+        for d in decisions.iter().filter(|d| d.action == RetentionAction::Delete) {
+            waves.entry(d.wave.unwrap_or(0)).or_default().push(d);
+        }
+        let mut last_wave: HashMap<&VolumeId, u32> = HashMap::new();
+        for (wave, items) in &waves {
+            for d in items {
+                let w = last_wave.entry(&d.volume_id).or_insert(*wave);
+                *w = (*w).max(*wave);
+            }
+        }
+        let deadline = tokio::time::Instant::now() + settings.delete_timeout;
+        let mut blocked: HashMap<VolumeId, String> = HashMap::new();
+        let mut outcomes = Vec::new();
+        let mut in_flight: Vec<&RetentionDecision> = Vec::new();
+        for (wave, items) in waves {
+            if !in_flight.is_empty() {
+                for (d, why) in self.wait_gone(settings, token, &in_flight, deadline).await? {
+                    blocked.entry(d.volume_id.clone()).or_insert(why);
+                }
+                in_flight.clear();
+            }
+            let held = self.renew_retention_lease(settings).await?;
+            let lease_lost = held != Some(token);
+            let mut ready = Vec::new();
+            for d in items {
+                if lease_lost {
+                    let reason = "this conductor lost the retention lease; the next run decides again".to_owned();
+                    outcomes.push((d, Outcome::Deferred { code: "lease_lost", reason }));
+                } else if let Some(why) = blocked.get(&d.volume_id) {
+                    let reason = format!("a newer backup of its chain is not deleted yet ({why}); retried next run");
+                    outcomes.push((d, Outcome::Deferred { code: "chain_waiting", reason }));
+                } else {
+                    ready.push(d);
+                }
+            }
+            if lease_lost {
+                warn!("lost the retention lease before delete wave {wave}; stopping");
+                continue;
+            }
+            // By index: a closure over references would make the run's future
+            // not `Send` for every lifetime (rustc #64552), which the RPC
+            // handler needs.
+            let ready_ref = &ready;
+            let results: Vec<(&RetentionDecision, Outcome)> = futures_util::stream::iter(0..ready.len())
+                .map(|i| {
+                    let d = ready_ref[i];
+                    futures_util::FutureExt::map(self.delete_boxed(d), move |outcome| (d, outcome))
+                })
+                .buffer_unordered(settings.max_concurrent_deletes)
+                .collect()
+                .await;
+            for (d, outcome) in results {
+                let more = last_wave.get(&d.volume_id).is_some_and(|w| *w > wave);
+                match &outcome {
+                    Outcome::Deleted if more => in_flight.push(d),
+                    Outcome::Deleted | Outcome::Gone => {}
+                    Outcome::Deferred { .. } | Outcome::Failed(_) => {
+                        blocked
+                            .entry(d.volume_id.clone())
+                            .or_insert_with(|| format!("backup {} was not deleted", d.backup_id));
+                    }
+                }
+                outcomes.push((d, outcome));
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Whether the backup of a `backup_data` row is gone from Cinder (asked
+    /// in the row's project); its id when it is.
+    fn confirm_row_gone(
+        &self,
+        row: crate::db::models::BackupRow,
+    ) -> futures_util::future::BoxFuture<'_, Option<String>> {
+        Box::pin(async move {
+            let project = ProjectId(row.project_id.clone());
+            let os = match self.os.for_project(&project) {
+                Ok(os) => os,
+                Err(err) => {
+                    warn!(project.id = %project, "cannot check backup {} in project {project}; its row stays: {err}", row.backup_id);
+                    return None;
+                }
+            };
+            match os.backup(&BackupId(row.backup_id.clone())).await {
+                Err(err) if err.is_not_found() => Some(row.backup_id.clone()),
+                Ok(_) => None,
+                Err(err) => {
+                    warn!("cannot check whether backup {} still exists; its row stays: {err}", row.backup_id);
+                    None
+                }
+            }
+        })
+    }
+
+    /// [`Self::delete_one`] as a boxed future: a named lifetime keeps the
+    /// retention run's future `Send` for the RPC handler.
+    fn delete_boxed<'s>(&'s self, d: &'s RetentionDecision) -> futures_util::future::BoxFuture<'s, Outcome> {
+        Box::pin(self.delete_one(d))
+    }
+
+    async fn delete_one(&self, d: &RetentionDecision) -> Outcome {
+        // Through the backup's project (as a user of it would), so that Cinder
+        // checks its dependents there; the admin handle when that is not possible.
+        let os = self.os.for_project(&d.project_id).unwrap_or_else(|_| self.os.clone());
+        let result = if d.status == BackupStatus::ErrorDeleting {
+            os.force_delete_backup(&d.backup_id).await
+        } else {
+            os.delete_backup(&d.backup_id).await
+        };
+        match result {
+            Ok(()) => Outcome::Deleted,
+            Err(err) => classify_delete_error(&err),
+        }
+    }
+
+    /// Waits until none of `pending` is `deleting` in Cinder any more, or
+    /// `deadline`; returns those still deleting, with why. Renews the lease.
+    async fn wait_gone<'a>(
+        &self,
+        settings: &RetentionSettings,
+        token: i64,
+        pending: &[&'a RetentionDecision],
+        deadline: tokio::time::Instant,
+    ) -> Result<Vec<(&'a RetentionDecision, String)>, ConductorError> {
+        let mut pause = StdDuration::from_millis(20);
+        loop {
+            let deleting: HashSet<BackupId> = self
+                .os
+                .backups(&BackupFilter { status: Some(BackupStatus::Deleting), ..BackupFilter::default() })
+                .map_ok(|b| b.id)
+                .try_collect()
+                .await?;
+            let left: Vec<&RetentionDecision> =
+                pending.iter().copied().filter(|d| deleting.contains(&d.backup_id)).collect();
+            if left.is_empty() {
+                return Ok(Vec::new());
+            }
+            if tokio::time::Instant::now() + pause > deadline {
+                let why =
+                    format!("still deleting after retention_delete_timeout ({} s)", settings.delete_timeout.as_secs());
+                return Ok(left.into_iter().map(|d| (d, format!("backup {} {why}", d.backup_id))).collect());
+            }
+            if self.renew_retention_lease(settings).await? != Some(token) {
+                return Ok(left.into_iter().map(|d| (d, "the retention lease was lost".to_owned())).collect());
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(settings.poll_interval.max(StdDuration::from_millis(20)));
+        }
+    }
+}
+
+/// What the listing saw, for forgetting rows.
+struct Listing {
+    since: DateTime<Utc>,
+    listed: HashSet<BackupId>,
+    rows: HashSet<String>,
+    /// Every project was listed (no project filter).
+    complete: bool,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, message: &str) -> OpenStackError {
+        OpenStackError::Api {
+            method: "DELETE".into(),
+            url: "http://cinder/v3/p/backups/b".into(),
+            status,
+            fault: None,
+            message: message.into(),
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn cinder_answers_to_a_delete_leave_the_backup_for_the_next_run_or_fail_it() {
+        assert_eq!(classify_delete_error(&api(404, "Backup b could not be found.")), Outcome::Gone);
+        let dependents = classify_delete_error(&api(400, "Invalid backup: Incremental backups exist for this backup."));
+        assert!(matches!(dependents, Outcome::Deferred { code: "has_dependents", .. }), "{dependents:?}");
+        for status in [500, 503, 429] {
+            let o = classify_delete_error(&api(status, "boom"));
+            assert!(matches!(o, Outcome::Deferred { code: "cinder_error", .. }), "{status}: {o:?}");
+        }
+        let busy = classify_delete_error(&api(400, "Invalid backup: Backup status must be available or error"));
+        assert!(matches!(busy, Outcome::Deferred { code: "cinder_refused", .. }), "{busy:?}");
+        assert!(matches!(classify_delete_error(&api(403, "Policy doesn't allow")), Outcome::Failed(_)));
+    }
+}
