@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use staffeln::conductor::cycle::BackupScope;
 use staffeln::conductor::events::Events;
 use staffeln::conductor::manager::{self, RpcService};
-use staffeln::conductor::rpcapi::{ConductorApi, NOT_AVAILABLE};
+use staffeln::conductor::rpcapi::ConductorApi;
 use staffeln::conductor::{Conductor, ConductorSettings};
 use staffeln::conf::{Config, Secret};
 use staffeln::db::tasks;
@@ -331,7 +331,7 @@ async fn a_stock_python_client_drives_the_conductor_topic() {
     raised(12, "RemoteError", Some("UnsupportedVersion"));
     raised(13, "RemoteError", Some("UnsupportedVersion"));
     assert!(raised(14, "RemoteError", Some("NoSuchMethod")).contains("frobnicate"));
-    assert!(raised(15, "RemoteError", Some(NOT_AVAILABLE)).contains("retention is not available in this build"));
+    assert_eq!(ok(15), &json!({"dry_run": true, "decisions": []}), "nothing backed up yet, nothing to decide");
     assert_eq!(ok(16), &json!({"delivered": [], "failed": [], "held_back": "no unreported results"}));
 
     // Only the one backup_now planned anything.
@@ -441,13 +441,11 @@ async fn the_cli_shows_status_lists_tasks_and_triggers_backups() {
     let rows = node.conductor.db_call(|c| tasks::list(c, Some(TaskState::Planned), None, 100)).await.unwrap();
     assert_eq!(rows.len(), PLANNED, "the CLI's trigger planned the cycle");
 
-    let out = staffeln(&["--config-file", file, "retention", "trigger", "--dry-run"]).await;
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        text(&out.stderr),
-        "staffeln: retention_now failed on the conductor: NotAvailable: retention is not available in this build\n"
-    );
-    assert!(out.stdout.is_empty());
+    let out = staffeln(&["--config-file", file, "retention", "trigger", "--dry-run", "-f", "json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let preview: Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    assert_eq!(preview["dry_run"], true, "{preview}");
+    assert_eq!(preview["decisions"], json!([]), "{preview}");
 
     let out = staffeln(&["--config-file", file, "report", "send", "-f", "value"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
