@@ -336,7 +336,7 @@ pub(crate) async fn list(
             };
             let db = app.db.clone();
             let marker = q.marker.clone();
-            let wait = app.settings.request_timeout;
+            let wait = app.db_wait();
             let loaded = tokio::task::spawn_blocking(move || {
                 let mut conn = db.conn_timeout(wait)?;
                 load_page(&mut conn, filter, marker.as_deref())

@@ -340,7 +340,7 @@ pub(crate) async fn check(
 async fn lookup_db(app: &App, id: &BackupId) -> DbLookup {
     let db = app.db.clone();
     let key = id.0.clone();
-    let wait = app.settings.request_timeout;
+    let wait = app.db_wait();
     let found = tokio::task::spawn_blocking(move || {
         let mut conn = db.conn_timeout(wait)?;
         backups::get(&mut conn, &key)

@@ -1,4 +1,4 @@
-//! `GET /v1/health` (the database answers), `GET /healthcheck`
+//! `GET /v1/health` (the database answers the guard's query), `GET /healthcheck`
 //! (oslo.middleware's liveness path: `OK` while serving, 503 once a stop was
 //! requested) and the version document at `/`.
 
@@ -12,16 +12,23 @@ use tracing::warn;
 
 use super::App;
 use super::error::{json as json_response, text};
+use crate::db::backups;
 use crate::service::chain;
 
-/// `/v1/health`: 200 `{"status": "ok", "database": "ok"}` when `SELECT 1`
-/// succeeds (waiting at most 5 s for a connection), else 503 with the error (the URL in
-/// it is masked).
+/// `/v1/health`: 200 `{"status": "ok", "database": "ok"}` when the guard's
+/// own query (a `backup_data` lookup) succeeds, else 503 with the error (the
+/// URL in it is masked). `SELECT 1` alone would miss a dropped database or
+/// table behind a pooled connection.
 pub(crate) async fn health(app: &App) -> Response<Full<Bytes>> {
     let db = app.db.clone();
-    let outcome = tokio::task::spawn_blocking(move || db.ping()).await;
+    let wait = app.db_wait();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut conn = db.conn_timeout(wait)?;
+        backups::get(&mut conn, "00000000-0000-0000-0000-000000000000")
+    })
+    .await;
     let problem = match outcome {
-        Ok(Ok(())) => None,
+        Ok(Ok(_)) => None,
         Ok(Err(err)) => Some(chain(&err)),
         Err(err) => Some(format!("the database check did not finish: {err}")),
     };

@@ -220,7 +220,7 @@ pub fn render(counters: &Snapshot, db: Option<&DbStats>) -> String {
 /// `/metrics`.
 pub(crate) async fn metrics(app: &App) -> Response<Full<Bytes>> {
     let db = app.db.clone();
-    let wait = app.settings.request_timeout;
+    let wait = app.db_wait();
     let stats = tokio::task::spawn_blocking(move || {
         let mut conn = db.conn_timeout(wait)?;
         read_db(&mut conn)

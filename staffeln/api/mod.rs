@@ -191,6 +191,15 @@ pub(crate) struct App {
     pub draining: AtomicBool,
 }
 
+impl App {
+    /// How long database work waits for a pooled connection: three quarters
+    /// of the request timeout, so that the handler reports the database, not
+    /// a timeout of its own.
+    pub(crate) fn db_wait(&self) -> Duration {
+        self.settings.request_timeout * 3 / 4
+    }
+}
+
 /// A running API: its address, and the way to stop it.
 pub struct ApiHandle {
     pub addr: SocketAddr,
