@@ -603,7 +603,15 @@ async fn metrics_parse_and_count() {
     let (status, headers, text) = rig.get("/metrics").await;
     assert_eq!(status, 200);
     assert!(headers["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
-    let samples = tokio::task::spawn_blocking(move || parse_metrics(&text)).await.unwrap();
+    let sample =
+        std::fs::read_to_string(crate::support::repo_root().join("api-ref/source/samples/metrics-response.txt"))
+            .unwrap();
+    let (samples, documented) =
+        tokio::task::spawn_blocking(move || (parse_metrics(&text), parse_metrics(&sample))).await.unwrap();
+    // The api-ref sample parses, and shows only series the endpoint serves.
+    for (name, _) in documented.keys() {
+        assert!(samples.keys().any(|(n, _)| n == name), "the api-ref sample shows {name}, the endpoint does not");
+    }
     let get = |name: &str, l: &[(&str, &str)]| {
         samples.get(&(name.to_owned(), labels(l))).copied().unwrap_or_else(|| panic!("no {name}{l:?} in {samples:?}"))
     };
