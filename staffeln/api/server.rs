@@ -4,6 +4,8 @@
 //! * Every connection has `[api] client_timeout` for its TLS handshake and
 //!   for the headers of each request (hyper's header-read timeout), so a slow
 //!   or silent client holds a socket for that long at most.
+//! * A request head (URL and headers) that outgrows 64 KiB of read buffer is
+//!   refused by hyper itself (431), before any handler runs.
 //! * `TCP_NODELAY` is set: answers are small and latency matters to Cinder.
 //! * On stop, the listener closes at once, `/healthcheck` turns 503, idle
 //!   keep-alive connections are closed, and requests in progress get up to
@@ -29,6 +31,10 @@ use tracing::{debug, info, warn};
 
 use super::{ApiSettings, App, ServeError, TlsFiles, router};
 use crate::service::Shutdown;
+
+/// The largest request head (request line and headers) read; hyper refuses
+/// a larger one itself.
+const MAX_HEAD_SIZE: usize = 64 * 1024;
 
 /// A bound socket, with the TLS configuration when serving HTTPS.
 pub struct Listener {
@@ -133,7 +139,7 @@ fn serve_connection(
 ) {
     let client_timeout = app.settings.client_timeout;
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(client_timeout).keep_alive(true);
+    builder.timer(TokioTimer::new()).header_read_timeout(client_timeout).max_buf_size(MAX_HEAD_SIZE).keep_alive(true);
     let is_tls = tls.is_some();
     let app_for_service = app.clone();
     let service = service_fn(move |req| router::handle(app_for_service.clone(), is_tls, req));

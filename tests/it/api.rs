@@ -399,6 +399,19 @@ async fn bad_requests_are_refused_with_what_was_wrong() {
     assert_eq!(resp.status().as_u16(), 405);
     assert_eq!(resp.headers()["allow"], "GET, POST");
     assert_ne!(resp.text().await.unwrap(), "True");
+    // A request head larger than staffeln-api reads (64 KiB).
+    let resp = rig
+        .http
+        .get(format!("{url}?backup_id={}", "b".repeat(40_000)))
+        .header("x-padding-1", "p".repeat(30_000))
+        .header("x-padding-2", "p".repeat(30_000))
+        .header("x-padding-3", "p".repeat(30_000))
+        .header("x-padding-4", "p".repeat(30_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 431);
+    assert_ne!(resp.text().await.unwrap(), "True");
     assert_eq!(rig.get("/v1/backup/").await.0, 404);
     assert_eq!(rig.get("/v2/backup").await.0, 404);
     // None of this was counted as an answer about a backup.
