@@ -11,7 +11,7 @@
 //! Failures come back as oslo does it: `NoSuchMethod`, `UnsupportedVersion`,
 //! `TypeError` for keyword arguments that do not fit (unknown name, wrong
 //! type), and Staffeln's own classes (Python raises them as `RemoteError`):
-//! [`INVALID_PARAMETER`], [`NOT_AVAILABLE`], [`CONDUCTOR_ERROR`].
+//! [`INVALID_PARAMETER`], [`CONDUCTOR_ERROR`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -34,8 +34,6 @@ pub const MAX_LIST_LIMIT: u32 = 10_000;
 
 /// A parameter has the right type but a value the method refuses.
 pub const INVALID_PARAMETER: &str = "InvalidParameter";
-/// The method exists but this build or configuration cannot do it.
-pub const NOT_AVAILABLE: &str = "NotAvailable";
 /// The conductor failed (database, cloud); the message says why.
 pub const CONDUCTOR_ERROR: &str = "ConductorError";
 
@@ -305,8 +303,8 @@ impl ConductorApi {
         Ok(self.client.cast(ctx, "backup_now", args, "1.0").await?)
     }
 
-    /// Runs retention now. The result's shape is defined when retention is
-    /// switched on in the manager; until then this fails with [`NOT_AVAILABLE`].
+    /// Runs retention now ([`RetentionRan`]), or with `dry_run` returns its
+    /// preview ([`RetentionPreview`]) without deleting anything.
     pub async fn retention_now(
         &self,
         ctx: &Context,

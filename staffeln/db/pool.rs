@@ -290,6 +290,12 @@ impl Database {
         self.pool.get().map_err(|source| DbError::Pool { url: self.url.to_string(), source })
     }
 
+    /// [`Database::conn`], waiting at most `timeout` for a connection instead
+    /// of r2d2's 30 s (request handlers with a deadline of their own).
+    pub fn conn_timeout(&self, timeout: Duration) -> Result<DbConn, DbError> {
+        self.pool.get_timeout(timeout).map_err(|source| DbError::Pool { url: self.url.to_string(), source })
+    }
+
     /// Health check: takes a connection (waiting at most [`PING_TIMEOUT`] for
     /// one, not the pool's 30 s) and runs `SELECT 1`.
     pub fn ping(&self) -> Result<(), DbError> {

@@ -443,3 +443,52 @@ pub fn open_cycles(conn: &mut AnyConnection, kind: &str) -> Result<Vec<CycleRow>
         .load(conn)
         .map_err(DbError::query("cycles open"))
 }
+
+/// The tasks that made these backups (by Cinder backup id), for their names
+/// and sizes.
+pub fn by_backup_ids(conn: &mut AnyConnection, backup_ids: &[String]) -> Result<Vec<TaskRow>, DbError> {
+    if backup_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    dsl::queue_data
+        .filter(dsl::backup_id.eq_any(backup_ids))
+        .select(TaskRow::as_select())
+        .load(conn)
+        .map_err(DbError::query("queue_data by backup ids"))
+}
+
+/// How many tasks each project has in each state: `(project_id, state, count)`.
+pub fn counts_by_project_and_state(conn: &mut AnyConnection) -> Result<Vec<(String, String, i64)>, DbError> {
+    dsl::queue_data
+        .group_by((dsl::project_id, dsl::state))
+        .select((dsl::project_id, dsl::state, diesel::dsl::count_star()))
+        .order((dsl::project_id.asc(), dsl::state.asc()))
+        .load(conn)
+        .map_err(DbError::query("queue_data counts by project"))
+}
+
+/// Per project, the done tasks whose backup is no longer recorded in
+/// `backup_data` (retention deleted and forgot it): `(project_id, count)`.
+pub fn forgotten_by_project(conn: &mut AnyConnection) -> Result<Vec<(String, i64)>, DbError> {
+    use super::schema::backup_data::dsl as backups;
+    dsl::queue_data
+        .filter(dsl::state.eq("done"))
+        .filter(diesel::dsl::not(dsl::backup_id.eq_any(backups::backup_data.select(backups::backup_id))))
+        .group_by(dsl::project_id)
+        .select((dsl::project_id, diesel::dsl::count_star()))
+        .order(dsl::project_id.asc())
+        .load(conn)
+        .map_err(DbError::query("queue_data forgotten backups"))
+}
+
+/// The newest finished cycle of a kind.
+pub fn latest_finished_cycle(conn: &mut AnyConnection, kind: &str) -> Result<Option<CycleRow>, DbError> {
+    cycles::cycles
+        .filter(cycles::kind.eq(kind))
+        .filter(cycles::finished_at.is_not_null())
+        .order(cycles::started_at.desc())
+        .select(CycleRow::as_select())
+        .first(conn)
+        .optional()
+        .map_err(DbError::query("cycles latest finished"))
+}

@@ -105,6 +105,25 @@ pub struct RoleAssignment {
     pub project_id: ProjectId,
 }
 
+/// What Keystone says about a token it validated (`GET /v3/auth/tokens`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub user_id: UserId,
+    /// The project the token is scoped to; `None` for unscoped, domain- or
+    /// system-scoped tokens.
+    pub project_id: Option<ProjectId>,
+    /// Effective role names (implied roles included).
+    pub roles: Vec<String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl TokenInfo {
+    /// True when the token carries `role` (case-insensitive, as oslo.policy's `role:` check).
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r.eq_ignore_ascii_case(role))
+    }
+}
+
 /// A Nova server, with the volumes attached to it (boot and data volumes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Server {

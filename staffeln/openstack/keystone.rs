@@ -1,5 +1,5 @@
-//! Keystone v3 calls: projects, role assignments, users. Authentication
-//! itself is in `auth.rs`.
+//! Keystone v3 calls: projects, role assignments, users, token validation.
+//! Authentication itself is in `auth.rs`.
 //!
 //! These need an admin (or system/domain reader) token: use the configured
 //! handle. Project listing follows `links.next` (Keystone 2025.1 and later
@@ -7,12 +7,14 @@
 //! is logged).
 
 use reqwest::Method;
+use reqwest::header::{HeaderName, HeaderValue};
 
 use super::catalog::ServiceType;
 use super::error::OpenStackError;
-use super::wire::{self, ProjectBody, RoleAssignmentBody, UserBody};
+use super::settings::Secret;
+use super::wire::{self, ProjectBody, RoleAssignmentBody, UserBody, ValidatedTokenBody};
 use super::{ItemStream, OpenStack, pair, seg};
-use crate::objects::{Project, ProjectId, RoleAssignment, User, UserId};
+use crate::objects::{Project, ProjectId, RoleAssignment, TokenInfo, User, UserId};
 
 impl OpenStack {
     /// All projects (not domains), enabled or not: `GET /v3/projects`.
@@ -41,5 +43,28 @@ impl OpenStack {
         let path = format!("/users/{}", seg(id.as_str()));
         let resp = self.call::<()>(ServiceType::Identity, Method::GET, &path, &[], None, true).await?;
         Ok(resp.decode(|b| wire::parse_one::<UserBody>(b, "user"))?.into_user())
+    }
+
+    /// Validates a user's token (`GET /v3/auth/tokens?nocatalog` with
+    /// `X-Subject-Token`, as keystonemiddleware does). `Ok(None)` when
+    /// Keystone does not know it, or it expired or was revoked (Keystone's
+    /// 404); a malformed token (not a valid header value) is `Ok(None)` too.
+    /// Needs a service token allowed `identity:validate_token` (admin or
+    /// service role).
+    pub async fn validate_token(&self, subject: &Secret) -> Result<Option<TokenInfo>, OpenStackError> {
+        let Ok(mut value) = HeaderValue::from_str(subject.expose()) else {
+            return Ok(None);
+        };
+        value.set_sensitive(true);
+        let headers = vec![(HeaderName::from_static("x-subject-token"), value)];
+        let query = [pair("nocatalog", "")];
+        let answer = self
+            .call_with_headers::<()>(ServiceType::Identity, Method::GET, "/auth/tokens", &query, headers, None, true)
+            .await;
+        match answer {
+            Ok(resp) => Ok(Some(resp.decode(|b| wire::parse_one::<ValidatedTokenBody>(b, "token"))?.into_token_info())),
+            Err(err) if err.is_not_found() => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 }

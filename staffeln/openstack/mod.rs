@@ -296,6 +296,21 @@ impl OpenStack {
         body: Option<&B>,
         idempotent: bool,
     ) -> Result<Response, OpenStackError> {
+        self.call_with_headers(service, method, path, query, Vec::new(), body, idempotent).await
+    }
+
+    /// [`OpenStack::call`] with extra request headers (`X-Subject-Token`).
+    #[allow(clippy::too_many_arguments)]
+    async fn call_with_headers<B: Serialize + ?Sized>(
+        &self,
+        service: ServiceType,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        extra_headers: Vec<(HeaderName, HeaderValue)>,
+        body: Option<&B>,
+        idempotent: bool,
+    ) -> Result<Response, OpenStackError> {
         let body = match body {
             Some(b) => Some(Bytes::from(
                 serde_json::to_vec(b).map_err(|e| OpenStackError::Config(format!("cannot encode request: {e}")))?,
@@ -315,7 +330,7 @@ impl OpenStack {
                 method: method.clone(),
                 url,
                 token: Some(token.value.clone()),
-                headers: microversion_headers(service, mv),
+                headers: microversion_headers(service, mv).into_iter().chain(extra_headers.iter().cloned()).collect(),
                 body: body.clone(),
                 idempotent,
             };

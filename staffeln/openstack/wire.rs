@@ -13,7 +13,7 @@ use super::catalog::{Catalog, CatalogService, Endpoint};
 use super::settings::Secret;
 use crate::objects::{
     Backup, BackupId, BackupQuota, BackupRecord, BackupStatus, Project, ProjectId, Quota, RoleAssignment, Server,
-    ServerId, User, UserId, Volume, VolumeId, VolumeStatus,
+    ServerId, TokenInfo, User, UserId, Volume, VolumeId, VolumeStatus,
 };
 
 // ---------------------------------------------------------------- helpers
@@ -200,6 +200,34 @@ pub(super) struct TokenBody {
 
 fn opt_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
     Ok(Option::<String>::deserialize(d)?.as_deref().and_then(parse_time))
+}
+
+/// The `token` of a validation answer (`GET /v3/auth/tokens`); the catalog
+/// is not read.
+#[derive(Deserialize)]
+pub(super) struct ValidatedTokenBody {
+    #[serde(deserialize_with = "timestamp")]
+    expires_at: DateTime<Utc>,
+    project: Option<IdName>,
+    user: IdName,
+    #[serde(default, deserialize_with = "null_default")]
+    roles: Vec<RoleNameBody>,
+}
+
+#[derive(Deserialize)]
+struct RoleNameBody {
+    name: String,
+}
+
+impl ValidatedTokenBody {
+    pub(super) fn into_token_info(self) -> TokenInfo {
+        TokenInfo {
+            user_id: UserId(self.user.id),
+            project_id: self.project.map(|p| ProjectId(p.id)),
+            roles: self.roles.into_iter().map(|r| r.name).collect(),
+            expires_at: self.expires_at,
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -2,6 +2,7 @@
 //! (MariaDB, SQLite files, RabbitMQ, the stock Python OpenStack libraries).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod api;
 mod conductor;
 mod conf;
 mod db;

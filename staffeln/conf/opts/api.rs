@@ -1,6 +1,6 @@
 //! `[api]`: the staffeln-api HTTP listener.
 
-use super::{boolean, port, string, unset_string};
+use super::{boolean, integer, port, string, unset_string};
 
 options! {
     /// Options under this group are used to define staffeln-api's
@@ -34,4 +34,50 @@ options! {
     ///
     /// * enabled_ssl
     ssl_cert_file: Option<String> = unset_string();
+
+    /// How long the answer to one request may take, in seconds; past it the
+    /// deletion guard answers 503 with a body other than True (a denial). Keep it well below Cinder's [oslo_policy] remote_timeout (60
+    /// seconds by default): a timeout there fails the user's DELETE with a
+    /// 500 instead of a clean 403.
+    ///
+    /// Related options:
+    ///
+    /// * client_timeout
+    request_timeout: u64 = integer(5).min(1);
+
+    /// How long a client may take to send the headers of a request, and
+    /// then its body, in seconds; slower clients get 408 or have their
+    /// connection closed.
+    client_timeout: u64 = integer(10).min(1);
+
+    /// The largest request body accepted, in bytes; larger ones are answered
+    /// with 413. oslo.policy's form body for a Cinder backup is about 2 KiB.
+    max_request_body_size: u64 = integer(114688).min(1024);
+
+    /// How long the deletion guard remembers a decision about a backup, in
+    /// seconds. 0 disables the cache. Whether a backup is automated does not
+    /// change during its life, so the cache trades only memory for database
+    /// queries.
+    ///
+    /// Related options:
+    ///
+    /// * cache_size
+    cache_ttl: u64 = integer(60).min(0);
+
+    /// The number of decisions the deletion guard keeps at most.
+    ///
+    /// Related options:
+    ///
+    /// * cache_ttl
+    cache_size: u64 = integer(100000).min(0);
+
+    /// How long a validated Keystone token is trusted without asking
+    /// Keystone again, in seconds (keystonemiddleware's token_cache_time).
+    /// 0 validates every request. A revoked token stays usable for at most
+    /// this long.
+    token_cache_time: u64 = integer(300).min(0);
+
+    /// The largest page of GET /v1/backups, and its size when the request
+    /// gives no limit (Cinder's osapi_max_limit).
+    max_limit: u64 = integer(1000).min(1);
 }

@@ -1,0 +1,302 @@
+//! `GET /metrics`: Prometheus text format (0.0.4).
+//!
+//! In-process counters (requests by route and status, guard answers by
+//! result) plus what the database records, read at each scrape:
+//!
+//! | series | type | from |
+//! |---|---|---|
+//! | `staffeln_api_requests_total{route,status}` | counter | this process |
+//! | `staffeln_api_guard_decisions_total{result}` | counter | this process: `allowed`, `denied`, `error`, `bad_request` |
+//! | `staffeln_api_guard_cache_hits_total` | counter | this process |
+//! | `staffeln_database_up` | gauge | 1 when the queries below succeeded |
+//! | `staffeln_volume_last_backup_timestamp_seconds{project_id,volume_id}` | gauge | newest `backup_data` row per volume |
+//! | `staffeln_project_backups{project_id,result}` | gauge | `queue_data`: `created` (tasks done), `failed` (tasks failed), `deleted` (done tasks whose backup is no longer in `backup_data`: retention deleted it) |
+//! | `staffeln_queue_tasks{state}` | gauge | `queue_data` by state, every state listed |
+//! | `staffeln_last_backup_cycle_duration_seconds` | gauge | newest finished backup cycle (`cycles`) |
+//! | `staffeln_last_backup_cycle_finished_timestamp_seconds` | gauge | the same cycle's end |
+//!
+//! The database series are gauges: they follow the tables, which the
+//! conductor may prune.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use chrono::NaiveDateTime;
+use http_body_util::Full;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Response, StatusCode};
+use tracing::warn;
+
+use super::App;
+use super::guard::Verdict;
+use crate::db::tasks::CycleRow;
+use crate::db::{DbError, backups, tasks};
+use crate::objects::TaskState;
+use crate::service::chain;
+
+/// The counters of this process.
+#[derive(Default)]
+pub(crate) struct Counters {
+    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    allowed: AtomicU64,
+    denied: AtomicU64,
+    error: AtomicU64,
+    bad_request: AtomicU64,
+    cache_hits: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn request(&self, route: &'static str, status: u16) {
+        let mut map = self.requests.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *map.entry((route, status)).or_default() += 1;
+    }
+
+    pub(crate) fn guard(&self, verdict: Verdict, cached: bool) {
+        let counter = match verdict {
+            Verdict::Allow => &self.allowed,
+            Verdict::Deny => &self.denied,
+            Verdict::Error => &self.error,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if cached {
+            self.cache_hits.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn guard_bad_request(&self) {
+        self.bad_request.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let requests = self.requests.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Snapshot {
+            requests,
+            guard: [
+                ("allowed", get(&self.allowed)),
+                ("denied", get(&self.denied)),
+                ("error", get(&self.error)),
+                ("bad_request", get(&self.bad_request)),
+            ],
+            cache_hits: get(&self.cache_hits),
+        }
+    }
+}
+
+/// The counters at one moment.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub requests: BTreeMap<(&'static str, u16), u64>,
+    pub guard: [(&'static str, u64); 4],
+    pub cache_hits: u64,
+}
+
+/// What the database says, read at one scrape.
+#[derive(Clone, Debug, Default)]
+pub struct DbStats {
+    /// `(project_id, volume_id, newest backup)`.
+    pub last_per_volume: Vec<(String, String, NaiveDateTime)>,
+    /// `(project_id, state, tasks)`.
+    pub tasks_by_project: Vec<(String, String, i64)>,
+    /// `(project_id, done tasks whose backup was forgotten)`.
+    pub deleted_by_project: Vec<(String, i64)>,
+    pub last_cycle: Option<CycleRow>,
+}
+
+fn read_db(conn: &mut crate::db::AnyConnection) -> Result<DbStats, DbError> {
+    Ok(DbStats {
+        last_per_volume: backups::last_per_volume(conn)?,
+        tasks_by_project: tasks::counts_by_project_and_state(conn)?,
+        deleted_by_project: tasks::forgotten_by_project(conn)?,
+        last_cycle: tasks::latest_finished_cycle(conn, "backup")?,
+    })
+}
+
+/// A label value, escaped (`\`, `"`, newline).
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// The exposition text (pure: counters and database figures in, text out).
+pub fn render(counters: &Snapshot, db: Option<&DbStats>) -> String {
+    let mut out = String::new();
+    header(&mut out, "staffeln_api_requests_total", "counter", "HTTP requests served, by route and status.");
+    for ((route, status), n) in &counters.requests {
+        let _ = writeln!(out, "staffeln_api_requests_total{{route=\"{}\",status=\"{status}\"}} {n}", label(route));
+    }
+    header(&mut out, "staffeln_api_guard_decisions_total", "counter", "Policy guard answers, by result.");
+    for (result, n) in &counters.guard {
+        let _ = writeln!(out, "staffeln_api_guard_decisions_total{{result=\"{result}\"}} {n}");
+    }
+    header(
+        &mut out,
+        "staffeln_api_guard_cache_hits_total",
+        "counter",
+        "Policy guard answers taken from the decision cache.",
+    );
+    let _ = writeln!(out, "staffeln_api_guard_cache_hits_total {}", counters.cache_hits);
+    header(&mut out, "staffeln_database_up", "gauge", "Whether the database figures below could be read.");
+    let _ = writeln!(out, "staffeln_database_up {}", u8::from(db.is_some()));
+    let Some(db) = db else { return out };
+
+    header(
+        &mut out,
+        "staffeln_volume_last_backup_timestamp_seconds",
+        "gauge",
+        "Time of the newest backup Staffeln recorded for a volume, in Unix seconds.",
+    );
+    for (project, volume, at) in &db.last_per_volume {
+        let _ = writeln!(
+            out,
+            "staffeln_volume_last_backup_timestamp_seconds{{project_id=\"{}\",volume_id=\"{}\"}} {}",
+            label(project),
+            label(volume),
+            at.and_utc().timestamp()
+        );
+    }
+    header(
+        &mut out,
+        "staffeln_project_backups",
+        "gauge",
+        "Backups by project as the task queue records them: created, failed, and deleted by retention.",
+    );
+    let mut by_project: BTreeMap<&str, [i64; 3]> = BTreeMap::new();
+    for (project, state, n) in &db.tasks_by_project {
+        let slot = match state.as_str() {
+            "done" => 0,
+            "failed" => 1,
+            _ => continue,
+        };
+        by_project.entry(project).or_default()[slot] += n;
+    }
+    for (project, n) in &db.deleted_by_project {
+        by_project.entry(project).or_default()[2] += n;
+    }
+    for (project, counts) in &by_project {
+        for (result, n) in ["created", "failed", "deleted"].iter().zip(counts) {
+            let _ =
+                writeln!(out, "staffeln_project_backups{{project_id=\"{}\",result=\"{result}\"}} {n}", label(project));
+        }
+    }
+    header(&mut out, "staffeln_queue_tasks", "gauge", "Tasks in the conductors' queue, by state.");
+    let mut by_state: BTreeMap<&str, i64> = TaskState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+    for (_, state, n) in &db.tasks_by_project {
+        *by_state.entry(state.as_str()).or_default() += n;
+    }
+    for (state, n) in &by_state {
+        let _ = writeln!(out, "staffeln_queue_tasks{{state=\"{}\"}} {n}", label(state));
+    }
+    if let Some(cycle) = &db.last_cycle
+        && let Some(finished) = cycle.finished_at
+    {
+        header(
+            &mut out,
+            "staffeln_last_backup_cycle_duration_seconds",
+            "gauge",
+            "Duration of the newest finished backup cycle.",
+        );
+        let secs = (finished - cycle.started_at).num_milliseconds().max(0) as f64 / 1000.0;
+        let _ = writeln!(out, "staffeln_last_backup_cycle_duration_seconds {secs}");
+        header(
+            &mut out,
+            "staffeln_last_backup_cycle_finished_timestamp_seconds",
+            "gauge",
+            "End of the newest finished backup cycle, in Unix seconds.",
+        );
+        let _ =
+            writeln!(out, "staffeln_last_backup_cycle_finished_timestamp_seconds {}", finished.and_utc().timestamp());
+    }
+    out
+}
+
+/// `/metrics`.
+pub(crate) async fn metrics(app: &App) -> Response<Full<Bytes>> {
+    let db = app.db.clone();
+    let wait = app.db_wait();
+    let stats = tokio::task::spawn_blocking(move || {
+        let mut conn = db.conn_timeout(wait)?;
+        read_db(&mut conn)
+    })
+    .await;
+    let stats = match stats {
+        Ok(Ok(stats)) => Some(stats),
+        Ok(Err(err)) => {
+            warn!("metrics: cannot read the database: {}", chain(&err));
+            None
+        }
+        Err(err) => {
+            warn!("metrics: the database work did not finish: {err}");
+            None
+        }
+    };
+    let body = render(&app.counters.snapshot(), stats.as_ref());
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = StatusCode::OK;
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    resp
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use chrono::{NaiveDate, TimeDelta};
+
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_database_figures() {
+        let c = Counters::default();
+        c.request("/v1/backup", 200);
+        c.request("/v1/backup", 200);
+        c.request("/v1/backup", 401);
+        c.guard(Verdict::Allow, false);
+        c.guard(Verdict::Deny, true);
+        c.guard_bad_request();
+        let at = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap().and_hms_opt(10, 0, 0).unwrap();
+        let db = DbStats {
+            last_per_volume: vec![("p\"1".into(), "v1".into(), at)],
+            tasks_by_project: vec![("p1".into(), "done".into(), 3), ("p1".into(), "failed".into(), 1)],
+            deleted_by_project: vec![("p1".into(), 2)],
+            last_cycle: Some(CycleRow {
+                id: "c".into(),
+                kind: "backup".into(),
+                leader: "h".into(),
+                fencing_token: 1,
+                started_at: at,
+                planned_at: None,
+                finished_at: Some(at + TimeDelta::milliseconds(1500)),
+                planned: 0,
+                summary: None,
+            }),
+        };
+        let text = render(&c.snapshot(), Some(&db));
+        for line in [
+            "staffeln_api_requests_total{route=\"/v1/backup\",status=\"200\"} 2",
+            "staffeln_api_requests_total{route=\"/v1/backup\",status=\"401\"} 1",
+            "staffeln_api_guard_decisions_total{result=\"allowed\"} 1",
+            "staffeln_api_guard_decisions_total{result=\"denied\"} 1",
+            "staffeln_api_guard_decisions_total{result=\"bad_request\"} 1",
+            "staffeln_api_guard_cache_hits_total 1",
+            "staffeln_database_up 1",
+            "staffeln_volume_last_backup_timestamp_seconds{project_id=\"p\\\"1\",volume_id=\"v1\"} 1795600800",
+            "staffeln_project_backups{project_id=\"p1\",result=\"created\"} 3",
+            "staffeln_project_backups{project_id=\"p1\",result=\"failed\"} 1",
+            "staffeln_project_backups{project_id=\"p1\",result=\"deleted\"} 2",
+            "staffeln_queue_tasks{state=\"done\"} 3",
+            "staffeln_queue_tasks{state=\"planned\"} 0",
+            "staffeln_last_backup_cycle_duration_seconds 1.5",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        let down = render(&c.snapshot(), None);
+        assert!(down.contains("staffeln_database_up 0") && !down.contains("staffeln_queue_tasks"));
+    }
+}
