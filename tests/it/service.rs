@@ -272,6 +272,13 @@ fn the_demo_backs_up_the_seeded_fleet_and_writes_digests() {
     assert!(stdout.contains("planned: 5 backups, 1 skipped, 0 waiting, 1 failed"), "{stdout}");
     assert!(stdout.contains("backups quota exceeded"), "finance is at its quota: {stdout}");
     assert_eq!(stdout.lines().filter(|l| l.contains(" done ")).count(), 5, "{stdout}");
+    assert!(stdout.contains("cycle 2 triggered over RPC: 4 backups planned"), "{stdout}");
+    assert!(stdout.contains("retention three days later: 5 kept, 8 deleted"), "{stdout}");
+    assert!(
+        stdout.contains("Staffeln's backup") && stdout.contains("\"False\": the user may not delete it"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("alice's own backup") && stdout.contains("\"True\": the user may delete it"), "{stdout}");
     let digests: Vec<_> = std::fs::read_dir(dir.path().join("digests")).unwrap().collect();
     assert_eq!(digests.len(), 4, "three projects and the operator: {stdout}");
     let log = std::fs::read_to_string(dir.path().join("staffeln-demo.log")).unwrap();

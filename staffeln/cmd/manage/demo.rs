@@ -1,20 +1,26 @@
 //! `staffeln-manage demo`: Staffeln end to end on embedded defaults, with no
 //! service to install: the built-in emulated cloud (Keystone, Nova, Cinder)
-//! in process with a seeded fleet, SQLite in a (temporary) directory, digests
-//! written to files. It runs a backup cycle (the emulated backup service
-//! finishes the backups as emulated time advances), then the digests, and
-//! prints what happened.
+//! in process with a seeded fleet, SQLite in a (temporary) directory, the
+//! in-process `fake://` RPC transport, digests written to files. It runs a
+//! backup cycle (the emulated backup service finishes the backups as emulated
+//! time advances), two more cycles (one triggered over RPC, as
+//! `staffeln backup trigger` does), a retention pass three days later, the
+//! digests, and asks staffeln-api the oslo.policy question Cinder asks before
+//! `backup:delete`; then prints what happened.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::Duration;
-use staffeln::conductor::{self, Conductor};
+use staffeln::conductor::cycle::CycleSummary;
+use staffeln::conductor::rpcapi::ConductorApi;
+use staffeln::conductor::{self, Conductor, manager};
 use staffeln::conf::{self, Config, Source};
 use staffeln::db::{Database, DbSettings, migrate, tasks};
 use staffeln::fakecloud::{FakeCloud, FakeOptions, Scenario};
 use staffeln::notify::{Mailer, NotifySettings};
 use staffeln::objects::TaskState;
+use staffeln::rpc::{RpcSettings, Transport};
 use staffeln::service::{self, logging};
 
 use crate::Failure;
@@ -26,8 +32,8 @@ fn fleet() -> Result<Scenario, serde_json::Error> {
         "service_user": "staffeln",
         "projects": [
             {"name": "admin"},
-            {"name": "webshop", "quota": {"backups": 20, "backup_gigabytes": 500}},
-            {"name": "analytics", "quota": {"backups": 20, "backup_gigabytes": 500}},
+            {"name": "webshop", "quota": {"backups": 40, "backup_gigabytes": 4000}},
+            {"name": "analytics", "quota": {"backups": 40, "backup_gigabytes": 4000}},
             {"name": "finance", "quota": {"backups": 1, "backup_gigabytes": 500}}
         ],
         "users": [
@@ -75,6 +81,13 @@ fn demo_config(dir: &Path, cloud: &FakeCloud) -> Result<Config, Failure> {
         set("notification", "report_dir", dir.join("digests").display().to_string()),
         set("notification", "admin_receiver", "ops@cloud.example".into()),
         set("notification", "project_receiver_domain", "tenants.example".into()),
+        set("DEFAULT", "transport_url", "fake://".into()),
+        set("conductor", "backup_min_interval", "0".into()),
+        set("conductor", "full_backup_depth", "1".into()),
+        set("conductor", "retention_time", "1d".into()),
+        set("conductor", "poll_interval", "1".into()),
+        set("api", "host", "127.0.0.1".into()),
+        set("api", "port", "0".into()),
     ];
     Ok(conf::load(&sources, &Default::default()).map_err(Failure::config)?.config)
 }
@@ -92,7 +105,14 @@ pub fn run(dir: Option<&Path>) -> Result<(), Failure> {
 async fn demo(dir: &Path) -> Result<(), Failure> {
     let started = Instant::now();
     println!("Staffeln demo: state in {}", dir.display());
-    let cloud = FakeCloud::start(fleet()?, FakeOptions::default())?;
+    // The emulated backup service also moves on its own (deletes take half a
+    // second), so retention's waits end as they would on a real cloud.
+    let options = FakeOptions {
+        auto_tick: Some(StdDuration::from_millis(100)),
+        delete_duration: StdDuration::from_millis(500),
+        ..FakeOptions::default()
+    };
+    let cloud = FakeCloud::start(fleet()?, options)?;
     step(started, &format!("emulated cloud up at {} (Keystone v3, Nova v2.1, Cinder v3)", cloud.auth_url()));
     let config = demo_config(dir, &cloud)?;
     let _log = logging::init("staffeln-demo", &service::log_settings(&config))?;
@@ -108,32 +128,111 @@ async fn demo(dir: &Path) -> Result<(), Failure> {
 
     let conductor: Conductor = conductor::connect(&config).await?;
     step(started, "conductor connected to the cloud as the service user; discovering flagged servers in all projects");
-    let summary = conductor
+    let first = conductor
         .run_backup_cycle(true)
         .await?
         .ok_or_else(|| std::io::Error::other("the demo conductor did not get the lead"))?;
+    report_plan(started, &first);
+    settle(started, &conductor, &cloud).await?;
+    print_cycle(&conductor, &first.cycle_id).await?;
+
+    // On-demand triggers go over the conductor's RPC topic (fake:// here,
+    // RabbitMQ in a deployment), exactly as `staffeln backup trigger` sends them.
+    let rpc = manager::start_rpc(&config, conductor.clone()).await?;
+    let transport = Transport::new(&RpcSettings::from_config(&config))?;
+    let api = ConductorApi::new(&transport, &config.conductor.topic);
+    let ctx = Default::default();
+    for n in 2..=3 {
+        let triggered = api.backup_now(&ctx, None, None).await?;
+        step(
+            started,
+            &format!(
+                "cycle {n} triggered over RPC: {} backups planned ({})",
+                triggered.backups,
+                if n == 2 { "incrementals" } else { "fulls again: full_backup_depth = 1" }
+            ),
+        );
+        settle(started, &conductor, &cloud).await?;
+    }
+    let status = api.get_status(&ctx).await?;
+    step(
+        started,
+        &format!("status over RPC: leader {}, tasks {:?}", status.lease_holder.unwrap_or_default(), status.tasks),
+    );
+    rpc.stop().await;
+
+    // Retention three days later: retention_time is 1d, but each volume keeps
+    // its newest backup, and a full is deleted only after its incrementals.
+    let later = chrono::Utc::now() + Duration::days(3);
+    let retention = &conductor.settings.retention;
+    let preview = conductor.retention_preview(retention, None).await?;
+    step(
+        started,
+        &format!("retention preview (as `staffeln retention trigger --dry-run`): {} backups considered", preview.len()),
+    );
+    let ran = conductor.run_retention_at(retention, true, later).await?;
+    if let Some(r) = &ran {
+        step(
+            started,
+            &format!(
+                "retention three days later: {} kept, {} deleted, {} left for the next run",
+                r.kept, r.deleted, r.deferred
+            ),
+        );
+    }
+    cloud.control().settle();
+
+    let mailer = Mailer::new(NotifySettings::from_opts(&config.notification))?;
+    let report = conductor.send_reports(&mailer, Duration::zero(), true, None).await?;
+    step(started, &format!("digests for {} projects written (no SMTP sender configured)", report.delivered.len()));
+
+    guard(started, dir, &config, &cloud).await?;
+
+    let digests = dir.join("digests");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&digests)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    files.sort();
+    println!("\nDigests:");
+    for file in &files {
+        println!("  {}", file.display());
+    }
+    println!(
+        "\nDone in {:.1} s. Log: {}  Database: {}",
+        started.elapsed().as_secs_f64(),
+        dir.join("staffeln-demo.log").display(),
+        dir.join("staffeln.sqlite").display()
+    );
+    Ok(())
+}
+
+fn report_plan(started: Instant, s: &CycleSummary) {
     step(
         started,
         &format!(
             "cycle {} planned: {} backups, {} skipped, {} waiting, {} failed",
-            summary.cycle_id, summary.backups, summary.skipped, summary.waiting, summary.failed
+            s.cycle_id, s.backups, s.skipped, s.waiting, s.failed
         ),
     );
+}
+
+/// Starts and checks backups while emulated time advances, until none is active.
+async fn settle(started: Instant, conductor: &Conductor, cloud: &FakeCloud) -> Result<(), Failure> {
     let deadline = Instant::now() + StdDuration::from_secs(30);
     loop {
-        let started_now = conductor.work_once().await?;
-        if started_now > 0 {
-            step(started, &format!("{started_now} backups requested from Cinder; advancing emulated time"));
+        let n = conductor.work_once().await?;
+        if n > 0 {
+            step(started, &format!("{n} backups requested from Cinder; advancing emulated time"));
         }
         cloud.control().advance(StdDuration::from_secs(10));
         conductor.poll_once().await?;
-        let active = conductor.db_call(tasks::active_volume_ids).await?;
-        if active.is_empty() || Instant::now() > deadline {
-            break;
+        if conductor.db_call(tasks::active_volume_ids).await?.is_empty() || Instant::now() > deadline {
+            return Ok(());
         }
     }
-    let cycle_id = summary.cycle_id.clone();
-    let rows = conductor.db_call(move |c| tasks::of_cycle(c, &cycle_id)).await?;
+}
+
+async fn print_cycle(conductor: &Conductor, cycle_id: &str) -> Result<(), Failure> {
+    let id = cycle_id.to_owned();
+    let rows = conductor.db_call(move |c| tasks::of_cycle(c, &id)).await?;
     println!("\n  {:<14} {:<16} {:<9} {:<12} detail", "server", "volume", "state", "kind");
     for row in &rows {
         let kind = match row.task_state() {
@@ -153,22 +252,60 @@ async fn demo(dir: &Path) -> Result<(), Failure> {
         println!("  {:<14} {:<16} {:<9} {:<12} {detail}", row.instance_name, row.volume_name, row.state, kind);
     }
     println!();
+    Ok(())
+}
 
-    let mailer = Mailer::new(NotifySettings::from_opts(&config.notification))?;
-    let report = conductor.send_reports(&mailer, Duration::zero(), true, None).await?;
-    step(started, &format!("digests for {} projects written (no SMTP sender configured)", report.delivered.len()));
-    let digests = dir.join("digests");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&digests)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    files.sort();
-    for file in &files {
-        println!("          {}", file.display());
+/// Starts staffeln-api and asks it what Cinder's policy asks before a user's
+/// `backup:delete`: for one of Staffeln's backups, and for a user's own.
+async fn guard(started: Instant, dir: &Path, config: &Config, cloud: &FakeCloud) -> Result<(), Failure> {
+    let db = Database::connect(&DbSettings::from(&config.database))?;
+    let os_settings = staffeln::openstack::Settings::from_opts(&config.openstack).map_err(std::io::Error::other)?;
+    let api =
+        staffeln::api::start(staffeln::api::ApiSettings::from_config(config)?, db.clone(), Some(os_settings.clone()))
+            .await?;
+    step(started, &format!("staffeln-api listening on {}", api.addr));
+
+    let automated = {
+        let mut conn = db.conn()?;
+        staffeln::db::backups::all_ids(&mut conn)?.into_iter().next().unwrap_or_default()
+    };
+    // alice, a member of webshop, makes a backup of her own.
+    let alice = cloud.credentials("alice").ok_or_else(|| std::io::Error::other("no user alice"))?;
+    let alice_os = staffeln::openstack::OpenStack::connect(&staffeln::openstack::Settings {
+        auth_url: Some(alice.auth_url.clone()),
+        username: Some(alice.username.clone()),
+        password: Some(staffeln::openstack::Secret::new(alice.password.clone())),
+        project_name: Some(alice.project_name.clone()),
+        ..os_settings
+    })
+    .await?;
+    let volume = cloud.control().volume_id("shop-uploads").unwrap_or_default();
+    let mut request = staffeln::openstack::BackupRequest::new(staffeln::objects::VolumeId(volume));
+    request.name = Some("alice-before-upgrade".into());
+    let manual = alice_os.create_backup(&request).await?;
+    cloud.control().settle();
+
+    let http = reqwest::Client::new();
+    for (label, id) in [("Staffeln's backup", automated), ("alice's own backup", manual.0)] {
+        // The form body oslo.policy's http: check sends (target and credentials as JSON).
+        let target = serde_json::json!({"id": id, "project_id": alice.project_id});
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("target", &target.to_string())
+            .append_pair("credentials", &serde_json::json!({"roles": ["member"]}).to_string())
+            .append_pair("rule", "backup:delete")
+            .finish();
+        let response = http
+            .post(format!("http://{}/v1/backup?backup_id={id}", api.addr))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await?;
+        let status = response.status();
+        let body = response.text().await?;
+        let verdict = if body == "True" { "may delete it" } else { "may not delete it" };
+        step(started, &format!("guard: {label} {id}: HTTP {status} {body:?}: the user {verdict}"));
     }
-    println!(
-        "\nDone in {:.1} s. Digests: {}  Log: {}  Database: {}",
-        started.elapsed().as_secs_f64(),
-        digests.display(),
-        dir.join("staffeln-demo.log").display(),
-        dir.join("staffeln.sqlite").display()
-    );
+    api.stop().await?;
+    let _ = dir;
     Ok(())
 }
