@@ -666,3 +666,19 @@ fn api_ref_samples_carry_the_documented_fields() {
     let used: BTreeSet<&str> = used.iter().map(String::as_str).filter(|k| *k != "guard").collect();
     assert_eq!(defined, used, "parameters.yaml and the .inc files disagree");
 }
+
+/// What CI jobs of an OpenStack project call: the tox environments
+/// themselves (they install their deps from doc/requirements.txt, constrained
+/// by doc/constraints.txt or TOX_CONSTRAINTS_FILE, into .tox/).
+#[test]
+fn tox_builds_the_release_notes_and_the_api_reference() {
+    let out = Command::new(venv_tool("tox"))
+        .args(["-q", "-e", "releasenotes,api-ref"])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "tox -e releasenotes,api-ref failed:\n{text}");
+    assert!(repo_root().join("releasenotes/build/html/unreleased.html").exists(), "{text}");
+    assert!(repo_root().join("api-ref/build/html/index.html").exists(), "{text}");
+}
