@@ -104,14 +104,22 @@ pub struct DbStats {
     /// `(project_id, done tasks whose backup was forgotten)`.
     pub deleted_by_project: Vec<(String, i64)>,
     pub last_cycle: Option<CycleRow>,
+    /// Projects where the last finished cycle found no role for the service user.
+    pub projects_without_role: Vec<String>,
 }
 
 fn read_db(conn: &mut crate::db::AnyConnection) -> Result<DbStats, DbError> {
+    let last_cycle = tasks::latest_finished_cycle(conn, "backup")?;
+    let projects_without_role = match &last_cycle {
+        Some(cycle) => tasks::projects_without_role(conn, &cycle.id)?,
+        None => Vec::new(),
+    };
     Ok(DbStats {
         last_per_volume: backups::last_per_volume(conn)?,
         tasks_by_project: tasks::counts_by_project_and_state(conn)?,
         deleted_by_project: tasks::forgotten_by_project(conn)?,
-        last_cycle: tasks::latest_finished_cycle(conn, "backup")?,
+        last_cycle,
+        projects_without_role,
     })
 }
 
@@ -185,6 +193,15 @@ pub fn render(counters: &Snapshot, db: Option<&DbStats>) -> String {
             let _ =
                 writeln!(out, "staffeln_project_backups{{project_id=\"{}\",result=\"{result}\"}} {n}", label(project));
         }
+    }
+    header(
+        &mut out,
+        "staffeln_project_no_role",
+        "gauge",
+        "1 for each project where the last backup cycle found no role for the service user: grant it a role there.",
+    );
+    for project in &db.projects_without_role {
+        let _ = writeln!(out, "staffeln_project_no_role{{project_id=\"{}\"}} 1", label(project));
     }
     header(&mut out, "staffeln_queue_tasks", "gauge", "Tasks in the conductors' queue, by state.");
     let mut by_state: BTreeMap<&str, i64> = TaskState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
@@ -276,6 +293,7 @@ mod tests {
                 planned: 0,
                 summary: None,
             }),
+            projects_without_role: vec!["p3".into()],
         };
         let text = render(&c.snapshot(), Some(&db));
         for line in [
@@ -291,6 +309,7 @@ mod tests {
             "staffeln_project_backups{project_id=\"p1\",result=\"failed\"} 1",
             "staffeln_project_backups{project_id=\"p1\",result=\"deleted\"} 2",
             "staffeln_queue_tasks{state=\"done\"} 3",
+            "staffeln_project_no_role{project_id=\"p3\"} 1",
             "staffeln_queue_tasks{state=\"planned\"} 0",
             "staffeln_last_backup_cycle_duration_seconds 1.5",
         ] {

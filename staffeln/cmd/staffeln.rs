@@ -73,6 +73,12 @@ enum BackupCommand {
 
 #[derive(Subcommand)]
 enum RetentionCommand {
+    /// Lists each backup retention would consider, with its decision and
+    /// why; deletes nothing.
+    Preview {
+        #[arg(long, value_name = "PROJECT_ID")]
+        project: Option<String>,
+    },
     /// Runs retention now.
     Trigger {
         /// Show what would be deleted; delete nothing.
@@ -192,6 +198,9 @@ async fn execute(command: &Command, api: &ConductorApi, ctx: &Context) -> Result
             let code = if result.planned { ExitCode::SUCCESS } else { ExitCode::FAILURE };
             Ok((show_trigger(&result), code))
         }
+        Command::Retention(RetentionCommand::Preview { project }) => {
+            ok(list_decisions(&api.retention_now(ctx, project.as_deref(), true).await?))
+        }
         Command::Retention(RetentionCommand::Trigger { dry_run, project }) => {
             ok(show_any(api.retention_now(ctx, project.as_deref(), *dry_run).await?))
         }
@@ -283,6 +292,30 @@ fn list_tasks(tasks: &[TaskInfo]) -> Output {
             ]
         })
         .collect();
+    Output::List { columns: columns.iter().map(|c| (*c).to_owned()).collect(), rows }
+}
+
+/// The `decisions` of a retention preview, one row each.
+fn list_decisions(preview: &Value) -> Output {
+    let columns = ["backup_id", "volume_id", "project_id", "created_at", "kind", "action", "reason"];
+    let rows = preview["decisions"]
+        .as_array()
+        .map(|ds| {
+            ds.iter()
+                .map(|d| {
+                    vec![
+                        d["backup_id"].clone(),
+                        d["volume_id"].clone(),
+                        d["project_id"].clone(),
+                        d["created_at"].clone(),
+                        d["kind"].clone(),
+                        d["action"].clone(),
+                        d["message"].clone(),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Output::List { columns: columns.iter().map(|c| (*c).to_owned()).collect(), rows }
 }
 

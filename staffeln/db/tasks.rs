@@ -492,3 +492,17 @@ pub fn latest_finished_cycle(conn: &mut AnyConnection, kind: &str) -> Result<Opt
         .optional()
         .map_err(DbError::query("cycles latest finished"))
 }
+
+/// Projects whose tasks in cycle `cycle_id` failed because the service user
+/// has no role there (the worker's reason starts with `no role in project`).
+pub fn projects_without_role(conn: &mut AnyConnection, cycle_id: &str) -> Result<Vec<String>, DbError> {
+    dsl::queue_data
+        .filter(dsl::cycle_id.eq(cycle_id))
+        .filter(dsl::state.eq("failed"))
+        .filter(dsl::reason.like("no role in project%"))
+        .select(dsl::project_id)
+        .distinct()
+        .order(dsl::project_id.asc())
+        .load(conn)
+        .map_err(DbError::query("queue_data projects without role"))
+}

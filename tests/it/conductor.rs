@@ -155,6 +155,10 @@ async fn selection_naming_kinds_and_last_backup_time(db: TestDb) {
     assert_eq!(state(&lost), TaskState::Failed, "{label}");
     let reason = lost.reason.unwrap();
     assert!(reason.contains("no role in project") && reason.contains("grant the service user a role"), "{reason}");
+    // ...and the metrics name it (staffeln_project_no_role).
+    let cycle = first.cycle_id.clone();
+    let no_role = rig.conductor.db_call(move |c| tasks::projects_without_role(c, &cycle)).await.unwrap();
+    assert_eq!(no_role, [rig.cloud.control().project_id("p3").unwrap()], "{label}");
 
     // Names, metadata, ownership by the volume's project, backup_data rows.
     let backups = rig.backups_of("vol-a").await;

@@ -446,6 +446,9 @@ async fn the_cli_shows_status_lists_tasks_and_triggers_backups() {
     let preview: Value = serde_json::from_str(&text(&out.stdout)).unwrap();
     assert_eq!(preview["dry_run"], true, "{preview}");
     assert_eq!(preview["decisions"], json!([]), "{preview}");
+    let out = staffeln(&["--config-file", file, "retention", "preview", "-f", "json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(serde_json::from_str::<Value>(&text(&out.stdout)).unwrap(), json!([]), "nothing backed up yet");
 
     let out = staffeln(&["--config-file", file, "report", "send", "-f", "value"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
