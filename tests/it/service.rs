@@ -324,3 +324,37 @@ fn the_conductor_daemon_runs_cycles_on_its_schedule() {
     assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
     assert_eq!(cloud.control().backups_of(&cloud.control().volume_id("data-1").unwrap()).len(), 1);
 }
+
+/// `staffeln-manage ceph-compression apply|show` drive the `ceph` CLI named
+/// by `[ceph_compression] ceph_cli`; an invalid combination stops with one
+/// line and status 2 before any call.
+#[test]
+fn manage_ceph_compression_applies_through_the_ceph_cli_and_refuses_bad_combinations() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ceph = dir.path().join("ceph");
+    write(
+        &ceph,
+        "#!/bin/sh\nprintf '%s\\n' \"$*\" >> \"$(dirname \"$0\")/calls\"\n\
+         case \"$*\" in *' get '*) printf '{\"pool\":\"backups\",\"pool_id\":3,\"%s\":\"zstd\"}\\n' \"$6\" ;; esac\n",
+    );
+    std::fs::set_permissions(&ceph, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let conf = dir.path().join("c.conf");
+    let write_conf = |extra: &str| {
+        write(&conf, &format!("[ceph_compression]\nceph_cli = {}\npool = backups\n{extra}", ceph.display()));
+    };
+    write_conf("mode = force\nalgorithm = zstd\n");
+    let out = manage(&conf, &["ceph-compression", "apply"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let calls = std::fs::read_to_string(dir.path().join("calls")).unwrap();
+    assert!(calls.contains("osd pool set backups compression_algorithm zstd"), "{calls}");
+    assert!(calls.contains("osd pool set backups compression_mode force"), "{calls}");
+    std::fs::remove_file(dir.path().join("calls")).unwrap();
+    write_conf("mode = none\nalgorithm = zstd\n");
+    let out = manage(&conf, &["ceph-compression", "apply"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("[ceph_compression]"), "{stderr}");
+    assert!(!dir.path().join("calls").exists(), "no ceph call for a refused configuration");
+}
