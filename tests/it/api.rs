@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -650,67 +650,9 @@ async fn metrics_parse_and_count() {
     rig.stop().await;
 }
 
-/// A private CA and a certificate for 127.0.0.1 signed by it.
-struct Certs {
-    _dir: tempfile::TempDir,
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run openssl (apt-get install openssl): {e}"));
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn certs() -> Certs {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=Staffeln API test CA", "-keyout", "ca.key"];
-    ca.extend(["-out", "ca.pem"]);
-    ca.extend(ec);
-    ca.extend(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
-    openssl(d, &ca);
-    let mut csr = vec!["req", "-new", "-subj", "/CN=127.0.0.1", "-keyout", "api.key", "-out", "api.csr"];
-    csr.extend(ec);
-    openssl(d, &csr);
-    std::fs::write(
-        d.join("api.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n\
-         extendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "api.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "api.ext",
-            "-out",
-            "api.pem",
-        ],
-    );
-    Certs { ca: d.join("ca.pem"), cert: d.join("api.pem"), key: d.join("api.key"), _dir: dir }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_checks_verify_the_certificate_and_get_the_same_answers() {
-    let certs = certs();
+    let certs = crate::support::test_certs();
     let tls = TlsFiles { cert: certs.cert.clone(), key: certs.key.clone() };
     let mut rig = Rig::new(TestDb::sqlite(), ApiSettings { tls: Some(tls), ..test_settings() }).await;
     let https = rig.api.as_ref().unwrap().url(true);

@@ -2,8 +2,9 @@
 //! a loopback port (plain, AUTH, STARTTLS, implicit TLS), each message saved
 //! raw and parsed back with Python's `email` package.
 
+use crate::support::{TestCerts, test_certs};
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -148,11 +149,11 @@ pub struct SmtpSink {
 }
 
 impl SmtpSink {
-    pub fn start(mode: Mode, certs: Option<&Certs>) -> SmtpSink {
+    pub fn start(mode: Mode, certs: Option<&TestCerts>) -> SmtpSink {
         SmtpSink::start_on(mode, 0, certs)
     }
 
-    fn start_on(mode: Mode, port: u16, certs: Option<&Certs>) -> SmtpSink {
+    fn start_on(mode: Mode, port: u16, certs: Option<&TestCerts>) -> SmtpSink {
         let dir = tempfile::tempdir().unwrap();
         let mode_name = match mode {
             Mode::Plain => "plain",
@@ -163,7 +164,7 @@ impl SmtpSink {
         let mut cmd = Command::new(python());
         cmd.arg("-c").arg(SINK).arg(mode_name).arg(port.to_string()).arg(dir.path());
         match certs {
-            Some(c) => cmd.arg(&c.leaf).arg(&c.leaf_key),
+            Some(c) => cmd.arg(&c.cert).arg(&c.key),
             None => cmd.arg("").arg(""),
         };
         cmd.arg(SMTP_USER).arg(SMTP_PASSWORD);
@@ -200,64 +201,6 @@ impl Drop for SmtpSink {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A private CA and a server certificate for 127.0.0.1 signed by it.
-pub struct Certs {
-    _dir: tempfile::TempDir,
-    ca: PathBuf,
-    leaf: PathBuf,
-    leaf_key: PathBuf,
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run openssl (apt-get install openssl): {e}"));
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn certs() -> Certs {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    let mut ca =
-        vec!["req", "-x509", "-days", "2", "-subj", "/CN=Staffeln test CA", "-keyout", "ca.key", "-out", "ca.pem"];
-    ca.extend(ec);
-    ca.extend(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
-    openssl(d, &ca);
-    let mut csr = vec!["req", "-new", "-subj", "/CN=127.0.0.1", "-keyout", "leaf.key", "-out", "leaf.csr"];
-    csr.extend(ec);
-    openssl(d, &csr);
-    std::fs::write(
-        d.join("leaf.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
-         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "leaf.ext",
-            "-out",
-            "leaf.pem",
-        ],
-    );
-    Certs { ca: d.join("ca.pem"), leaf: d.join("leaf.pem"), leaf_key: d.join("leaf.key"), _dir: dir }
 }
 
 /// A port nothing listens on (bound, then released).
@@ -487,7 +430,7 @@ async fn the_login_uses_sender_email_and_the_password_never_shows() {
 
 #[tokio::test]
 async fn starttls_verifies_the_server_against_smtp_ca_file() {
-    let certs = certs();
+    let certs = test_certs();
     let sink = SmtpSink::start(Mode::Starttls, Some(&certs));
     let mut s = settings(sink.port);
     s.smtp_security = SmtpSecurity::Starttls;
@@ -511,7 +454,7 @@ async fn starttls_verifies_the_server_against_smtp_ca_file() {
 
 #[tokio::test]
 async fn implicit_tls_sends_encrypted_from_the_first_byte() {
-    let certs = certs();
+    let certs = test_certs();
     let sink = SmtpSink::start(Mode::Tls, Some(&certs));
     let mut s = settings(sink.port);
     s.smtp_security = SmtpSecurity::Tls;
