@@ -14,17 +14,13 @@ use staffeln::rpc::{
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
-use crate::support;
+use crate::support::{self, Cleanup, amqp_connect, broker_addr, require_broker};
 
 const PY_CLIENT: &str = include_str!("py/rpc_client.py");
 const PY_SERVER: &str = include_str!("py/rpc_server.py");
 const PY_LISTENER: &str = include_str!("py/notify_listener.py");
 
 /// `host:port` of the broker.
-fn broker_addr() -> String {
-    std::env::var("STAFFELN_TEST_RABBIT_ADDR").unwrap_or_else(|_| "127.0.0.1:5672".to_owned())
-}
-
 fn url_for(addr: &str) -> String {
     format!("rabbit://guest:guest@{addr}/")
 }
@@ -55,64 +51,10 @@ fn ctx() -> Context {
     c
 }
 
-/// Deletes the named queues and exchanges when dropped, even after a failure.
-struct Cleanup {
-    queues: Vec<String>,
-    exchanges: Vec<String>,
-}
-
-impl Cleanup {
-    fn new(exchange: &str, topic: &str, servers: &[&str]) -> Cleanup {
-        let mut queues = vec![topic.to_owned()];
-        queues.extend(servers.iter().map(|s| format!("{topic}.{s}")));
-        Cleanup { queues, exchanges: vec![exchange.to_owned(), format!("{topic}_fanout")] }
-    }
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let queues = std::mem::take(&mut self.queues);
-        let exchanges = std::mem::take(&mut self.exchanges);
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-                return;
-            };
-            rt.block_on(async move {
-                let Ok(conn) = amqp_connect().await else {
-                    return;
-                };
-                for q in queues {
-                    if let Ok(ch) = conn.create_channel().await {
-                        let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
-                    }
-                }
-                for x in exchanges {
-                    if let Ok(ch) = conn.create_channel().await {
-                        let _ = ch.exchange_delete(x.as_str().into(), Default::default()).await;
-                    }
-                }
-                let _ = conn.close(200, "OK".into()).await;
-            });
-        })
-        .join();
-    }
-}
-
-async fn amqp_connect() -> Result<lapin::Connection, lapin::Error> {
-    lapin::Connection::connect(
-        &format!("amqp://guest:guest@{}/%2f", broker_addr()),
-        lapin::ConnectionProperties::default(),
-    )
-    .await
-}
-
-async fn require_broker() {
-    if let Err(err) = amqp_connect().await {
-        panic!(
-            "RabbitMQ is not reachable at {} ({err}): start it (tools/run-tests does) or set STAFFELN_TEST_RABBIT_ADDR",
-            broker_addr()
-        );
-    }
+fn cleanup(exchange: &str, topic: &str, servers: &[&str]) -> Cleanup {
+    let mut queues = vec![topic.to_owned()];
+    queues.extend(servers.iter().map(|s| format!("{topic}.{s}")));
+    Cleanup { queues, exchanges: vec![exchange.to_owned(), format!("{topic}_fanout")] }
 }
 
 /// The test endpoint at version 1.3. Casts and slow calls report to `events`.
@@ -226,7 +168,7 @@ impl PyPeer {
 async fn a_stock_python_client_calls_the_rust_server() {
     require_broker().await;
     let (exchange, topic) = (support::unique_name("rpc_x"), support::unique_name("rpc_t"));
-    let _cleanup = Cleanup::new(&exchange, &topic, &["node1"]);
+    let _cleanup = cleanup(&exchange, &topic, &["node1"]);
     let transport = Transport::new(&settings(&url_for(&broker_addr()), &exchange)).unwrap();
     let (server, _events, _runs) = start_server(&transport, &topic, "node1").await;
 
@@ -282,7 +224,7 @@ async fn a_stock_python_client_calls_the_rust_server() {
 async fn python_casts_fanout_casts_and_timeouts_reach_the_rust_servers() {
     require_broker().await;
     let (exchange, topic) = (support::unique_name("rpc_x"), support::unique_name("rpc_t"));
-    let _cleanup = Cleanup::new(&exchange, &topic, &["node1", "node2"]);
+    let _cleanup = cleanup(&exchange, &topic, &["node1", "node2"]);
     let transport = Transport::new(&settings(&url_for(&broker_addr()), &exchange)).unwrap();
     let (server1, mut events1, _) = start_server(&transport, &topic, "node1").await;
     let (server2, mut events2, _) = start_server(&transport, &topic, "node2").await;
@@ -319,7 +261,7 @@ async fn python_casts_fanout_casts_and_timeouts_reach_the_rust_servers() {
 async fn the_rust_client_calls_a_stock_python_server() {
     require_broker().await;
     let (exchange, topic) = (support::unique_name("rpc_x"), support::unique_name("rpc_t"));
-    let _cleanup = Cleanup::new(&exchange, &topic, &["pynode"]);
+    let _cleanup = cleanup(&exchange, &topic, &["pynode"]);
     let mut peer = PyPeer::start(PY_SERVER, &[&py_url(), &exchange, &topic, "pynode"]).await;
     let transport = Transport::new(&settings(&url_for(&broker_addr()), &exchange)).unwrap();
     let client = RpcClient::new(&transport, Target::new(&topic));
@@ -362,7 +304,7 @@ async fn the_rust_client_calls_a_stock_python_server() {
 async fn hosts_of_the_url_are_tried_in_turn() {
     require_broker().await;
     let (exchange, topic) = (support::unique_name("rpc_x"), support::unique_name("rpc_t"));
-    let _cleanup = Cleanup::new(&exchange, &topic, &["node1"]);
+    let _cleanup = cleanup(&exchange, &topic, &["node1"]);
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap(); // closed on drop
     let url = format!("rabbit://nobody:sekrit@{dead},guest:guest@{}/", broker_addr());
     let transport = Transport::new(&settings(&url, &exchange)).unwrap();
@@ -392,7 +334,7 @@ async fn hosts_of_the_url_are_tried_in_turn() {
 async fn a_call_nobody_answers_times_out() {
     require_broker().await;
     let (exchange, topic) = (support::unique_name("rpc_x"), support::unique_name("rpc_t"));
-    let _cleanup = Cleanup::new(&exchange, &topic, &[]);
+    let _cleanup = cleanup(&exchange, &topic, &[]);
     let transport = Transport::new(&settings(&url_for(&broker_addr()), &exchange)).unwrap();
     let client = RpcClient::new(&transport, Target::new(&topic));
     match client.call(&ctx(), "ping", json!({"value": 1}), "1.0", Some(Duration::from_secs(1))).await {
@@ -406,7 +348,7 @@ async fn a_call_nobody_answers_times_out() {
 async fn a_stock_listener_receives_rust_notifications() {
     require_broker().await;
     let (exchange, topic) = (support::unique_name("rpc_x"), support::unique_name("notif"));
-    let mut cleanup = Cleanup::new(&exchange, &topic, &[]);
+    let mut cleanup = cleanup(&exchange, &topic, &[]);
     cleanup.queues = vec![format!("{topic}.info"), format!("{topic}.error")];
     let mut peer = PyPeer::start(PY_LISTENER, &[&py_url(), &exchange, &topic]).await;
     let transport = Transport::new(&settings(&url_for(&broker_addr()), &exchange)).unwrap();
@@ -439,7 +381,7 @@ async fn a_stock_listener_receives_rust_notifications() {
 async fn a_flood_of_malformed_messages_leaves_the_server_serving() {
     require_broker().await;
     let (exchange, topic) = (support::unique_name("rpc_x"), support::unique_name("rpc_t"));
-    let _cleanup = Cleanup::new(&exchange, &topic, &["node1"]);
+    let _cleanup = cleanup(&exchange, &topic, &["node1"]);
     let mut s = settings(&url_for(&broker_addr()), &exchange);
     s.rabbit.kombu_missing_consumer_retry_timeout = 1;
     let transport = Transport::new(&s).unwrap();
@@ -547,7 +489,7 @@ async fn server_and_client_recover_from_a_cut_broker_link_without_losing_the_cal
     let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("staffeln=info").try_init();
     require_broker().await;
     let (exchange, topic) = (support::unique_name("rpc_x"), support::unique_name("rpc_t"));
-    let _cleanup = Cleanup::new(&exchange, &topic, &["node1"]);
+    let _cleanup = cleanup(&exchange, &topic, &["node1"]);
     let proxy = Proxy::start(broker_addr()).await;
     let transport = Transport::new(&settings(&url_for(&proxy.addr), &exchange)).unwrap();
     let (server, _events, runs) = start_server(&transport, &topic, "node1").await;
@@ -582,7 +524,7 @@ async fn server_and_client_recover_from_a_cut_broker_link_without_losing_the_cal
 async fn durable_declarations_match_a_python_server_on_the_same_topic() {
     require_broker().await;
     let (exchange, topic) = (support::unique_name("rpc_x"), support::unique_name("rpc_t"));
-    let _cleanup = Cleanup::new(&exchange, &topic, &["pynode", "node1"]);
+    let _cleanup = cleanup(&exchange, &topic, &["pynode", "node1"]);
     let py_durable = format!("{}&amqp_durable_queues=true", py_url());
     let peer = PyPeer::start(PY_SERVER, &[&py_durable, &exchange, &topic, "pynode"]).await;
 

@@ -23,68 +23,15 @@ use staffeln::openstack::{OpenStack, Settings};
 use staffeln::rpc::{Context, RpcError, RpcSettings, Transport};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::support::{self, TestDb};
+use crate::support::{self, Cleanup, TestDb, broker_addr, require_broker};
 
 const PY_CLIENT: &str = include_str!("py/rpc_client.py");
 const PY_LISTENER: &str = include_str!("py/notify_listener.py");
 const STAFFELN: &str = env!("CARGO_BIN_EXE_staffeln");
 
-fn broker_addr() -> String {
-    std::env::var("STAFFELN_TEST_RABBIT_ADDR").unwrap_or_else(|_| "127.0.0.1:5672".to_owned())
-}
-
 /// Short-lived reply and fanout queues, for Rust and Python alike.
 fn broker_url() -> String {
     format!("rabbit://guest:guest@{}/?rabbit_transient_queues_ttl=120", broker_addr())
-}
-
-async fn amqp_connect() -> Result<lapin::Connection, lapin::Error> {
-    let url = format!("amqp://guest:guest@{}/%2f", broker_addr());
-    lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await
-}
-
-async fn require_broker() {
-    if let Err(err) = amqp_connect().await {
-        panic!(
-            "RabbitMQ is not reachable at {} ({err}): start it (tools/run-tests does) or set STAFFELN_TEST_RABBIT_ADDR",
-            broker_addr()
-        );
-    }
-}
-
-/// Deletes the named queues and exchanges when dropped, even after a failure.
-struct Cleanup {
-    queues: Vec<String>,
-    exchanges: Vec<String>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let queues = std::mem::take(&mut self.queues);
-        let exchanges = std::mem::take(&mut self.exchanges);
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-                return;
-            };
-            rt.block_on(async move {
-                let Ok(conn) = amqp_connect().await else {
-                    return;
-                };
-                for q in queues {
-                    if let Ok(ch) = conn.create_channel().await {
-                        let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
-                    }
-                }
-                for x in exchanges {
-                    if let Ok(ch) = conn.create_channel().await {
-                        let _ = ch.exchange_delete(x.as_str().into(), Default::default()).await;
-                    }
-                }
-                let _ = conn.close(200, "OK".into()).await;
-            });
-        })
-        .join();
-    }
 }
 
 /// Projects p1 and p2 where the service user has a role, p3 where it has none.

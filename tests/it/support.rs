@@ -336,3 +336,59 @@ pub fn test_certs() -> TestCerts {
     openssl(d, &sign);
     TestCerts { ca: d.join("ca.pem"), cert: d.join("server.pem"), key: d.join("server.key"), _dir: dir }
 }
+
+/// The RabbitMQ the tests use: `STAFFELN_TEST_RABBIT_ADDR` or 127.0.0.1:5672.
+pub fn broker_addr() -> String {
+    std::env::var("STAFFELN_TEST_RABBIT_ADDR").unwrap_or_else(|_| "127.0.0.1:5672".to_owned())
+}
+
+/// A plain AMQP connection to the test broker (guest/guest, vhost `/`).
+pub async fn amqp_connect() -> Result<lapin::Connection, lapin::Error> {
+    let url = format!("amqp://guest:guest@{}/%2f", broker_addr());
+    lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await
+}
+
+/// Fails the test loudly when RabbitMQ is not there.
+pub async fn require_broker() {
+    if let Err(err) = amqp_connect().await {
+        panic!(
+            "RabbitMQ is not reachable at {} ({err}): start it (tools/run-tests does) or set STAFFELN_TEST_RABBIT_ADDR",
+            broker_addr()
+        );
+    }
+}
+
+/// Deletes the named queues and exchanges when dropped, even after a failure.
+pub struct Cleanup {
+    pub queues: Vec<String>,
+    pub exchanges: Vec<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let queues = std::mem::take(&mut self.queues);
+        let exchanges = std::mem::take(&mut self.exchanges);
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async move {
+                let Ok(conn) = amqp_connect().await else {
+                    return;
+                };
+                for q in queues {
+                    if let Ok(ch) = conn.create_channel().await {
+                        let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
+                    }
+                }
+                for x in exchanges {
+                    if let Ok(ch) = conn.create_channel().await {
+                        let _ = ch.exchange_delete(x.as_str().into(), Default::default()).await;
+                    }
+                }
+                let _ = conn.close(200, "OK".into()).await;
+            });
+        })
+        .join();
+    }
+}
