@@ -295,9 +295,19 @@ pub struct RpcService {
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
     wake: Arc<Notify>,
+    serving: watch::Receiver<bool>,
 }
 
 impl RpcService {
+    /// Completes once the server consumes its queues (at once when there is
+    /// no server), so that a request sent afterwards is not lost.
+    pub async fn serving(&self) {
+        if self.task.is_some() {
+            let mut serving = self.serving.clone();
+            let _ = serving.wait_for(|up| *up).await;
+        }
+    }
+
     /// Completes when an RPC request planned a cycle (never without a server).
     pub async fn wakeup(&self) {
         self.wake.notified().await;
@@ -328,7 +338,7 @@ pub async fn start_rpc(conf: &Config, conductor: Conductor) -> Result<RpcService
             "[DEFAULT] transport_url is unset: no RPC server, so on-demand triggers (staffeln backup trigger, \
              staffeln status, …) are off; backups follow the schedule"
         );
-        return Ok(RpcService { stop, task: None, wake });
+        return Ok(RpcService { stop, task: None, wake, serving: watch::channel(false).1 });
     }
     let transport = Transport::new(&RpcSettings::from_config(conf))
         .map_err(|err| ConductorError::Config(crate::errors::chain(&err)))?;
@@ -338,11 +348,15 @@ pub async fn start_rpc(conf: &Config, conductor: Conductor) -> Result<RpcService
     let manager = Arc::new(Manager::new(conductor, &host, peers, wake.clone(), Arc::new(mailer)));
     let endpoint: Arc<dyn Endpoint> = Arc::new(endpoint(manager));
     let target = Target::new(&topic).with_server(&host);
+    let (up, serving) = watch::channel(false);
     let task = tokio::spawn(async move {
         let mut attempt = 0;
         let server = loop {
             match RpcServer::start(&transport, target.clone(), vec![endpoint.clone()]).await {
-                Ok(server) => break Some(server),
+                Ok(server) => {
+                    let _ = up.send(true);
+                    break Some(server);
+                }
                 Err(err) => {
                     let delay = transport.settings().rabbit.retry_delay(attempt);
                     attempt = attempt.saturating_add(1);
@@ -364,7 +378,7 @@ pub async fn start_rpc(conf: &Config, conductor: Conductor) -> Result<RpcService
         }
         transport.close().await;
     });
-    Ok(RpcService { stop, task: Some(task), wake })
+    Ok(RpcService { stop, task: Some(task), wake, serving })
 }
 
 #[allow(clippy::result_large_err)] // the failure goes on the wire as is

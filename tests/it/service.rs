@@ -51,6 +51,18 @@ fn small_cloud() -> staffeln::fakecloud::FakeCloud {
     .unwrap()
 }
 
+/// A daemon as systemd runs it: no terminal, stderr kept for assertions.
+fn spawn_daemon(name: &str, conf: &Path) -> Child {
+    Command::new(bin(name))
+        .arg("--config-file")
+        .arg(conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn manage(conf: &Path, args: &[&str]) -> std::process::Output {
     Command::new(bin("staffeln-manage")).arg("--config-file").arg(conf).args(args).output().unwrap()
 }
@@ -140,14 +152,7 @@ fn conductor_logs_oslo_lines_reloads_on_sighup_and_drains_on_sigterm() {
     let out = manage(&conf, &["db", "upgrade"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let log = dir.path().join("conductor.log");
-    let mut child = Command::new(bin("staffeln-conductor"))
-        .arg("--config-file")
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_daemon("staffeln-conductor", &conf);
     let text = wait_for_log(&log, "staffeln-conductor started");
     let start = regex::Regex::new(KOLLA_RECORD_START).unwrap();
     for line in text.lines() {
@@ -306,14 +311,7 @@ fn the_conductor_daemon_runs_cycles_on_its_schedule() {
     let conf = base_config(dir.path(), extra, Some(&cloud));
     assert!(manage(&conf, &["db", "upgrade"]).status.success());
     let log = dir.path().join("conductor.log");
-    let mut child = Command::new(bin("staffeln-conductor"))
-        .arg("--config-file")
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_daemon("staffeln-conductor", &conf);
     wait_for_log(&log, "planned: 1 backups");
     let text = wait_for_log(&log, "is available");
     assert!(text.contains("last-backup-time"), "{text}");

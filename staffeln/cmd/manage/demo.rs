@@ -139,6 +139,7 @@ async fn demo(dir: &Path) -> Result<(), Failure> {
     // On-demand triggers go over the conductor's RPC topic (fake:// here,
     // RabbitMQ in a deployment), exactly as `staffeln backup trigger` sends them.
     let rpc = manager::start_rpc(&config, conductor.clone()).await?;
+    rpc.serving().await;
     let transport = Transport::new(&RpcSettings::from_config(&config))?;
     let api = ConductorApi::new(&transport, &config.conductor.topic);
     let ctx = Default::default();
