@@ -8,6 +8,7 @@
 //! | `staffeln_api_requests_total{route,status}` | counter | this process |
 //! | `staffeln_api_guard_decisions_total{result}` | counter | this process: `allowed`, `denied`, `error`, `bad_request` |
 //! | `staffeln_api_guard_cache_hits_total` | counter | this process |
+//! | `staffeln_api_guard_cinder_lookups_total` | counter | this process: requests without a target that made the guard ask Cinder |
 //! | `staffeln_database_up` | gauge | 1 when the queries below succeeded |
 //! | `staffeln_volume_last_backup_timestamp_seconds{project_id,volume_id}` | gauge | newest `backup_data` row per volume |
 //! | `staffeln_project_backups{project_id,result}` | gauge | `queue_data`: `created` (tasks done), `failed` (tasks failed), `deleted` (done tasks whose backup is no longer in `backup_data`: retention deleted it) |
@@ -46,6 +47,7 @@ pub(crate) struct Counters {
     error: AtomicU64,
     bad_request: AtomicU64,
     cache_hits: AtomicU64,
+    cinder_lookups: AtomicU64,
 }
 
 impl Counters {
@@ -66,6 +68,10 @@ impl Counters {
         }
     }
 
+    pub(crate) fn cinder_lookup(&self) {
+        self.cinder_lookups.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn guard_bad_request(&self) {
         self.bad_request.fetch_add(1, Ordering::Relaxed);
     }
@@ -82,6 +88,7 @@ impl Counters {
                 ("bad_request", get(&self.bad_request)),
             ],
             cache_hits: get(&self.cache_hits),
+            cinder_lookups: get(&self.cinder_lookups),
         }
     }
 }
@@ -92,6 +99,7 @@ pub struct Snapshot {
     pub requests: BTreeMap<(&'static str, u16), u64>,
     pub guard: [(&'static str, u64); 4],
     pub cache_hits: u64,
+    pub cinder_lookups: u64,
 }
 
 /// What the database says, read at one scrape.
@@ -148,9 +156,16 @@ pub fn render(counters: &Snapshot, db: Option<&DbStats>) -> String {
         &mut out,
         "staffeln_api_guard_cache_hits_total",
         "counter",
-        "Policy guard answers taken from the decision cache.",
+        "Policy guard refusals of backups remembered as automated.",
     );
     let _ = writeln!(out, "staffeln_api_guard_cache_hits_total {}", counters.cache_hits);
+    header(
+        &mut out,
+        "staffeln_api_guard_cinder_lookups_total",
+        "counter",
+        "Policy guard requests without a target that made the guard ask Cinder.",
+    );
+    let _ = writeln!(out, "staffeln_api_guard_cinder_lookups_total {}", counters.cinder_lookups);
     header(&mut out, "staffeln_database_up", "gauge", "Whether the database figures below could be read.");
     let _ = writeln!(out, "staffeln_database_up {}", u8::from(db.is_some()));
     let Some(db) = db else { return out };
@@ -303,6 +318,7 @@ mod tests {
             "staffeln_api_guard_decisions_total{result=\"denied\"} 1",
             "staffeln_api_guard_decisions_total{result=\"bad_request\"} 1",
             "staffeln_api_guard_cache_hits_total 1",
+            "staffeln_api_guard_cinder_lookups_total 0",
             "staffeln_database_up 1",
             "staffeln_volume_last_backup_timestamp_seconds{project_id=\"p\\\"1\",volume_id=\"v1\"} 1795600800",
             "staffeln_project_backups{project_id=\"p1\",result=\"created\"} 3",

@@ -444,6 +444,32 @@ pub fn open_cycles(conn: &mut AnyConnection, kind: &str) -> Result<Vec<CycleRow>
         .map_err(DbError::query("cycles open"))
 }
 
+/// Whether a task of the queue recorded Cinder backup `backup_id` (it made
+/// it, or is making it: the id is recorded as soon as Cinder accepts the
+/// create, before the backup is available).
+pub fn records_backup(conn: &mut AnyConnection, backup_id: &str) -> Result<bool, DbError> {
+    let found: Option<i64> = dsl::queue_data
+        .filter(dsl::backup_id.eq(backup_id))
+        .select(dsl::id)
+        .first(conn)
+        .optional()
+        .map_err(DbError::query("queue_data by backup id"))?;
+    Ok(found.is_some())
+}
+
+/// Whether task `task_id` exists and has recorded no backup other than
+/// `backup_id`: a backup whose `__staffeln_task_id` metadata names it is then
+/// that task's, even before the task recorded the backup's id.
+pub fn task_may_own(conn: &mut AnyConnection, task_id: &str, backup_id: &str) -> Result<bool, DbError> {
+    let recorded: Option<String> = dsl::queue_data
+        .filter(dsl::task_id.eq(task_id))
+        .select(dsl::backup_id)
+        .first(conn)
+        .optional()
+        .map_err(DbError::query("queue_data by task id"))?;
+    Ok(recorded.is_some_and(|r| r.is_empty() || r == backup_id))
+}
+
 /// The tasks that made these backups (by Cinder backup id), for their names
 /// and sizes.
 pub fn by_backup_ids(conn: &mut AnyConnection, backup_ids: &[String]) -> Result<Vec<TaskRow>, DbError> {

@@ -194,6 +194,13 @@ impl OpenStack {
         Ok(OpenStack { shared: self.shared.clone(), scope: Some(project.clone()), project_id: project.clone() })
     }
 
+    /// The Keystone user id these credentials authenticate as, from the
+    /// handle's current token (a new token is issued when it is due, so the
+    /// id follows a credential that changed owner).
+    pub async fn user_id(&self) -> Result<String, OpenStackError> {
+        Ok(self.token().await?.user_id.clone())
+    }
+
     /// The microversion used with `service` (negotiated on first use).
     pub async fn microversion(&self, service: ServiceType) -> Result<Option<Microversion>, OpenStackError> {
         let token = self.token().await?;

@@ -68,6 +68,7 @@ fn walk_migrations(t: TestDb) {
         "ux_queue_data_task_id",
         "ux_queue_data_cycle_volume",
         "ix_queue_data_state",
+        "ix_queue_data_backup_id",
     ] {
         assert!(queue_indexes.contains(index), "{who}: {index}: {queue_indexes:?}");
     }
