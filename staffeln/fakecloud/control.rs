@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::http::{Req, Resp, Service};
+use super::policy::BackupDeletePolicy;
 use super::server::Shared;
 use super::state::World;
 
@@ -88,6 +89,20 @@ impl Fault {
     }
 }
 
+/// The `backup:delete` checks Cinder made since the policy was set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyChecks {
+    /// The guard answered `True`.
+    pub allowed: u64,
+    /// The guard answered anything else: 403.
+    pub refused: u64,
+    /// The guard could not be reached in time: 500.
+    pub failed: u64,
+    /// Refused before the guard: neither admin nor a member of the backup's
+    /// project (or the rule could not be evaluated).
+    pub refused_by_rule: u64,
+}
+
 /// In-process handle on a running [`super::FakeCloud`]; cheap to clone.
 #[derive(Clone)]
 pub struct Control {
@@ -111,6 +126,37 @@ impl Control {
 
     pub fn reset_calls(&self) {
         self.world().calls.clear();
+    }
+
+    /// Makes Cinder enforce `backup:delete` through the guard (`None`: not).
+    pub fn set_backup_delete_policy(&self, policy: Option<BackupDeletePolicy>) {
+        let mut w = self.world();
+        w.backup_delete_policy = policy;
+        w.policy_checks = PolicyChecks::default();
+    }
+
+    /// The `backup:delete` checks made since the policy was set.
+    pub fn policy_checks(&self) -> PolicyChecks {
+        self.world().policy_checks
+    }
+
+    /// Replaces a backup's metadata, as its owner could (Cinder >= 3.43).
+    pub fn set_backup_metadata(&self, id: &str, metadata: BTreeMap<String, String>) -> bool {
+        let mut w = self.world();
+        let now = w.now();
+        match w.backups.get_mut(id) {
+            Some(b) => {
+                b.metadata = metadata;
+                b.updated_at = now;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A backup's metadata; `None` once it is gone.
+    pub fn backup_metadata(&self, id: &str) -> Option<BTreeMap<String, String>> {
+        self.world().backups.get(id).map(|b| b.metadata.clone())
     }
 
     /// Adds a fault; returns its id.
@@ -311,6 +357,26 @@ pub(crate) fn handle(control: &Control, req: &Req, rest: &[&str]) -> Resp {
             Resp::empty(204)
         }
         ("GET", ["clock"]) => Resp::ok(&json!({"now": control.now().to_rfc3339()})),
+        ("GET", ["policy", "backup_delete"]) => {
+            let w = control.shared.world();
+            Resp::ok(
+                &json!({"policy": w.backup_delete_policy, "rule": w.backup_delete_policy.as_ref().map(BackupDeletePolicy::rule),
+                             "checks": w.policy_checks}),
+            )
+        }
+        ("PUT", ["policy", "backup_delete"]) => match serde_json::from_value::<BackupDeletePolicy>(body) {
+            Ok(p) => {
+                control.set_backup_delete_policy(Some(p));
+                Resp::empty(204)
+            }
+            Err(e) => bad(&format!(
+                "invalid policy: {e} (expected {{\"guard_url\": \"http://…?backup_id=%(id)s\", \"remote_timeout\": <seconds>}})"
+            )),
+        },
+        ("DELETE", ["policy", "backup_delete"]) => {
+            control.set_backup_delete_policy(None);
+            Resp::empty(204)
+        }
         _ => Resp::json(404, &json!({"error": "no such control route"})),
     }
 }

@@ -9,7 +9,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::clock::Clock;
-use super::control::{BackupOutcome, Fault};
+use super::control::{BackupOutcome, Fault, PolicyChecks};
+use super::policy::BackupDeletePolicy;
 use super::scenario::{QuotaSpec, Scenario, ScenarioError};
 
 pub(crate) const DOMAIN_ID: &str = "default";
@@ -162,6 +163,10 @@ pub(crate) struct World {
     pub faults: Vec<(u64, Fault)>,
     pub next_fault_id: u64,
     pub calls: BTreeMap<String, u64>,
+    /// How Cinder enforces `backup:delete`; `None`: owners and admins delete.
+    pub backup_delete_policy: Option<BackupDeletePolicy>,
+    /// The `http:` checks of `backup:delete` made, by outcome.
+    pub policy_checks: PolicyChecks,
 }
 
 /// Role ids are fixed so that tokens, assignments and tests agree.
@@ -464,6 +469,8 @@ impl World {
             faults: Vec::new(),
             next_fault_id: 1,
             calls: BTreeMap::new(),
+            backup_delete_policy: None,
+            policy_checks: PolicyChecks::default(),
         })
     }
 
