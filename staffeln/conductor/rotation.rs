@@ -631,12 +631,18 @@ impl Conductor {
     }
 
     async fn delete_one(&self, d: &RetentionDecision) -> Outcome {
-        // Through the backup's project (as a user of it would), so that Cinder
-        // checks its dependents there; the admin handle when that is not possible.
-        let os = self.os.for_project(&d.project_id).unwrap_or_else(|_| self.os.clone());
+        // A plain delete goes through the backup's project, with a token
+        // scoped there (the service user needs only `member`), so that Cinder
+        // checks its dependents there and its `backup:delete` policy asks
+        // staffeln-api, which allows Staffeln's service user; the default
+        // handle when no such token is possible (an application credential).
+        // Force-deleting a backup stuck in error_deleting is admin-only in
+        // Cinder: it goes with the default handle's token, which discovery
+        // already needs with the admin role.
         let result = if d.status == BackupStatus::ErrorDeleting {
-            os.force_delete_backup(&d.backup_id).await
+            self.os.force_delete_backup(&d.backup_id).await
         } else {
+            let os = self.os.for_project(&d.project_id).unwrap_or_else(|_| self.os.clone());
             os.delete_backup(&d.backup_id).await
         };
         match result {

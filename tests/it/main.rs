@@ -10,6 +10,7 @@ mod deploy;
 mod fakecloud;
 mod notify;
 mod openstack;
+mod policy;
 mod retention;
 mod rpc;
 mod rpcapi;
