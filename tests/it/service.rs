@@ -284,6 +284,16 @@ fn the_demo_backs_up_the_seeded_fleet_and_writes_digests() {
         "{stdout}"
     );
     assert!(stdout.contains("alice's own backup") && stdout.contains("\"True\": the user may delete it"), "{stdout}");
+    // Retention deleted through Cinder's policy and the guard, with member tokens.
+    assert!(stdout.contains("and role:member and http://127.0.0.1:"), "{stdout}");
+    assert!(stdout.contains("8 deletes allowed for Staffeln's service user"), "{stdout}");
+    assert!(stdout.contains("0 refused; the guard asked Cinder 0 times"), "{stdout}");
+    let tenant = |what: &str| stdout.lines().find(|l| l.contains(what)).unwrap_or_default().to_owned();
+    assert!(
+        tenant("alice deletes Staffeln's backup").contains("refused: Policy doesn't allow backup:delete to be performed."),
+        "{stdout}"
+    );
+    assert!(tenant("alice deletes her own backup").ends_with("accepted (202)"), "{stdout}");
     let digests: Vec<_> = std::fs::read_dir(dir.path().join("digests")).unwrap().collect();
     assert_eq!(digests.len(), 4, "three projects and the operator: {stdout}");
     let log = std::fs::read_to_string(dir.path().join("staffeln-demo.log")).unwrap();
