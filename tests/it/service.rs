@@ -290,7 +290,8 @@ fn the_demo_backs_up_the_seeded_fleet_and_writes_digests() {
     assert!(stdout.contains("0 refused; the guard asked Cinder 0 times"), "{stdout}");
     let tenant = |what: &str| stdout.lines().find(|l| l.contains(what)).unwrap_or_default().to_owned();
     assert!(
-        tenant("alice deletes Staffeln's backup").contains("refused: Policy doesn't allow backup:delete to be performed."),
+        tenant("alice deletes Staffeln's backup")
+            .contains("refused: Policy doesn't allow backup:delete to be performed."),
         "{stdout}"
     );
     assert!(tenant("alice deletes her own backup").ends_with("accepted (202)"), "{stdout}");

@@ -16,12 +16,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::Duration;
+use staffeln::api::ApiHandle;
 use staffeln::conductor::cycle::CycleSummary;
 use staffeln::conductor::rpcapi::ConductorApi;
 use staffeln::conductor::{self, Conductor, manager};
 use staffeln::conf::{self, Config, Source};
 use staffeln::db::{Database, DbSettings, migrate, tasks};
-use staffeln::api::ApiHandle;
 use staffeln::fakecloud::{BackupDeletePolicy, FakeCloud, FakeOptions, Scenario};
 use staffeln::notify::{Mailer, NotifySettings};
 use staffeln::objects::TaskState;
@@ -176,8 +176,9 @@ async fn demo(dir: &Path) -> Result<(), Failure> {
     // the rule the devstack plugin writes into Cinder's policy.yaml.
     let db = Database::connect(&DbSettings::from(&config.database))?;
     let os_settings = staffeln::openstack::Settings::from_opts(&config.openstack).map_err(std::io::Error::other)?;
-    let api = staffeln::api::start(staffeln::api::ApiSettings::from_config(&config)?, db.clone(), Some(os_settings.clone()))
-        .await?;
+    let api =
+        staffeln::api::start(staffeln::api::ApiSettings::from_config(&config)?, db.clone(), Some(os_settings.clone()))
+            .await?;
     let policy = BackupDeletePolicy::new(format!("http://{}/v1/backup?backup_id=%(id)s", api.addr));
     step(started, &format!("staffeln-api listening on {}; Cinder's policy now reads", api.addr));
     println!("          \"backup:delete\": \"{}\"", policy.rule());
