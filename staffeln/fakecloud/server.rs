@@ -151,17 +151,21 @@ async fn dispatch(shared: &Arc<Shared>, req: &Req) -> Resp {
         control::apply_faults(&mut w, service, req.method.as_str(), &route)
     };
     let resp = match verdict {
-        Err((code, retry_after)) => injected(service, code, retry_after),
-        Ok(delay) => {
+        control::FaultVerdict::Answer { code, retry_after } => injected(service, code, retry_after),
+        control::FaultVerdict::Proceed { delay, then_status } => {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
             let mut w = shared.world();
             let urls = &shared.urls;
-            match service {
+            let resp = match service {
                 Service::Identity => keystone::handle(&mut w, urls, req, segs),
                 Service::Compute => nova::handle(&mut w, urls, req, segs),
                 Service::Volume => cinder::handle(&mut w, urls, req, segs),
+            };
+            match then_status {
+                Some(code) => injected(service, code, None),
+                None => resp,
             }
         }
     };
