@@ -15,3 +15,4 @@ mod rpc;
 mod rpcapi;
 mod service;
 mod support;
+mod worker;

@@ -247,7 +247,10 @@ async fn a_stock_python_client_drives_the_conductor_topic() {
     let before = ok(1);
     assert_eq!((before["leader"].clone(), before["last_cycle"].clone()), (json!(false), Value::Null), "{before}");
     let states: BTreeSet<&str> = before["tasks"].as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(states, BTreeSet::from(["claimed", "creating", "done", "failed", "planned", "skipped", "waiting"]));
+    assert_eq!(
+        states,
+        BTreeSet::from(["claimed", "creating", "done", "failed", "planned", "skipped", "unfinished", "waiting"])
+    );
     assert!(before["next_cycle_at"].is_string(), "a period schedules the next cycle: {before}");
 
     let triggered = ok(2);
