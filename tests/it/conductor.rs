@@ -11,7 +11,7 @@ use futures_util::TryStreamExt;
 use staffeln::conductor::{Conductor, ConductorSettings, TASK_KEY};
 use staffeln::conf::Config;
 use staffeln::db::tasks::{self, TaskRow};
-use staffeln::fakecloud::{BackupOutcome, FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service};
+use staffeln::fakecloud::{FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service};
 use staffeln::objects::{BackupKind, ProjectId, TaskState, VolumeId};
 use staffeln::openstack::{BackupFilter, BackupRequest, OpenStack, Secret, Settings};
 
@@ -305,28 +305,6 @@ async fn quota_and_project_limits_fail_before_cinder_is_called() {
         "vol-a, vol-b, vol-d minus the one over quota, plus vol-f: {:?}",
         rig.cloud.control().calls()
     );
-}
-
-/// With backup_cancel_on_timeout (an operator's explicit choice), a backup
-/// past backup_cycle_timeout is cancelled in Cinder and its task fails with
-/// that reason; the next cycle tries again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_the_cancel_option_a_backup_past_the_cycle_timeout_is_cancelled() {
-    let mut s = settings();
-    s.wait.timeout = Duration::zero();
-    s.wait.cancel_on_timeout = true;
-    let rig = rig_with(TestDb::sqlite(), scenario(), s).await;
-    rig.cloud.control().set_create_outcome(Some(&rig.vid("vol-f")), BackupOutcome::Stick);
-    let cycle = rig.conductor.run_backup_cycle(true).await.unwrap().unwrap();
-    rig.conductor.work_once().await.unwrap();
-    tokio::time::sleep(StdDuration::from_millis(5)).await;
-    rig.conductor.poll_once().await.unwrap();
-    let t = &rig.tasks_of(&cycle.cycle_id).await[&rig.vid("vol-f")];
-    assert_eq!(state(t), TaskState::Failed);
-    let reason = t.reason.as_deref().unwrap();
-    assert!(reason.contains("backup_cycle_timeout") && reason.contains("backup_cancel_on_timeout"), "{reason}");
-    rig.cloud.control().settle();
-    assert!(rig.backups_of("vol-f").await.is_empty(), "the stuck backup was deleted in Cinder");
 }
 
 /// A conductor killed between the Cinder create and the database write must

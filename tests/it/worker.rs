@@ -169,6 +169,33 @@ async fn past_the_cycle_timeout_a_backup_is_left_running_and_adopted_when_it_fin
     assert!(second.contains(&backup) && !second.contains("still running"), "{second}");
 }
 
+/// With backup_cancel_on_timeout (the operator's explicit choice) a backup
+/// still running at backup_cycle_timeout is cancelled in Cinder and its task
+/// fails with that reason; before the timeout it is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cancel_option_force_deletes_a_backup_past_the_timeout() {
+    let mut s = defaults();
+    s.wait.cancel_on_timeout = true;
+    let (rig, clock) = timed(TestDb::sqlite(), fleet(), s, StdDuration::from_secs(60)).await;
+    let small = rig.vid("small");
+    rig.cloud.control().set_create_outcome(Some(&small), staffeln::fakecloud::BackupOutcome::Stick);
+    let cycle = rig.conductor.run_backup_cycle(true).await.unwrap().unwrap().cycle_id;
+    rig.conductor.work_once().await.unwrap();
+    let backup = task_of(&rig, &cycle, "small").await.backup_id;
+    advance(&rig, &clock, Duration::hours(11));
+    rig.conductor.poll_once().await.unwrap();
+    assert_eq!(state(&task_of(&rig, &cycle, "small").await), TaskState::Creating, "not before the timeout");
+    assert_eq!(rig.cloud.control().backup_status(&backup).as_deref(), Some("creating"));
+    advance(&rig, &clock, Duration::hours(1) + Duration::seconds(1));
+    rig.conductor.poll_once().await.unwrap();
+    let t = task_of(&rig, &cycle, "small").await;
+    assert_eq!(state(&t), TaskState::Failed);
+    let reason = t.reason.unwrap();
+    assert!(reason.contains("backup_cycle_timeout (12h)") && reason.contains("backup_cancel_on_timeout"), "{reason}");
+    rig.cloud.control().settle();
+    assert_eq!(rig.cloud.control().backup_status(&backup), None, "force-deleted in Cinder");
+}
+
 /// A backup that makes no progress is reported once as possibly stuck (task,
 /// metric query, digest) and never deleted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
