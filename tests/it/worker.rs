@@ -230,6 +230,48 @@ async fn a_stuck_backup_is_reported_and_never_deleted() {
     assert!(text.contains("looked stuck"), "{text}");
 }
 
+/// The stuck report and the backup left running reach a stock oslo.messaging
+/// listener as WARN notifications naming the backup and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stuck_and_unfinished_backups_are_announced_to_a_stock_listener() {
+    use crate::rpcapi::{Listener, Names};
+    crate::support::require_broker().await;
+    let names = Names::new(&["node-w"]);
+    let mut listener = Listener::start(&names.exchange, &names.events).await;
+    let conf = names.config("node-w", true);
+    let (mut rig, clock) = timed(TestDb::sqlite(), fleet(), defaults(), StdDuration::from_secs(60)).await;
+    rig.conductor = rig.conductor.clone().with_events(staffeln::conductor::events::Events::from_config(&conf).unwrap());
+    let small = rig.vid("small");
+    rig.cloud.control().set_create_outcome(Some(&small), staffeln::fakecloud::BackupOutcome::Stick);
+    let cycle = rig.conductor.run_backup_cycle(true).await.unwrap().unwrap().cycle_id;
+    rig.conductor.work_once().await.unwrap();
+    let backup = task_of(&rig, &cycle, "small").await.backup_id;
+    advance(&rig, &clock, Duration::minutes(50));
+    rig.conductor.poll_once().await.unwrap();
+    advance(&rig, &clock, Duration::hours(12));
+    rig.conductor.poll_once().await.unwrap();
+    let mut seen: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    while !(seen.contains_key("staffeln.backup.create.stuck") && seen.contains_key("staffeln.backup.create.unfinished"))
+    {
+        let line = listener.next().await;
+        for event in serde_json::Deserializer::from_str(&line).into_iter::<serde_json::Value>() {
+            let event = event.unwrap_or_else(|e| panic!("{e}: {line}"));
+            if event["payload"]["backup_id"] == backup.as_str() {
+                seen.insert(event["event_type"].as_str().unwrap().to_owned(), event);
+            }
+        }
+    }
+    let stuck = &seen["staffeln.backup.create.stuck"];
+    assert_eq!(stuck["priority"], "warn", "{stuck}");
+    assert!(stuck["payload"]["reason"].as_str().unwrap().contains("may be stuck"), "{stuck}");
+    assert_eq!(stuck["payload"]["volume_id"], small.as_str());
+    let left = &seen["staffeln.backup.create.unfinished"];
+    assert_eq!(left["priority"], "warn", "{left}");
+    assert!(left["payload"]["reason"].as_str().unwrap().contains("left running"), "{left}");
+    assert!(!seen.contains_key("staffeln.backup.create.error"), "nothing failed or was cancelled: {seen:?}");
+    listener.stop().await;
+}
+
 // --- point 4: last-backup-time ---------------------------------------------------
 
 /// A volume attached to two flagged servers is backed up once and both
