@@ -47,10 +47,11 @@ pub enum Owed {
     Write { value: String },
 }
 
-/// The stamp a server with `volume_ids` is owed, from its cycle's `tasks`.
-pub fn owed(volume_ids: &[&str], tasks: &[VolumeOutcome<'_>]) -> Owed {
-    let mine: Vec<&VolumeOutcome<'_>> =
-        tasks.iter().filter(|t| volume_ids.contains(&t.volume_id) && t.state != TaskState::Skipped).collect();
+/// The stamp a server is owed, from the tasks of its cycle for the volumes
+/// attached to it (`mine`: one per volume, whichever server it was planned
+/// for).
+pub fn owed(mine: &[VolumeOutcome<'_>]) -> Owed {
+    let mine: Vec<&VolumeOutcome<'_>> = mine.iter().filter(|t| t.state != TaskState::Skipped).collect();
     if mine.iter().any(|t| t.state.is_active()) {
         return Owed::Wait;
     }
@@ -148,24 +149,31 @@ mod tests {
         VolumeOutcome { volume_id, state, finished_at: at(hour) }
     }
 
+    /// The tasks of `volume_ids` among `tasks` (what the worker looks up).
+    fn owed_to(volume_ids: &[&str], tasks: &[VolumeOutcome<'_>]) -> Owed {
+        let mine: Vec<VolumeOutcome<'_>> =
+            tasks.iter().filter(|t| volume_ids.contains(&t.volume_id)).copied().collect();
+        owed(&mine)
+    }
+
     #[test]
     fn a_server_is_owed_the_stamp_when_all_its_volumes_are_backed_up_by_whichever_task() {
         use TaskState::*;
         // The shared volume `s` has one task (planned for the first server).
         let tasks = [t("a", Done, 1), t("s", Done, 3), t("b", Done, 2), t("k", Skipped, 4)];
         let write = |h| Owed::Write { value: stamp_value(at(h).unwrap_or_default()) };
-        assert_eq!(owed(&["a", "s"], &tasks), write(3), "first server");
-        assert_eq!(owed(&["s"], &tasks), write(3), "second server: only the shared volume");
-        assert_eq!(owed(&["b", "k"], &tasks), write(2), "skipped volumes do not count");
-        assert!(matches!(owed(&["k"], &tasks), Owed::NotOwed { .. }), "all skipped");
+        assert_eq!(owed_to(&["a", "s"], &tasks), write(3), "first server");
+        assert_eq!(owed_to(&["s"], &tasks), write(3), "second server: only the shared volume");
+        assert_eq!(owed_to(&["b", "k"], &tasks), write(2), "skipped volumes do not count");
+        assert!(matches!(owed_to(&["k"], &tasks), Owed::NotOwed { .. }), "all skipped");
         for state in [Planned, Claimed, Creating] {
             let tasks = [t("a", Done, 1), t("s", state, 0)];
-            assert_eq!(owed(&["s"], &tasks), Owed::Wait, "{state}");
-            assert_eq!(owed(&["a", "s"], &tasks), Owed::Wait, "{state}");
+            assert_eq!(owed_to(&["s"], &tasks), Owed::Wait, "{state}");
+            assert_eq!(owed_to(&["a", "s"], &tasks), Owed::Wait, "{state}");
         }
         for state in [Failed, Waiting, Unfinished] {
             let tasks = [t("a", Done, 1), t("s", state, 0)];
-            match owed(&["a", "s"], &tasks) {
+            match owed_to(&["a", "s"], &tasks) {
                 Owed::NotOwed { reason } => assert!(reason.contains("volume s") && reason.contains(state.as_str())),
                 other => panic!("{state}: {other:?}"),
             }

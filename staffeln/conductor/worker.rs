@@ -50,6 +50,8 @@ use crate::openstack::{BackupFilter, BackupRequest, OpenStack, OpenStackError};
 const CLAIM_WINDOW: i64 = 500;
 /// How long a conductor holds a stamp it is writing before another may try.
 const STAMP_HOLD: Duration = Duration::minutes(5);
+/// Metadata writes in flight at once.
+const STAMP_CONCURRENCY: usize = 8;
 
 /// How a failed create is recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -525,29 +527,51 @@ impl Conductor {
             return Ok(());
         }
         let mut cycles: HashMap<String, Vec<TaskRow>> = HashMap::new();
-        for stamp in due {
+        for stamp in &due {
             if !cycles.contains_key(&stamp.cycle_id) {
                 let cycle = stamp.cycle_id.clone();
                 let rows = self.db_call(move |conn| tasks::of_cycle(conn, &cycle)).await?;
                 cycles.insert(stamp.cycle_id.clone(), rows);
             }
-            let rows = cycles.get(&stamp.cycle_id).map(Vec::as_slice).unwrap_or(&[]);
-            let outcomes: Vec<VolumeOutcome<'_>> = rows
-                .iter()
-                .map(|t| VolumeOutcome {
-                    volume_id: &t.volume_id,
-                    state: t.task_state(),
-                    finished_at: t.finished_at.map(|f| f.and_utc()),
-                })
-                .collect();
-            match owed(&stamp.volumes(), &outcomes) {
+        }
+        // Per cycle, each volume's task (one per volume and cycle).
+        let by_volume: HashMap<&str, HashMap<&str, VolumeOutcome<'_>>> = cycles
+            .iter()
+            .map(|(cycle, rows)| {
+                let outcomes = rows
+                    .iter()
+                    .map(|t| {
+                        let outcome = VolumeOutcome {
+                            volume_id: t.volume_id.as_str(),
+                            state: t.task_state(),
+                            finished_at: t.finished_at.map(|f| f.and_utc()),
+                        };
+                        (t.volume_id.as_str(), outcome)
+                    })
+                    .collect();
+                (cycle.as_str(), outcomes)
+            })
+            .collect();
+        let mut writes = Vec::new();
+        for stamp in &due {
+            let of_cycle = by_volume.get(stamp.cycle_id.as_str());
+            let outcomes: Vec<VolumeOutcome<'_>> =
+                stamp.volumes().iter().filter_map(|v| of_cycle.and_then(|c| c.get(v)).copied()).collect();
+            match owed(&outcomes) {
                 Owed::Wait => {}
                 Owed::NotOwed { reason } => {
                     let id = stamp.id;
                     self.db_call(move |c| stamps::end(c, id, stamps::NOT_OWED, None, Some(&reason), db_now)).await?;
                 }
-                Owed::Write { value } => self.write_stamp(&stamp, &value, now).await?,
+                Owed::Write { value } => writes.push((stamp, value)),
             }
+        }
+        // A few writes at once: after a large cycle, thousands are due.
+        for batch in writes.chunks(STAMP_CONCURRENCY) {
+            let results =
+                futures_util::future::join_all(batch.iter().map(|(stamp, value)| self.write_stamp(stamp, value, now)))
+                    .await;
+            results.into_iter().collect::<Result<(), ConductorError>>()?;
         }
         Ok(())
     }
