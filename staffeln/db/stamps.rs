@@ -72,20 +72,30 @@ pub fn insert(
     stamps: &[NewStamp],
     now: NaiveDateTime,
 ) -> Result<(), DbError> {
-    for s in stamps {
-        diesel::insert_into(dsl::server_stamps)
-            .values((
-                dsl::cycle_id.eq(cycle_id),
-                dsl::server_id.eq(clip(&s.server_id, 100)),
-                dsl::server_name.eq(clip(&s.server_name, 255)),
-                dsl::project_id.eq(clip(&s.project_id, 100)),
-                dsl::volume_ids.eq(s.volume_ids.join(",")),
-                dsl::state.eq(PENDING),
-                dsl::attempts.eq(0),
-                dsl::created_at.eq(now),
-            ))
-            .execute(conn)
-            .map_err(DbError::query("server_stamps insert"))?;
+    for chunk in stamps.chunks(200) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|s| {
+                (
+                    dsl::cycle_id.eq(cycle_id.to_owned()),
+                    dsl::server_id.eq(clip(&s.server_id, 100)),
+                    dsl::server_name.eq(clip(&s.server_name, 255)),
+                    dsl::project_id.eq(clip(&s.project_id, 100)),
+                    dsl::volume_ids.eq(s.volume_ids.join(",")),
+                    dsl::state.eq(PENDING),
+                    dsl::attempts.eq(0),
+                    dsl::created_at.eq(now),
+                )
+            })
+            .collect();
+        // One statement per chunk (diesel's multi-backend connection has no
+        // batch insert, each backend has).
+        let insert = diesel::insert_into(dsl::server_stamps).values(rows);
+        match conn {
+            AnyConnection::Mysql(c) => insert.execute(c),
+            AnyConnection::Sqlite(c) => insert.execute(c),
+        }
+        .map_err(DbError::query("server_stamps insert"))?;
     }
     Ok(())
 }
