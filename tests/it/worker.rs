@@ -365,6 +365,23 @@ async fn a_conductor_paused_past_its_claim_creates_nothing(db: TestDb) {
     assert_eq!(b.work_once().await.unwrap(), 5, "{label}: B takes every expired claim");
     rig.cloud.control().settle();
     b.poll_once().await.unwrap();
+    // Had A been stopped after its create instead, recording it (or ending
+    // the task) under its stale token is refused too.
+    let stale = held[0].clone();
+    let (id, token) = (stale.id, stale.claim_token());
+    assert_eq!(token, 1, "{label}");
+    let now = clock.db_now();
+    let refused = a
+        .db_call(move |c| {
+            Ok((
+                tasks::confirm_claim(c, id, "host-a:1", token, now, Duration::minutes(5))?,
+                tasks::mark_creating(c, id, "host-a:1", token, "stale-backup", false, None, now)?,
+                tasks::finish_claimed(c, id, "host-a:1", token, TaskState::Failed, "stale", now)?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(refused, (false, false, false), "{label}");
     // A resumes where it stopped.
     a.execute_claimed(held).await;
     rig.cloud.control().settle();
