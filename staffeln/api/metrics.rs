@@ -12,7 +12,8 @@
 //! | `staffeln_database_up` | gauge | 1 when the queries below succeeded |
 //! | `staffeln_volume_last_backup_timestamp_seconds{project_id,volume_id}` | gauge | newest `backup_data` row per volume |
 //! | `staffeln_project_backups{project_id,result}` | gauge | `queue_data`: `created` (tasks done), `failed` (tasks failed), `deleted` (done tasks whose backup is no longer in `backup_data`: retention deleted it) |
-//! | `staffeln_queue_tasks{state}` | gauge | `queue_data` by state, every state listed |
+//! | `staffeln_queue_tasks{state}` | gauge | `queue_data` by state, every state listed (`unfinished`: backups left running after `backup_cycle_timeout`) |
+//! | `staffeln_backups_stuck{project_id}` | gauge | `queue_data`: backups still being created that look stuck (slower than `backup_stuck_throughput`) |
 //! | `staffeln_last_backup_cycle_duration_seconds` | gauge | newest finished backup cycle (`cycles`) |
 //! | `staffeln_last_backup_cycle_finished_timestamp_seconds` | gauge | the same cycle's end |
 //!
@@ -114,6 +115,8 @@ pub struct DbStats {
     pub last_cycle: Option<CycleRow>,
     /// Projects where the last finished cycle found no role for the service user.
     pub projects_without_role: Vec<String>,
+    /// `(project_id, backups being created that look stuck)`.
+    pub stuck_by_project: Vec<(String, i64)>,
 }
 
 fn read_db(conn: &mut crate::db::AnyConnection) -> Result<DbStats, DbError> {
@@ -128,6 +131,7 @@ fn read_db(conn: &mut crate::db::AnyConnection) -> Result<DbStats, DbError> {
         deleted_by_project: tasks::forgotten_by_project(conn)?,
         last_cycle,
         projects_without_role,
+        stuck_by_project: tasks::stuck_by_project(conn)?,
     })
 }
 
@@ -217,6 +221,15 @@ pub fn render(counters: &Snapshot, db: Option<&DbStats>) -> String {
     );
     for project in &db.projects_without_role {
         let _ = writeln!(out, "staffeln_project_no_role{{project_id=\"{}\"}} 1", label(project));
+    }
+    header(
+        &mut out,
+        "staffeln_backups_stuck",
+        "gauge",
+        "Backups still being created that look stuck (slower than backup_stuck_throughput), by project; never cancelled.",
+    );
+    for (project, n) in &db.stuck_by_project {
+        let _ = writeln!(out, "staffeln_backups_stuck{{project_id=\"{}\"}} {n}", label(project));
     }
     header(&mut out, "staffeln_queue_tasks", "gauge", "Tasks in the conductors' queue, by state.");
     let mut by_state: BTreeMap<&str, i64> = TaskState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
@@ -309,6 +322,7 @@ mod tests {
                 summary: None,
             }),
             projects_without_role: vec!["p3".into()],
+            stuck_by_project: vec![("p2".into(), 1)],
         };
         let text = render(&c.snapshot(), Some(&db));
         for line in [
@@ -327,6 +341,8 @@ mod tests {
             "staffeln_queue_tasks{state=\"done\"} 3",
             "staffeln_project_no_role{project_id=\"p3\"} 1",
             "staffeln_queue_tasks{state=\"planned\"} 0",
+            "staffeln_queue_tasks{state=\"unfinished\"} 0",
+            "staffeln_backups_stuck{project_id=\"p2\"} 1",
             "staffeln_last_backup_cycle_duration_seconds 1.5",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");

@@ -8,6 +8,7 @@ use tracing::{info, warn};
 
 use super::planner::{Decision, plan};
 use super::{BACKUP_LEASE, Conductor, ConductorError, naive};
+use crate::db::stamps::NewStamp;
 use crate::db::{leases, tasks};
 use crate::objects::{BackupKind, ProjectId, Server, ServerId, TaskState};
 
@@ -128,6 +129,19 @@ impl Conductor {
             }
             new_tasks.push(task);
         }
+        // Every flagged server is owed last-backup-time once all the volumes
+        // attached to it are backed up, also those planned for another server.
+        let stamps: Vec<NewStamp> = fleet
+            .servers
+            .iter()
+            .filter(|s| !s.volume_ids.is_empty())
+            .map(|s| NewStamp {
+                server_id: s.id.0.clone(),
+                server_name: s.name.clone(),
+                project_id: s.project_id.0.clone(),
+                volume_ids: s.volume_ids.iter().map(|v| v.0.clone()).collect(),
+            })
+            .collect();
         let holder = self.holder.clone();
         let id = cycle_id.clone();
         let written = self
@@ -140,7 +154,7 @@ impl Conductor {
                     kind: "backup",
                     started_at: naive(started),
                 };
-                tasks::insert_plan(conn, &header, &new_tasks)
+                tasks::insert_plan_with_stamps(conn, &header, &new_tasks, &stamps)
             })
             .await?;
         if written.is_none() {

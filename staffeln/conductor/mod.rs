@@ -6,22 +6,31 @@
 //! * [`schedule`]: pure — when the next cycle runs (cron in a zone, period).
 //! * [`limits`]: pure — which planned tasks may start under the concurrency
 //!   limits.
+//! * [`waiting`]: pure — wait for a backup still being created, stop
+//!   waiting (leaving it running), cancel it (only when asked), or report it
+//!   as possibly stuck.
+//! * [`stamps`]: pure — which servers a cycle owes `last-backup-time`, and
+//!   how a failed write is retried or reported.
 //! * [`discovery`]: reads the fleet (all-tenant list calls, quotas).
 //! * [`cycle`]: one backup cycle by the leader: lease, discover, plan, write
 //!   the plan (fenced by the lease's token).
 //! * [`worker`]: every conductor claims planned tasks, creates the backups
-//!   (idempotently: a task's backup carries its task id), polls those in
-//!   flight with list calls, completes, fails, cancels, and sets the
-//!   servers' `last-backup-time`.
+//!   (fenced by the claim's token, and idempotently: a task's backup carries
+//!   its task id and is looked for before any retried create), polls those
+//!   in flight with list calls, completes, fails, stops waiting, and sets
+//!   the servers' `last-backup-time`.
 //! * [`report`]: the per-project digests of finished cycles.
 //! * [`manager`] and [`rpcapi`]: the RPC topic (`staffeln backup trigger`,
 //!   `staffeln status`, …), server and typed client.
 //! * [`events`]: `staffeln.backup.*` and `staffeln.cycle.end` notifications.
+//! * [`clock`]: the conductor's time (the wall clock, or an emulated one in
+//!   tests).
 //!
 //! Many conductors share one database: one leads (a lease with a fencing
 //! token), all execute. The conductor knows objects, not JSON, SQL text or
 //! AMQP frames.
 
+pub mod clock;
 pub mod cycle;
 pub mod discovery;
 pub mod events;
@@ -33,6 +42,8 @@ pub mod retention;
 pub mod rotation;
 pub mod rpcapi;
 pub mod schedule;
+pub mod stamps;
+pub mod waiting;
 pub mod worker;
 
 use std::collections::BTreeMap;
@@ -92,7 +103,8 @@ pub struct ConductorSettings {
     pub poll_interval: StdDuration,
     pub claim_timeout: Duration,
     pub lease_time: Duration,
-    pub cycle_timeout: Duration,
+    /// How long a cycle waits for a backup, and what then (`waiting`).
+    pub wait: waiting::WaitSettings,
     pub last_backup_key: String,
     /// Retention's rules, schedule and limits.
     pub retention: rotation::RetentionSettings,
@@ -138,7 +150,11 @@ impl ConductorSettings {
             poll_interval: StdDuration::from_secs(c.poll_interval),
             claim_timeout: secs(c.claim_timeout),
             lease_time: secs(c.leader_lease_time),
-            cycle_timeout: secs(c.backup_cycle_timeout.as_secs()),
+            wait: waiting::WaitSettings {
+                timeout: secs(c.backup_cycle_timeout.as_secs()),
+                cancel_on_timeout: c.backup_cancel_on_timeout,
+                stuck_throughput_mib: c.backup_stuck_throughput,
+            },
             last_backup_key: c.last_backup_metadata_key.clone(),
             retention: rotation::RetentionSettings::from_config(conf)?,
         })
@@ -158,6 +174,8 @@ pub struct Conductor {
     pub started_at: DateTime<Utc>,
     /// Event notifications (none by default).
     pub events: events::Events,
+    /// Where the worker reads "now" (the wall clock by default).
+    pub clock: clock::Clock,
 }
 
 impl Conductor {
@@ -169,7 +187,14 @@ impl Conductor {
             settings: Arc::new(settings),
             started_at: Utc::now(),
             events: events::Events::noop(),
+            clock: clock::Clock::system(),
         }
+    }
+
+    /// The same conductor, reading time from `clock` (tests: an emulated one).
+    pub fn with_clock(mut self, clock: clock::Clock) -> Conductor {
+        self.clock = clock;
+        self
     }
 
     /// The same conductor, emitting its events to `events`.

@@ -12,8 +12,9 @@ use tracing::{info, warn};
 
 use super::{Conductor, ConductorError};
 use crate::db::reports;
+use crate::db::stamps::{self, StampRow};
 use crate::db::tasks::{self, TaskRow};
-use crate::notify::{BackupResult, Mailer, ProjectBackups, SkippedVolume, needs_member_emails};
+use crate::notify::{BackupResult, Mailer, ProjectBackups, SkippedVolume, UnstampedServer, needs_member_emails};
 use crate::objects::{BackupKind, ProjectId, TaskState};
 
 /// What one round of digests did.
@@ -27,22 +28,29 @@ pub struct ReportSummary {
     pub held_back: Option<String>,
 }
 
-/// Groups finished, unreported tasks by project into digest input (pure).
-pub fn group_results(rows: &[TaskRow], names: &BTreeMap<String, String>) -> Vec<ProjectBackups> {
+/// Groups finished, unreported tasks, and servers whose `last-backup-time`
+/// could not be set, by project into digest input (pure).
+pub fn group_results(
+    rows: &[TaskRow],
+    unstamped: &[StampRow],
+    names: &BTreeMap<String, String>,
+) -> Vec<ProjectBackups> {
     let mut by_project: BTreeMap<&str, ProjectBackups> = BTreeMap::new();
+    let new_project = |project_id: &str| ProjectBackups {
+        project_id: project_id.to_owned(),
+        project_name: names.get(project_id).cloned().unwrap_or_else(|| project_id.to_owned()),
+        results: Vec::new(),
+        skipped: Vec::new(),
+        unstamped: Vec::new(),
+        backups_quota: None,
+        gigabytes_quota: None,
+        member_emails: Vec::new(),
+    };
     for row in rows {
-        let entry = by_project.entry(row.project_id.as_str()).or_insert_with(|| ProjectBackups {
-            project_id: row.project_id.clone(),
-            project_name: names.get(&row.project_id).cloned().unwrap_or_else(|| row.project_id.clone()),
-            results: Vec::new(),
-            skipped: Vec::new(),
-            backups_quota: None,
-            gigabytes_quota: None,
-            member_emails: Vec::new(),
-        });
+        let entry = by_project.entry(row.project_id.as_str()).or_insert_with(|| new_project(&row.project_id));
         let state = row.task_state();
         match state {
-            TaskState::Done | TaskState::Failed => entry.results.push(BackupResult {
+            TaskState::Done | TaskState::Failed | TaskState::Unfinished => entry.results.push(BackupResult {
                 server_id: row.instance_id.clone(),
                 server_name: row.instance_name.clone(),
                 volume_id: row.volume_id.clone(),
@@ -52,8 +60,17 @@ pub fn group_results(rows: &[TaskRow], names: &BTreeMap<String, String>) -> Vec<
                 kind: if row.incremental { BackupKind::Incremental } else { BackupKind::Full },
                 size_gb: u64::try_from(row.size_gb).unwrap_or(0),
                 success: state == TaskState::Done,
-                fail_reason: (state == TaskState::Failed)
-                    .then(|| row.reason.clone().unwrap_or_else(|| "no reason recorded".to_owned())),
+                in_progress: state == TaskState::Unfinished,
+                fail_reason: (state != TaskState::Done).then(|| {
+                    let reason = row.reason.clone().unwrap_or_else(|| "no reason recorded".to_owned());
+                    match row.stuck_at {
+                        Some(at) if state == TaskState::Unfinished => format!(
+                            "{reason}; it looked stuck at {} (slower than backup_stuck_throughput)",
+                            at.and_utc().format("%Y-%m-%d %H:%M UTC")
+                        ),
+                        _ => reason,
+                    }
+                }),
             }),
             TaskState::Skipped | TaskState::Waiting => entry.skipped.push(SkippedVolume {
                 server_id: row.instance_id.clone(),
@@ -68,6 +85,14 @@ pub fn group_results(rows: &[TaskRow], names: &BTreeMap<String, String>) -> Vec<
             }),
             _ => {}
         }
+    }
+    for stamp in unstamped {
+        let entry = by_project.entry(stamp.project_id.as_str()).or_insert_with(|| new_project(&stamp.project_id));
+        entry.unstamped.push(UnstampedServer {
+            server_id: stamp.server_id.clone(),
+            server_name: stamp.server_name.clone(),
+            reason: stamp.reason.clone().unwrap_or_else(|| "no reason recorded".to_owned()),
+        });
     }
     by_project.into_values().collect()
 }
@@ -93,7 +118,9 @@ impl Conductor {
             self.db_call(|c| tasks::open_cycles(c, "backup")).await?.into_iter().map(|c| c.id).collect();
         let mut rows = self.db_call(tasks::unreported).await?;
         rows.retain(|r| !open.contains(&r.cycle_id) && project.is_none_or(|p| p.as_str() == r.project_id));
-        if rows.is_empty() {
+        let mut unstamped = self.db_call(stamps::unreported_failures).await?;
+        unstamped.retain(|s| project.is_none_or(|p| p.as_str() == s.project_id));
+        if rows.is_empty() && unstamped.is_empty() {
             return Ok(ReportSummary { held_back: Some("no unreported results".into()), ..Default::default() });
         }
         let names: BTreeMap<String, String> = match self.os.projects().map_ok(|p| (p.id.0, p.name)).try_collect().await
@@ -104,7 +131,7 @@ impl Conductor {
                 BTreeMap::new()
             }
         };
-        let mut projects = group_results(&rows, &names);
+        let mut projects = group_results(&rows, &unstamped, &names);
         for p in &mut projects {
             let id = ProjectId(p.project_id.clone());
             match self.os.backup_quota(&id).await {
@@ -127,6 +154,12 @@ impl Conductor {
                 Ok(_) => {
                     let ids: Vec<i64> = rows.iter().filter(|r| r.project_id == p.project_id).map(|r| r.id).collect();
                     self.db_call(move |c| tasks::mark_reported(c, &ids)).await?;
+                    let stamp_ids: Vec<i64> =
+                        unstamped.iter().filter(|s| s.project_id == p.project_id).map(|s| s.id).collect();
+                    if !stamp_ids.is_empty() {
+                        let now = self.clock.db_now();
+                        self.db_call(move |c| stamps::mark_reported(c, &stamp_ids, now)).await?;
+                    }
                     summary.delivered.push(p.project_id);
                 }
                 Err(err) => summary.failed.push((p.project_id, err.to_string())),

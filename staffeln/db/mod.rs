@@ -15,7 +15,9 @@
 //!   `version`;
 //! * [`schema`] and [`models`]: the hand-written tables and their rows;
 //! * one file per table with its queries: [`backups`] (`backup_data`),
-//!   [`queue`] (`queue_data`), [`reports`] (`report_timestamp`);
+//!   [`queue`] (`queue_data`), [`reports`] (`report_timestamp`), [`tasks`]
+//!   (`queue_data` as the conductors' queue, `cycles`), [`stamps`]
+//!   (`server_stamps`);
 //! * [`error`]: [`DbError`], which names the URL (masked), migration or query
 //!   that failed and keeps the cause in `source()`.
 //!
@@ -45,6 +47,7 @@ pub mod pool;
 pub mod queue;
 pub mod reports;
 pub mod schema;
+pub mod stamps;
 pub mod tasks;
 pub mod url;
 

@@ -470,7 +470,7 @@ fn list_volumes(w: &World, ctx: &Ctx, req: &Req, detail: bool) -> Resp {
 
 fn volume_view(w: &World, ctx: &Ctx, v: &Volume) -> Value {
     let attachments: Vec<Value> = v
-        .attachment
+        .attachments
         .iter()
         .filter(|a| w.servers.contains_key(&a.server_id))
         .map(|a| {
@@ -485,7 +485,7 @@ fn volume_view(w: &World, ctx: &Ctx, v: &Volume) -> Value {
         "volume_type": "__DEFAULT__", "metadata": v.metadata, "attachments": attachments,
         "os-vol-tenant-attr:tenant_id": v.project_id, "user_id": v.user_id,
         "created_at": naive_time(v.created_at), "updated_at": naive_time(v.updated_at),
-        "encrypted": false, "multiattach": false, "replication_status": null, "snapshot_id": null,
+        "encrypted": false, "multiattach": v.multiattach, "replication_status": null, "snapshot_id": null,
         "source_volid": null, "consistencygroup_id": null,
         "links": ctx.links("volumes", &v.id),
     });

@@ -172,16 +172,20 @@ async fn dispatch(shared: &Arc<Shared>, req: &Req) -> Resp {
     };
     let verdict = control::apply_faults(&mut shared.world(), service, req.method.as_str(), &route);
     let resp = match verdict {
-        Err((code, retry_after)) => injected(service, code, retry_after),
-        Ok(delay) => {
+        control::FaultVerdict::Answer { code, retry_after } => injected(service, code, retry_after),
+        control::FaultVerdict::Proceed { delay, then_status } => {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
             let urls = &shared.urls;
-            match service {
+            let resp = match service {
                 Service::Identity => keystone::handle(&mut shared.world(), urls, req, segs),
                 Service::Compute => nova::handle(&mut shared.world(), urls, req, segs),
                 Service::Volume => volume(shared, req, segs).await,
+            };
+            match then_status {
+                Some(code) => injected(service, code, None),
+                None => resp,
             }
         }
     };

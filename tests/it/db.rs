@@ -14,7 +14,8 @@ use staffeln::db::{AnyConnection, Database, DbError, DbSettings, DbUrl, backups,
 
 use crate::support::{TestDb, error_chain, mysql_admin_execute, mysql_server_url, test_settings};
 
-const TABLES: [&str; 6] = ["backup_data", "queue_data", "report_timestamp", "leases", "cycles", "retention_audit"];
+const TABLES: [&str; 7] =
+    ["backup_data", "queue_data", "report_timestamp", "leases", "cycles", "retention_audit", "server_stamps"];
 
 /// The server's host and port, from `STAFFELN_TEST_MYSQL_URL` or the default.
 fn server_host_port() -> String {
@@ -74,6 +75,15 @@ fn walk_migrations(t: TestDb) {
     }
     assert!(t.indexes("report_timestamp").contains("ix_report_timestamp_created_at"), "{who}");
     assert!(t.indexes("retention_audit").contains("ix_retention_audit_backup"), "{who}");
+    // 2026-12-02-100000_backup_waits_and_stamps: queue_data.stuck_at, server_stamps.
+    let stamp_indexes = t.indexes("server_stamps");
+    for index in ["ux_server_stamps_cycle_server", "ix_server_stamps_state", "ix_server_stamps_server"] {
+        assert!(stamp_indexes.contains(index), "{who}: {index}: {stamp_indexes:?}");
+    }
+    let mut conn = db.conn().unwrap();
+    staffeln::db::tasks::stuck_by_project(&mut conn).unwrap_or_else(|e| panic!("{who}: queue_data.stuck_at: {e}"));
+    staffeln::db::stamps::unreported_failures(&mut conn).unwrap_or_else(|e| panic!("{who}: server_stamps: {e}"));
+    drop(conn);
     assert_eq!(migrate::upgrade(db).unwrap(), Vec::<String>::new(), "{who}: nothing left to apply");
 
     let mut newest_first = migrate::known_versions();

@@ -1085,4 +1085,61 @@ fn a_single_worker_cinder_shows_a_guard_that_calls_back_into_it() {
     let lookup = format!("{}/volume/v3/{admin_project}/backups/{B2}", cloud.base_url());
     guard.answer(Answer::CallBack { url: lookup, token: token(&cloud, "staffeln") });
     assert_eq!(alice.volume("DELETE", &format!("/backups/{B2}"), None, None).status, 202);
+
+/// Issue 15's behaviours of a real cloud: an answer lost after the request
+/// took effect (a proxy's 503 after Cinder made the backup), multiattach
+/// volumes listed with every server, and Nova's 409 for metadata writes to a
+/// server in ERROR or busy with a task.
+#[test]
+fn lost_answers_multiattach_volumes_and_servers_that_refuse_metadata() {
+    let json = json!({
+        "projects": [{"name": "p"}],
+        "users": [{"name": "u", "password": "pw", "roles": {"p": ["member"]}},
+                  {"name": "ops", "password": "pw", "roles": {"p": ["admin"]}}],
+        "servers": [{"project": "p", "name": "a", "volumes": ["shared"]},
+                    {"project": "p", "name": "b", "volumes": ["shared"]}],
+        "volumes": [{"project": "p", "name": "shared", "multiattach": true}, {"project": "p", "name": "solo"}]
+    });
+    let mut twice: Scenario = serde_json::from_value(json.clone()).unwrap();
+    twice.volumes[0].multiattach = false;
+    let err = match FakeCloud::start(twice, FakeOptions::default()) {
+        Ok(_) => panic!("a volume attached twice needs multiattach"),
+        Err(e) => support::error_chain(&e),
+    };
+    assert!(err.contains("attached twice"), "{err}");
+
+    let cloud = start(serde_json::from_value(json).unwrap());
+    let control = cloud.control();
+    let u = Api::as_user(&cloud, "u");
+    let shared = control.volume_id("shared").unwrap();
+    let r = u.volume("GET", &format!("/volumes/{shared}"), Some("3.64"), None);
+    assert_eq!(r.body["volume"]["multiattach"], json!(true));
+    let servers: HashSet<&str> =
+        r.body["volume"]["attachments"].as_array().unwrap().iter().filter_map(|a| a["server_id"].as_str()).collect();
+    let (a, b) = (control.server_id("a").unwrap(), control.server_id("b").unwrap());
+    assert_eq!(servers, HashSet::from([a.as_str(), b.as_str()]));
+
+    let solo = control.volume_id("solo").unwrap();
+    let rule = json!({"service": "volume", "method": "POST", "path": "/backups",
+                      "effect": {"kind": "status_after_effect", "code": 503}, "times": 1});
+    assert_eq!(http("POST", &format!("{}/faults", cloud.control_url()), &[], Some(&rule)).status, 201);
+    let r = u.create_backup(&solo, json!({}));
+    assert_eq!(r.status, 503, "the answer is lost…");
+    assert_eq!(control.backups_of(&solo).len(), 1, "…after the backup was made");
+
+    let path = format!("/servers/{a}/metadata");
+    let meta = json!({"metadata": {"last-backup-time": "2026-12-02T00:00:00Z"}});
+    assert!(control.set_server_state(&a, "ERROR", None));
+    let r = u.compute("POST", &path, Some(&meta));
+    assert_eq!(
+        (r.status, r.message()),
+        (409, format!("Cannot 'update metadata' instance {a} while it is in vm_state error"))
+    );
+    control.set_server_state(&a, "ACTIVE", Some("resize_migrating"));
+    let r = u.compute("POST", &path, Some(&meta));
+    let expected = format!("Cannot 'update metadata' instance {a} while it is in task_state resize_migrating");
+    assert_eq!((r.status, r.message()), (409, expected));
+    control.set_server_state(&a, "ACTIVE", None);
+    assert_eq!(u.compute("POST", &path, Some(&meta)).status, 200);
+    assert_eq!(control.server_metadata(&a).unwrap()["last-backup-time"], "2026-12-02T00:00:00Z");
 }

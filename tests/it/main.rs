@@ -16,3 +16,4 @@ mod rpc;
 mod rpcapi;
 mod service;
 mod support;
+mod worker;

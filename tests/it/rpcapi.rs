@@ -67,24 +67,25 @@ fn scenario() -> Scenario {
 const PLANNED: usize = 4;
 
 /// Names of one test: its exchange, topic, notification topic.
-struct Names {
-    exchange: String,
+pub(crate) struct Names {
+    pub(crate) exchange: String,
     topic: String,
-    events: String,
+    pub(crate) events: String,
     _cleanup: Cleanup,
 }
 
 impl Names {
-    fn new(hosts: &[&str]) -> Names {
+    pub(crate) fn new(hosts: &[&str]) -> Names {
         let (exchange, topic, events) =
             (support::unique_name("rpcapi_x"), support::unique_name("rpcapi_t"), support::unique_name("rpcapi_n"));
-        let mut queues = vec![topic.clone(), format!("{events}.info"), format!("{events}.error")];
+        let mut queues =
+            vec![topic.clone(), format!("{events}.info"), format!("{events}.warn"), format!("{events}.error")];
         queues.extend(hosts.iter().map(|h| format!("{topic}.{h}")));
         let exchanges = vec![exchange.clone(), format!("{topic}_fanout")];
         Names { _cleanup: Cleanup { queues, exchanges }, exchange, topic, events }
     }
 
-    fn config(&self, host: &str, notifications: bool) -> Config {
+    pub(crate) fn config(&self, host: &str, notifications: bool) -> Config {
         let mut conf = Config::default();
         conf.default.host = host.to_owned();
         conf.default.transport_url = Some(Secret::new(broker_url()));
@@ -247,7 +248,10 @@ async fn a_stock_python_client_drives_the_conductor_topic() {
     let before = ok(1);
     assert_eq!((before["leader"].clone(), before["last_cycle"].clone()), (json!(false), Value::Null), "{before}");
     let states: BTreeSet<&str> = before["tasks"].as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(states, BTreeSet::from(["claimed", "creating", "done", "failed", "planned", "skipped", "waiting"]));
+    assert_eq!(
+        states,
+        BTreeSet::from(["claimed", "creating", "done", "failed", "planned", "skipped", "unfinished", "waiting"])
+    );
     assert!(before["next_cycle_at"].is_string(), "a period schedules the next cycle: {before}");
 
     let triggered = ok(2);
@@ -434,13 +438,13 @@ async fn the_cli_says_clearly_when_no_conductor_answers() {
 }
 
 /// The stock notification listener; prints one JSON line per event.
-struct Listener {
+pub(crate) struct Listener {
     child: tokio::process::Child,
     lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
 }
 
 impl Listener {
-    async fn start(exchange: &str, topic: &str) -> Listener {
+    pub(crate) async fn start(exchange: &str, topic: &str) -> Listener {
         let mut child = tokio::process::Command::new(support::python())
             .args(["-u", "-c", PY_LISTENER, &broker_url(), exchange, topic])
             .stdin(std::process::Stdio::piped())
@@ -454,14 +458,14 @@ impl Listener {
         listener
     }
 
-    async fn next(&mut self) -> String {
+    pub(crate) async fn next(&mut self) -> String {
         match tokio::time::timeout(StdDuration::from_secs(60), self.lines.next_line()).await {
             Ok(Ok(Some(line))) => line,
             other => panic!("no line from the notification listener: {other:?}"),
         }
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(mut stdin) = self.child.stdin.take() {
             let _ = stdin.shutdown().await;
         }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{dict, duration, integer, string};
+use super::{boolean, dict, duration, integer, string};
 use crate::conf::types::OsloDuration;
 
 options! {
@@ -43,14 +43,46 @@ options! {
     /// The time between two backup reports, in seconds.
     report_period: u64 = integer(86400).min(600);
 
-    /// How long a backup cycle waits for its backups to finish, as
+    /// How long a backup cycle waits for each of its backups to finish, as
     /// <YEARS>y<MONTHS>mon<WEEKS>w<DAYS>d<HOURS>h<MINUTES>min<SECONDS>s (a
-    /// year is 365 days, a month 30 days).
+    /// year is 365 days, a month 30 days). A backup still being created then
+    /// is left running: its task ends as unfinished (the digest says so),
+    /// its cycle can finish, and the backup is recorded when Cinder finishes
+    /// it. The default covers a full backup of a 1 TiB volume at 25 MiB/s
+    /// (11.7 hours) while holding a cycle's digests back for at most half a
+    /// day. (Earlier versions cancelled backups still running after 5min.)
     ///
     /// Possible values:
     ///
-    /// * A duration such as 5min, 6h or 1d12h.
-    backup_cycle_timeout: OsloDuration = duration("5min").deprecated(&[("", "backup_cycle_timout")]);
+    /// * A duration such as 12h, 1d or 1d12h.
+    ///
+    /// Related options:
+    ///
+    /// * backup_cancel_on_timeout
+    /// * backup_stuck_throughput
+    backup_cycle_timeout: OsloDuration = duration("12h").deprecated(&[("", "backup_cycle_timout")]);
+
+    /// Whether a backup still being created when backup_cycle_timeout passes
+    /// is cancelled: force-deleted in Cinder (its task fails, and the next
+    /// cycle tries again from scratch). Off by default: a running backup is
+    /// never cancelled unless the operator asks for it here.
+    ///
+    /// Related options:
+    ///
+    /// * backup_cycle_timeout
+    backup_cancel_on_timeout: bool = boolean(false);
+
+    /// The slowest rate, in MiB/s, at which a healthy backup is expected to
+    /// read its volume. A backup still being created after its volume's size
+    /// at this rate, plus 30 minutes, is reported once as possibly stuck (a
+    /// warning in the log, the staffeln.backup.create.stuck notification, the
+    /// staffeln_backups_stuck metric, the digest); it is never cancelled for
+    /// that. At the default, a 100 GiB volume is reported after 3h20min.
+    ///
+    /// Related options:
+    ///
+    /// * backup_cycle_timeout
+    backup_stuck_throughput: u32 = integer(10).min(1);
 
     /// The server (VM) metadata key that marks all volumes attached to the
     /// server for backup, when its value is true, yes or 1 (any case).
