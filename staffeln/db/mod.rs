@@ -38,6 +38,7 @@
 pub mod audit;
 pub mod backups;
 pub mod error;
+pub mod history;
 pub mod leases;
 pub mod migrate;
 pub mod models;
