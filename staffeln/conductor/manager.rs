@@ -313,6 +313,11 @@ impl RpcService {
         self.wake.notified().await;
     }
 
+    /// What [`RpcService::wakeup`] waits on, for a loop that owns it.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
     /// Stops serving after answering the requests in flight.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
