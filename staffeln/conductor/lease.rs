@@ -37,7 +37,11 @@ pub fn renew_every(ttl: Duration) -> Duration {
 impl Conductor {
     /// Takes or renews lease `name` for `ttl` on the conductor's clock: the
     /// fencing token, or who holds it.
-    pub async fn take_lease(&self, name: &'static str, ttl: Duration) -> Result<Result<i64, LeaseHeld>, ConductorError> {
+    pub async fn take_lease(
+        &self,
+        name: &'static str,
+        ttl: Duration,
+    ) -> Result<Result<i64, LeaseHeld>, ConductorError> {
         let holder = self.holder.clone();
         let now = naive(self.clock.now());
         let acquired = self.db_call(move |conn| leases::acquire_at(conn, name, &holder, ttl, now)).await?;
@@ -70,7 +74,10 @@ impl Conductor {
                         return;
                     }
                     Ok(Err(other)) => {
-                        warn!("conductor {} took lease {name} while this conductor worked under it; its work is dropped", other.holder);
+                        warn!(
+                            "conductor {} took lease {name} while this conductor worked under it; its work is dropped",
+                            other.holder
+                        );
                         return;
                     }
                     Err(err) => {

@@ -518,8 +518,8 @@ mod tests {
             (1619, 1800, true),
             (600, 1800, true), // an on-demand trigger ten minutes after a cycle
             (0, 1800, true),
-            (-30, 1800, true), // clocks apart: the last cycle "in the future"
-            (5, 0, false),     // 0 disables the floor
+            (-30, 1800, true),              // clocks apart: the last cycle "in the future"
+            (5, 0, false),                  // 0 disables the floor
             (86_400 - 3600, 86_400, false), // a daily cron an hour late yesterday
         ];
         for &(gap, interval, expected) in cases {

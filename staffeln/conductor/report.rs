@@ -16,8 +16,8 @@ use futures_util::TryStreamExt;
 use tracing::{info, warn};
 
 use super::{Conductor, ConductorError, REPORT_LEASE, naive};
-use crate::db::{leases, reports};
 use crate::db::tasks::{self, TaskRow};
+use crate::db::{leases, reports};
 use crate::notify::{BackupResult, Mailer, ProjectBackups, SkippedVolume, needs_member_emails};
 use crate::objects::{BackupKind, ProjectId, TaskState};
 

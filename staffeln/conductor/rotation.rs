@@ -27,12 +27,12 @@ use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
+use super::lease::LeaseHeld;
 use super::planner::is_true;
 use super::retention::{
     ArchivalRules, Candidate, Inventory, RetentionAction, RetentionDecision, RetentionPlan, RuleSettings, VolumeInput,
     parse_retention, plan, stale_rows,
 };
-use super::lease::LeaseHeld;
 use super::schedule::Schedule;
 use super::{AUTOMATED_KEY, Conductor, ConductorError, INSTANCE_KEY, naive};
 use crate::conf::Config;
@@ -308,7 +308,10 @@ impl Conductor {
     }
 
     /// Takes or renews the retention lease: the fencing token, or who holds it.
-    async fn renew_retention_lease(&self, settings: &RetentionSettings) -> Result<Result<i64, LeaseHeld>, ConductorError> {
+    async fn renew_retention_lease(
+        &self,
+        settings: &RetentionSettings,
+    ) -> Result<Result<i64, LeaseHeld>, ConductorError> {
         self.take_lease(RETENTION_LEASE, settings.lease_time).await
     }
 

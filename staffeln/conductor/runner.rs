@@ -27,9 +27,9 @@ use tokio::sync::Notify;
 use tracing::instrument::WithSubscriber;
 use tracing::{Instrument, error, info, info_span, warn};
 
+use super::Conductor;
 use super::cycle::{BackupScope, CycleOutcome};
 use super::rotation::RetentionOutcome;
-use super::Conductor;
 use crate::notify::Mailer;
 use crate::service::Shutdown;
 
@@ -186,7 +186,8 @@ async fn retention_loop(conductor: Conductor, mut shutdown: Shutdown) {
         if !attempt.is_some_and(|at| at <= clock.now()) {
             continue;
         }
-        let run = conductor.try_retention(&settings, false, clock.now()).instrument(info_span!("cycle", kind = "retention"));
+        let run =
+            conductor.try_retention(&settings, false, clock.now()).instrument(info_span!("cycle", kind = "retention"));
         let outcome = tokio::select! {
             () = shutdown.requested() => {
                 warn!("stopping during a retention run; the next run decides again about what it left");
@@ -220,12 +221,12 @@ mod tests {
     fn a_due_cycle_waits_for_a_lease_held_elsewhere_and_nothing_else() {
         let cases: &[(Option<i64>, Option<i64>, Option<i64>)] = &[
             // (due, not before, next attempt)
-            (None, None, None),         // no schedule
-            (None, Some(120), None),    // a lease does not make anything due
-            (Some(0), None, Some(0)),   // due now: now
-            (Some(-60), None, Some(-60)), // overdue: at once
-            (Some(0), Some(120), Some(120)), // due, but the lease runs until +120 s
-            (Some(0), Some(-5), Some(0)),     // the lease has expired already
+            (None, None, None),                  // no schedule
+            (None, Some(120), None),             // a lease does not make anything due
+            (Some(0), None, Some(0)),            // due now: now
+            (Some(-60), None, Some(-60)),        // overdue: at once
+            (Some(0), Some(120), Some(120)),     // due, but the lease runs until +120 s
+            (Some(0), Some(-5), Some(0)),        // the lease has expired already
             (Some(1800), Some(120), Some(1800)), // the next cycle comes after the lease anyway
         ];
         for &(due, nb, expected) in cases {

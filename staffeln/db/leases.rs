@@ -99,12 +99,7 @@ pub fn acquire_at(
         Some(lease) if lease.holder == holder => Ok(Acquired::Held(lease.token)),
         Some(lease) => Ok(Acquired::Taken(lease)),
         // Deleted between the statements (nothing deletes leases): not ours.
-        None => Ok(Acquired::Taken(Lease {
-            name: name.to_owned(),
-            holder: String::new(),
-            token: 0,
-            expires_at: now,
-        })),
+        None => Ok(Acquired::Taken(Lease { name: name.to_owned(), holder: String::new(), token: 0, expires_at: now })),
     }
 }
 
@@ -121,11 +116,13 @@ pub fn release(conn: &mut AnyConnection, name: &str, holder: &str) -> Result<(),
 /// [`release`] at the caller's `now`; true when `holder` held the lease.
 pub fn release_at(conn: &mut AnyConnection, name: &str, holder: &str, now: NaiveDateTime) -> Result<bool, DbError> {
     let past = now - Duration::seconds(1);
-    diesel::update(dsl::leases.filter(dsl::name.eq(name)).filter(dsl::holder.eq(holder)).filter(dsl::expires_at.ge(now)))
-        .set((dsl::expires_at.eq(past), dsl::updated_at.eq(now)))
-        .execute(conn)
-        .map(|n| n > 0)
-        .map_err(DbError::query("leases release"))
+    diesel::update(
+        dsl::leases.filter(dsl::name.eq(name)).filter(dsl::holder.eq(holder)).filter(dsl::expires_at.ge(now)),
+    )
+    .set((dsl::expires_at.eq(past), dsl::updated_at.eq(now)))
+    .execute(conn)
+    .map(|n| n > 0)
+    .map_err(DbError::query("leases release"))
 }
 
 /// Makes sure a lock row `name` exists (for [`lock`]); idempotent.

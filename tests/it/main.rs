@@ -14,4 +14,5 @@ mod retention;
 mod rpc;
 mod rpcapi;
 mod service;
+mod simulated;
 mod support;
