@@ -388,6 +388,7 @@ impl Conductor {
     async fn retention_inventory(&self, project: Option<&ProjectId>) -> Result<(Inventory, Listing), ConductorError> {
         let since = Utc::now();
         let rows: HashSet<String> = self.db_call(backups::all_ids).await?.into_iter().collect();
+        let adopted: HashSet<String> = self.db_call(backups::adopted_ids).await?.into_iter().collect();
         let filter = BackupFilter { project_id: project.cloned(), ..BackupFilter::default() };
         let mut by_volume: BTreeMap<VolumeId, Vec<Candidate>> = BTreeMap::new();
         let mut listed = HashSet::new();
@@ -396,7 +397,9 @@ impl Conductor {
             listed.insert(backup.id.clone());
             let has_row = rows.contains(backup.id.as_str());
             let has_marker = backup.metadata.get(AUTOMATED_KEY).is_some_and(|v| is_true(v));
-            by_volume.entry(backup.volume_id.clone()).or_default().push(Candidate { backup, has_row, has_marker });
+            let adopted = adopted.contains(backup.id.as_str());
+            let candidate = Candidate { backup, has_row, has_marker, adopted };
+            by_volume.entry(candidate.backup.volume_id.clone()).or_default().push(candidate);
         }
         // Volumes nobody at Staffeln backed up are not retention's business.
         by_volume.retain(|_, backups| backups.iter().any(|c| c.has_row || c.has_marker));

@@ -40,6 +40,7 @@ pub mod backups;
 pub mod error;
 pub mod history;
 pub mod leases;
+pub mod legacy;
 pub mod migrate;
 pub mod models;
 pub mod pool;

@@ -16,3 +16,4 @@ mod rpcapi;
 mod service;
 mod simulated;
 mod support;
+mod upgrade;
