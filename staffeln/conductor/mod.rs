@@ -13,14 +13,20 @@
 //!   (idempotently: a task's backup carries its task id), polls those in
 //!   flight with list calls, completes, fails, cancels, and sets the
 //!   servers' `last-backup-time`.
-//! * [`report`]: the per-project digests of finished cycles.
+//! * [`report`]: the per-project digests of finished cycles, one round at a
+//!   time across conductors.
+//! * [`runner`]: the loops, side by side: backups (cycle, work, digests) and
+//!   retention; a lease held elsewhere is waited out, not polled.
+//! * [`lease`]: leases on the conductor's clock, renewed while work runs,
+//!   released on a graceful stop; [`clock`]: the system clock, or an
+//!   emulated one in tests.
 //! * [`manager`] and [`rpcapi`]: the RPC topic (`staffeln backup trigger`,
 //!   `staffeln status`, …), server and typed client.
 //! * [`events`]: `staffeln.backup.*` and `staffeln.cycle.end` notifications.
 //!
 //! Many conductors share one database: one leads (a lease with a fencing
-//! token), all execute. The conductor knows objects, not JSON, SQL text or
-//! AMQP frames.
+//! token), all execute (see `doc/conductors.md`). The conductor knows
+//! objects, not JSON, SQL text or AMQP frames.
 
 pub mod clock;
 pub mod cycle;

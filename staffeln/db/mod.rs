@@ -16,6 +16,9 @@
 //! * [`schema`] and [`models`]: the hand-written tables and their rows;
 //! * one file per table with its queries: [`backups`] (`backup_data`),
 //!   [`queue`] (`queue_data`), [`reports`] (`report_timestamp`);
+//!   [`history`] joins a backup with the cycle that made it;
+//! * [`legacy`]: the original (Python) Staffeln's tables, set aside and
+//!   adopted by [`migrate::upgrade_report`];
 //! * [`error`]: [`DbError`], which names the URL (masked), migration or query
 //!   that failed and keeps the cause in `source()`.
 //!
