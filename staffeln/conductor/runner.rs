@@ -183,7 +183,7 @@ async fn retention_loop(conductor: Conductor, mut shutdown: Shutdown) {
             () = shutdown.requested() => break,
             () = clock.park_until(attempt) => {}
         }
-        if !attempt.is_some_and(|at| at <= clock.now()) {
+        if attempt.is_none_or(|at| at > clock.now()) {
             continue;
         }
         let run =

@@ -26,22 +26,24 @@ use crate::support::TestDb;
 
 const FIXTURE: &str = include_str!("fixtures/staffeln-py-mysql.sql");
 
-/// Backups of the scenario: (id, volume, days old, parent, status, made by the original).
-const BACKUPS: [(&str, &str, i64, Option<&str>, &str, bool); 7] = [
-    ("11111111-0000-4000-8000-000000000001", "vol-a", 30, None, "available", true), // expired full
-    (
-        "11111111-0000-4000-8000-000000000002",
-        "vol-a",
-        29,
-        Some("11111111-0000-4000-8000-000000000001"),
-        "available",
-        true,
-    ), // its incremental
-    ("11111111-0000-4000-8000-000000000003", "vol-a", 1, None, "available", true),  // recent
-    ("11111111-0000-4000-8000-000000000004", "vol-b", 25, None, "available", true), // expired, but the newest of vol-b
-    ("11111111-0000-4000-8000-000000000005", "vol-c", 3650, None, "error", true),   // a failed one, kept for retention
-    ("11111111-0000-4000-8000-000000000006", "vol-c", 0, None, "available", true),  // created when the original stopped
-    ("11111111-0000-4000-8000-000000000007", "vol-a", 40, None, "available", false), // a tenant's own
+/// One backup of the scenario: id, volume, days old, incremental parent, status.
+type Spec = (&'static str, &'static str, i64, Option<&'static str>, &'static str);
+
+/// The original made all but the last, a tenant's own.
+const BACKUPS: [Spec; 7] = [
+    // An expired full and its incremental.
+    ("11111111-0000-4000-8000-000000000001", "vol-a", 30, None, "available"),
+    ("11111111-0000-4000-8000-000000000002", "vol-a", 29, Some("11111111-0000-4000-8000-000000000001"), "available"),
+    // A recent one.
+    ("11111111-0000-4000-8000-000000000003", "vol-a", 1, None, "available"),
+    // Expired, but the newest of vol-b.
+    ("11111111-0000-4000-8000-000000000004", "vol-b", 25, None, "available"),
+    // A failed one, kept by the original for its retention.
+    ("11111111-0000-4000-8000-000000000005", "vol-c", 3650, None, "error"),
+    // Being created when the original stopped.
+    ("11111111-0000-4000-8000-000000000006", "vol-c", 0, None, "available"),
+    // A tenant's own.
+    ("11111111-0000-4000-8000-000000000007", "vol-a", 40, None, "available"),
 ];
 
 fn id(n: usize) -> &'static str {
@@ -52,7 +54,7 @@ fn scenario() -> Scenario {
     let now = Utc::now();
     let backups: Vec<serde_json::Value> = BACKUPS
         .iter()
-        .map(|(id, volume, days, parent, status, _)| {
+        .map(|(id, volume, days, parent, status)| {
             json!({"id": id, "volume": volume, "status": status, "parent": parent,
                    "created_at": (now - Duration::days(*days) - Duration::minutes(5)).to_rfc3339()})
         })
