@@ -212,6 +212,7 @@ async fn db_upgrade_adopts_the_original_staffelns_backups_and_retention_rotates_
     let conductor = Conductor::new("host-a:1".into(), db.db().clone(), openstack(&cloud).await, settings);
     let run = conductor.run_retention(&conductor.settings.retention, true).await.unwrap().expect("ran");
     assert_eq!((run.to_delete, run.deleted, run.failed), (3, 3, 0), "{run:?}");
+    cloud.control().settle(); // the last wave's deletes, accepted, finish
     let left: BTreeMap<String, String> =
         (1..=7).filter_map(|n| cloud.control().backup_status(id(n)).map(|s| (id(n).to_owned(), s))).collect();
     let expected: BTreeMap<String, String> =
@@ -251,4 +252,46 @@ async fn db_upgrade_adopts_the_original_staffelns_backups_and_retention_rotates_
     }
     assert_eq!(guard(id(7)).await, (200, "True".to_owned()), "the tenant's own");
     api.stop().await.unwrap();
+}
+
+/// The original's `create_schema` alone (no alembic history, its final
+/// models: integer ids everywhere), on SQLite: set aside and adopted too.
+#[test]
+fn a_database_made_by_the_originals_create_schema_is_adopted_on_sqlite() {
+    let db = TestDb::sqlite_empty();
+    db.db()
+        .conn()
+        .unwrap()
+        .batch_execute(
+            "CREATE TABLE backup_data (created_at DATETIME, updated_at DATETIME, id INTEGER NOT NULL PRIMARY KEY, \
+               backup_id VARCHAR(100), project_id VARCHAR(100), volume_id VARCHAR(100), instance_id VARCHAR(100), \
+               backup_completed INTEGER, incremental BOOLEAN, CONSTRAINT unique_backup0uuid UNIQUE (backup_id));
+             CREATE TABLE queue_data (created_at DATETIME, updated_at DATETIME, id INTEGER NOT NULL PRIMARY KEY, \
+               backup_id VARCHAR(100), project_id VARCHAR(100), volume_id VARCHAR(100), backup_status INTEGER, \
+               instance_id VARCHAR(100), volume_name VARCHAR(100), instance_name VARCHAR(100), incremental BOOLEAN, \
+               reason VARCHAR(255));
+             CREATE TABLE report_timestamp (created_at DATETIME, updated_at DATETIME, id INTEGER NOT NULL PRIMARY KEY, \
+               sender VARCHAR(255));
+             INSERT INTO backup_data (created_at, backup_id, project_id, volume_id, instance_id, backup_completed, \
+               incremental) VALUES ('2026-10-01 02:00:00', 'b-1', 'p1', 'v1', 's1', 1, 0), \
+               (NULL, 'b-2', 'p1', 'v1', NULL, 1, NULL);
+             INSERT INTO queue_data (backup_id, project_id, volume_id, backup_status, instance_id) VALUES \
+               ('b-1', 'p1', 'v1', 2, 's1'), ('NULL', 'p1', 'v2', 0, 's1'), ('b-3', 'p1', 'v2', 1, 's1');",
+        )
+        .unwrap();
+    let upgrade = migrate::upgrade_report(db.db()).unwrap();
+    let found = upgrade.legacy.expect("the original's schema");
+    assert_eq!((found.alembic_version, found.tables.len()), (None, 3));
+    let adoption = upgrade.adoption.expect("adopted");
+    assert_eq!((adoption.backups, adoption.in_flight, adoption.adopted_total), (2, 1, 3));
+    assert_eq!(adoption.set_aside.len(), 3);
+    let mut conn = db.db().conn().unwrap();
+    let b2 = backups::get(&mut conn, "b-2").unwrap().expect("b-2");
+    assert_eq!((b2.instance_id.as_str(), b2.incremental, b2.origin.as_str()), ("", false, "staffeln-py"));
+    let b1 = backups::get(&mut conn, "b-1").unwrap().expect("b-1");
+    assert_eq!(b1.created_at.to_string(), "2026-10-01 02:00:00", "the original's time is kept");
+    assert!(db.tables().contains("staffeln_py_report_timestamp"));
+    let again = migrate::upgrade_report(db.db()).unwrap();
+    assert_eq!((again.legacy, again.applied.len()), (None, 0));
+    assert_eq!(again.adoption.map(|a| (a.backups, a.in_flight, a.adopted_total)), Some((0, 0, 3)));
 }
