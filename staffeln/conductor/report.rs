@@ -3,17 +3,22 @@
 //! `report_period`. Results are marked reported only once their project's
 //! digest was delivered; a digest that cannot be sent leaves its results for
 //! the next attempt.
+//!
+//! A round of digests runs under the `report-round` lease (renewed while it
+//! sends, released when it ends), so that of several conductors only one
+//! sends at a time, and the next one sees the round recorded: one digest per
+//! project and period however many conductors there are.
 
 use std::collections::{BTreeMap, HashSet};
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use futures_util::TryStreamExt;
 use tracing::{info, warn};
 
-use super::{Conductor, ConductorError};
-use crate::db::reports;
+use super::{Conductor, ConductorError, REPORT_LEASE, naive};
 use crate::db::stamps::{self, StampRow};
 use crate::db::tasks::{self, TaskRow};
+use crate::db::{leases, reports};
 use crate::notify::{BackupResult, Mailer, ProjectBackups, SkippedVolume, UnstampedServer, needs_member_emails};
 use crate::objects::{BackupKind, ProjectId, TaskState};
 
@@ -100,7 +105,8 @@ pub fn group_results(
 impl Conductor {
     /// Sends the digests of finished cycles' unreported results, unless the
     /// last digest went out less than `report_period` ago (`force` ignores
-    /// the period: on-demand reports). `project` limits the round to one.
+    /// the period: on-demand reports), or another conductor is sending them
+    /// now. `project` limits the round to one.
     pub async fn send_reports(
         &self,
         mailer: &Mailer,
@@ -108,9 +114,39 @@ impl Conductor {
         force: bool,
         project: Option<&ProjectId>,
     ) -> Result<ReportSummary, ConductorError> {
+        let ttl = self.settings.lease_time;
+        let token = match self.take_lease(REPORT_LEASE, ttl).await? {
+            Ok(token) => token,
+            Err(held) => {
+                return Ok(ReportSummary {
+                    held_back: Some(format!("conductor {} is sending digests", held.holder)),
+                    ..Default::default()
+                });
+            }
+        };
+        let round = self.with_lease(REPORT_LEASE, token, ttl, self.report_round(mailer, report_period, force, project));
+        let out = round.await;
+        let (holder, now) = (self.holder.clone(), naive(self.clock.now()));
+        if let Err(err) = self.db_call(move |c| leases::release_at(c, REPORT_LEASE, &holder, now)).await {
+            warn!("cannot release the report-round lease; it expires on its own: {err}");
+        }
+        out.unwrap_or_else(|| {
+            Ok(ReportSummary { held_back: Some("lost the report-round lease".into()), ..Default::default() })
+        })
+    }
+
+    /// One round of digests, under the report-round lease.
+    async fn report_round(
+        &self,
+        mailer: &Mailer,
+        report_period: Duration,
+        force: bool,
+        project: Option<&ProjectId>,
+    ) -> Result<ReportSummary, ConductorError> {
+        let now = self.clock.now();
         if !force
             && let Some(last) = self.db_call(reports::latest).await?
-            && Utc::now() - last.created_at.and_utc() < report_period
+            && now - last.created_at.and_utc() < report_period
         {
             return Ok(ReportSummary { held_back: Some("within report_period".into()), ..Default::default() });
         }
@@ -147,7 +183,7 @@ impl Conductor {
                 p.member_emails = self.member_emails(&id).await;
             }
         }
-        let outcome = mailer.send_cycle(&projects, Utc::now()).await;
+        let outcome = mailer.send_cycle(&projects, now).await;
         let mut summary = ReportSummary::default();
         for p in outcome.projects {
             match p.result {
@@ -177,7 +213,8 @@ impl Conductor {
         }
         if !summary.delivered.is_empty() {
             let sender = mailer.settings().sender_email.clone();
-            self.db_call(move |c| reports::insert(c, sender.as_deref())).await?;
+            let at = naive(self.clock.now());
+            self.db_call(move |c| reports::insert_at(c, sender.as_deref(), at)).await?;
         }
         info!("digests: {} delivered, {} failed", summary.delivered.len(), summary.failed.len());
         Ok(summary)

@@ -31,7 +31,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{Duration, Utc};
+use chrono::{Duration, SubsecRound, Utc};
 use futures_util::TryStreamExt;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -608,7 +608,8 @@ impl Conductor {
                     AfterFailure::RetryAt(at) => {
                         let reason = format!("setting {key} failed, retried at {}: {err}", at.to_rfc3339());
                         warn!(server.id = %server, "server {server}: {reason}");
-                        let at = at.naive_utc();
+                        // As the database stores it, comparable with `db_now`.
+                        let at = at.naive_utc().trunc_subsecs(6);
                         self.db_call(move |c| stamps::retry_at(c, id, at, &reason, db_now)).await?;
                     }
                     AfterFailure::GiveUp(reason) => {

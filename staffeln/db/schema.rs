@@ -19,6 +19,9 @@ diesel::table! {
         incremental -> Bool,
         created_at -> Timestamp,
         updated_at -> Nullable<Timestamp>,
+        /// `staffeln`, or `staffeln-py` for a row adopted from the original.
+        #[max_length = 16]
+        origin -> Varchar,
     }
 }
 

@@ -163,6 +163,10 @@ pub fn insert_plan_with_stamps(
 ) -> Result<Option<usize>, DbError> {
     let PlanHeader { lease, holder, token, cycle_id, kind, started_at } = *header;
     conn.transaction::<_, DbError, _>(|conn| {
+        // Write first: on SQLite a transaction that reads before it writes
+        // fails with SQLITE_BUSY when another writer (the other loop, another
+        // conductor) commits in between; a first write waits its turn.
+        leases::lock(conn, lease)?;
         if !leases::holds(conn, lease, holder, token)? {
             return Ok(None);
         }

@@ -84,6 +84,7 @@ fn walk_migrations(t: TestDb) {
     staffeln::db::tasks::stuck_by_project(&mut conn).unwrap_or_else(|e| panic!("{who}: queue_data.stuck_at: {e}"));
     staffeln::db::stamps::unreported_failures(&mut conn).unwrap_or_else(|e| panic!("{who}: server_stamps: {e}"));
     drop(conn);
+    assert!(columns(&t, "backup_data").contains("origin"), "{who}: backup_data.origin (2026-12-02-200000)");
     assert_eq!(migrate::upgrade(db).unwrap(), Vec::<String>::new(), "{who}: nothing left to apply");
 
     let mut newest_first = migrate::known_versions();
@@ -108,6 +109,24 @@ fn walk_migrations(t: TestDb) {
     assert_eq!(migrate::version(db).unwrap(), Some(head), "{who}");
 }
 
+/// Column names of `table`.
+fn columns(t: &TestDb, table: &str) -> std::collections::BTreeSet<String> {
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    let mut conn = t.db().conn().unwrap();
+    let sql = match &*conn {
+        AnyConnection::Mysql(_) => {
+            "SELECT column_name AS name FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ?"
+        }
+        AnyConnection::Sqlite(_) => "SELECT name FROM pragma_table_info(?)",
+    };
+    let rows: Vec<Name> = diesel::sql_query(sql).bind::<Text, _>(table).load(&mut *conn).unwrap();
+    rows.into_iter().map(|r| r.name).collect()
+}
+
 #[test]
 fn migrations_walk_up_down_up_on_mariadb() {
     walk_migrations(TestDb::mysql_empty());
@@ -116,6 +135,29 @@ fn migrations_walk_up_down_up_on_mariadb() {
 #[test]
 fn migrations_walk_up_down_up_on_sqlite() {
     walk_migrations(TestDb::sqlite_empty());
+}
+
+/// A `backup_data` that is neither this Staffeln's nor the original's is
+/// left alone, and the error says what was found.
+#[test]
+fn an_unknown_backup_data_table_is_refused_and_left_alone() {
+    for t in [TestDb::sqlite_empty(), TestDb::mysql_empty()] {
+        let who = t.label();
+        t.db()
+            .conn()
+            .unwrap()
+            .batch_execute("CREATE TABLE backup_data (x INTEGER); INSERT INTO backup_data VALUES (7);")
+            .unwrap();
+        let err = migrate::upgrade(t.db()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot upgrade this database: table backup_data is neither this Staffeln's nor the original \
+             Staffeln's (no column backup_id, project_id, volume_id, instance_id); it was left alone",
+            "{who}"
+        );
+        assert_eq!(columns(&t, "backup_data"), ["x".to_owned()].into(), "{who}");
+        assert!(!t.tables().contains("staffeln_py_backup_data"), "{who}");
+    }
 }
 
 #[test]

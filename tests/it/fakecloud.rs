@@ -1085,6 +1085,7 @@ fn a_single_worker_cinder_shows_a_guard_that_calls_back_into_it() {
     let lookup = format!("{}/volume/v3/{admin_project}/backups/{B2}", cloud.base_url());
     guard.answer(Answer::CallBack { url: lookup, token: token(&cloud, "staffeln") });
     assert_eq!(alice.volume("DELETE", &format!("/backups/{B2}"), None, None).status, 202);
+}
 
 /// Issue 15's behaviours of a real cloud: an answer lost after the request
 /// took effect (a proxy's 503 after Cinder made the backup), multiattach

@@ -15,5 +15,7 @@ mod retention;
 mod rpc;
 mod rpcapi;
 mod service;
+mod simulated;
 mod support;
+mod upgrade;
 mod worker;

@@ -64,7 +64,7 @@ fn fleet() -> Scenario {
 /// conductor's emulated clock.
 async fn timed(db: TestDb, sc: Scenario, s: ConductorSettings, backup_duration: StdDuration) -> (Rig, Clock) {
     let cloud = FakeCloud::start(sc, FakeOptions { backup_duration, ..FakeOptions::default() }).unwrap();
-    let clock = Clock::emulated();
+    let clock = Clock::emulated(chrono::Utc::now());
     let conductor = conductor(&cloud, &db, "host-a:1", s).await.with_clock(clock.clone());
     (Rig { cloud, db, conductor }, clock)
 }
@@ -351,7 +351,7 @@ fn each_volume_has_one_backup(rig: &Rig, label: &str) {
 /// resumes and must neither create nor record anything.
 async fn a_conductor_paused_past_its_claim_creates_nothing(db: TestDb) {
     let label = db.label();
-    let clock = Clock::emulated();
+    let clock = Clock::emulated(chrono::Utc::now());
     let cloud = FakeCloud::start(scenario(), FakeOptions::default()).unwrap();
     let s = crate::conductor::settings();
     let a = conductor(&cloud, &db, "host-a:1", s.clone()).await.with_clock(clock.clone());
@@ -432,7 +432,7 @@ async fn impatient(cloud: &FakeCloud) -> OpenStack {
 /// claims then do nothing. One backup per volume.
 async fn a_503_storm_makes_no_duplicate(db: TestDb) {
     let label = db.label();
-    let clock = Clock::emulated();
+    let clock = Clock::emulated(chrono::Utc::now());
     let cloud = FakeCloud::start(scenario(), FakeOptions::default()).unwrap();
     let mut s = crate::conductor::settings();
     s.claim_timeout = Duration::minutes(1);

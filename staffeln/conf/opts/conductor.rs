@@ -36,11 +36,23 @@ options! {
     /// Europe/Berlin.
     backup_timezone: String = string("UTC");
 
-    /// The minimum guaranteed interval between two backups of a volume made by
-    /// Staffeln, in seconds. Set to 0 to disable this check.
+    /// The minimum interval between two backups of a volume made by
+    /// Staffeln, in seconds, measured between the starts of the cycles that
+    /// made them (not from Cinder's creation time, which comes later). A
+    /// cycle that starts up to a tenth of the interval early still backs the
+    /// volume up, so that with backup_service_period equal to this interval
+    /// every cycle backs up every volume; an on-demand trigger shortly after
+    /// a cycle skips the volumes it just backed up. 0 disables the check.
+    ///
+    /// Related options:
+    ///
+    /// * backup_service_period
+    /// * backup_schedule
     backup_min_interval: u64 = integer(1800).min(0);
 
-    /// The time between two backup reports, in seconds.
+    /// The time between two rounds of digests, in seconds: each project gets
+    /// at most one digest per period, however many conductors share the
+    /// database (a round runs under a lease).
     report_period: u64 = integer(86400).min(600);
 
     /// How long a backup cycle waits for each of its backups to finish, as
@@ -125,15 +137,26 @@ options! {
     /// project_id:limit pairs.
     project_volume_limits: BTreeMap<String, String> = dict("");
 
-    /// Seconds between two checks of the backups being created.
+    /// Seconds between two checks of the backups being created; also the
+    /// pause before a cycle that failed (the database or the cloud was
+    /// unreachable) is tried again.
     poll_interval: u64 = integer(10).min(1);
 
     /// Seconds a conductor may hold a task before another conductor may take
     /// it over (the first is presumed dead).
     claim_timeout: u64 = integer(300).min(10);
 
-    /// Seconds the leader's lease lasts without renewal; another conductor
-    /// takes over discovery and planning after that.
+    /// Seconds a lease (backup cycles, retention, a round of digests) lasts
+    /// without renewal. Its holder renews it every third of this time while
+    /// it works (a long discovery keeps its lease) and gives it up when it
+    /// stops gracefully. A conductor that dies holding it blocks cycles and
+    /// on-demand triggers until it expires; the other conductors try again
+    /// then, not before. Keep it well above the clock skew between
+    /// conductors.
+    ///
+    /// Related options:
+    ///
+    /// * claim_timeout
     leader_lease_time: u64 = integer(120).min(10);
 
     /// The RPC topic the conductors listen on (`staffeln backup trigger`,
@@ -209,7 +232,8 @@ options! {
 
     /// How long a retention run waits for Cinder to finish deleting the newer
     /// backups of a chain before it deletes the older ones; what is left then
-    /// waits for the next run.
+    /// waits for the next run. Retention runs beside the backup loop: the
+    /// wait never holds up creating and checking backups.
     ///
     /// Possible values:
     ///
