@@ -39,6 +39,7 @@ use crate::db::backups::{self, ListFilter};
 use crate::db::models::BackupRow;
 use crate::db::tasks;
 use crate::objects::TokenInfo;
+use crate::objects::metadata;
 use crate::openstack::Secret;
 use crate::service::chain;
 
@@ -85,13 +86,10 @@ fn uuid_param(name: &'static str, value: &str) -> Result<String, QueryError> {
     parse_uuid(name, value).map_err(|_| invalid(name, value, "expected a UUID"))
 }
 
-/// oslo's boolean words.
+/// A boolean query parameter, read as OpenStack's APIs read them
+/// (`objects::metadata::parse_bool`).
 fn parse_bool(name: &'static str, value: &str) -> Result<bool, QueryError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "t" | "true" | "on" | "y" | "yes" => Ok(true),
-        "0" | "f" | "false" | "off" | "n" | "no" => Ok(false),
-        _ => Err(invalid(name, value, "expected true or false")),
-    }
+    metadata::parse_bool(value).ok_or_else(|| invalid(name, value, "expected true or false"))
 }
 
 /// ISO 8601: `2026-11-25T10:00:00Z`, with an offset, without a zone (UTC),

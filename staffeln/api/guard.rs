@@ -54,14 +54,9 @@ use super::App;
 use super::error::{RequestError, text};
 use crate::db::{backups, tasks};
 use crate::objects::BackupId;
+use crate::objects::metadata::{is_marked_automated, task_of};
 use crate::service::chain;
 
-/// The Cinder backup metadata key the conductor sets to `True` on the
-/// backups it creates (`conductor::AUTOMATED_KEY`; a test keeps them equal).
-pub const AUTOMATED_KEY: &str = "__automated_backup";
-/// The Cinder backup metadata key naming the conductor's task that made the
-/// backup (`conductor::TASK_KEY`).
-pub const TASK_KEY: &str = "__staffeln_task_id";
 /// The response header naming what the answer rests on ([`Basis::label`]).
 pub const DECIDED_BY: &str = "x-staffeln-decided-by";
 
@@ -136,11 +131,6 @@ impl CheckRequest {
     pub fn task_id(&self) -> Option<&str> {
         self.metadata.as_ref().and_then(task_of)
     }
-}
-
-/// The task a backup's metadata names, if any.
-fn task_of(metadata: &BTreeMap<String, String>) -> Option<&str> {
-    metadata.get(TASK_KEY).map(|t| t.trim()).filter(|t| !t.is_empty())
 }
 
 /// Parses a guard request: the `backup_id` of `query` and/or the `id` of the
@@ -263,11 +253,6 @@ fn body_documents(content_type: Option<&str>, body: &[u8]) -> Result<(Option<Val
     }
 }
 
-/// Whether a metadata value means "yes" (`True`, `true`, `yes`, `1`).
-pub fn is_true(value: &str) -> bool {
-    matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "yes" | "1")
-}
-
 // ---------------------------------------------------------------------------
 // The decision.
 
@@ -305,7 +290,7 @@ pub enum Marking {
 
 impl Marking {
     pub fn of(metadata: &BTreeMap<String, String>) -> Marking {
-        if metadata.get(AUTOMATED_KEY).is_some_and(|v| is_true(v)) { Marking::Marked } else { Marking::Unmarked }
+        if is_marked_automated(metadata) { Marking::Marked } else { Marking::Unmarked }
     }
 }
 

@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 use futures_util::{StreamExt, TryStreamExt};
 use tracing::{debug, warn};
 
-use super::planner::{Fleet, is_true};
-use super::{AUTOMATED_KEY, Conductor, ConductorError};
+use super::planner::{Fleet, flagged};
+use super::{Conductor, ConductorError};
 use crate::objects::{BackupId, BackupStatus, ProjectId, VolumeId};
 use crate::openstack::BackupFilter;
 
@@ -20,13 +20,9 @@ impl Conductor {
     /// Reads the fleet: flagged servers, their volumes, those volumes'
     /// backups, the quotas of their projects, and Staffeln's own records.
     pub async fn discover(&self) -> Result<Fleet, ConductorError> {
-        let key = self.settings.plan.backup_metadata_key.clone();
-        let servers: Vec<_> = self
-            .os
-            .servers(None)
-            .try_filter(|s| std::future::ready(s.metadata.get(&key).is_some_and(|v| is_true(v))))
-            .try_collect()
-            .await?;
+        let plan = &self.settings.plan;
+        let servers: Vec<_> =
+            self.os.servers(None).try_filter(|s| std::future::ready(flagged(s, plan))).try_collect().await?;
         let wanted: HashSet<VolumeId> = servers.iter().flat_map(|s| s.volume_ids.iter().cloned()).collect();
         let volumes: HashMap<_, _> = self
             .os
@@ -42,7 +38,7 @@ impl Conductor {
             if !wanted.contains(&backup.volume_id) {
                 continue;
             }
-            if backup.metadata.get(AUTOMATED_KEY).is_some_and(|v| is_true(v)) {
+            if backup.is_marked_automated() {
                 own.insert(backup.id.clone());
             }
             backups.entry(backup.volume_id.clone()).or_default().push(backup);

@@ -68,12 +68,6 @@ use limits::Limits;
 use planner::PlanSettings;
 use schedule::{Schedule, ScheduleError};
 
-/// Backup metadata that marks a backup as Staffeln's.
-pub const AUTOMATED_KEY: &str = "__automated_backup";
-/// Backup metadata naming the task that made it (makes creates idempotent).
-pub const TASK_KEY: &str = "__staffeln_task_id";
-/// Backup metadata naming the server the volume was backed up for.
-pub const INSTANCE_KEY: &str = "__staffeln_instance_id";
 /// The lease of the conductor that discovers and plans backup cycles.
 pub const BACKUP_LEASE: &str = "backup-cycle";
 /// The lease of the conductor that sends a round of digests.

@@ -3,8 +3,10 @@
 //! the result and logs every decision with its reason.
 //!
 //! Rules, in the order they are applied to each volume of each flagged server:
-//! 1. A server is flagged when its metadata `backup_metadata_key` is true
-//!    (`true`/`yes`/`1`, any case).
+//! 1. A server is flagged ([`flagged`]) when its metadata
+//!    `backup_metadata_key` reads true (`objects::metadata`: `true`, `yes`,
+//!    `1`, `on`, …, any case). Discovery reads only flagged servers, with
+//!    the same rule; the plan is what decides.
 //! 2. A volume attached to several flagged servers is planned once.
 //! 3. A volume Cinder does not list is a failure ("volume not found").
 //! 4. `skip_volume_metadata_key` set to a true value: skipped.
@@ -40,9 +42,11 @@ use crate::objects::{
     VolumeStatus,
 };
 
-/// Whether a metadata value means "yes" (`true`, `yes`, `1`, any case).
-pub fn is_true(value: &str) -> bool {
-    matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "yes" | "1")
+/// The flag rule: whether the plan backs up `server`'s volumes (its
+/// metadata `backup_metadata_key` reads true). Discovery pre-filters with
+/// it; [`plan`] decides with it.
+pub fn flagged(server: &Server, settings: &PlanSettings) -> bool {
+    server.is_flagged(&settings.backup_metadata_key)
 }
 
 /// What the planner needs from the configuration.
@@ -160,11 +164,7 @@ struct Usage {
 
 /// The plan for one cycle, in a stable order (project, server, volume).
 pub fn plan(fleet: &Fleet, settings: &PlanSettings, now: DateTime<Utc>) -> Vec<PlannedVolume> {
-    let mut servers: Vec<&Server> = fleet
-        .servers
-        .iter()
-        .filter(|s| s.metadata.get(&settings.backup_metadata_key).is_some_and(|v| is_true(v)))
-        .collect();
+    let mut servers: Vec<&Server> = fleet.servers.iter().filter(|s| flagged(s, settings)).collect();
     servers.sort_by(|a, b| (&a.project_id, &a.id).cmp(&(&b.project_id, &b.id)));
     let mut seen = HashSet::new();
     let mut usage: HashMap<&ProjectId, Usage> = HashMap::new();
@@ -213,7 +213,7 @@ fn decide<'a>(
     usage: &mut HashMap<&'a ProjectId, Usage>,
     now: DateTime<Utc>,
 ) -> Decision {
-    if volume.metadata.get(&settings.skip_volume_metadata_key).is_some_and(|v| is_true(v)) {
+    if volume.skips_backup(&settings.skip_volume_metadata_key) {
         return Decision::Skip { reason: format!("volume metadata {} is set", settings.skip_volume_metadata_key) };
     }
     if fleet.busy.contains(&volume.id) {

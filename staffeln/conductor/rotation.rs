@@ -28,16 +28,16 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
 use super::lease::LeaseHeld;
-use super::planner::is_true;
 use super::retention::{
     ArchivalRules, Candidate, Inventory, RetentionAction, RetentionDecision, RetentionPlan, RuleSettings, VolumeInput,
     parse_retention, plan, stale_rows,
 };
 use super::schedule::Schedule;
-use super::{AUTOMATED_KEY, Conductor, ConductorError, INSTANCE_KEY, naive};
+use super::{Conductor, ConductorError, naive};
 use crate::conf::Config;
 use crate::db::audit::{self, NewAuditEntry};
 use crate::db::{backups, tasks};
+use crate::objects::metadata::INSTANCE_KEY;
 use crate::objects::{BackupId, BackupKind, BackupStatus, ProjectId, Server, ServerId, VolumeId};
 use crate::openstack::{BackupFilter, OpenStackError};
 
@@ -396,7 +396,7 @@ impl Conductor {
         while let Some(backup) = stream.try_next().await? {
             listed.insert(backup.id.clone());
             let has_row = rows.contains(backup.id.as_str());
-            let has_marker = backup.metadata.get(AUTOMATED_KEY).is_some_and(|v| is_true(v));
+            let has_marker = backup.is_marked_automated();
             let adopted = adopted.contains(backup.id.as_str());
             let candidate = Candidate { backup, has_row, has_marker, adopted };
             by_volume.entry(candidate.backup.volume_id.clone()).or_default().push(candidate);

@@ -38,10 +38,11 @@ use tracing::{Instrument, info, info_span, warn};
 use super::limits::{Slot, pick};
 use super::stamps::{AfterFailure, Owed, VolumeOutcome, after_failure, classify_write_error, owed, superseded};
 use super::waiting::{InFlight, WaitAction, give_up_reason, judge, stuck_reason};
-use super::{AUTOMATED_KEY, Conductor, ConductorError, INSTANCE_KEY, TASK_KEY};
+use super::{Conductor, ConductorError};
 use crate::db::models::NewBackup;
 use crate::db::stamps::{self, StampRow};
 use crate::db::tasks::{self, TaskRow};
+use crate::objects::metadata::{AUTOMATED_KEY, AUTOMATED_VALUE, INSTANCE_KEY, TASK_KEY};
 use crate::objects::{Backup, BackupId, BackupKind, BackupStatus, ProjectId, ServerId, TaskState, VolumeId};
 use crate::openstack::retry::{Decision, RetryPolicy};
 use crate::openstack::{BackupFilter, BackupRequest, OpenStack, OpenStackError};
@@ -661,7 +662,7 @@ fn backup_request(task: &TaskRow, kind: BackupKind) -> BackupRequest {
     request.force = task.force_backup;
     request.kind = kind;
     request.metadata = BTreeMap::from([
-        (AUTOMATED_KEY.to_owned(), "True".to_owned()),
+        (AUTOMATED_KEY.to_owned(), AUTOMATED_VALUE.to_owned()),
         (TASK_KEY.to_owned(), task.task_id.clone()),
         (INSTANCE_KEY.to_owned(), task.instance_id.clone()),
     ]);
@@ -674,7 +675,7 @@ async fn find_task_backup(os: &OpenStack, task: &TaskRow) -> Result<Option<Backu
     let filter = BackupFilter { volume_id: Some(VolumeId(task.volume_id.clone())), ..BackupFilter::default() };
     let mut stream = os.backups(&filter);
     while let Some(backup) = stream.try_next().await? {
-        if backup.metadata.get(TASK_KEY).is_some_and(|t| *t == task.task_id) {
+        if backup.task_id() == Some(task.task_id.as_str()) {
             return Ok(Some(backup));
         }
     }

@@ -377,5 +377,6 @@ mod tests {
         assert_eq!(over.remaining(), Some(0));
     }
 }
+pub mod metadata;
 pub mod task;
 pub use task::TaskState;

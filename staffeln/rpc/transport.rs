@@ -111,7 +111,11 @@ impl RabbitSettings {
             value: value.to_owned(),
             expected,
         };
-        let boolean = || parse_bool(value).ok_or_else(|| bad("a boolean (true/false, yes/no, on/off, 1/0)"));
+        // These are oslo.config options: their grammar is oslo.config's.
+        let boolean = || {
+            crate::conf::types::parse_bool(value.trim())
+                .ok_or_else(|| bad("a boolean (true/false, yes/no, on/off, 1/0)"))
+        };
         let int = || value.trim().parse::<u32>().map_err(|_| bad("a non-negative integer"));
         match option {
             "amqp_durable_queues" => self.amqp_durable_queues = boolean()?,
@@ -186,14 +190,6 @@ impl RabbitSettings {
             .saturating_add(u64::from(self.rabbit_retry_backoff).saturating_mul(u64::from(attempt)))
             .min(u64::from(self.rabbit_interval_max.max(1)));
         Duration::from_secs(secs.max(1))
-    }
-}
-
-fn parse_bool(value: &str) -> Option<bool> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Some(true),
-        "false" | "0" | "no" | "off" => Some(false),
-        _ => None,
     }
 }
 

@@ -8,10 +8,11 @@ use std::time::Duration as StdDuration;
 
 use chrono::Duration;
 use futures_util::TryStreamExt;
-use staffeln::conductor::{Conductor, ConductorSettings, TASK_KEY};
+use staffeln::conductor::{Conductor, ConductorSettings};
 use staffeln::conf::Config;
 use staffeln::db::tasks::{self, TaskRow};
 use staffeln::fakecloud::{FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service};
+use staffeln::objects::metadata::TASK_KEY;
 use staffeln::objects::{BackupKind, ProjectId, TaskState, VolumeId};
 use staffeln::openstack::{BackupFilter, BackupRequest, OpenStack, Secret, Settings};
 

@@ -15,12 +15,13 @@ use std::time::Duration as StdDuration;
 
 use chrono::Duration;
 use staffeln::conductor::clock::Clock;
-use staffeln::conductor::{Conductor, ConductorSettings, TASK_KEY};
+use staffeln::conductor::{Conductor, ConductorSettings};
 use staffeln::conf::Config;
 use staffeln::db::stamps;
 use staffeln::db::tasks::{self, TaskRow};
 use staffeln::fakecloud::{FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service};
 use staffeln::notify::{Mailer, NotifySettings};
+use staffeln::objects::metadata::TASK_KEY;
 use staffeln::objects::{TaskState, VolumeId};
 use staffeln::openstack::{BackupFilter, OpenStack, Secret, Settings};
 
