@@ -20,7 +20,7 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, Utc};
 use serde_json::json;
-use staffeln::conductor::rotation::RetentionSettings;
+use staffeln::conductor::retention::RetentionSettings;
 use staffeln::conductor::{Conductor, ConductorSettings};
 use staffeln::conf::Config;
 use staffeln::db::models::NewBackup;

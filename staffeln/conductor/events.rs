@@ -26,7 +26,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::ConductorError;
+use super::error::ConductorError;
 use crate::conf::Config;
 use crate::db::tasks::{CycleRow, TaskRow};
 use crate::objects::Backup;

@@ -34,14 +34,15 @@ use serde_json::Value;
 use tokio::sync::{Mutex, Notify, watch};
 use tracing::{info, warn};
 
-use super::cycle::{BackupScope, CycleOutcome, CycleSummary};
-use super::lease::LeaseHeld;
+use super::backup::cycle::{BackupScope, CycleOutcome, CycleSummary};
+use super::error::ConductorError;
+use super::lease::{BACKUP_LEASE, LeaseHeld};
+use super::node::Conductor;
 use super::rpcapi::{
     self, ApiError, BackupNowArgs, BackupTriggered, CONDUCTOR_ERROR, ConductorApi, CycleInfo, INVALID_PARAMETER,
     ListTasksArgs, NoArgs, Pong, ReportFailure, ReportNowArgs, ReportSent, RetentionNowArgs, RetentionPreview,
     RetentionRan, Status, TaskInfo,
 };
-use super::{BACKUP_LEASE, Conductor, ConductorError};
 use crate::conf::Config;
 use crate::db::{leases, tasks};
 use crate::notify::{Mailer, NotifySettings};

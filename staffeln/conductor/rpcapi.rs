@@ -63,14 +63,14 @@ pub struct BackupNowArgs {
 #[serde(deny_unknown_fields)]
 pub struct RetentionPreview {
     pub dry_run: bool,
-    pub decisions: Vec<super::retention::RetentionDecision>,
+    pub decisions: Vec<super::retention::plan::RetentionDecision>,
 }
 
 /// What `retention_now` without `dry_run` did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RetentionRan {
     pub ran: bool,
-    pub summary: Option<super::rotation::RetentionSummary>,
+    pub summary: Option<super::retention::run::RetentionSummary>,
     pub message: Option<String>,
 }
 

@@ -96,7 +96,7 @@ impl Rig {
     }
 
     /// Plans a cycle, starts its backups, lets the cloud finish them, records.
-    pub(crate) async fn full_cycle(&self) -> staffeln::conductor::cycle::CycleSummary {
+    pub(crate) async fn full_cycle(&self) -> staffeln::conductor::backup::cycle::CycleSummary {
         let summary = self.conductor.run_backup_cycle(true).await.unwrap().expect("this conductor leads");
         self.settle().await;
         summary

@@ -12,7 +12,7 @@ use chrono::{Duration, Utc};
 use diesel::connection::SimpleConnection;
 use serde_json::{Value, json};
 use staffeln::api::{self, ApiHandle, ApiSettings};
-use staffeln::conductor::rotation::RetentionSettings;
+use staffeln::conductor::retention::RetentionSettings;
 use staffeln::conductor::{Conductor, ConductorSettings};
 use staffeln::conf::Config;
 use staffeln::db::models::NewBackup;

@@ -8,9 +8,10 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
-use staffeln::conductor::retention::{RetentionAction, RetentionDecision};
-use staffeln::conductor::rotation::{RETENTION_LEASE, RetentionSettings, RetentionSummary};
+use staffeln::conductor::retention::plan::{RetentionAction, RetentionDecision};
+use staffeln::conductor::retention::run::RetentionSummary;
 use staffeln::conductor::{Conductor, ConductorSettings};
+use staffeln::conductor::{RETENTION_LEASE, retention::RetentionSettings};
 use staffeln::conf::Config;
 use staffeln::db::audit::{self, AuditRow};
 use staffeln::db::models::NewBackup;

@@ -10,7 +10,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::Duration;
 use serde_json::{Value, json};
-use staffeln::conductor::cycle::BackupScope;
+use staffeln::conductor::backup::cycle::BackupScope;
 use staffeln::conductor::events::Events;
 use staffeln::conductor::manager::{self, RpcService};
 use staffeln::conductor::rpcapi::ConductorApi;

@@ -17,8 +17,8 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use futures_util::TryStreamExt;
+use staffeln::conductor::backup::cycle::{BackupScope, CycleOutcome};
 use staffeln::conductor::clock::Clock;
-use staffeln::conductor::cycle::{BackupScope, CycleOutcome};
 use staffeln::conductor::runner::{self, Loops};
 use staffeln::conductor::{BACKUP_LEASE, Conductor, ConductorSettings};
 use staffeln::conf::Config;

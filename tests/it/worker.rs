@@ -335,7 +335,7 @@ async fn a_refused_metadata_write_is_retried_and_then_reported() {
 }
 
 fn stamps_max() -> i32 {
-    staffeln::conductor::stamps::MAX_ATTEMPTS
+    staffeln::conductor::backup::stamps::MAX_ATTEMPTS
 }
 
 // --- point 6: fencing ------------------------------------------------------------

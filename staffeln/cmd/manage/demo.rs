@@ -17,7 +17,7 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::Duration;
 use staffeln::api::ApiHandle;
-use staffeln::conductor::cycle::CycleSummary;
+use staffeln::conductor::backup::cycle::CycleSummary;
 use staffeln::conductor::rpcapi::ConductorApi;
 use staffeln::conductor::{self, Conductor, manager};
 use staffeln::conf::{self, Config, Source};

@@ -1,7 +1,7 @@
-//! Retention: which backups of one volume to delete, and why every other one
-//! stays. A pure function of the volume's backups, the rules and `now`; the
-//! rotation ([`super::rotation`]) fetches, calls [`plan_volume`], deletes,
-//! and writes every decision to the audit table.
+//! The retention plan: which backups of one volume to delete, and why every
+//! other one stays. A pure function of the volume's backups, the rules and
+//! `now`; the run ([`super::run`]) reads ([`super::inventory`]), calls
+//! [`plan`], writes every decision to the audit table and deletes.
 //!
 //! Rules, in the order they are applied to each backup of a volume:
 //! 1. **Ownership floor.** A backup is Staffeln's only when it has a

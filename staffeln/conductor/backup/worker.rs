@@ -38,7 +38,8 @@ use tracing::{Instrument, info, info_span, warn};
 use super::limits::{Slot, pick};
 use super::stamps::{AfterFailure, Owed, VolumeOutcome, after_failure, classify_write_error, owed, superseded};
 use super::waiting::{InFlight, WaitAction, give_up_reason, judge, stuck_reason};
-use super::{Conductor, ConductorError};
+use crate::conductor::error::ConductorError;
+use crate::conductor::node::Conductor;
 use crate::db::models::NewBackup;
 use crate::db::stamps::{self, StampRow};
 use crate::db::tasks::{self, TaskRow};
@@ -680,6 +681,23 @@ async fn find_task_backup(os: &OpenStack, task: &TaskRow) -> Result<Option<Backu
         }
     }
     Ok(None)
+}
+
+impl Conductor {
+    /// Plans a cycle when one is due, then starts and checks backups until
+    /// nothing is in flight or `deadline` passes (tests, the demo).
+    pub async fn run_until_idle(&self, deadline: std::time::Duration) -> Result<(), ConductorError> {
+        let until = tokio::time::Instant::now() + deadline;
+        loop {
+            self.work_once().await?;
+            self.poll_once().await?;
+            let active = self.db_call(tasks::active_volume_ids).await?;
+            if active.is_empty() || tokio::time::Instant::now() >= until {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50).min(self.settings.poll_interval)).await;
+        }
+    }
 }
 
 #[cfg(test)]

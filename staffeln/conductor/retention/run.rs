@@ -1,7 +1,7 @@
-//! Rotation: one retention run by the leader of the `retention-cycle` lease.
+//! One retention run by the leader of the `retention-cycle` lease.
 //! Take the lease, check a run is due, read what Cinder and the database
-//! hold, forget the `backup_data` rows whose backups are gone, decide with
-//! [`super::retention::plan`], record every decision in `retention_audit`,
+//! hold ([`super::inventory`]), forget the `backup_data` rows whose backups are gone, decide with
+//! [`super::plan::plan`], record every decision in `retention_audit`,
 //! then delete, wave by wave (a chain newest-first), up to
 //! `max_concurrent_deletes` at once, and record what came of each delete.
 //!
@@ -19,7 +19,7 @@
 //! [`Conductor::retention_preview`] runs the same reading and deciding with
 //! no lease and no writes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
@@ -27,77 +27,20 @@ use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
-use super::lease::LeaseHeld;
-use super::retention::{
-    ArchivalRules, Candidate, Inventory, RetentionAction, RetentionDecision, RetentionPlan, RuleSettings, VolumeInput,
-    parse_retention, plan, stale_rows,
-};
-use super::schedule::Schedule;
-use super::{Conductor, ConductorError, naive};
-use crate::conf::Config;
+use super::inventory::Listing;
+use super::plan::{RetentionAction, RetentionDecision, RetentionPlan, plan, stale_rows};
+use super::settings::RetentionSettings;
+use crate::conductor::error::ConductorError;
+use crate::conductor::lease::{LeaseHeld, RETENTION_LEASE};
+use crate::conductor::node::{Conductor, naive};
 use crate::db::audit::{self, NewAuditEntry};
 use crate::db::{backups, tasks};
 use crate::objects::metadata::INSTANCE_KEY;
-use crate::objects::{BackupId, BackupKind, BackupStatus, ProjectId, Server, ServerId, VolumeId};
+use crate::objects::{BackupId, BackupKind, BackupStatus, ProjectId, VolumeId};
 use crate::openstack::{BackupFilter, OpenStackError};
 
-/// The lease of the conductor that runs retention.
-pub const RETENTION_LEASE: &str = "retention-cycle";
 /// `cycles.kind` of retention runs.
 pub const RETENTION_KIND: &str = "retention";
-
-/// What retention needs from the configuration.
-#[derive(Debug, Clone)]
-pub struct RetentionSettings {
-    pub rules: RuleSettings,
-    pub schedule: Schedule,
-    pub max_concurrent_deletes: usize,
-    /// How long a run waits for newer backups of a chain to be gone.
-    pub delete_timeout: StdDuration,
-    /// How long the retention lease lasts without renewal.
-    pub lease_time: Duration,
-    /// Longest pause between two checks while waiting for deletes.
-    pub poll_interval: StdDuration,
-}
-
-impl RetentionSettings {
-    /// From `[conductor]`; a bad value names its option.
-    pub fn from_config(conf: &Config) -> Result<RetentionSettings, ConductorError> {
-        let c = &conf.conductor;
-        let bad =
-            |option: &str, err: &dyn std::fmt::Display| ConductorError::Config(format!("[conductor] {option}: {err}"));
-        let retention = parse_retention(c.retention_time.as_str()).map_err(|e| bad("retention_time", &e))?;
-        let archival = ArchivalRules::parse(&c.archival_rules).map_err(|e| bad("archival_rules", &e))?;
-        let timezone: chrono_tz::Tz = c.backup_timezone.trim().parse().map_err(|_| {
-            ConductorError::Config(format!(
-                "[conductor] backup_timezone = {:?}: expected an IANA time zone such as \"UTC\" or \"Europe/Berlin\"",
-                c.backup_timezone
-            ))
-        })?;
-        let secs = |s: u64| Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000));
-        Ok(RetentionSettings {
-            rules: RuleSettings {
-                retention,
-                retention_text: c.retention_time.as_str().to_owned(),
-                archival,
-                retention_key: c.retention_metadata_key.clone(),
-                archival_key: c.archival_metadata_key.clone(),
-                timezone,
-            },
-            schedule: Schedule::new(
-                "retention_schedule",
-                &c.retention_schedule,
-                "backup_timezone",
-                &c.backup_timezone,
-                secs(c.retention_service_period),
-            )?,
-            max_concurrent_deletes: usize::try_from(c.max_concurrent_deletes).unwrap_or(1).max(1),
-            delete_timeout: c.retention_delete_timeout.as_std(),
-            lease_time: secs(c.leader_lease_time),
-            poll_interval: StdDuration::from_secs(c.poll_interval),
-        })
-    }
-}
 
 /// What an attempt at a retention run came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -383,110 +326,6 @@ impl Conductor {
         Ok(())
     }
 
-    /// Reads the volumes with a backup of Staffeln's (all, or `project`'s),
-    /// their servers, and which backups Staffeln recorded.
-    async fn retention_inventory(&self, project: Option<&ProjectId>) -> Result<(Inventory, Listing), ConductorError> {
-        let since = Utc::now();
-        let rows: HashSet<String> = self.db_call(backups::all_ids).await?.into_iter().collect();
-        let adopted: HashSet<String> = self.db_call(backups::adopted_ids).await?.into_iter().collect();
-        let filter = BackupFilter { project_id: project.cloned(), ..BackupFilter::default() };
-        let mut by_volume: BTreeMap<VolumeId, Vec<Candidate>> = BTreeMap::new();
-        let mut listed = HashSet::new();
-        let mut stream = self.os.backups(&filter);
-        while let Some(backup) = stream.try_next().await? {
-            listed.insert(backup.id.clone());
-            let has_row = rows.contains(backup.id.as_str());
-            let has_marker = backup.is_marked_automated();
-            let adopted = adopted.contains(backup.id.as_str());
-            let candidate = Candidate { backup, has_row, has_marker, adopted };
-            by_volume.entry(candidate.backup.volume_id.clone()).or_default().push(candidate);
-        }
-        // Volumes nobody at Staffeln backed up are not retention's business.
-        by_volume.retain(|_, backups| backups.iter().any(|c| c.has_row || c.has_marker));
-        let listing = Listing { since, listed, rows, complete: project.is_none() };
-        if by_volume.is_empty() {
-            return Ok((Inventory::default(), listing));
-        }
-        let mut attachments: HashMap<VolumeId, Vec<ServerId>> = HashMap::new();
-        let mut volumes = self.os.volumes(project);
-        while let Some(v) = volumes.try_next().await? {
-            if by_volume.contains_key(&v.id) {
-                attachments.insert(v.id, v.attachments);
-            }
-        }
-        let gone = self.confirm_gone(&by_volume, &attachments).await;
-        let wanted: HashSet<ServerId> = by_volume
-            .iter()
-            .flat_map(|(vid, backups)| {
-                let attached = attachments.get(vid).cloned().unwrap_or_default();
-                let named = backups
-                    .iter()
-                    .filter_map(|c| c.backup.metadata.get(INSTANCE_KEY).map(|s| ServerId(s.clone())))
-                    .collect::<Vec<_>>();
-                attached.into_iter().chain(named)
-            })
-            .collect();
-        let servers: HashMap<ServerId, Server> = if wanted.is_empty() {
-            HashMap::new()
-        } else {
-            self.os
-                .servers(project)
-                .try_filter(|s| std::future::ready(wanted.contains(&s.id)))
-                .map_ok(|s| (s.id.clone(), s))
-                .try_collect()
-                .await?
-        };
-        let volumes = by_volume
-            .into_iter()
-            .map(|(volume_id, backups)| VolumeInput {
-                exists: !gone.contains(&volume_id),
-                attachments: attachments.get(&volume_id).cloned().unwrap_or_default(),
-                volume_id,
-                backups,
-            })
-            .collect();
-        Ok((Inventory { volumes, servers }, listing))
-    }
-
-    /// Volumes missing from the all-projects list that their own project's
-    /// list confirms are gone. Any doubt (no role, an error) keeps a volume.
-    async fn confirm_gone(
-        &self,
-        by_volume: &BTreeMap<VolumeId, Vec<Candidate>>,
-        listed: &HashMap<VolumeId, Vec<ServerId>>,
-    ) -> HashSet<VolumeId> {
-        let mut missing: BTreeMap<ProjectId, Vec<VolumeId>> = BTreeMap::new();
-        for (vid, backups) in by_volume {
-            // Listed, or no volume id to look for: the volume counts as existing.
-            if listed.contains_key(vid) || vid.as_str().trim().is_empty() {
-                continue;
-            }
-            let projects: BTreeSet<&ProjectId> = backups.iter().map(|c| &c.backup.project_id).collect();
-            // Backups of one volume in several projects: too odd to call gone.
-            if let [project] = projects.into_iter().collect::<Vec<_>>()[..] {
-                missing.entry(project.clone()).or_default().push(vid.clone());
-            }
-        }
-        let mut gone = HashSet::new();
-        for (project, vids) in missing {
-            let os = match self.os.for_project(&project) {
-                Ok(os) => os,
-                Err(err) => {
-                    warn!(project.id = %project, "cannot confirm that volumes of project {project} are gone; their last backups stay: {err}");
-                    continue;
-                }
-            };
-            let found: Result<HashSet<VolumeId>, _> = os.volumes(Some(&project)).map_ok(|v| v.id).try_collect().await;
-            match found {
-                Ok(found) => gone.extend(vids.into_iter().filter(|v| !found.contains(v))),
-                Err(err) => {
-                    warn!(project.id = %project, "cannot list the volumes of project {project}; their last backups stay: {err}")
-                }
-            }
-        }
-        gone
-    }
-
     /// Forgets `backup_data` rows of backups Cinder no longer has: not listed,
     /// recorded before the listing began, and 404 on a direct read.
     async fn forget_stale_rows(
@@ -732,15 +571,6 @@ impl Conductor {
             pause = (pause * 2).min(settings.poll_interval.max(StdDuration::from_millis(20)));
         }
     }
-}
-
-/// What the listing saw, for forgetting rows.
-struct Listing {
-    since: DateTime<Utc>,
-    listed: HashSet<BackupId>,
-    rows: HashSet<String>,
-    /// Every project was listed (no project filter).
-    complete: bool,
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@ use std::collections::{HashMap, HashSet};
 use futures_util::{StreamExt, TryStreamExt};
 use tracing::{debug, warn};
 
-use super::planner::{Fleet, flagged};
-use super::{Conductor, ConductorError};
+use super::plan::{Fleet, flagged};
+use crate::conductor::error::ConductorError;
+use crate::conductor::node::Conductor;
 use crate::objects::{BackupId, BackupStatus, ProjectId, VolumeId};
 use crate::openstack::BackupFilter;
 

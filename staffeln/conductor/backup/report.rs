@@ -15,7 +15,9 @@ use chrono::Duration;
 use futures_util::TryStreamExt;
 use tracing::{info, warn};
 
-use super::{Conductor, ConductorError, REPORT_LEASE, naive};
+use crate::conductor::error::ConductorError;
+use crate::conductor::lease::REPORT_LEASE;
+use crate::conductor::node::{Conductor, naive};
 use crate::db::stamps::{self, StampRow};
 use crate::db::tasks::{self, TaskRow};
 use crate::db::{leases, reports};

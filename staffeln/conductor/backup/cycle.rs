@@ -7,9 +7,10 @@
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
-use super::lease::LeaseHeld;
-use super::planner::{Decision, plan};
-use super::{BACKUP_LEASE, Conductor, ConductorError, naive};
+use super::plan::{Decision, plan};
+use crate::conductor::error::ConductorError;
+use crate::conductor::lease::{BACKUP_LEASE, LeaseHeld};
+use crate::conductor::node::{Conductor, naive};
 use crate::db::stamps::NewStamp;
 use crate::db::tasks;
 use crate::objects::{BackupKind, ProjectId, Server, ServerId, TaskState};
