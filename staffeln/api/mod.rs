@@ -49,17 +49,16 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
-use crate::conf::Config;
+use crate::conf::{Config, SettingsError};
 use crate::db::{self, Database, DbError, DbSettings};
 use crate::openstack::{self, OpenStack, OpenStackError};
 use crate::service::{ServiceContext, ShutdownTrigger, shutdown_channel};
 
-/// Why staffeln-api could not start or stopped with an error.
+/// Why staffeln-api could not start or stopped with an error. A value it
+/// cannot use is not one of these: [`ApiSettings::from_config`] refuses it
+/// before anything starts.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// An option cannot be used as given.
-    #[error("{0}")]
-    Config(String),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("cannot listen on {addr}")]
@@ -75,7 +74,8 @@ pub enum ServeError {
     Join(#[from] tokio::task::JoinError),
 }
 
-/// The `[api]` options as the room uses them.
+/// Everything staffeln-api reads from the configuration: `[api]`, and the
+/// `[database]` and `[openstack]` it reads from.
 #[derive(Clone, Debug)]
 pub struct ApiSettings {
     pub host: String,
@@ -95,6 +95,11 @@ pub struct ApiSettings {
     pub max_limit: u32,
     /// How long a stop waits for open requests (see [`ApiSettings::from_config`]).
     pub drain_timeout: Duration,
+    /// `[database]`.
+    pub database: DbSettings,
+    /// `[openstack]`; `None` when it names no cloud: backups the database
+    /// does not know are refused, and listing answers 503.
+    pub openstack: Option<openstack::Settings>,
 }
 
 /// `[api] ssl_cert_file` and `ssl_key_file`.
@@ -105,23 +110,29 @@ pub struct TlsFiles {
 }
 
 impl ApiSettings {
-    /// Reads `[api]`. HTTPS needs both files. A stop waits for open requests
-    /// at most `request_timeout` plus one second (no request may take
-    /// longer), and never longer than `[DEFAULT] graceful_shutdown_timeout`.
-    pub fn from_config(conf: &Config) -> Result<ApiSettings, ServeError> {
+    /// Reads `[api]`, `[database]` and `[openstack]`. HTTPS needs both
+    /// files. A stop waits for open requests at most `request_timeout` plus
+    /// one second (no request may take longer), and never longer than
+    /// `[DEFAULT] graceful_shutdown_timeout`.
+    pub fn from_config(conf: &Config) -> Result<ApiSettings, SettingsError> {
         let api = &conf.api;
         let tls = if api.enabled_ssl {
             match (&api.ssl_cert_file, &api.ssl_key_file) {
                 (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.into(), key: key.into() }),
                 _ => {
-                    return Err(ServeError::Config(
-                        "[api] enabled_ssl = true needs ssl_cert_file and ssl_key_file".to_owned(),
+                    return Err(SettingsError::new(
+                        "api",
+                        "enabled_ssl",
+                        "True",
+                        "HTTPS needs both ssl_cert_file and ssl_key_file",
                     ));
                 }
             }
         } else {
             None
         };
+        let os = openstack::Settings::from_config(conf)?;
+        let openstack = (os.cloud.is_some() || os.auth_url.is_some()).then_some(os);
         let request_timeout = Duration::from_secs(api.request_timeout);
         let mut drain_timeout = request_timeout + Duration::from_secs(1);
         if conf.default.graceful_shutdown_timeout > 0 {
@@ -146,6 +157,8 @@ impl ApiSettings {
             token_cache_time: Duration::from_secs(api.token_cache_time),
             max_limit: u32::try_from(api.max_limit).unwrap_or(u32::MAX),
             drain_timeout,
+            database: DbSettings::from_config(conf)?,
+            openstack,
         })
     }
 }
@@ -169,6 +182,8 @@ impl Default for ApiSettings {
             token_cache_time: Duration::from_secs(300),
             max_limit: 1000,
             drain_timeout: Duration::from_secs(6),
+            database: DbSettings::new("sqlite:////var/lib/staffeln/staffeln.sqlite"),
+            openstack: None,
         })
     }
 }
@@ -252,15 +267,12 @@ impl ApiHandle {
     }
 }
 
-/// Binds `[api] host:port` (port 0 picks a free one) and serves in a task of
-/// the current runtime until [`ApiHandle::stop`]. `cloud` is `None` when
-/// there is no OpenStack to ask: then backups the database does not know are
-/// refused, and listing answers 503.
-pub async fn start(
-    settings: ApiSettings,
-    db: Database,
-    cloud: Option<openstack::Settings>,
-) -> Result<ApiHandle, ServeError> {
+/// Binds `[api] host:port` (port 0 picks a free one) and serves `db` in a
+/// task of the current runtime until [`ApiHandle::stop`]. Without
+/// `settings.openstack` there is no OpenStack to ask: then backups the
+/// database does not know are refused, and listing answers 503.
+pub async fn start(settings: ApiSettings, db: Database) -> Result<ApiHandle, ServeError> {
+    let cloud = settings.openstack.clone();
     let (trigger, shutdown) = shutdown_channel();
     let listener = server::Listener::bind(&settings).await?;
     let addr = listener.local_addr();
@@ -311,34 +323,19 @@ async fn learn_service_user(app: Arc<App>) {
     }
 }
 
-/// Opens the database of `[database]` and checks its schema is current.
-pub async fn open_database(settings: DbSettings) -> Result<Database, ServeError> {
-    let db = tokio::task::spawn_blocking(move || -> Result<Database, DbError> {
-        let db = Database::connect(&settings)?;
-        db::migrate::ensure_current(&db)?;
-        Ok(db)
-    })
-    .await??;
-    Ok(db)
-}
-
-/// staffeln-api's service: runs the API until a stop is requested.
-pub async fn serve(mut ctx: ServiceContext) -> Result<(), ServeError> {
-    let conf = ctx.config();
-    let settings = ApiSettings::from_config(&conf)?;
-    let os = openstack::Settings::from_opts(&conf.openstack).map_err(ServeError::Config)?;
-    let cloud = if os.cloud.is_some() || os.auth_url.is_some() {
-        Some(os)
-    } else {
+/// staffeln-api's service: runs the API with `settings` (built and checked
+/// before it starts) until a stop is requested.
+pub async fn serve(settings: ApiSettings, mut ctx: ServiceContext) -> Result<(), ServeError> {
+    if settings.openstack.is_none() {
         warn!(
             "[openstack] has neither cloud nor auth_url: backups the database does not know are refused, \
              and GET /v1/backups answers 503"
         );
-        None
-    };
-    let db = open_database(DbSettings::from(&conf.database)).await?;
+    }
+    let database = settings.database.clone();
+    let db = tokio::task::spawn_blocking(move || db::open_database(&database)).await??;
     let tls = settings.tls.is_some();
-    let handle = start(settings, db, cloud).await?;
+    let handle = start(settings, db).await?;
     ctx.ready();
     info!("staffeln-api listening on {}", handle.url(tls));
     ctx.shutdown.requested().await;

@@ -23,4 +23,4 @@ mod settings;
 mod tests;
 
 pub use cli::{CephError, apply, show};
-pub use settings::{Algorithm, Mode, Settings, SettingsError};
+pub use settings::{Algorithm, Mode, Settings};

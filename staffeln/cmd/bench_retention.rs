@@ -20,7 +20,6 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, Utc};
 use serde_json::json;
-use staffeln::conductor::retention::RetentionSettings;
 use staffeln::conductor::{Conductor, ConductorSettings};
 use staffeln::conf::Config;
 use staffeln::db::models::NewBackup;
@@ -154,9 +153,9 @@ async fn bench(args: &Args, cloud: &FakeCloud, rows: Vec<NewBackup>, path: &std:
     .await?;
     let mut conf = Config::default();
     conf.conductor.max_concurrent_deletes = args.concurrency;
-    let settings = RetentionSettings::from_config(&conf)?;
-    let conductor =
-        Conductor::new(format!("bench:{}", std::process::id()), db, os, ConductorSettings::from_config(&conf)?);
+    let conductor_settings = ConductorSettings::from_config(&conf)?;
+    let settings = conductor_settings.retention.clone();
+    let conductor = Conductor::new(format!("bench:{}", std::process::id()), db, os, conductor_settings);
     let expired = args.projects * args.per_project;
     println!(
         "{expired} expired backups ({} projects x {}, chains of {}), {} young ones that stay; \

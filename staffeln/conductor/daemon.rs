@@ -1,41 +1,33 @@
 //! staffeln-conductor as a daemon: connect to the database and the cloud,
 //! start the RPC server, run the loops until a stop is requested, then stop
-//! the RPC server and give up the leases.
+//! the RPC server and give up the leases. The settings arrive built and
+//! checked ([`ConductorSettings::from_config`], called by the binary before
+//! anything starts); what fails here is the world (a database or cloud
+//! that cannot be reached, a certificate file that cannot be read).
 
 use std::sync::Arc;
 
-use chrono::Duration;
 use tracing::info;
 
 use super::error::ConductorError;
 use super::node::Conductor;
 use super::settings::ConductorSettings;
 use super::{events, manager, runner};
-use crate::conf::Config;
-use crate::db::{self, Database, DbError, DbSettings};
-use crate::openstack::{OpenStack, Settings as OpenStackSettings};
+use crate::db;
+use crate::notify::Mailer;
+use crate::openstack::OpenStack;
 use crate::service::ServiceContext;
 
-/// Opens the database of `[database]` and checks its schema is current.
-pub async fn open_database(settings: DbSettings) -> Result<Database, ConductorError> {
-    let db = tokio::task::spawn_blocking(move || -> Result<Database, DbError> {
-        let db = Database::connect(&settings)?;
-        db::migrate::ensure_current(&db)?;
-        Ok(db)
-    })
-    .await??;
-    Ok(db)
-}
-
-/// Connects a conductor from the configuration.
-pub async fn connect(conf: &Config) -> Result<Conductor, ConductorError> {
-    let settings = ConductorSettings::from_config(conf)?;
-    let os_settings = OpenStackSettings::from_opts(&conf.openstack).map_err(ConductorError::Config)?;
-    let db = open_database(DbSettings::from(&conf.database)).await?;
-    let os = OpenStack::connect(&os_settings).await?;
-    let holder = format!("{}:{}", conf.default.host, std::process::id());
-    let events = events::Events::from_config(conf)?;
-    Ok(Conductor::new(holder, db, os, settings).with_events(events))
+/// Connects a conductor: its database (schema checked), its cloud (the
+/// service user authenticates once, so bad credentials fail here), its
+/// events.
+pub async fn connect(settings: &ConductorSettings) -> Result<Conductor, ConductorError> {
+    let database = settings.database.clone();
+    let db = tokio::task::spawn_blocking(move || db::open_database(&database)).await??;
+    let os = OpenStack::connect(&settings.openstack).await?;
+    let holder = format!("{}:{}", settings.host, std::process::id());
+    let events = events::Events::start(&settings.events).await?;
+    Ok(Conductor::new(holder, db, os, settings.clone()).with_events(events))
 }
 
 /// Runs the conductor until a stop is requested: backup cycles on the
@@ -43,17 +35,14 @@ pub async fn connect(conf: &Config) -> Result<Conductor, ConductorError> {
 /// work loop that starts and checks backups, and retention beside it
 /// ([`runner`]). On a graceful stop it answers the RPC requests in flight,
 /// then gives up its leases.
-pub async fn serve(ctx: ServiceContext) -> Result<(), ConductorError> {
-    let conf = ctx.config();
-    let conductor = connect(&conf).await?;
-    let mailer = crate::notify::Mailer::new(crate::notify::NotifySettings::from_opts(&conf.notification))
-        .map_err(|e| ConductorError::Config(e.to_string()))?;
-    let report_period = Duration::seconds(i64::try_from(conf.conductor.report_period).unwrap_or(i64::MAX / 1000));
+pub async fn serve(settings: ConductorSettings, ctx: ServiceContext) -> Result<(), ConductorError> {
+    let conductor = connect(&settings).await?;
+    let mailer = Arc::new(Mailer::new(settings.notify.clone())?);
     // On-demand triggers (manager.rs): started here, stopped below.
-    let rpc = manager::start_rpc(&conf, conductor.clone()).await?;
+    let rpc = manager::start_rpc(&conductor, mailer.clone()).await?;
     ctx.ready();
     info!("conductor {} ready", conductor.holder);
-    let loops = runner::Loops { mailer: Arc::new(mailer), report_period, wake: rpc.waker() };
+    let loops = runner::Loops { mailer, report_period: settings.report_period, wake: rpc.waker() };
     runner::run(&conductor, &loops, ctx.shutdown.clone()).await;
     info!("conductor {} stopping", conductor.holder);
     rpc.stop().await;

@@ -2,9 +2,10 @@
 //! time. Configuration problems never get here: they are
 //! [`crate::conf::SettingsError`]s, found before the conductor starts.
 
-use super::schedule::ScheduleError;
 use crate::db::DbError;
+use crate::notify::MailError;
 use crate::openstack::OpenStackError;
+use crate::rpc::TransportError;
 
 /// Why the conductor (or one of its steps) failed.
 #[derive(Debug, thiserror::Error)]
@@ -13,10 +14,12 @@ pub enum ConductorError {
     Db(#[from] DbError),
     #[error(transparent)]
     OpenStack(Box<OpenStackError>),
+    /// The messaging transport cannot be set up (a TLS file cannot be read).
     #[error(transparent)]
-    Schedule(#[from] ScheduleError),
-    #[error("{0}")]
-    Config(String),
+    Transport(#[from] TransportError),
+    /// The digest mailer cannot be set up (its CA file cannot be read).
+    #[error(transparent)]
+    Mail(Box<MailError>),
     #[error("database work did not finish")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -24,5 +27,11 @@ pub enum ConductorError {
 impl From<OpenStackError> for ConductorError {
     fn from(err: OpenStackError) -> ConductorError {
         ConductorError::OpenStack(Box::new(err))
+    }
+}
+
+impl From<MailError> for ConductorError {
+    fn from(err: MailError) -> ConductorError {
+        ConductorError::Mail(Box::new(err))
     }
 }

@@ -43,11 +43,10 @@ use super::rpcapi::{
     ListTasksArgs, NoArgs, Pong, ReportFailure, ReportNowArgs, ReportSent, RetentionNowArgs, RetentionPreview,
     RetentionRan, Status, TaskInfo,
 };
-use crate::conf::Config;
 use crate::db::{leases, tasks};
-use crate::notify::{Mailer, NotifySettings};
+use crate::notify::Mailer;
 use crate::objects::{ProjectId, ServerId, TaskState};
-use crate::rpc::{Call, Endpoint, MethodTable, RpcError, RpcFailure, RpcServer, RpcSettings, Target, Transport};
+use crate::rpc::{Call, Endpoint, MethodTable, RpcError, RpcFailure, RpcServer, Target, Transport};
 
 /// Context key set on a request passed to the leader, so that it is passed
 /// on at most once.
@@ -363,28 +362,26 @@ impl RpcService {
 }
 
 /// Starts serving topic `[conductor] topic` as server `[DEFAULT] host`, or
-/// nothing without `[DEFAULT] transport_url` (see the module doc). A bad
-/// URL or messaging option is a configuration error; a broker that cannot
+/// nothing without `[DEFAULT] transport_url` (see the module doc). The
+/// settings were checked before the conductor started; a broker that cannot
 /// be reached is retried in the background.
-pub async fn start_rpc(conf: &Config, conductor: Conductor) -> Result<RpcService, ConductorError> {
+pub async fn start_rpc(conductor: &Conductor, mailer: Arc<Mailer>) -> Result<RpcService, ConductorError> {
     let wake = Arc::new(Notify::new());
     let (stop, mut stop_rx) = watch::channel(false);
-    let topic = conf.conductor.topic.clone();
-    let host = conf.default.host.clone();
-    if conf.default.transport_url.is_none() {
+    let settings = &conductor.settings;
+    let topic = settings.topic.clone();
+    let host = settings.host.clone();
+    let Some(rpc) = &settings.rpc else {
         info!(
             "[DEFAULT] transport_url is unset: no RPC server, so on-demand triggers (staffeln backup trigger, \
              staffeln status, …) are off; backups follow the schedule"
         );
         return Ok(RpcService { stop, task: None, wake, serving: watch::channel(false).1 });
-    }
-    let transport = Transport::new(&RpcSettings::from_config(conf))
-        .map_err(|err| ConductorError::Config(crate::errors::chain(&err)))?;
-    let mailer = Mailer::new(NotifySettings::from_opts(&conf.notification))
-        .map_err(|err| ConductorError::Config(crate::errors::chain(&err)))?;
+    };
+    let transport = Transport::new(rpc)?;
     let peers = ConductorApi::new(&transport, &topic);
-    let probe = probe_timeout(StdDuration::from_secs(conf.default.rpc_response_timeout));
-    let manager = Arc::new(Manager::new(conductor, &host, peers, wake.clone(), Arc::new(mailer), probe));
+    let probe = probe_timeout(rpc.rpc_response_timeout);
+    let manager = Arc::new(Manager::new(conductor.clone(), &host, peers, wake.clone(), mailer, probe));
     let endpoint: Arc<dyn Endpoint> = Arc::new(endpoint(manager));
     let target = Target::new(&topic).with_server(&host);
     let (up, serving) = watch::channel(false);

@@ -47,6 +47,7 @@ pub mod leases;
 pub mod legacy;
 pub mod migrate;
 pub mod models;
+mod open;
 pub mod pool;
 pub mod queue;
 pub mod reports;
@@ -56,5 +57,6 @@ pub mod tasks;
 pub mod url;
 
 pub use error::{DbError, MigrationDirection};
+pub use open::open_database;
 pub use pool::{AnyConnection, Database, DbConn, DbSettings, create_database};
 pub use url::{Backend, DbUrl, MysqlUrl};

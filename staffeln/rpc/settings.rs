@@ -1,15 +1,33 @@
 //! [`RpcSettings`] from the configuration: `[DEFAULT]`'s messaging options
-//! and `[oslo_messaging_rabbit]`, field for field.
+//! and `[oslo_messaging_rabbit]`, field for field, checked before anything
+//! connects.
 
 use std::time::Duration;
 
-use super::transport::{RabbitSettings, RpcSettings};
-use crate::conf::Config;
+use super::transport::{RabbitSettings, RpcSettings, TransportError, mask_url};
+use crate::conf::{Config, SettingsError};
 
 impl RpcSettings {
-    /// The settings of RPC calls and servers. Nothing is checked here: the
-    /// URL and the option combinations are checked by `Transport::new`.
-    pub fn from_config(conf: &Config) -> RpcSettings {
+    /// The settings of RPC calls and servers, checked as `Transport::new`
+    /// would check them (the URL, its query options, the option
+    /// combinations) without reading any file: a bad value names its option.
+    pub fn from_config(conf: &Config) -> Result<RpcSettings, SettingsError> {
+        RpcSettings::read(conf).checked(conf, "DEFAULT")
+    }
+
+    /// The settings of notifications: `[oslo_messaging_notifications]
+    /// transport_url`, else the RPC one, as in oslo.
+    pub fn notifications_from_config(conf: &Config) -> Result<RpcSettings, SettingsError> {
+        let mut settings = RpcSettings::read(conf);
+        let mut group = "DEFAULT";
+        if let Some(url) = &conf.oslo_messaging_notifications.transport_url {
+            settings.transport_url = Some(url.expose().to_owned());
+            group = "oslo_messaging_notifications";
+        }
+        settings.checked(conf, group)
+    }
+
+    fn read(conf: &Config) -> RpcSettings {
         let d = &conf.default;
         RpcSettings {
             transport_url: d.transport_url.as_ref().map(|s| s.expose().to_owned()),
@@ -20,15 +38,47 @@ impl RpcSettings {
         }
     }
 
-    /// The settings of notifications: `[oslo_messaging_notifications]
-    /// transport_url`, else the RPC one, as in oslo.
-    pub fn notifications_from_config(conf: &Config) -> RpcSettings {
-        let mut settings = RpcSettings::from_config(conf);
-        if let Some(url) = &conf.oslo_messaging_notifications.transport_url {
-            settings.transport_url = Some(url.expose().to_owned());
+    /// `[oslo_messaging_rabbit]` on its own, then the transport URL of
+    /// `url_group` with its query options applied.
+    fn checked(self, conf: &Config, url_group: &str) -> Result<RpcSettings, SettingsError> {
+        self.rabbit.validate().map_err(|err| match err {
+            TransportError::BadOption { option, value, expected } => {
+                SettingsError::new("oslo_messaging_rabbit", &option, value, format!("expected {expected}"))
+            }
+            TransportError::Unsupported { option, reason } => {
+                SettingsError::new("oslo_messaging_rabbit", option, rabbit_value(conf, option), reason)
+            }
+            other => SettingsError::new("oslo_messaging_rabbit", "-", "", other.to_string()),
+        })?;
+        if let Err(err) = self.resolve() {
+            let url = self.transport_url.as_deref().map(mask_url).unwrap_or_default();
+            let reason = match err {
+                TransportError::BadUrl { reason, .. } => reason,
+                TransportError::UnsupportedScheme { scheme, .. } => {
+                    format!("unsupported scheme {scheme:?} (expected rabbit://, kombu:// or fake://)")
+                }
+                TransportError::BadOption { option, value, expected } => {
+                    format!("its option {option} = {value:?}: expected {expected}")
+                }
+                TransportError::UnknownOption { option } => {
+                    format!("its option {option:?} is not an oslo.messaging option")
+                }
+                TransportError::Unsupported { option, reason } => format!("its option {option}: {reason}"),
+                other => other.to_string(),
+            };
+            return Err(SettingsError::new(url_group, "transport_url", url, reason));
         }
-        settings
+        Ok(self)
     }
+}
+
+/// The configured value of `[oslo_messaging_rabbit] option`, as shown.
+fn rabbit_value(conf: &Config, option: &str) -> String {
+    conf.oslo_messaging_rabbit
+        .values()
+        .into_iter()
+        .find(|(name, _)| *name == option)
+        .map_or_else(String::new, |(_, v)| v.display())
 }
 
 impl RabbitSettings {
@@ -75,7 +125,7 @@ mod tests {
         // `[DEFAULT] control_exchange` is Staffeln's; the rest is oslo's.
         let expected =
             RpcSettings { control_exchange: conf.default.control_exchange.clone(), ..RpcSettings::default() };
-        assert_eq!(RpcSettings::from_config(&conf), expected);
+        assert_eq!(RpcSettings::from_config(&conf).unwrap(), expected);
     }
 
     #[test]
@@ -83,14 +133,14 @@ mod tests {
         let mut conf = Config::default();
         conf.default.transport_url = Some(crate::conf::Secret::new("rabbit://a:b@rpc:5672/"));
         assert_eq!(
-            RpcSettings::notifications_from_config(&conf).transport_url.as_deref(),
+            RpcSettings::notifications_from_config(&conf).unwrap().transport_url.as_deref(),
             Some("rabbit://a:b@rpc:5672/")
         );
         conf.oslo_messaging_notifications.transport_url = Some(crate::conf::Secret::new("rabbit://c:d@events:5672/"));
         assert_eq!(
-            RpcSettings::notifications_from_config(&conf).transport_url.as_deref(),
+            RpcSettings::notifications_from_config(&conf).unwrap().transport_url.as_deref(),
             Some("rabbit://c:d@events:5672/")
         );
-        assert_eq!(RpcSettings::from_config(&conf).transport_url.as_deref(), Some("rabbit://a:b@rpc:5672/"));
+        assert_eq!(RpcSettings::from_config(&conf).unwrap().transport_url.as_deref(), Some("rabbit://a:b@rpc:5672/"));
     }
 }

@@ -220,6 +220,20 @@ impl fmt::Debug for RpcSettings {
     }
 }
 
+impl RpcSettings {
+    /// The URL (`rabbit://` when unset) and the settings with its query
+    /// options applied, checked; reads no file.
+    pub(crate) fn resolve(&self) -> Result<(TransportUrl, RpcSettings), TransportError> {
+        let url = TransportUrl::parse(self.transport_url.as_deref().unwrap_or("rabbit://"))?;
+        let mut settings = self.clone();
+        for (option, value) in &url.options {
+            settings.rabbit.set(option, value)?;
+        }
+        settings.rabbit.validate()?;
+        Ok((url, settings))
+    }
+}
+
 impl Default for RpcSettings {
     fn default() -> Self {
         RpcSettings {
@@ -517,12 +531,7 @@ impl Transport {
     /// Parses the URL and applies its query options. Opens no connection;
     /// the first server, call or notification does.
     pub fn new(settings: &RpcSettings) -> Result<Transport, TransportError> {
-        let url = TransportUrl::parse(settings.transport_url.as_deref().unwrap_or("rabbit://"))?;
-        let mut settings = settings.clone();
-        for (option, value) in &url.options {
-            settings.rabbit.set(option, value)?;
-        }
-        settings.rabbit.validate()?;
+        let (url, settings) = settings.resolve()?;
         let tls = tls_config(&settings.rabbit)?;
         let fake = (url.driver == Driver::Fake).then(|| super::fake::broker(&url.virtual_host));
         let connector = Arc::new(Connector { url, settings, tls, fake });

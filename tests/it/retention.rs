@@ -106,7 +106,7 @@ fn retention_settings(retention: &str, archival: &str) -> RetentionSettings {
     conf.conductor.retention_time = staffeln::conf::types::OsloDuration::parse(retention).unwrap();
     conf.conductor.archival_rules = archival.to_owned();
     conf.conductor.max_concurrent_deletes = 4;
-    let mut s = RetentionSettings::from_config(&conf).unwrap();
+    let mut s = ConductorSettings::from_config(&conf).unwrap().retention;
     s.poll_interval = StdDuration::from_millis(20);
     s.delete_timeout = StdDuration::from_secs(30);
     s

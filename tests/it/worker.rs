@@ -241,7 +241,9 @@ async fn stuck_and_unfinished_backups_are_announced_to_a_stock_listener() {
     let mut listener = Listener::start(&names.exchange, &names.events).await;
     let conf = names.config("node-w", true);
     let (mut rig, clock) = timed(TestDb::sqlite(), fleet(), defaults(), StdDuration::from_secs(60)).await;
-    rig.conductor = rig.conductor.clone().with_events(staffeln::conductor::events::Events::from_config(&conf).unwrap());
+    let events = staffeln::conductor::events::EventSettings::from_config(&conf).unwrap();
+    rig.conductor =
+        rig.conductor.clone().with_events(staffeln::conductor::events::Events::start(&events).await.unwrap());
     let small = rig.vid("small");
     rig.cloud.control().set_create_outcome(Some(&small), staffeln::fakecloud::BackupOutcome::Stick);
     let cycle = rig.conductor.run_backup_cycle(true).await.unwrap().unwrap().cycle_id;

@@ -185,23 +185,63 @@ pub enum RulesError {
     BadArchival { text: String, problem: String },
 }
 
-/// A retention time: the duration grammar of `retention_time`, never zero.
-pub fn parse_retention(text: &str) -> Result<Duration, RulesError> {
-    let bad = || RulesError::BadRetention { text: text.to_owned() };
-    let d = OsloDuration::parse(text.trim()).ok_or_else(bad)?;
-    let secs = i64::try_from(d.as_secs()).map_err(|_| bad())?;
-    if secs == 0 {
-        return Err(bad());
+impl RulesError {
+    /// What was expected, without the value (the caller names it).
+    pub fn reason(&self) -> String {
+        match self {
+            RulesError::BadRetention { .. } => format!("expected {DURATION_EXPECTED}, longer than zero"),
+            RulesError::BadArchival { problem, .. } => {
+                format!("expected tier:count pairs such as latest:3,daily:7,weekly:4,monthly:12,yearly:2 ({problem})")
+            }
+        }
     }
-    Duration::try_seconds(secs).ok_or_else(bad)
+}
+
+/// A retention time: the duration grammar of `retention_time`, never zero.
+/// Kept as the typed duration it was read as, and shown as written (`2w3d`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionTime {
+    written: OsloDuration,
+    duration: Duration,
+}
+
+impl RetentionTime {
+    /// A duration the configuration loader already typed; refused when zero.
+    pub fn new(written: OsloDuration) -> Result<RetentionTime, RulesError> {
+        let bad = || RulesError::BadRetention { text: written.to_string() };
+        let secs = i64::try_from(written.as_secs()).map_err(|_| bad())?;
+        let duration = Duration::try_seconds(secs).filter(|d| *d > Duration::zero()).ok_or_else(bad)?;
+        Ok(RetentionTime { written, duration })
+    }
+
+    /// A retention time written in server metadata (`retention_metadata_key`).
+    pub fn parse(text: &str) -> Result<RetentionTime, RulesError> {
+        let written =
+            OsloDuration::parse(text.trim()).ok_or_else(|| RulesError::BadRetention { text: text.to_owned() })?;
+        RetentionTime::new(written)
+    }
+
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+}
+
+impl fmt::Display for RetentionTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.written.fmt(f)
+    }
+}
+
+/// A retention time written in server metadata, as a duration.
+pub fn parse_retention(text: &str) -> Result<Duration, RulesError> {
+    RetentionTime::parse(text).map(|r| r.duration())
 }
 
 /// The rules of the configuration and the metadata keys that override them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleSettings {
-    pub retention: Duration,
-    /// As written in the configuration (`2w3d`), for reasons.
-    pub retention_text: String,
+    /// `retention_time`.
+    pub retention: RetentionTime,
     pub archival: ArchivalRules,
     pub retention_key: String,
     pub archival_key: String,
@@ -226,9 +266,9 @@ pub struct Rules {
 /// tier, the largest count.
 pub fn rules_for(settings: &RuleSettings, servers: &[&Server]) -> (Rules, Vec<String>) {
     let global = Rules {
-        retention: settings.retention,
+        retention: settings.retention.duration(),
         archival: settings.archival,
-        source: format!("retention_time {}, archival_rules {}", settings.retention_text, settings.archival),
+        source: format!("retention_time {}, archival_rules {}", settings.retention, settings.archival),
     };
     let mut warnings = Vec::new();
     let mut merged: Option<Rules> = None;
@@ -247,7 +287,7 @@ pub fn rules_for(settings: &RuleSettings, servers: &[&Server]) -> (Rules, Vec<St
                 }
                 Err(err) => warnings.push(format!(
                     "server {} metadata {}: {err}; ignored, retention_time {} applies",
-                    server.id, settings.retention_key, settings.retention_text
+                    server.id, settings.retention_key, settings.retention
                 )),
             }
         }

@@ -3,11 +3,11 @@
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
+use chrono_tz::Tz;
 
-use super::plan::{ArchivalRules, RuleSettings, parse_retention};
-use crate::conductor::error::ConductorError;
+use super::plan::{ArchivalRules, RetentionTime, RuleSettings};
 use crate::conductor::schedule::Schedule;
-use crate::conf::Config;
+use crate::conf::{Config, SettingsError};
 
 /// What retention needs from the configuration.
 #[derive(Debug, Clone)]
@@ -24,24 +24,22 @@ pub struct RetentionSettings {
 }
 
 impl RetentionSettings {
-    /// From `[conductor]`; a bad value names its option.
-    pub fn from_config(conf: &Config) -> Result<RetentionSettings, ConductorError> {
+    /// From `[conductor]`, in `timezone` (`backup_timezone`, read once by
+    /// the conductor's settings). The configured duration is used as the
+    /// loader typed it; only zero is refused here.
+    pub(crate) fn read(conf: &Config, timezone: Tz) -> Result<RetentionSettings, SettingsError> {
         let c = &conf.conductor;
-        let bad =
-            |option: &str, err: &dyn std::fmt::Display| ConductorError::Config(format!("[conductor] {option}: {err}"));
-        let retention = parse_retention(c.retention_time.as_str()).map_err(|e| bad("retention_time", &e))?;
-        let archival = ArchivalRules::parse(&c.archival_rules).map_err(|e| bad("archival_rules", &e))?;
-        let timezone: chrono_tz::Tz = c.backup_timezone.trim().parse().map_err(|_| {
-            ConductorError::Config(format!(
-                "[conductor] backup_timezone = {:?}: expected an IANA time zone such as \"UTC\" or \"Europe/Berlin\"",
-                c.backup_timezone
-            ))
-        })?;
-        let secs = |s: u64| Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000));
+        let seconds = |s: u64| Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000));
+        let bad = |option: &str, value: &dyn std::fmt::Display, err: super::plan::RulesError| {
+            SettingsError::new("conductor", option, value, err.reason())
+        };
+        let retention =
+            RetentionTime::new(c.retention_time.clone()).map_err(|e| bad("retention_time", &c.retention_time, e))?;
+        let archival =
+            ArchivalRules::parse(&c.archival_rules).map_err(|e| bad("archival_rules", &c.archival_rules, e))?;
         Ok(RetentionSettings {
             rules: RuleSettings {
                 retention,
-                retention_text: c.retention_time.as_str().to_owned(),
                 archival,
                 retention_key: c.retention_metadata_key.clone(),
                 archival_key: c.archival_metadata_key.clone(),
@@ -50,13 +48,12 @@ impl RetentionSettings {
             schedule: Schedule::new(
                 "retention_schedule",
                 &c.retention_schedule,
-                "backup_timezone",
-                &c.backup_timezone,
-                secs(c.retention_service_period),
+                timezone,
+                seconds(c.retention_service_period),
             )?,
             max_concurrent_deletes: usize::try_from(c.max_concurrent_deletes).unwrap_or(1).max(1),
             delete_timeout: c.retention_delete_timeout.as_std(),
-            lease_time: secs(c.leader_lease_time),
+            lease_time: seconds(c.leader_lease_time),
             poll_interval: StdDuration::from_secs(c.poll_interval),
         })
     }

@@ -259,8 +259,7 @@ fn server(id: &str, meta: &[(&str, &str)]) -> Server {
 
 fn settings() -> RuleSettings {
     RuleSettings {
-        retention: Duration::days(17),
-        retention_text: "2w3d".into(),
+        retention: RetentionTime::parse("2w3d").unwrap(),
         archival: ArchivalRules { daily: 7, ..ArchivalRules::default() },
         retention_key: "__staffeln_retention".into(),
         archival_key: "__staffeln_archival".into(),
