@@ -312,8 +312,6 @@ async fn floors_overrides_tiers_chains_and_audit(db: TestDb) {
         assert_eq!(decided.get(rig.id(b.name)), Some(&want), "{label}: preview of {}", b.name);
     }
     assert!(backups.iter().all(|b| rig.exists(b.name)), "{label}: the preview deleted something");
-    let json = serde_json::to_value(&preview[0]).unwrap();
-    assert!(json["reason"]["code"].is_string() && json["message"].is_string() && json["action"].is_string(), "{json}");
 
     let summary = rig.run().await;
     assert_eq!(

@@ -45,14 +45,12 @@ use std::fmt;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDateTime, Utc};
 use chrono_tz::Tz;
-use serde::{Deserialize, Serialize};
 
 use crate::conf::types::{DURATION_EXPECTED, OsloDuration};
 use crate::objects::{Backup, BackupId, BackupKind, BackupStatus, ProjectId, Server, ServerId, VolumeId};
 
 /// One archival tier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Tier {
     Latest,
     Daily,
@@ -101,7 +99,7 @@ impl fmt::Display for Tier {
 }
 
 /// How many backups each archival tier keeps (0: the tier is off).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ArchivalRules {
     pub latest: u32,
     pub daily: u32,
@@ -356,8 +354,7 @@ impl Candidate {
 }
 
 /// What retention does with a backup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RetentionAction {
     Keep,
     Delete,
@@ -382,8 +379,7 @@ impl fmt::Display for RetentionAction {
 }
 
 /// Why: one variant per rule and floor, with what the rule looked at.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "code", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RetentionReason {
     /// Kept: not made by Staffeln (which of the two marks is missing).
     NotStaffelns { missing_row: bool, missing_metadata: bool },
@@ -472,7 +468,7 @@ impl fmt::Display for RetentionReason {
 }
 
 /// The decision on one backup: what, why, and in which delete wave.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetentionDecision {
     pub backup_id: BackupId,
     pub backup_name: Option<String>,
@@ -753,7 +749,7 @@ pub struct Inventory {
 }
 
 /// The decisions of one run, and the rule values that were reported and ignored.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RetentionPlan {
     /// Volume by volume (by id), each volume's backups newest first.
     pub decisions: Vec<RetentionDecision>,

@@ -24,7 +24,6 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use futures_util::{StreamExt, TryStreamExt};
-use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
 use super::inventory::Listing;
@@ -55,7 +54,7 @@ pub enum RetentionOutcome {
 }
 
 /// What one retention run did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RetentionSummary {
     pub run_id: String,
     pub volumes: usize,
