@@ -200,7 +200,7 @@ async fn main() -> ExitCode {
     };
     println!(
         "ping round trips over {} ({} measured, {} warm-up), microseconds:",
-        staffeln::rpc::transport::mask_url(&args.url),
+        staffeln::rpc::mask_url(&args.url),
         args.count,
         args.warmup
     );
