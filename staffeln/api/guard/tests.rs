@@ -173,17 +173,3 @@ fn bad_requests_are_refused_with_what_was_wrong() {
     assert_eq!(err(None, Some("text/plain"), b"x"), IdError::UnsupportedContentType("text/plain".into()));
     assert!(matches!(err(Some("backup_id=not-a-uuid-but-36-characters-long!!"), None, b""), IdError::Malformed { .. }));
 }
-
-#[test]
-fn the_cache_remembers_automated_backups_and_stays_bounded() {
-    let cache = AutomatedCache::new(Duration::from_secs(60), 2);
-    cache.insert("a");
-    cache.insert("b");
-    assert!(cache.contains("a") && cache.contains("b") && !cache.contains("e"));
-    cache.insert("c"); // full, nothing expired: starts over
-    assert!(cache.contains("c"));
-    assert!(cache.lock().len() <= 2);
-    let off = AutomatedCache::new(Duration::ZERO, 10);
-    off.insert("a");
-    assert!(!off.contains("a"));
-}
