@@ -51,7 +51,8 @@ pub fn env() -> &'static Env {
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!("the functional environment is not up ({} cannot be read: {e}): {UP}", path.display())
         });
-        let facts: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
+        let facts: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
         let port = |name: &str| facts["ports"][name].as_u64().unwrap_or(0) as u16;
         let keystone = port("keystone");
         if std::net::TcpStream::connect(("127.0.0.1", keystone)).is_err() {
@@ -196,41 +197,63 @@ impl Tenant {
         ]);
     }
 
-    /// A 1 GiB volume (named, or not), available.
-    pub fn volume(&self, name: Option<&str>, bootable: bool) -> String {
-        let mut args = vec!["volume", "create", "--size", "1"];
-        if bootable {
-            args.push("--bootable");
-        }
-        args.push(name.unwrap_or(""));
-        let id = self.user.id(&args);
-        self.wait_volume(&id, "available");
-        id
+    /// 1 GiB volumes, `(name or None, bootable)` each, all available; their ids.
+    pub fn volumes(&self, specs: &[(Option<&str>, bool)]) -> Vec<String> {
+        let ids: Vec<String> = specs
+            .iter()
+            .map(|(name, bootable)| {
+                let mut args = vec!["volume", "create", "--size", "1"];
+                if *bootable {
+                    args.push("--bootable");
+                }
+                args.push(name.unwrap_or(""));
+                self.user.id(&args)
+            })
+            .collect();
+        self.wait_volumes(&ids, "available");
+        ids
     }
 
-    pub fn wait_volume(&self, id: &str, status: &str) {
-        wait_until(&format!("volume {id} {status}"), Duration::from_secs(60), || {
-            let v = self.user.json(&["volume", "show", id]);
-            let now = v["status"].as_str().unwrap_or_default().to_owned();
-            assert!(!now.starts_with("error"), "volume {id} is {now}");
-            (now == status).then_some(())
+    /// Waits until every volume of `ids` has `status` (one listing per look).
+    pub fn wait_volumes(&self, ids: &[String], status: &str) {
+        wait_until(&format!("volumes {ids:?} {status}"), Duration::from_secs(90), || {
+            let list = self.user.json(&["volume", "list"]);
+            let rows = list.as_array().cloned().unwrap_or_default();
+            let mut all = true;
+            for id in ids {
+                let now = rows.iter().find(|v| v["ID"] == id.as_str()).map(|v| v["Status"].clone());
+                let now = now.as_ref().and_then(Value::as_str).unwrap_or_default();
+                assert!(!now.starts_with("error"), "volume {id} is {now}");
+                all &= now == status;
+            }
+            all.then_some(())
         });
     }
 
     /// A server booted from `boot_volume`, no network, ACTIVE.
     pub fn server(&self, name: &str, boot_volume: &str) -> String {
         let flavor = env().flavor();
-        let id = self
-            .user
-            .id(&["server", "create", "--flavor", flavor, "--volume", boot_volume, "--nic", "none", "--wait", name]);
-        self.wait_volume(boot_volume, "in-use");
-        id
+        self.user.id(&[
+            "server",
+            "create",
+            "--flavor",
+            flavor,
+            "--volume",
+            boot_volume,
+            "--nic",
+            "none",
+            "--wait",
+            name,
+        ])
     }
 
-    /// Attaches through Nova; the volume ends `in-use`.
-    pub fn attach(&self, server: &str, volume: &str) {
-        self.user.run(&["server", "add", "volume", server, volume]);
-        self.wait_volume(volume, "in-use");
+    /// Attaches through Nova; the volumes end `in-use`.
+    pub fn attach(&self, server: &str, volumes: &[&String]) {
+        for volume in volumes {
+            self.user.run(&["server", "add", "volume", server, volume]);
+        }
+        let ids: Vec<String> = volumes.iter().map(|v| (*v).clone()).collect();
+        self.wait_volumes(&ids, "in-use");
     }
 
     /// The tenant's backups (its own view), newest first.
@@ -287,9 +310,14 @@ impl Tenant {
         let a = &self.admin;
         let ids = |args: &[&str]| -> Vec<String> {
             let out = a.try_run(args);
-            String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()).collect()
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(|l| l.trim().to_owned())
+                .filter(|l| !l.is_empty())
+                .collect()
         };
-        let servers = ids(&["server", "list", "--all-projects", "--project", &self.project_id, "-f", "value", "-c", "ID"]);
+        let servers =
+            ids(&["server", "list", "--all-projects", "--project", &self.project_id, "-f", "value", "-c", "ID"]);
         if !servers.is_empty() {
             let mut args = vec!["server", "delete"];
             args.extend(servers.iter().map(String::as_str));
@@ -305,9 +333,9 @@ impl Tenant {
             if pass > 0 {
                 std::thread::sleep(Duration::from_secs(3));
             }
-            for b in &backups {
-                a.try_run(&["volume", "backup", "delete", "--force", b]);
-            }
+            let mut args = vec!["volume", "backup", "delete", "--force"];
+            args.extend(backups.iter().map(String::as_str));
+            a.try_run(&args);
         }
         a.try_run(&["user", "delete", &self.name]);
         a.try_run(&["project", "delete", &self.project_id]);
@@ -355,8 +383,8 @@ impl Drop for Daemon {
         let _ = self.child.wait();
         if std::thread::panicking() {
             let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(60).collect();
-            eprintln!("--- last lines of {} ({}):", self.name, self.log.display());
+            let tail: Vec<&str> = text.lines().filter(|l| !l.contains(" DEBUG ")).rev().take(40).collect();
+            eprintln!("--- last lines (DEBUG left out) of {} ({}):", self.name, self.log.display());
             for line in tail.into_iter().rev() {
                 eprintln!("{line}");
             }
@@ -368,10 +396,11 @@ impl Drop for Daemon {
 /// with a MariaDB database of their own, configured as the devstack plugin
 /// configures them, plus `[conductor]` options of the scenario.
 pub struct Staffeln {
-    pub dir: tempfile::TempDir,
-    pub conf: PathBuf,
-    _db: TestDb,
+    // Dropped in this order: the daemons stop before their database goes.
     daemons: Vec<Daemon>,
+    _db: TestDb,
+    pub conf: PathBuf,
+    pub dir: tempfile::TempDir,
 }
 
 impl Staffeln {
@@ -398,9 +427,14 @@ impl Staffeln {
             pw = env.password(),
         );
         std::fs::write(&conf, text).unwrap();
-        let out = Command::new(binary("staffeln-manage")).arg("--config-file").arg(&conf).args(["db", "upgrade"]).output().unwrap();
+        let out = Command::new(binary("staffeln-manage"))
+            .arg("--config-file")
+            .arg(&conf)
+            .args(["db", "upgrade"])
+            .output()
+            .unwrap();
         assert!(out.status.success(), "staffeln-manage db upgrade: {}", String::from_utf8_lossy(&out.stderr));
-        let mut s = Staffeln { dir, conf, _db: db, daemons: Vec::new() };
+        let mut s = Staffeln { daemons: Vec::new(), _db: db, conf, dir };
         if api {
             s.spawn("staffeln-api");
             let port = env.guard_port;
@@ -460,9 +494,10 @@ impl Staffeln {
     pub fn backup_cycle(&self) -> Value {
         let triggered = self.cli(&["backup", "trigger"]);
         wait_until("the cycle's backups finished", Duration::from_secs(300), || {
-            let busy = self.tasks().into_iter().filter(|t| {
-                matches!(t["state"].as_str(), Some("planned" | "claimed" | "creating"))
-            });
+            let busy = self
+                .tasks()
+                .into_iter()
+                .filter(|t| matches!(t["state"].as_str(), Some("planned" | "claimed" | "creating")));
             (busy.count() == 0).then_some(())
         });
         triggered
