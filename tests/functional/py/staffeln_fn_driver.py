@@ -173,7 +173,12 @@ class FileDriver(driver.VolumeDriver):
                 'data': {'device_path': self._snapshot_path(snapshot)}}
 
     def terminate_connection(self, volume, connector, **kwargs):
-        pass
+        # A restore truncates the file after its last chunk (a block device
+        # would ignore that): keep the file as long as the volume.
+        path = self.local_path(volume)
+        if os.path.exists(path) and os.path.getsize(path) < volume.size * GIB:
+            with open(path, 'r+b') as f:
+                f.truncate(volume.size * GIB)
 
     def terminate_connection_snapshot(self, snapshot, connector, **kwargs):
         pass
