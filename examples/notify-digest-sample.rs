@@ -9,7 +9,9 @@ use std::process::ExitCode;
 
 use chrono::{TimeZone, Utc};
 use staffeln::notify::render::render;
-use staffeln::notify::{BackupKind, BackupResult, ProjectBackups, Quota, SkippedVolume, project_digest};
+use staffeln::notify::{
+    BackupKind, BackupResult, ProjectBackups, Quota, SkippedVolume, UnstampedServer, project_digest,
+};
 
 fn backup(server: &str, volume: &str, n: u32, kind: BackupKind, size_gb: u64, fail: Option<&str>) -> BackupResult {
     BackupResult {
@@ -22,6 +24,7 @@ fn backup(server: &str, volume: &str, n: u32, kind: BackupKind, size_gb: u64, fa
         kind,
         size_gb,
         success: fail.is_none(),
+        in_progress: false,
         fail_reason: fail.map(str::to_owned),
     }
 }
@@ -36,6 +39,21 @@ fn sample() -> ProjectBackups {
             backup("db-<primary>", "pgdata & wal", 3, BackupKind::Incremental, 250, None),
             backup("db-<primary>", "pg-archive", 4, BackupKind::Full, 500, Some("Cinder backup error: quota exceeded")),
             backup("cache", "", 5, BackupKind::Full, 10, None),
+            BackupResult {
+                in_progress: true,
+                ..backup(
+                    "db-<primary>",
+                    "pg-base",
+                    7,
+                    BackupKind::Full,
+                    2000,
+                    Some(
+                        "backup c0ffee00-1234-4abc-9def-000000000007 was still being created when \
+                         backup_cycle_timeout (12h) passed; it was left running (not cancelled) and is recorded \
+                         when Cinder finishes it",
+                    ),
+                )
+            },
         ],
         skipped: vec![SkippedVolume {
             server_id: "9b1c4e2a-0d6f-4c3b-8e21-7f5a3c900006".into(),
@@ -43,6 +61,14 @@ fn sample() -> ProjectBackups {
             volume_id: "3f7d2b10-5a8e-4e9c-b6a4-1c2d3e4f0006".into(),
             volume_name: "tmp".into(),
             reason: "volume metadata __staffeln_skip is true".into(),
+        }],
+        unstamped: vec![UnstampedServer {
+            server_id: "9b1c4e2a-0d6f-4c3b-8e21-7f5a3c900008".into(),
+            server_name: "build-agent".into(),
+            reason: "last-backup-time could not be set: Nova refuses metadata changes while the server is in ERROR: \
+                     Cannot 'update metadata' instance 9b1c4e2a-0d6f-4c3b-8e21-7f5a3c900008 while it is in \
+                     vm_state error"
+                .into(),
         }],
         backups_quota: Some(Quota { limit: 50, in_use: 41, reserved: 0 }),
         gigabytes_quota: Some(Quota { limit: 2000, in_use: 1100, reserved: 0 }),

@@ -8,10 +8,12 @@
 //! | `staffeln_api_requests_total{route,status}` | counter | this process |
 //! | `staffeln_api_guard_decisions_total{result}` | counter | this process: `allowed`, `denied`, `error`, `bad_request` |
 //! | `staffeln_api_guard_cache_hits_total` | counter | this process |
+//! | `staffeln_api_guard_cinder_lookups_total` | counter | this process: requests without a target that made the guard ask Cinder |
 //! | `staffeln_database_up` | gauge | 1 when the queries below succeeded |
 //! | `staffeln_volume_last_backup_timestamp_seconds{project_id,volume_id}` | gauge | newest `backup_data` row per volume |
 //! | `staffeln_project_backups{project_id,result}` | gauge | `queue_data`: `created` (tasks done), `failed` (tasks failed), `deleted` (done tasks whose backup is no longer in `backup_data`: retention deleted it) |
-//! | `staffeln_queue_tasks{state}` | gauge | `queue_data` by state, every state listed |
+//! | `staffeln_queue_tasks{state}` | gauge | `queue_data` by state, every state listed (`unfinished`: backups left running after `backup_cycle_timeout`) |
+//! | `staffeln_backups_stuck{project_id}` | gauge | `queue_data`: backups still being created that look stuck (slower than `backup_stuck_throughput`) |
 //! | `staffeln_last_backup_cycle_duration_seconds` | gauge | newest finished backup cycle (`cycles`) |
 //! | `staffeln_last_backup_cycle_finished_timestamp_seconds` | gauge | the same cycle's end |
 //!
@@ -46,6 +48,7 @@ pub(crate) struct Counters {
     error: AtomicU64,
     bad_request: AtomicU64,
     cache_hits: AtomicU64,
+    cinder_lookups: AtomicU64,
 }
 
 impl Counters {
@@ -66,6 +69,10 @@ impl Counters {
         }
     }
 
+    pub(crate) fn cinder_lookup(&self) {
+        self.cinder_lookups.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn guard_bad_request(&self) {
         self.bad_request.fetch_add(1, Ordering::Relaxed);
     }
@@ -82,6 +89,7 @@ impl Counters {
                 ("bad_request", get(&self.bad_request)),
             ],
             cache_hits: get(&self.cache_hits),
+            cinder_lookups: get(&self.cinder_lookups),
         }
     }
 }
@@ -92,6 +100,7 @@ pub struct Snapshot {
     pub requests: BTreeMap<(&'static str, u16), u64>,
     pub guard: [(&'static str, u64); 4],
     pub cache_hits: u64,
+    pub cinder_lookups: u64,
 }
 
 /// What the database says, read at one scrape.
@@ -106,6 +115,8 @@ pub struct DbStats {
     pub last_cycle: Option<CycleRow>,
     /// Projects where the last finished cycle found no role for the service user.
     pub projects_without_role: Vec<String>,
+    /// `(project_id, backups being created that look stuck)`.
+    pub stuck_by_project: Vec<(String, i64)>,
 }
 
 fn read_db(conn: &mut crate::db::AnyConnection) -> Result<DbStats, DbError> {
@@ -120,6 +131,7 @@ fn read_db(conn: &mut crate::db::AnyConnection) -> Result<DbStats, DbError> {
         deleted_by_project: tasks::forgotten_by_project(conn)?,
         last_cycle,
         projects_without_role,
+        stuck_by_project: tasks::stuck_by_project(conn)?,
     })
 }
 
@@ -148,9 +160,16 @@ pub fn render(counters: &Snapshot, db: Option<&DbStats>) -> String {
         &mut out,
         "staffeln_api_guard_cache_hits_total",
         "counter",
-        "Policy guard answers taken from the decision cache.",
+        "Policy guard refusals of backups remembered as automated.",
     );
     let _ = writeln!(out, "staffeln_api_guard_cache_hits_total {}", counters.cache_hits);
+    header(
+        &mut out,
+        "staffeln_api_guard_cinder_lookups_total",
+        "counter",
+        "Policy guard requests without a target that made the guard ask Cinder.",
+    );
+    let _ = writeln!(out, "staffeln_api_guard_cinder_lookups_total {}", counters.cinder_lookups);
     header(&mut out, "staffeln_database_up", "gauge", "Whether the database figures below could be read.");
     let _ = writeln!(out, "staffeln_database_up {}", u8::from(db.is_some()));
     let Some(db) = db else { return out };
@@ -202,6 +221,15 @@ pub fn render(counters: &Snapshot, db: Option<&DbStats>) -> String {
     );
     for project in &db.projects_without_role {
         let _ = writeln!(out, "staffeln_project_no_role{{project_id=\"{}\"}} 1", label(project));
+    }
+    header(
+        &mut out,
+        "staffeln_backups_stuck",
+        "gauge",
+        "Backups still being created that look stuck (slower than backup_stuck_throughput), by project; never cancelled.",
+    );
+    for (project, n) in &db.stuck_by_project {
+        let _ = writeln!(out, "staffeln_backups_stuck{{project_id=\"{}\"}} {n}", label(project));
     }
     header(&mut out, "staffeln_queue_tasks", "gauge", "Tasks in the conductors' queue, by state.");
     let mut by_state: BTreeMap<&str, i64> = TaskState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
@@ -294,6 +322,7 @@ mod tests {
                 summary: None,
             }),
             projects_without_role: vec!["p3".into()],
+            stuck_by_project: vec![("p2".into(), 1)],
         };
         let text = render(&c.snapshot(), Some(&db));
         for line in [
@@ -303,6 +332,7 @@ mod tests {
             "staffeln_api_guard_decisions_total{result=\"denied\"} 1",
             "staffeln_api_guard_decisions_total{result=\"bad_request\"} 1",
             "staffeln_api_guard_cache_hits_total 1",
+            "staffeln_api_guard_cinder_lookups_total 0",
             "staffeln_database_up 1",
             "staffeln_volume_last_backup_timestamp_seconds{project_id=\"p\\\"1\",volume_id=\"v1\"} 1795600800",
             "staffeln_project_backups{project_id=\"p1\",result=\"created\"} 3",
@@ -311,6 +341,8 @@ mod tests {
             "staffeln_queue_tasks{state=\"done\"} 3",
             "staffeln_project_no_role{project_id=\"p3\"} 1",
             "staffeln_queue_tasks{state=\"planned\"} 0",
+            "staffeln_queue_tasks{state=\"unfinished\"} 0",
+            "staffeln_backups_stuck{project_id=\"p2\"} 1",
             "staffeln_last_backup_cycle_duration_seconds 1.5",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");

@@ -10,16 +10,22 @@
 //!   returned as `x-openstack-request-id`), the body limit and the request
 //!   timeout, dispatch by path and method, request counters.
 //! * [`guard`]: `POST`/`GET /v1/backup`, the deletion guard. Its decision is a
-//!   pure function of what the database and Cinder said ([`guard::decide`]);
-//!   it answers `True` only on positive evidence that the backup is not an
-//!   automated one and fails closed otherwise. Decisions are cached briefly.
+//!   pure function ([`guard::decide`]) of who asks (oslo.policy's
+//!   credentials: Staffeln's own service user passes), what Cinder's target
+//!   says about the backup, and what the database knows; it answers `True`
+//!   to anyone else only on positive evidence that the backup is not an
+//!   automated one, fails closed otherwise, and calls Cinder only for a
+//!   request without a target. Backups known to be automated are cached
+//!   briefly.
 //! * [`backups`]: `GET /v1/backups`, a Keystone token's project's automated
 //!   backups, filtered and paged.
 //! * `health.rs` (`/v1/health`, `/healthcheck`, `/`), [`metrics`] (`/metrics`),
 //!   [`error`] (every refusal → one status and body).
 //!
 //! It reads the database (`backup_data`, `queue_data`, `cycles`) and asks
-//! Keystone and Cinder through [`crate::openstack`]; it never writes, and knows
+//! Keystone (its own service user's id, tokens of listing requests) and Cinder
+//! (guard requests without a target) through [`crate::openstack`]; it never
+//! writes, and knows
 //! nothing of AMQP or of the conductor's internals. The contract is the API
 //! reference in `api-ref/source/`.
 //!
@@ -81,6 +87,10 @@ pub struct ApiSettings {
     pub max_body_size: usize,
     pub cache_ttl: Duration,
     pub cache_size: usize,
+    /// `[api] trusted_user_ids`: callers allowed besides the service user.
+    pub trusted_user_ids: Vec<String>,
+    /// How long the guard waits for Keystone or Cinder.
+    pub lookup_timeout: Duration,
     pub token_cache_time: Duration,
     pub max_limit: u32,
     /// How long a stop waits for open requests (see [`ApiSettings::from_config`]).
@@ -126,6 +136,13 @@ impl ApiSettings {
             max_body_size: usize::try_from(api.max_request_body_size).unwrap_or(usize::MAX),
             cache_ttl: Duration::from_secs(api.cache_ttl),
             cache_size: usize::try_from(api.cache_size).unwrap_or(usize::MAX),
+            trusted_user_ids: api
+                .trusted_user_ids
+                .iter()
+                .map(|u| u.trim().to_owned())
+                .filter(|u| !u.is_empty())
+                .collect(),
+            lookup_timeout: Duration::from_secs(api.lookup_timeout),
             token_cache_time: Duration::from_secs(api.token_cache_time),
             max_limit: u32::try_from(api.max_limit).unwrap_or(u32::MAX),
             drain_timeout,
@@ -147,6 +164,8 @@ impl Default for ApiSettings {
             max_body_size: 114_688,
             cache_ttl: Duration::from_secs(60),
             cache_size: 100_000,
+            trusted_user_ids: Vec::new(),
+            lookup_timeout: Duration::from_secs(2),
             token_cache_time: Duration::from_secs(300),
             max_limit: 1000,
             drain_timeout: Duration::from_secs(6),
@@ -171,6 +190,11 @@ pub enum CloudError {
 }
 
 impl Cloud {
+    /// Whether `[openstack]` names a cloud to ask.
+    pub(crate) fn configured(&self) -> bool {
+        self.settings.is_some()
+    }
+
     pub(crate) async fn client(&self) -> Result<&OpenStack, CloudError> {
         let Some(settings) = &self.settings else {
             return Err(CloudError::NotConfigured);
@@ -184,7 +208,9 @@ pub(crate) struct App {
     pub settings: ApiSettings,
     pub db: Database,
     pub cloud: Cloud,
-    pub decisions: guard::DecisionCache,
+    pub automated: guard::AutomatedCache,
+    /// Staffeln's service user, learnt from this process's own token.
+    pub service_user: guard::ServiceUser,
     pub tokens: backups::TokenCache,
     pub counters: metrics::Counters,
     /// Set when a stop was requested: `/healthcheck` answers 503.
@@ -205,6 +231,7 @@ pub struct ApiHandle {
     pub addr: SocketAddr,
     trigger: ShutdownTrigger,
     task: tokio::task::JoinHandle<()>,
+    learner: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl ApiHandle {
@@ -212,6 +239,9 @@ impl ApiHandle {
     /// when the listener task is gone.
     pub async fn stop(self) -> Result<(), ServeError> {
         self.trigger.trigger();
+        if let Some(learner) = &self.learner {
+            learner.abort();
+        }
         self.task.await?;
         Ok(())
     }
@@ -235,7 +265,8 @@ pub async fn start(
     let listener = server::Listener::bind(&settings).await?;
     let addr = listener.local_addr();
     let app = Arc::new(App {
-        decisions: guard::DecisionCache::new(settings.cache_ttl, settings.cache_size),
+        automated: guard::AutomatedCache::new(settings.cache_ttl, settings.cache_size),
+        service_user: guard::ServiceUser::default(),
         tokens: backups::TokenCache::new(settings.token_cache_time, settings.cache_size),
         counters: metrics::Counters::default(),
         draining: AtomicBool::new(false),
@@ -243,8 +274,41 @@ pub async fn start(
         settings,
         db,
     });
+    let learner = app.cloud.configured().then(|| tokio::spawn(learn_service_user(app.clone())));
     let task = tokio::spawn(server::run(listener, app, shutdown));
-    Ok(ApiHandle { addr, trigger, task })
+    Ok(ApiHandle { addr, trigger, task, learner })
+}
+
+/// How often the service user's id is read again from staffeln-api's own
+/// token (which is renewed when due); a failed read is retried sooner.
+const SERVICE_USER_REFRESH: Duration = Duration::from_secs(60);
+const SERVICE_USER_RETRY: Duration = Duration::from_secs(5);
+
+/// Learns Staffeln's service user from this process's Keystone token at
+/// start, and keeps following it, so that retention's deletions pass the
+/// guard from the first one on.
+async fn learn_service_user(app: Arc<App>) {
+    let mut failing = false;
+    loop {
+        let pause = match guard::learn_service_user(&app).await {
+            Ok(_) => {
+                failing = false;
+                SERVICE_USER_REFRESH
+            }
+            Err(err) => {
+                if !failing {
+                    warn!(
+                        "cannot learn Staffeln's service user from Keystone ({err}); until then the guard refuses \
+                         its deletions of automated backups like anyone else's; retrying every {} s",
+                        SERVICE_USER_RETRY.as_secs()
+                    );
+                }
+                failing = true;
+                SERVICE_USER_RETRY
+            }
+        };
+        tokio::time::sleep(pause).await;
+    }
 }
 
 /// Opens the database of `[database]` and checks its schema is current.

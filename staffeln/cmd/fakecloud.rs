@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use staffeln::fakecloud::{FakeCloud, FakeOptions, Scenario};
+use staffeln::fakecloud::{BackupDeletePolicy, FakeCloud, FakeOptions, Scenario};
 
 /// Keystone v3, Nova v2.1 and Cinder v3 emulator for tests and demos.
 #[derive(Debug, Parser)]
@@ -32,6 +32,26 @@ struct Args {
     /// Milliseconds between two ticks of the backup state machine.
     #[arg(long, default_value_t = 500)]
     tick_ms: u64,
+    /// Enforce Cinder's backup:delete as Staffeln's deployment configures
+    /// it, with this http: check (e.g.
+    /// http://127.0.0.1:8808/v1/backup?backup_id=%(id)s); also settable later
+    /// with PUT /_fake/policy/backup_delete.
+    #[arg(long)]
+    guard_url: Option<String>,
+    /// Seconds Cinder waits for the guard ([oslo_policy] remote_timeout).
+    #[arg(long, default_value = "60", value_parser = parse_seconds, requires = "guard_url")]
+    guard_timeout: Duration,
+    /// Cinder API workers: requests served at a time (1: a single-worker
+    /// cinder-api); unlimited when absent.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    cinder_workers: Option<u16>,
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<f64>() {
+        Ok(secs) if secs > 0.0 => Duration::try_from_secs_f64(secs).map_err(|e| format!("{text:?}: {e}")),
+        _ => Err(format!("{text:?} is not a positive number of seconds")),
+    }
 }
 
 fn parse_fleet(text: &str) -> Result<(usize, usize, usize), String> {
@@ -58,8 +78,14 @@ fn main() -> ExitCode {
         backup_duration: Duration::from_secs_f64(args.backup_seconds.max(0.0)),
         auto_tick: Some(Duration::from_millis(args.tick_ms.max(1))),
         seed: args.seed,
+        backup_delete_policy: args
+            .guard_url
+            .clone()
+            .map(|url| BackupDeletePolicy { guard_url: url, remote_timeout: args.guard_timeout }),
+        cinder_workers: args.cinder_workers.map(usize::from),
         ..FakeOptions::default()
     };
+    let opts_policy = opts.backup_delete_policy.clone();
     let cloud = match FakeCloud::start(scenario, opts) {
         Ok(c) => c,
         Err(err) => return fail(&err, ExitCode::FAILURE),
@@ -73,6 +99,9 @@ fn main() -> ExitCode {
     println!("OS_PROJECT_DOMAIN_NAME={}", admin.project_domain_name);
     println!("OS_IDENTITY_API_VERSION=3");
     println!("# control: {}", cloud.control_url());
+    if let Some(policy) = &opts_policy {
+        println!("# backup:delete: {}", policy.rule());
+    }
     let waited = tokio::runtime::Builder::new_current_thread().enable_all().build().map(|rt| rt.block_on(stopped()));
     if let Err(err) = waited {
         return fail(&err, ExitCode::FAILURE);

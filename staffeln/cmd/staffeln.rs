@@ -24,6 +24,11 @@ use output::{Format, Output};
 
 const PROG: &str = "staffeln";
 
+/// Exit status when nothing was done for now but a retry later will work
+/// (sysexits' EX_TEMPFAIL): `backup trigger` while a conductor that does not
+/// answer holds the backup-cycle lease.
+const EXIT_TRY_LATER: u8 = 75;
+
 /// Triggers and inspects Staffeln's conductors.
 #[derive(Parser)]
 #[command(name = PROG, version)]
@@ -63,6 +68,10 @@ enum Command {
 #[derive(Subcommand)]
 enum BackupCommand {
     /// Plans a backup cycle now (of one project or server) and prints what was planned.
+    ///
+    /// Exits with status 75 (try again later) when a conductor that does not
+    /// answer holds the backup-cycle lease: the output names it and says in
+    /// how many seconds its lease expires.
     Trigger {
         #[arg(long, value_name = "PROJECT_ID")]
         project: Option<String>,
@@ -176,17 +185,24 @@ async fn run(cli: &Cli, conf: &Config) -> Result<ExitCode, Failure> {
     let api = ConductorApi::new(&transport, &conf.conductor.topic).with_timeout(timeout);
     let outcome = execute(&cli.command, &api, &context()).await;
     transport.close().await;
-    let (output, code) = outcome.map_err(|err| explain(&err, &conf.conductor.topic, timeout))?;
+    let (output, code, hint) = outcome.map_err(|err| explain(&err, &conf.conductor.topic, timeout))?;
     let text = output
         .render(cli.format)
         .map_err(|err| Failure { message: format!("cannot format the answer: {err}"), code: ExitCode::FAILURE })?;
     print!("{text}");
+    if let Some(hint) = hint {
+        eprintln!("{PROG}: {hint}");
+    }
     Ok(code)
 }
 
-/// One call per command, and its output.
-async fn execute(command: &Command, api: &ConductorApi, ctx: &Context) -> Result<(Output, ExitCode), ApiError> {
-    let ok = |output| Ok((output, ExitCode::SUCCESS));
+/// One call per command: its output, exit status, and what to do next (stderr).
+async fn execute(
+    command: &Command,
+    api: &ConductorApi,
+    ctx: &Context,
+) -> Result<(Output, ExitCode, Option<String>), ApiError> {
+    let ok = |output| Ok((output, ExitCode::SUCCESS, None));
     match command {
         Command::Ping => ok(show_pong(&api.ping(ctx).await?)),
         Command::Status => ok(show_status(&api.get_status(ctx).await?)),
@@ -195,8 +211,12 @@ async fn execute(command: &Command, api: &ConductorApi, ctx: &Context) -> Result
         }
         Command::Backup(BackupCommand::Trigger { project, server }) => {
             let result = api.backup_now(ctx, project.as_deref(), server.as_deref()).await?;
-            let code = if result.planned { ExitCode::SUCCESS } else { ExitCode::FAILURE };
-            Ok((show_trigger(&result), code))
+            let (code, hint) = match (result.planned, trigger_hint(&result)) {
+                (true, _) => (ExitCode::SUCCESS, None),
+                (false, Some(hint)) => (ExitCode::from(EXIT_TRY_LATER), Some(hint)),
+                (false, None) => (ExitCode::FAILURE, None),
+            };
+            Ok((show_trigger(&result), code, hint))
         }
         Command::Retention(RetentionCommand::Preview { project }) => {
             ok(list_decisions(&api.retention_now(ctx, project.as_deref(), true).await?))
@@ -207,7 +227,7 @@ async fn execute(command: &Command, api: &ConductorApi, ctx: &Context) -> Result
         Command::Report(ReportCommand::Send { project }) => {
             let sent = api.report_now(ctx, project.as_deref()).await?;
             let code = if sent.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
-            Ok((show_report(&sent), code))
+            Ok((show_report(&sent), code, None))
         }
     }
 }
@@ -320,7 +340,7 @@ fn list_decisions(preview: &Value) -> Output {
 }
 
 fn show_trigger(t: &BackupTriggered) -> Output {
-    Output::Show(vec![
+    let mut fields = vec![
         field("planned", t.planned),
         field("leader", t.leader.clone()),
         field("cycle_id", t.cycle_id.clone()),
@@ -329,7 +349,26 @@ fn show_trigger(t: &BackupTriggered) -> Output {
         field("waiting", t.waiting),
         field("failed", t.failed),
         field("message", t.message.as_str()),
-    ])
+    ];
+    if t.lease_holder.is_some() {
+        fields.push(field("lease_holder", t.lease_holder.clone()));
+        fields.push(field("lease_expires_at", t.lease_expires_at.clone()));
+        fields.push(field("retry_after", t.retry_after));
+    }
+    Output::Show(fields)
+}
+
+/// What to do when nothing was planned because a conductor holds the
+/// backup-cycle lease: wait until it expires, or restart that conductor.
+fn trigger_hint(t: &BackupTriggered) -> Option<String> {
+    let holder = t.lease_holder.as_deref()?;
+    let host = holder.rsplit_once(':').map_or(holder, |(host, _pid)| host);
+    let secs = t.retry_after.unwrap_or(0);
+    let until = t.lease_expires_at.as_deref().unwrap_or("its expiry");
+    Some(format!(
+        "no cycle planned: conductor {holder} holds the backup-cycle lease until {until}; wait {secs} s and run \
+         `staffeln backup trigger` again, or restart staffeln-conductor on {host}"
+    ))
 }
 
 fn show_report(r: &ReportSent) -> Output {
@@ -347,6 +386,38 @@ fn show_any(value: Value) -> Output {
         Value::Object(map) => Output::Show(map.into_iter().collect()),
         other => Output::Show(vec![field("result", other)]),
     }
+}
+
+#[test]
+fn a_trigger_held_up_by_a_lease_says_how_long_to_wait_and_whom_to_restart() {
+    let t = BackupTriggered {
+        planned: false,
+        leader: Some("node-b.example:4242".into()),
+        cycle_id: None,
+        backups: 0,
+        skipped: 0,
+        waiting: 0,
+        failed: 0,
+        message: "conductor node-b.example:4242 holds the backup-cycle lease but does not answer".into(),
+        lease_holder: Some("node-b.example:4242".into()),
+        lease_expires_at: Some("2026-12-02T10:01:27Z".into()),
+        retry_after: Some(88),
+    };
+    assert_eq!(
+        trigger_hint(&t).as_deref(),
+        Some(
+            "no cycle planned: conductor node-b.example:4242 holds the backup-cycle lease until \
+             2026-12-02T10:01:27Z; wait 88 s and run `staffeln backup trigger` again, or restart staffeln-conductor \
+             on node-b.example"
+        )
+    );
+    let Output::Show(fields) = show_trigger(&t) else { panic!("a show") };
+    let names: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(&names[8..], ["lease_holder", "lease_expires_at", "retry_after"]);
+    let planned = BackupTriggered { planned: true, lease_holder: None, retry_after: None, ..t };
+    assert_eq!(trigger_hint(&planned), None);
+    let Output::Show(fields) = show_trigger(&planned) else { panic!("a show") };
+    assert_eq!(fields.len(), 8, "no lease fields when none held the trigger up");
 }
 
 #[test]

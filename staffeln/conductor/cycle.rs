@@ -1,14 +1,17 @@
 //! One backup cycle, run by the leader: take the lease, check the cycle is
-//! still due, discover, plan, write the plan under the lease's fencing token.
-//! Every decision is logged with its reason; the tasks then wait in the
-//! shared queue for any conductor's worker.
+//! still due, discover and plan while the lease is renewed, write the plan
+//! under the lease's fencing token. Every decision is logged with its
+//! reason; the tasks then wait in the shared queue for any conductor's
+//! worker.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
+use super::lease::LeaseHeld;
 use super::planner::{Decision, plan};
 use super::{BACKUP_LEASE, Conductor, ConductorError, naive};
-use crate::db::{leases, tasks};
+use crate::db::stamps::NewStamp;
+use crate::db::tasks;
 use crate::objects::{BackupKind, ProjectId, Server, ServerId, TaskState};
 
 /// What a planned cycle holds.
@@ -19,6 +22,28 @@ pub struct CycleSummary {
     pub skipped: usize,
     pub waiting: usize,
     pub failed: usize,
+}
+
+/// What an attempt at a backup cycle came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CycleOutcome {
+    Planned(CycleSummary),
+    /// No cycle is due: another conductor planned it, or the schedule says later.
+    NotDue,
+    /// Another conductor holds the backup-cycle lease.
+    Led(LeaseHeld),
+    /// The lease went to another conductor while this one planned: the plan
+    /// was dropped.
+    LeaseLost,
+}
+
+impl CycleOutcome {
+    pub fn planned(self) -> Option<CycleSummary> {
+        match self {
+            CycleOutcome::Planned(summary) => Some(summary),
+            _ => None,
+        }
+    }
 }
 
 /// Which flagged servers an on-demand cycle plans; the default is all.
@@ -47,7 +72,7 @@ impl Conductor {
     /// `force`, for on-demand triggers). `None` when another conductor leads
     /// or the cycle is not due.
     pub async fn run_backup_cycle(&self, force: bool) -> Result<Option<CycleSummary>, ConductorError> {
-        self.run_backup_cycle_in(force, &BackupScope::default()).await
+        Ok(self.try_backup_cycle(force, &BackupScope::default()).await?.planned())
     }
 
     /// [`Conductor::run_backup_cycle`] planning only the servers `scope`
@@ -58,21 +83,45 @@ impl Conductor {
         force: bool,
         scope: &BackupScope,
     ) -> Result<Option<CycleSummary>, ConductorError> {
-        let holder = self.holder.clone();
+        Ok(self.try_backup_cycle(force, scope).await?.planned())
+    }
+
+    /// One attempt at a backup cycle, saying what came of it: who leads when
+    /// this conductor does not, whether it was due.
+    pub async fn try_backup_cycle(&self, force: bool, scope: &BackupScope) -> Result<CycleOutcome, ConductorError> {
         let ttl = self.settings.lease_time;
-        let token = self.db_call(move |conn| leases::acquire(conn, BACKUP_LEASE, &holder, ttl)).await?;
-        let Some(token) = token else {
-            info!("another conductor leads backup cycles; not planning");
-            return Ok(None);
+        let token = match self.take_lease(BACKUP_LEASE, ttl).await? {
+            Ok(token) => token,
+            Err(held) => {
+                info!(
+                    "conductor {} leads backup cycles (its lease runs until {}); not planning",
+                    held.holder,
+                    held.expires_at.to_rfc3339()
+                );
+                return Ok(CycleOutcome::Led(held));
+            }
         };
-        let started = Utc::now();
+        let started = self.clock.now();
         if !force {
             let last = self.last_cycle_start().await?;
             let due = self.settings.backup_schedule.next_due(last, self.started_at).is_some_and(|at| at <= started);
             if !due {
-                return Ok(None);
+                return Ok(CycleOutcome::NotDue);
             }
         }
+        match self.with_lease(BACKUP_LEASE, token, ttl, self.plan_cycle(token, scope, started)).await {
+            Some(outcome) => outcome,
+            None => Ok(CycleOutcome::LeaseLost),
+        }
+    }
+
+    /// Discovers, plans and writes one cycle that started at `started`.
+    async fn plan_cycle(
+        &self,
+        token: i64,
+        scope: &BackupScope,
+        started: DateTime<Utc>,
+    ) -> Result<CycleOutcome, ConductorError> {
         let cycle_id = uuid::Uuid::new_v4().to_string();
         info!(cycle.id = %cycle_id, "backup cycle {cycle_id} started by {}", self.holder);
         let mut fleet = self.discover().await?;
@@ -128,6 +177,19 @@ impl Conductor {
             }
             new_tasks.push(task);
         }
+        // Every flagged server is owed last-backup-time once all the volumes
+        // attached to it are backed up, also those planned for another server.
+        let stamps: Vec<NewStamp> = fleet
+            .servers
+            .iter()
+            .filter(|s| !s.volume_ids.is_empty())
+            .map(|s| NewStamp {
+                server_id: s.id.0.clone(),
+                server_name: s.name.clone(),
+                project_id: s.project_id.0.clone(),
+                volume_ids: s.volume_ids.iter().map(|v| v.0.clone()).collect(),
+            })
+            .collect();
         let holder = self.holder.clone();
         let id = cycle_id.clone();
         let written = self
@@ -140,18 +202,18 @@ impl Conductor {
                     kind: "backup",
                     started_at: naive(started),
                 };
-                tasks::insert_plan(conn, &header, &new_tasks)
+                tasks::insert_plan_with_stamps(conn, &header, &new_tasks, &stamps)
             })
             .await?;
         if written.is_none() {
             warn!(cycle.id = %cycle_id, "lost the backup-cycle lease while planning; the plan was dropped");
-            return Ok(None);
+            return Ok(CycleOutcome::LeaseLost);
         }
         info!(
             cycle.id = %cycle_id,
             "backup cycle {cycle_id} planned: {} backups, {} skipped, {} waiting, {} failed",
             summary.backups, summary.skipped, summary.waiting, summary.failed
         );
-        Ok(Some(summary))
+        Ok(CycleOutcome::Planned(summary))
     }
 }

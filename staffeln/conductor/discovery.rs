@@ -10,7 +10,7 @@ use tracing::{debug, warn};
 
 use super::planner::{Fleet, is_true};
 use super::{AUTOMATED_KEY, Conductor, ConductorError};
-use crate::objects::{BackupId, ProjectId, VolumeId};
+use crate::objects::{BackupId, BackupStatus, ProjectId, VolumeId};
 use crate::openstack::BackupFilter;
 
 /// Quota reads in flight at once.
@@ -50,6 +50,23 @@ impl Conductor {
         own.extend(self.db_call(crate::db::backups::all_ids).await?.into_iter().map(BackupId));
         let busy: HashSet<VolumeId> =
             self.db_call(crate::db::tasks::active_volume_ids).await?.into_iter().map(VolumeId).collect();
+        // The cycle that made the newest backup of Staffeln's of each volume
+        // (the backup_min_interval floor counts from its start).
+        let newest: Vec<String> = backups
+            .values()
+            .filter_map(|list| {
+                list.iter()
+                    .filter(|b| own.contains(&b.id) && b.status != BackupStatus::Error)
+                    .max_by_key(|b| b.created_at)
+                    .map(|b| b.id.0.clone())
+            })
+            .collect();
+        let made_at: HashMap<BackupId, _> = self
+            .db_call(move |conn| crate::db::history::cycle_starts(conn, &newest))
+            .await?
+            .into_iter()
+            .map(|(id, at)| (BackupId(id), at.and_utc()))
+            .collect();
 
         let projects: HashSet<ProjectId> = servers.iter().map(|s| s.project_id.clone()).collect();
         let quotas: HashMap<_, _> = futures_util::stream::iter(projects)
@@ -74,6 +91,6 @@ impl Conductor {
             projects = quotas.len(),
             "discovery done"
         );
-        Ok(Fleet { servers, volumes, backups, own, quotas, busy })
+        Ok(Fleet { servers, volumes, backups, own, quotas, busy, made_at })
     }
 }

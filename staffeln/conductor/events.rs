@@ -8,6 +8,8 @@
 //! | `staffeln.backup.create.start` | INFO | Cinder accepted a create |
 //! | `staffeln.backup.create.end` | INFO | the backup is available |
 //! | `staffeln.backup.create.error` | ERROR | a task failed |
+//! | `staffeln.backup.create.stuck` | WARN | a backup being created looks stuck (it is not cancelled) |
+//! | `staffeln.backup.create.unfinished` | WARN | the cycle stopped waiting for a backup Cinder is still making (it is left running) |
 //! | `staffeln.backup.delete.end` | INFO | retention deleted a backup ([`Events::backup_deleted`]) |
 //! | `staffeln.cycle.end` | INFO | a backup cycle has no active task left |
 //!
@@ -33,6 +35,8 @@ use crate::rpc::{Notifier, Priority, RpcSettings, Transport};
 pub const BACKUP_CREATE_START: &str = "staffeln.backup.create.start";
 pub const BACKUP_CREATE_END: &str = "staffeln.backup.create.end";
 pub const BACKUP_CREATE_ERROR: &str = "staffeln.backup.create.error";
+pub const BACKUP_CREATE_STUCK: &str = "staffeln.backup.create.stuck";
+pub const BACKUP_CREATE_UNFINISHED: &str = "staffeln.backup.create.unfinished";
 pub const BACKUP_DELETE_END: &str = "staffeln.backup.delete.end";
 pub const CYCLE_END: &str = "staffeln.cycle.end";
 
@@ -54,7 +58,8 @@ pub struct BackupPayload {
     pub incremental: Option<bool>,
     pub size_gb: Option<i64>,
     pub availability_zone: Option<String>,
-    /// Why it failed (`create.error`) or was deleted (`delete.end`).
+    /// Why it failed (`create.error`), looks stuck (`create.stuck`), was
+    /// left running (`create.unfinished`) or was deleted (`delete.end`).
     pub reason: Option<String>,
 }
 
@@ -220,6 +225,21 @@ impl Events {
         let mut p = BackupPayload::of_task(task);
         p.reason = Some(reason.to_owned());
         self.emit(Priority::Error, BACKUP_CREATE_ERROR, p);
+    }
+
+    /// `staffeln.backup.create.stuck`: the backup of `task` looks stuck.
+    pub fn backup_create_stuck(&self, task: &TaskRow, reason: &str) {
+        let mut p = BackupPayload::of_task(task);
+        p.reason = Some(reason.to_owned());
+        self.emit(Priority::Warn, BACKUP_CREATE_STUCK, p);
+    }
+
+    /// `staffeln.backup.create.unfinished`: the cycle of `task` stopped
+    /// waiting for its backup, which was left running.
+    pub fn backup_create_unfinished(&self, task: &TaskRow, reason: &str) {
+        let mut p = BackupPayload::of_task(task);
+        p.reason = Some(reason.to_owned());
+        self.emit(Priority::Warn, BACKUP_CREATE_UNFINISHED, p);
     }
 
     /// `staffeln.backup.delete.end`: retention deleted a backup.

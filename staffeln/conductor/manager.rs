@@ -6,9 +6,13 @@
 //! * `backup_now` plans a cycle at once (of one project or server when
 //!   asked). Any conductor may receive it: it takes the backup-cycle lease
 //!   if it is free, otherwise passes the request once to the conductor that
-//!   holds it (`<topic>.<its host>`). Requests with the same `request_id`
-//!   and arguments plan once (a client's retry, or a fanout cast that every
-//!   conductor received). The work loop is woken to start the backups.
+//!   holds it (`<topic>.<its host>`). A holder that does not answer a `ping`
+//!   within a sixth of `rpc_response_timeout` (1 to 10 s) has most likely
+//!   died without giving up its lease: the answer names it, says when its
+//!   lease expires and in how many seconds a trigger will be planned.
+//!   Requests with the same `request_id` and arguments plan once (a client's
+//!   retry, or a fanout cast that every conductor received). The work loop
+//!   is woken to start the backups.
 //! * `report_now` sends the digests of finished cycles now, whatever
 //!   `report_period` says.
 //! * `retention_now` answers `NotAvailable` until retention is wired in:
@@ -22,14 +26,16 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration as StdDuration;
 
-use chrono::{NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{Mutex, Notify, watch};
 use tracing::{info, warn};
 
-use super::cycle::{BackupScope, CycleSummary};
+use super::cycle::{BackupScope, CycleOutcome, CycleSummary};
+use super::lease::LeaseHeld;
 use super::rpcapi::{
     self, ApiError, BackupNowArgs, BackupTriggered, CONDUCTOR_ERROR, ConductorApi, CycleInfo, INVALID_PARAMETER,
     ListTasksArgs, NoArgs, Pong, ReportFailure, ReportNowArgs, ReportSent, RetentionNowArgs, RetentionPreview,
@@ -62,6 +68,15 @@ pub struct Manager {
     mailer: Arc<Mailer>,
     /// Serialises `backup_now` and remembers recent results by request id.
     triggers: Mutex<VecDeque<(String, BackupTriggered)>>,
+    /// How long the lease holder may take to answer a `ping`.
+    probe: StdDuration,
+}
+
+/// How long `backup_now` waits for the lease holder's `ping`: a sixth of
+/// `rpc_response_timeout`, 1 to 10 s, so that the answer reaches a client
+/// that waits `rpc_response_timeout` itself.
+pub fn probe_timeout(rpc_response_timeout: StdDuration) -> StdDuration {
+    (rpc_response_timeout / 6).clamp(StdDuration::from_secs(1), StdDuration::from_secs(10))
 }
 
 impl Manager {
@@ -71,8 +86,9 @@ impl Manager {
         peers: ConductorApi,
         wake: Arc<Notify>,
         mailer: Arc<Mailer>,
+        probe: StdDuration,
     ) -> Manager {
-        Manager { conductor, host: host.to_owned(), peers, wake, mailer, triggers: Mutex::default() }
+        Manager { conductor, host: host.to_owned(), peers, wake, mailer, triggers: Mutex::default(), probe }
     }
 
     async fn ping(self: Arc<Self>, call: Call) -> Result<Value, RpcFailure> {
@@ -169,12 +185,16 @@ impl Manager {
             info!("backup_now was handled already ({id}); answering as then");
             return reply(done);
         }
-        let result = match self.conductor.run_backup_cycle_in(true, &scope).await {
-            Ok(Some(summary)) => {
+        let result = match self.conductor.try_backup_cycle(true, &scope).await {
+            Ok(CycleOutcome::Planned(summary)) => {
                 self.wake.notify_one();
                 planned(&self.conductor.holder, &summary, &scope)
             }
-            Ok(None) => self.pass_to_leader(&call, &args).await?,
+            Ok(CycleOutcome::Led(held)) => self.pass_to_leader(&call, &args, &held).await?,
+            Ok(CycleOutcome::NotDue | CycleOutcome::LeaseLost) => not_planned(
+                None,
+                "another conductor took the backup-cycle lease while this one planned; try again".to_owned(),
+            ),
             Err(err) => return Err(failed("backup_now", &err)),
         };
         if let Some(id) = request_id {
@@ -186,28 +206,43 @@ impl Manager {
         reply(&result)
     }
 
-    /// Another conductor holds the lease: ask it, once.
-    async fn pass_to_leader(&self, call: &Call, args: &BackupNowArgs) -> Result<BackupTriggered, RpcFailure> {
-        let lease = self
-            .conductor
-            .db_call(|conn| leases::get(conn, BACKUP_LEASE))
-            .await
-            .map_err(|err| failed("backup_now", &err))?;
-        let Some(leader) = lease.map(|l| l.holder) else {
-            return Ok(not_planned(None, "no conductor holds the backup-cycle lease; try again".to_owned()));
-        };
-        let host = leader.rsplit_once(':').map_or(leader.as_str(), |(host, _pid)| host);
+    /// Another conductor holds the lease: ask it, once, if it answers.
+    async fn pass_to_leader(
+        &self,
+        call: &Call,
+        args: &BackupNowArgs,
+        held: &LeaseHeld,
+    ) -> Result<BackupTriggered, RpcFailure> {
+        let leader = held.holder.clone();
+        let host = held.host();
+        let now = self.conductor.clock.now();
         if call.context.contains_key(FORWARDED_BY) || host == self.host {
-            return Ok(not_planned(
-                Some(leader.clone()),
+            return Ok(lease_held(
+                held,
+                now,
                 format!("conductor {leader} leads backup cycles but did not take this request"),
+            ));
+        }
+        let to_leader = self.peers.to_server(host);
+        let probe = to_leader.clone().with_timeout(self.probe);
+        if let Err(err) = probe.ping(&call.context).await {
+            let text = crate::errors::chain(&err);
+            warn!("backup_now: conductor {leader} holds the backup-cycle lease but does not answer: {text}");
+            return Ok(lease_held(
+                held,
+                now,
+                format!(
+                    "conductor {leader} holds the backup-cycle lease but does not answer on {}.{host} (it may have \
+                     stopped without giving the lease up)",
+                    self.peers.target().topic
+                ),
             ));
         }
         info!("backup_now: passing the request to conductor {leader}, which leads backup cycles");
         let mut ctx = call.context.clone();
         ctx.remove("client_timeout");
         ctx.insert(FORWARDED_BY.to_owned(), Value::from(self.conductor.holder.clone()));
-        match self.peers.to_server(host).backup_now(&ctx, args.project_id.as_deref(), args.server_id.as_deref()).await {
+        match to_leader.backup_now(&ctx, args.project_id.as_deref(), args.server_id.as_deref()).await {
             Ok(result) => Ok(result),
             Err(ApiError::Rpc(RpcError::Remote { exc_type, message, .. })) => {
                 Err(RpcFailure::remote(&exc_type, message))
@@ -215,10 +250,7 @@ impl Manager {
             Err(err) => {
                 let text = crate::errors::chain(&err);
                 warn!("backup_now: conductor {leader} leads backup cycles and did not answer: {text}");
-                Ok(not_planned(
-                    Some(leader.clone()),
-                    format!("conductor {leader} leads backup cycles and did not answer: {text}"),
-                ))
+                Ok(lease_held(held, now, format!("conductor {leader} leads backup cycles and did not answer: {text}")))
             }
         }
     }
@@ -313,6 +345,11 @@ impl RpcService {
         self.wake.notified().await;
     }
 
+    /// What [`RpcService::wakeup`] waits on, for a loop that owns it.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
     /// Stops serving after answering the requests in flight.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
@@ -345,7 +382,8 @@ pub async fn start_rpc(conf: &Config, conductor: Conductor) -> Result<RpcService
     let mailer = Mailer::new(NotifySettings::from_opts(&conf.notification))
         .map_err(|err| ConductorError::Config(crate::errors::chain(&err)))?;
     let peers = ConductorApi::new(&transport, &topic);
-    let manager = Arc::new(Manager::new(conductor, &host, peers, wake.clone(), Arc::new(mailer)));
+    let probe = probe_timeout(StdDuration::from_secs(conf.default.rpc_response_timeout));
+    let manager = Arc::new(Manager::new(conductor, &host, peers, wake.clone(), Arc::new(mailer), probe));
     let endpoint: Arc<dyn Endpoint> = Arc::new(endpoint(manager));
     let target = Target::new(&topic).with_server(&host);
     let (up, serving) = watch::channel(false);
@@ -460,11 +498,46 @@ fn planned(holder: &str, s: &CycleSummary, scope: &BackupScope) -> BackupTrigger
         waiting: n(s.waiting),
         failed: n(s.failed),
         message,
+        lease_holder: None,
+        lease_expires_at: None,
+        retry_after: None,
     }
 }
 
 fn not_planned(leader: Option<String>, message: String) -> BackupTriggered {
-    BackupTriggered { planned: false, leader, cycle_id: None, backups: 0, skipped: 0, waiting: 0, failed: 0, message }
+    BackupTriggered {
+        planned: false,
+        leader,
+        cycle_id: None,
+        backups: 0,
+        skipped: 0,
+        waiting: 0,
+        failed: 0,
+        message,
+        lease_holder: None,
+        lease_expires_at: None,
+        retry_after: None,
+    }
+}
+
+/// Nothing planned: `held` names the holder of the backup-cycle lease. The
+/// message says when it expires and what to do.
+fn lease_held(held: &LeaseHeld, now: DateTime<Utc>, why: String) -> BackupTriggered {
+    let expires = held.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true);
+    // Whole seconds, rounded up: after that many the lease has expired.
+    let left = (held.expires_at - now).num_milliseconds().max(0);
+    let secs = u64::try_from((left + 999) / 1000).unwrap_or(0);
+    let message = format!(
+        "{why}; its lease expires at {expires}, in {secs} s: trigger again then, and whichever conductor takes \
+         the lease plans the cycle (or restart staffeln-conductor on {})",
+        held.host()
+    );
+    BackupTriggered {
+        lease_holder: Some(held.holder.clone()),
+        lease_expires_at: Some(expires),
+        retry_after: Some(secs),
+        ..not_planned(Some(held.holder.clone()), message)
+    }
 }
 
 #[cfg(test)]
@@ -479,6 +552,32 @@ mod tests {
         let scope = BackupScope { project_id: Some(ProjectId("p9".into())), server_id: None };
         let scoped = planned("h:1", &s, &scope);
         assert!(scoped.message.ends_with("no flagged server matched project p9"), "{}", scoped.message);
+    }
+
+    #[test]
+    fn a_held_lease_is_named_with_its_expiry_and_the_seconds_left() {
+        let now = DateTime::parse_from_rfc3339("2026-12-02T10:00:00Z").unwrap().with_timezone(&Utc);
+        let held = LeaseHeld { holder: "node-b:4242".into(), expires_at: now + chrono::Duration::milliseconds(87_300) };
+        let t = lease_held(&held, now, "conductor node-b:4242 does not answer".into());
+        assert!(!t.planned);
+        assert_eq!(t.lease_holder.as_deref(), Some("node-b:4242"));
+        assert_eq!(t.lease_expires_at.as_deref(), Some("2026-12-02T10:01:27Z"));
+        assert_eq!(t.retry_after, Some(88), "rounded up");
+        assert!(
+            t.message.contains("in 88 s") && t.message.ends_with("restart staffeln-conductor on node-b)"),
+            "{}",
+            t.message
+        );
+        let gone = LeaseHeld { expires_at: now - chrono::Duration::seconds(5), ..held };
+        assert_eq!(lease_held(&gone, now, String::new()).retry_after, Some(0));
+    }
+
+    #[test]
+    fn the_holder_gets_a_sixth_of_the_rpc_timeout_to_answer() {
+        assert_eq!(probe_timeout(StdDuration::from_secs(60)), StdDuration::from_secs(10));
+        assert_eq!(probe_timeout(StdDuration::from_secs(20)), StdDuration::from_secs(20) / 6);
+        assert_eq!(probe_timeout(StdDuration::from_secs(2)), StdDuration::from_secs(1));
+        assert_eq!(probe_timeout(StdDuration::from_secs(600)), StdDuration::from_secs(10));
     }
 
     #[test]

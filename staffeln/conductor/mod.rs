@@ -6,25 +6,39 @@
 //! * [`schedule`]: pure — when the next cycle runs (cron in a zone, period).
 //! * [`limits`]: pure — which planned tasks may start under the concurrency
 //!   limits.
+//! * [`waiting`]: pure — wait for a backup still being created, stop
+//!   waiting (leaving it running), cancel it (only when asked), or report it
+//!   as possibly stuck.
+//! * [`stamps`]: pure — which servers a cycle owes `last-backup-time`, and
+//!   how a failed write is retried or reported.
 //! * [`discovery`]: reads the fleet (all-tenant list calls, quotas).
 //! * [`cycle`]: one backup cycle by the leader: lease, discover, plan, write
 //!   the plan (fenced by the lease's token).
 //! * [`worker`]: every conductor claims planned tasks, creates the backups
-//!   (idempotently: a task's backup carries its task id), polls those in
-//!   flight with list calls, completes, fails, cancels, and sets the
-//!   servers' `last-backup-time`.
-//! * [`report`]: the per-project digests of finished cycles.
+//!   (fenced by the claim's token, and idempotently: a task's backup carries
+//!   its task id and is looked for before any retried create), polls those
+//!   in flight with list calls, completes, fails, stops waiting, and sets
+//!   the servers' `last-backup-time`.
+//! * [`report`]: the per-project digests of finished cycles, one round at a
+//!   time across conductors.
+//! * [`runner`]: the loops, side by side: backups (cycle, work, digests) and
+//!   retention; a lease held elsewhere is waited out, not polled.
+//! * [`lease`]: leases on the conductor's clock, renewed while work runs,
+//!   released on a graceful stop; [`clock`]: the system clock, or an
+//!   emulated one in tests.
 //! * [`manager`] and [`rpcapi`]: the RPC topic (`staffeln backup trigger`,
 //!   `staffeln status`, …), server and typed client.
 //! * [`events`]: `staffeln.backup.*` and `staffeln.cycle.end` notifications.
 //!
 //! Many conductors share one database: one leads (a lease with a fencing
-//! token), all execute. The conductor knows objects, not JSON, SQL text or
-//! AMQP frames.
+//! token), all execute (see `doc/conductors.md`). The conductor knows
+//! objects, not JSON, SQL text or AMQP frames.
 
+pub mod clock;
 pub mod cycle;
 pub mod discovery;
 pub mod events;
+pub mod lease;
 pub mod limits;
 pub mod manager;
 pub mod planner;
@@ -32,7 +46,10 @@ pub mod report;
 pub mod retention;
 pub mod rotation;
 pub mod rpcapi;
+pub mod runner;
 pub mod schedule;
+pub mod stamps;
+pub mod waiting;
 pub mod worker;
 
 use std::collections::BTreeMap;
@@ -40,7 +57,7 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
-use tracing::{Instrument, error, info, info_span};
+use tracing::info;
 
 use crate::conf::Config;
 use crate::db::{self, AnyConnection, Database, DbError, DbSettings};
@@ -57,10 +74,10 @@ pub const AUTOMATED_KEY: &str = "__automated_backup";
 pub const TASK_KEY: &str = "__staffeln_task_id";
 /// Backup metadata naming the server the volume was backed up for.
 pub const INSTANCE_KEY: &str = "__staffeln_instance_id";
-/// Pause before digests that could not be delivered are tried again.
-const REPORT_RETRY: StdDuration = StdDuration::from_secs(300);
 /// The lease of the conductor that discovers and plans backup cycles.
 pub const BACKUP_LEASE: &str = "backup-cycle";
+/// The lease of the conductor that sends a round of digests.
+pub const REPORT_LEASE: &str = "report-round";
 
 /// Why the conductor (or one of its steps) failed.
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +109,8 @@ pub struct ConductorSettings {
     pub poll_interval: StdDuration,
     pub claim_timeout: Duration,
     pub lease_time: Duration,
-    pub cycle_timeout: Duration,
+    /// How long a cycle waits for a backup, and what then (`waiting`).
+    pub wait: waiting::WaitSettings,
     pub last_backup_key: String,
     /// Retention's rules, schedule and limits.
     pub retention: rotation::RetentionSettings,
@@ -138,7 +156,11 @@ impl ConductorSettings {
             poll_interval: StdDuration::from_secs(c.poll_interval),
             claim_timeout: secs(c.claim_timeout),
             lease_time: secs(c.leader_lease_time),
-            cycle_timeout: secs(c.backup_cycle_timeout.as_secs()),
+            wait: waiting::WaitSettings {
+                timeout: secs(c.backup_cycle_timeout.as_secs()),
+                cancel_on_timeout: c.backup_cancel_on_timeout,
+                stuck_throughput_mib: c.backup_stuck_throughput,
+            },
             last_backup_key: c.last_backup_metadata_key.clone(),
             retention: rotation::RetentionSettings::from_config(conf)?,
         })
@@ -158,6 +180,8 @@ pub struct Conductor {
     pub started_at: DateTime<Utc>,
     /// Event notifications (none by default).
     pub events: events::Events,
+    /// The conductor's time (the system clock; tests emulate it).
+    pub clock: clock::Clock,
 }
 
 impl Conductor {
@@ -169,7 +193,16 @@ impl Conductor {
             settings: Arc::new(settings),
             started_at: Utc::now(),
             events: events::Events::noop(),
+            clock: clock::Clock::system(),
         }
+    }
+
+    /// The same conductor on `clock` (tests: an emulated clock), started now
+    /// on that clock.
+    pub fn with_clock(mut self, clock: clock::Clock) -> Conductor {
+        self.started_at = clock.now();
+        self.clock = clock;
+        self
     }
 
     /// The same conductor, emitting its events to `events`.
@@ -232,77 +265,25 @@ pub async fn connect(conf: &Config) -> Result<Conductor, ConductorError> {
 }
 
 /// Runs the conductor until a stop is requested: backup cycles on the
-/// schedule (planned by whichever conductor leads), and on every conductor
-/// the work loop that starts and checks backups.
-pub async fn serve(mut ctx: ServiceContext) -> Result<(), ConductorError> {
+/// schedule (planned by whichever conductor leads), on every conductor the
+/// work loop that starts and checks backups, and retention beside it
+/// ([`runner`]). On a graceful stop it answers the RPC requests in flight,
+/// then gives up its leases.
+pub async fn serve(ctx: ServiceContext) -> Result<(), ConductorError> {
     let conf = ctx.config();
     let conductor = connect(&conf).await?;
     let mailer = crate::notify::Mailer::new(crate::notify::NotifySettings::from_opts(&conf.notification))
         .map_err(|e| ConductorError::Config(e.to_string()))?;
     let report_period = Duration::seconds(i64::try_from(conf.conductor.report_period).unwrap_or(i64::MAX / 1000));
-    let mut next_report = tokio::time::Instant::now();
     // On-demand triggers (manager.rs): started here, stopped below.
     let rpc = manager::start_rpc(&conf, conductor.clone()).await?;
     ctx.ready();
     info!("conductor {} ready", conductor.holder);
-    loop {
-        let now = Utc::now();
-        let last = conductor.last_cycle_start().await.unwrap_or_else(|err| {
-            error!("cannot read the last backup cycle: {err}");
-            Some(now)
-        });
-        let next = conductor.settings.backup_schedule.next_due(last, conductor.started_at);
-        let last_retention = conductor.last_retention_start().await.unwrap_or_else(|err| {
-            error!("cannot read the last retention run: {err}");
-            Some(now)
-        });
-        let next_retention = conductor.settings.retention.schedule.next_due(last_retention, conductor.started_at);
-        let wait = [next, next_retention]
-            .into_iter()
-            .flatten()
-            .map(|at| (at - now).to_std().unwrap_or_default())
-            .fold(conductor.settings.poll_interval, StdDuration::min);
-        tokio::select! {
-            () = ctx.shutdown.requested() => break,
-            () = tokio::time::sleep(wait) => {}
-            () = rpc.wakeup() => {}
-        }
-        if next.is_some_and(|at| at <= Utc::now()) {
-            let span = info_span!("cycle", kind = "backup");
-            if let Err(err) = conductor.run_backup_cycle(false).instrument(span).await {
-                error!("backup cycle failed, retried at the next schedule: {err}");
-            }
-        }
-        if next_retention.is_some_and(|at| at <= Utc::now()) {
-            let span = info_span!("cycle", kind = "retention");
-            if let Err(err) = conductor.run_retention(&conductor.settings.retention, false).instrument(span).await {
-                error!("retention failed, retried at the next schedule: {err}");
-            }
-        }
-        let span = info_span!("work");
-        async {
-            if let Err(err) = conductor.work_once().await {
-                error!("starting backups failed: {err}");
-            }
-            if let Err(err) = conductor.poll_once().await {
-                error!("checking backups failed: {err}");
-            }
-            if tokio::time::Instant::now() >= next_report {
-                match conductor.send_reports(&mailer, report_period, false, None).await {
-                    Ok(summary) if summary.failed.is_empty() => {}
-                    Ok(_) => next_report = tokio::time::Instant::now() + REPORT_RETRY,
-                    Err(err) => {
-                        error!("sending digests failed, retried in {} s: {err}", REPORT_RETRY.as_secs());
-                        next_report = tokio::time::Instant::now() + REPORT_RETRY;
-                    }
-                }
-            }
-        }
-        .instrument(span)
-        .await;
-    }
+    let loops = runner::Loops { mailer: Arc::new(mailer), report_period, wake: rpc.waker() };
+    runner::run(&conductor, &loops, ctx.shutdown.clone()).await;
     info!("conductor {} stopping", conductor.holder);
     rpc.stop().await;
+    conductor.release_leases().await;
     Ok(())
 }
 

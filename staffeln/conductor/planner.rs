@@ -11,8 +11,17 @@
 //! 5. A volume with a task of an earlier cycle still in progress, or one that is `backing-up` or `restoring-backup` waits for the next
 //!    cycle: Cinder refuses a second operation, and this is not a failure.
 //! 6. Other statuses than `available`/`in-use` fail with the status named.
-//! 7. A volume whose last Staffeln backup is younger than
-//!    `backup_min_interval` is skipped (the floor; 0 disables it).
+//! 7. A volume whose last Staffeln backup is truly recent is skipped (the
+//!    `backup_min_interval` floor; 0 disables it). The interval is measured
+//!    between the starts of the cycles that made the backups, not from
+//!    Cinder's `created_at`: a backup is created some time after its cycle
+//!    starts (discovery, the queue, the concurrency limits), so with
+//!    `backup_service_period` = `backup_min_interval` every second cycle
+//!    would find the last backup "too young" and skip it. A cycle that starts
+//!    up to a tenth of the interval early is still on time ([`too_recent`]):
+//!    cron cycles and cycles after a late one start a little late or early.
+//!    A backup without a known cycle (made before the upgrade from the
+//!    original Staffeln) counts from its `created_at`.
 //! 8. The per-project volume limit, then Cinder's `backups` and
 //!    `backup_gigabytes` quotas (counting what this plan already takes) are
 //!    checked before any create; a volume over either fails with the limit
@@ -62,6 +71,9 @@ pub struct Fleet {
     pub quotas: HashMap<ProjectId, BackupQuota>,
     /// Volumes with a task of an earlier cycle still in progress.
     pub busy: HashSet<VolumeId>,
+    /// When the cycle that made each of Staffeln's backups started (for the
+    /// newest backup of each volume at least).
+    pub made_at: HashMap<BackupId, DateTime<Utc>>,
 }
 
 /// The decision for one volume.
@@ -88,6 +100,19 @@ pub struct PlannedVolume {
     pub availability_zone: Option<String>,
     pub size_gb: u64,
     pub decision: Decision,
+}
+
+/// The slack of the `backup_min_interval` floor: a tenth of the interval.
+pub fn min_interval_tolerance(min_interval: Duration) -> Duration {
+    min_interval / 10
+}
+
+/// Whether a volume whose last backup of Staffeln's was made by the cycle
+/// that started at `made` is too recent to back up in the cycle starting at
+/// `now`: less than `min_interval`, less its tolerance, lies between the two
+/// cycle starts. A zero interval never is.
+pub fn too_recent(made: DateTime<Utc>, now: DateTime<Utc>, min_interval: Duration) -> bool {
+    min_interval > Duration::zero() && now - made < min_interval - min_interval_tolerance(min_interval)
 }
 
 /// Kind of the next backup, from the volume's own successful backups, newest
@@ -214,20 +239,24 @@ fn decide<'a>(
     let mut own_available: Vec<&Backup> =
         history.iter().filter(|b| fleet.own.contains(&b.id) && b.status == BackupStatus::Available).collect();
     own_available.sort_by_key(|b| std::cmp::Reverse(b.created_at));
-    if settings.backup_min_interval > Duration::zero() {
-        let last_own = history
-            .iter()
-            .filter(|b| fleet.own.contains(&b.id) && b.status != BackupStatus::Error)
-            .map(|b| b.created_at)
-            .max();
-        if let Some(last) = last_own
-            && now - last < settings.backup_min_interval
-        {
+    let last_own = history
+        .iter()
+        .filter(|b| fleet.own.contains(&b.id) && b.status != BackupStatus::Error)
+        .max_by_key(|b| b.created_at);
+    if let Some(last) = last_own {
+        let made = fleet.made_at.get(&last.id).copied();
+        let since = made.unwrap_or(last.created_at);
+        if too_recent(since, now, settings.backup_min_interval) {
+            let interval = settings.backup_min_interval;
             return Decision::Skip {
                 reason: format!(
-                    "last Staffeln backup at {} is within backup_min_interval ({} s)",
-                    last.to_rfc3339(),
-                    settings.backup_min_interval.num_seconds()
+                    "last Staffeln backup {} {} {}, {} s ago: within backup_min_interval ({} s, less a tolerance of {} s)",
+                    last.id,
+                    if made.is_some() { "was made by the cycle that started at" } else { "was created at" },
+                    since.to_rfc3339(),
+                    (now - since).num_seconds(),
+                    interval.num_seconds(),
+                    min_interval_tolerance(interval).num_seconds(),
                 ),
             };
         }
@@ -476,6 +505,59 @@ mod tests {
         let no_floor = PlanSettings { backup_min_interval: Duration::zero(), ..settings() };
         let plan2 = plan(&f, &no_floor, now());
         assert!(matches!(decision_of(&plan2, "v1"), Decision::Backup { .. }));
+    }
+
+    #[test]
+    fn too_recent_measures_between_cycle_starts_with_a_tenth_of_slack() {
+        let min = Duration::seconds(1800);
+        let cases: &[(i64, i64, bool)] = &[
+            // (seconds between the cycle starts, interval, too recent)
+            (1800, 1800, false), // the default period: every cycle is due
+            (1799, 1800, false), // a cron cycle that woke a second earlier than the last
+            (1620, 1800, false), // a tenth early: still on time
+            (1619, 1800, true),
+            (600, 1800, true), // an on-demand trigger ten minutes after a cycle
+            (0, 1800, true),
+            (-30, 1800, true),              // clocks apart: the last cycle "in the future"
+            (5, 0, false),                  // 0 disables the floor
+            (86_400 - 3600, 86_400, false), // a daily cron an hour late yesterday
+        ];
+        for &(gap, interval, expected) in cases {
+            let made = now() - Duration::seconds(gap);
+            assert_eq!(
+                too_recent(made, now(), Duration::seconds(interval)),
+                expected,
+                "gap {gap} s, interval {interval} s"
+            );
+        }
+        assert_eq!(min_interval_tolerance(min), Duration::seconds(180));
+    }
+
+    #[test]
+    fn the_floor_counts_from_the_cycle_that_made_the_backup_not_from_cinders_created_at() {
+        let mut f = fleet(
+            vec![server("s1", "p1", Some("true"), &["v1", "v2"])],
+            vec![volume("v1", "p1", VolumeStatus::Available, 1), volume("v2", "p1", VolumeStatus::Available, 1)],
+        );
+        // Both backups were created 20 minutes after their cycle started (queued
+        // behind the concurrency limits); that cycle started 30 minutes ago.
+        for (id, vol) in [("b1", "v1"), ("b2", "v2")] {
+            let mut b = backup(id, vol, BackupKind::Full, 0, BackupStatus::Available);
+            b.created_at = now() - Duration::minutes(10);
+            f.backups.insert(vol.into(), vec![b]);
+            f.own.insert(id.into());
+        }
+        f.made_at.insert("b1".into(), now() - Duration::minutes(30));
+        let plan = plan(&f, &settings(), now());
+        assert!(matches!(decision_of(&plan, "v1"), Decision::Backup { .. }), "{plan:?}");
+        // b2's cycle is unknown (made before an upgrade): its created_at counts.
+        match decision_of(&plan, "v2") {
+            Decision::Skip { reason } => {
+                assert!(reason.contains("b2 was created at") && reason.contains("600 s ago"), "{reason}");
+                assert!(reason.contains("backup_min_interval (1800 s, less a tolerance of 180 s)"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

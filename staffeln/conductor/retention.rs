@@ -5,8 +5,10 @@
 //!
 //! Rules, in the order they are applied to each backup of a volume:
 //! 1. **Ownership floor.** A backup is Staffeln's only when it has a
-//!    `backup_data` row *and* `__automated_backup` metadata; anything else is
-//!    kept (fail closed).
+//!    `backup_data` row *and* `__automated_backup` metadata, or a row adopted
+//!    from the original (Python) Staffeln, which set no metadata on its
+//!    backups (origin `staffeln-py`, see `db::legacy`); anything else is kept
+//!    (fail closed).
 //! 2. **Busy.** A backup that is `creating`, `restoring` or `deleting`, or in
 //!    a status this version does not know, is skipped; the next run looks again.
 //! 3. **Errors.** Staffeln's backups in `error` or `error_deleting` are deleted.
@@ -301,12 +303,15 @@ pub struct Candidate {
     pub has_row: bool,
     /// Its metadata carries `__automated_backup` = true.
     pub has_marker: bool,
+    /// Its row was adopted from the original Staffeln's database, which is
+    /// all the original left to say the backup is its own.
+    pub adopted: bool,
 }
 
 impl Candidate {
-    /// Staffeln made it: both marks are needed.
+    /// Staffeln made it: a row and the metadata, or an adopted row.
     pub fn is_own(&self) -> bool {
-        self.has_row && self.has_marker
+        self.has_row && (self.has_marker || self.adopted)
     }
 }
 
@@ -514,7 +519,10 @@ pub fn plan_volume(
             if !c.is_own() {
                 return (
                     RetentionAction::Keep,
-                    RetentionReason::NotStaffelns { missing_row: !c.has_row, missing_metadata: !c.has_marker },
+                    RetentionReason::NotStaffelns {
+                        missing_row: !c.has_row,
+                        missing_metadata: !c.has_marker && !c.adopted,
+                    },
                 );
             }
             match &b.status {

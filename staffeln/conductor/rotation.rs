@@ -27,6 +27,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
+use super::lease::LeaseHeld;
 use super::planner::is_true;
 use super::retention::{
     ArchivalRules, Candidate, Inventory, RetentionAction, RetentionDecision, RetentionPlan, RuleSettings, VolumeInput,
@@ -36,7 +37,7 @@ use super::schedule::Schedule;
 use super::{AUTOMATED_KEY, Conductor, ConductorError, INSTANCE_KEY, naive};
 use crate::conf::Config;
 use crate::db::audit::{self, NewAuditEntry};
-use crate::db::{backups, leases, tasks};
+use crate::db::{backups, tasks};
 use crate::objects::{BackupId, BackupKind, BackupStatus, ProjectId, Server, ServerId, VolumeId};
 use crate::openstack::{BackupFilter, OpenStackError};
 
@@ -96,6 +97,18 @@ impl RetentionSettings {
             poll_interval: StdDuration::from_secs(c.poll_interval),
         })
     }
+}
+
+/// What an attempt at a retention run came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetentionOutcome {
+    Ran(RetentionSummary),
+    /// No run is due: another conductor ran it, or the schedule says later.
+    NotDue,
+    /// Another conductor holds the retention lease.
+    Led(LeaseHeld),
+    /// The lease went to another conductor before or during the run.
+    LeaseLost,
 }
 
 /// What one retention run did.
@@ -187,7 +200,7 @@ impl Conductor {
         project: Option<&ProjectId>,
     ) -> Result<Vec<RetentionDecision>, ConductorError> {
         let (inventory, _) = self.retention_inventory(project).await?;
-        let planned = plan(&inventory, &settings.rules, INSTANCE_KEY, Utc::now());
+        let planned = plan(&inventory, &settings.rules, INSTANCE_KEY, self.clock.now());
         for w in &planned.warnings {
             warn!("retention preview: {w}");
         }
@@ -202,26 +215,47 @@ impl Conductor {
         settings: &RetentionSettings,
         force: bool,
     ) -> Result<Option<RetentionSummary>, ConductorError> {
-        self.run_retention_at(settings, force, Utc::now()).await
+        self.run_retention_at(settings, force, self.clock.now()).await
     }
 
     /// [`Conductor::run_retention`] with the rules' `now` given (tests and
-    /// benchmarks age backups this way; the schedule uses the real clock).
+    /// benchmarks age backups this way; the schedule uses the conductor's
+    /// clock).
     pub async fn run_retention_at(
         &self,
         settings: &RetentionSettings,
         force: bool,
         now: DateTime<Utc>,
     ) -> Result<Option<RetentionSummary>, ConductorError> {
-        let Some(token) = self.renew_retention_lease(settings).await? else {
-            info!("another conductor leads retention; not running it");
-            return Ok(None);
+        Ok(match self.try_retention(settings, force, now).await? {
+            RetentionOutcome::Ran(summary) => Some(summary),
+            _ => None,
+        })
+    }
+
+    /// One attempt at a retention run, saying what came of it.
+    pub async fn try_retention(
+        &self,
+        settings: &RetentionSettings,
+        force: bool,
+        now: DateTime<Utc>,
+    ) -> Result<RetentionOutcome, ConductorError> {
+        let token = match self.renew_retention_lease(settings).await? {
+            Ok(token) => token,
+            Err(held) => {
+                info!(
+                    "conductor {} leads retention (its lease runs until {}); not running it",
+                    held.holder,
+                    held.expires_at.to_rfc3339()
+                );
+                return Ok(RetentionOutcome::Led(held));
+            }
         };
-        let started = Utc::now();
+        let started = self.clock.now();
         if !force {
             let last = self.last_retention_start().await?;
             if settings.schedule.next_due(last, self.started_at).is_none_or(|at| at > started) {
-                return Ok(None);
+                return Ok(RetentionOutcome::NotDue);
             }
         }
         let run_id = uuid::Uuid::new_v4().to_string();
@@ -241,13 +275,14 @@ impl Conductor {
             .await?;
         if opened.is_none() {
             warn!("lost the retention lease before the run started");
-            return Ok(None);
+            return Ok(RetentionOutcome::LeaseLost);
         }
         info!(run.id = %run_id, "retention run {run_id} started by {}", self.holder);
         let mut summary = RetentionSummary { run_id: run_id.clone(), ..RetentionSummary::default() };
-        let result = self.retention_pass(settings, token, now, &mut summary).await;
+        let pass = self.retention_pass(settings, token, now, &mut summary);
+        let result = self.with_lease(RETENTION_LEASE, token, settings.lease_time, pass).await;
         let line = match &result {
-            Ok(()) => format!(
+            Some(Ok(())) => format!(
                 "{} volumes: {} kept, {} skipped, {} to delete: {} deleted, {} deferred, {} failed; {} rows forgotten",
                 summary.volumes,
                 summary.kept,
@@ -258,21 +293,26 @@ impl Conductor {
                 summary.failed,
                 summary.rows_removed
             ),
-            Err(err) => format!("failed: {err}"),
+            Some(Err(err)) => format!("failed: {err}"),
+            None => "stopped: another conductor took the retention lease".to_owned(),
         };
         let id = run_id.clone();
         let text = line.clone();
         self.db_call(move |conn| tasks::finish_cycle(conn, &id, &text)).await?;
-        result?;
+        match result {
+            Some(result) => result?,
+            None => return Ok(RetentionOutcome::LeaseLost),
+        }
         info!(run.id = %run_id, "retention run {run_id} finished: {line}");
-        Ok(Some(summary))
+        Ok(RetentionOutcome::Ran(summary))
     }
 
-    /// Takes or renews the retention lease; the fencing token when held.
-    async fn renew_retention_lease(&self, settings: &RetentionSettings) -> Result<Option<i64>, ConductorError> {
-        let holder = self.holder.clone();
-        let ttl = settings.lease_time;
-        self.db_call(move |conn| leases::acquire(conn, RETENTION_LEASE, &holder, ttl)).await
+    /// Takes or renews the retention lease: the fencing token, or who holds it.
+    async fn renew_retention_lease(
+        &self,
+        settings: &RetentionSettings,
+    ) -> Result<Result<i64, LeaseHeld>, ConductorError> {
+        self.take_lease(RETENTION_LEASE, settings.lease_time).await
     }
 
     async fn retention_pass(
@@ -348,6 +388,7 @@ impl Conductor {
     async fn retention_inventory(&self, project: Option<&ProjectId>) -> Result<(Inventory, Listing), ConductorError> {
         let since = Utc::now();
         let rows: HashSet<String> = self.db_call(backups::all_ids).await?.into_iter().collect();
+        let adopted: HashSet<String> = self.db_call(backups::adopted_ids).await?.into_iter().collect();
         let filter = BackupFilter { project_id: project.cloned(), ..BackupFilter::default() };
         let mut by_volume: BTreeMap<VolumeId, Vec<Candidate>> = BTreeMap::new();
         let mut listed = HashSet::new();
@@ -356,7 +397,9 @@ impl Conductor {
             listed.insert(backup.id.clone());
             let has_row = rows.contains(backup.id.as_str());
             let has_marker = backup.metadata.get(AUTOMATED_KEY).is_some_and(|v| is_true(v));
-            by_volume.entry(backup.volume_id.clone()).or_default().push(Candidate { backup, has_row, has_marker });
+            let adopted = adopted.contains(backup.id.as_str());
+            let candidate = Candidate { backup, has_row, has_marker, adopted };
+            by_volume.entry(candidate.backup.volume_id.clone()).or_default().push(candidate);
         }
         // Volumes nobody at Staffeln backed up are not retention's business.
         by_volume.retain(|_, backups| backups.iter().any(|c| c.has_row || c.has_marker));
@@ -540,7 +583,10 @@ impl Conductor {
                 *w = (*w).max(*wave);
             }
         }
-        let deadline = tokio::time::Instant::now() + settings.delete_timeout;
+        let deadline = Duration::from_std(settings.delete_timeout)
+            .ok()
+            .and_then(|d| self.clock.now().checked_add_signed(d))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let mut blocked: HashMap<VolumeId, String> = HashMap::new();
         let mut outcomes = Vec::new();
         let mut in_flight: Vec<&RetentionDecision> = Vec::new();
@@ -552,7 +598,7 @@ impl Conductor {
                 in_flight.clear();
             }
             let held = self.renew_retention_lease(settings).await?;
-            let lease_lost = held != Some(token);
+            let lease_lost = held != Ok(token);
             let mut ready = Vec::new();
             for d in items {
                 if lease_lost {
@@ -631,12 +677,18 @@ impl Conductor {
     }
 
     async fn delete_one(&self, d: &RetentionDecision) -> Outcome {
-        // Through the backup's project (as a user of it would), so that Cinder
-        // checks its dependents there; the admin handle when that is not possible.
-        let os = self.os.for_project(&d.project_id).unwrap_or_else(|_| self.os.clone());
+        // A plain delete goes through the backup's project, with a token
+        // scoped there (the service user needs only `member`), so that Cinder
+        // checks its dependents there and its `backup:delete` policy asks
+        // staffeln-api, which allows Staffeln's service user; the default
+        // handle when no such token is possible (an application credential).
+        // Force-deleting a backup stuck in error_deleting is admin-only in
+        // Cinder: it goes with the default handle's token, which discovery
+        // already needs with the admin role.
         let result = if d.status == BackupStatus::ErrorDeleting {
-            os.force_delete_backup(&d.backup_id).await
+            self.os.force_delete_backup(&d.backup_id).await
         } else {
+            let os = self.os.for_project(&d.project_id).unwrap_or_else(|_| self.os.clone());
             os.delete_backup(&d.backup_id).await
         };
         match result {
@@ -652,7 +704,7 @@ impl Conductor {
         settings: &RetentionSettings,
         token: i64,
         pending: &[&'a RetentionDecision],
-        deadline: tokio::time::Instant,
+        deadline: DateTime<Utc>,
     ) -> Result<Vec<(&'a RetentionDecision, String)>, ConductorError> {
         let mut pause = StdDuration::from_millis(20);
         loop {
@@ -667,15 +719,16 @@ impl Conductor {
             if left.is_empty() {
                 return Ok(Vec::new());
             }
-            if tokio::time::Instant::now() + pause > deadline {
+            let after_pause = self.clock.now().checked_add_signed(Duration::from_std(pause).unwrap_or_default());
+            if after_pause.is_none_or(|t| t > deadline) {
                 let why =
                     format!("still deleting after retention_delete_timeout ({} s)", settings.delete_timeout.as_secs());
                 return Ok(left.into_iter().map(|d| (d, format!("backup {} {why}", d.backup_id))).collect());
             }
-            if self.renew_retention_lease(settings).await? != Some(token) {
+            if self.renew_retention_lease(settings).await? != Ok(token) {
                 return Ok(left.into_iter().map(|d| (d, "the retention lease was lost".to_owned())).collect());
             }
-            tokio::time::sleep(pause).await;
+            self.clock.sleep(pause).await;
             pause = (pause * 2).min(settings.poll_interval.max(StdDuration::from_millis(20)));
         }
     }

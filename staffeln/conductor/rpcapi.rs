@@ -7,6 +7,10 @@
 //! Version history (add a line and bump [`VERSION`]; servers keep answering
 //! older calls within the major version):
 //! * 1.0: ping, get_status, list_tasks, backup_now, retention_now, report_now.
+//! * 1.1: backup_now's result names the conductor holding the backup-cycle
+//!   lease, when it expires and how many seconds are left
+//!   (`lease_holder`, `lease_expires_at`, `retry_after`) when nothing was
+//!   planned because of it.
 //!
 //! Failures come back as oslo does it: `NoSuchMethod`, `UnsupportedVersion`,
 //! `TypeError` for keyword arguments that do not fit (unknown name, wrong
@@ -24,7 +28,7 @@ use crate::objects::TaskState;
 use crate::rpc::{Context, RpcClient, RpcError, Target, Transport};
 
 /// The newest version this client speaks and the manager serves.
-pub const VERSION: &str = "1.0";
+pub const VERSION: &str = "1.1";
 /// `[conductor] topic`'s default.
 pub const DEFAULT_TOPIC: &str = "staffeln-conductor";
 /// `list_tasks`' default `limit`.
@@ -187,6 +191,17 @@ pub struct BackupTriggered {
     pub failed: u64,
     /// One sentence for the operator.
     pub message: String,
+    /// Nothing was planned because this conductor (`host:pid`) holds the
+    /// backup-cycle lease (1.1).
+    #[serde(default)]
+    pub lease_holder: Option<String>,
+    /// When that lease expires unless its holder renews it, RFC 3339 (1.1).
+    #[serde(default)]
+    pub lease_expires_at: Option<String>,
+    /// Seconds until then: a trigger sent afterwards is planned by whichever
+    /// conductor takes the lease (1.1).
+    #[serde(default)]
+    pub retry_after: Option<u64>,
 }
 
 /// A digest that was not delivered.

@@ -271,9 +271,7 @@ mod tests {
         assert!(s.contains("\n\n\n[api]\n# Options under this group"));
         assert!(s.contains("# Minimum value: 0\n# Maximum value: 65535\n#port = 8808\n"));
         assert!(s.contains("# Note: This option can be changed without restarting.\n#debug = false\n"));
-        assert!(
-            s.contains("# Deprecated group/name - [conductor]/backup_cycle_timout\n#backup_cycle_timeout = 5min\n")
-        );
+        assert!(s.contains("# Deprecated group/name - [conductor]/backup_cycle_timout\n#backup_cycle_timeout = 12h\n"));
         assert!(s.contains("#transport_url = <None>\n"));
         assert!(s.contains("#host = <current_hostname>\n"));
         assert!(s.contains("#backend_url =\n"));

@@ -65,7 +65,8 @@ fn load_files(files: &[PathBuf]) -> Result<Loaded, ConfigError> {
 fn defaults_are_interpolated_and_typed() {
     let c = Config::default();
     assert_eq!(c.database.connection.expose(), "sqlite:////var/lib/staffeln/staffeln.sqlite");
-    assert_eq!(c.conductor.backup_cycle_timeout.as_secs(), 300);
+    assert_eq!(c.conductor.backup_cycle_timeout.as_secs(), 12 * 3600);
+    assert!(!c.conductor.backup_cancel_on_timeout, "a running backup is never cancelled by default");
     assert_eq!(c.conductor.retention_time.as_secs(), 17 * 86_400);
     assert_eq!(c.api.port, 8808);
     assert_eq!(c.openstack.skip_retry_codes, vec!["404"]);

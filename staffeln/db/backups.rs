@@ -67,6 +67,16 @@ pub fn all_ids(conn: &mut AnyConnection) -> Result<Vec<String>, DbError> {
     dsl::backup_data.select(dsl::backup_id).load(conn).map_err(DbError::query("backup_data all ids"))
 }
 
+/// The backups adopted from the original Staffeln's database (origin
+/// `staffeln-py`).
+pub fn adopted_ids(conn: &mut AnyConnection) -> Result<Vec<String>, DbError> {
+    dsl::backup_data
+        .filter(dsl::origin.eq(super::models::ORIGIN_STAFFELN_PY))
+        .select(dsl::backup_id)
+        .load(conn)
+        .map_err(DbError::query("backup_data adopted ids"))
+}
+
 /// Which `backup_data` rows [`list`] returns; every filter that is set must
 /// match. Rows come newest first (`created_at`, then `id`, descending).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -52,6 +52,12 @@ pub enum DbError {
     #[error("the database schema is at version {current}, this release needs {head}: run `staffeln-manage db upgrade`")]
     SchemaOutdated { current: String, head: String },
 
+    /// The database holds tables `staffeln-manage db upgrade` will not touch
+    /// (neither this Staffeln's schema nor the original's); `problem` says
+    /// what was found and what to do.
+    #[error("cannot upgrade this database: {problem}")]
+    UnknownSchema { problem: String },
+
     /// A query failed; `query` names it (`backup_data insert`).
     #[error("database query `{query}` failed")]
     Query {

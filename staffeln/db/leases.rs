@@ -5,8 +5,9 @@
 //! renewed by its holder; every change of holder increments `token`, so work
 //! planned under an old token can be refused ([`holds`]). Each step is one
 //! atomic statement, so two conductors racing for a lease never both win.
-//! Expiry uses the conductors' clocks (`models::now`): keep them in NTP sync,
-//! and keep the lease time well above the clock skew.
+//! Expiry uses the conductors' clocks (`models::now`, or the `now` the
+//! conductor passes to the `_at` variants): keep them in NTP sync, and keep
+//! the lease time well above the clock skew.
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
@@ -33,11 +34,34 @@ pub fn get(conn: &mut AnyConnection, name: &str) -> Result<Option<Lease>, DbErro
     dsl::leases.find(name).select(Lease::as_select()).first(conn).optional().map_err(DbError::query("leases get"))
 }
 
+/// What [`acquire_at`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Acquired {
+    /// `holder` holds the lease now, with this fencing token.
+    Held(i64),
+    /// Another holder's lease has not expired: who, and until when.
+    Taken(Lease),
+}
+
 /// Takes or renews lease `name` for `holder` for `ttl`. Returns the fencing
 /// token when `holder` holds the lease afterwards, `None` when another
 /// holder's lease has not expired.
 pub fn acquire(conn: &mut AnyConnection, name: &str, holder: &str, ttl: Duration) -> Result<Option<i64>, DbError> {
-    let now = now();
+    Ok(match acquire_at(conn, name, holder, ttl, now())? {
+        Acquired::Held(token) => Some(token),
+        Acquired::Taken(_) => None,
+    })
+}
+
+/// [`acquire`] at the caller's `now` (the conductor's clock), saying who
+/// holds the lease when it is not free.
+pub fn acquire_at(
+    conn: &mut AnyConnection,
+    name: &str,
+    holder: &str,
+    ttl: Duration,
+    now: NaiveDateTime,
+) -> Result<Acquired, DbError> {
     let until = now + ttl;
     let renewed = diesel::update(dsl::leases.filter(dsl::name.eq(name)).filter(dsl::holder.eq(holder)))
         .set((dsl::expires_at.eq(until), dsl::updated_at.eq(now)))
@@ -65,13 +89,18 @@ pub fn acquire(conn: &mut AnyConnection, name: &str, holder: &str, ttl: Duration
                 .execute(conn);
             match inserted {
                 Ok(_) => {}
-                // Someone else holds it, or created it just now.
-                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => return Ok(None),
+                // Someone else holds it, or created it just now: say who.
+                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {}
                 Err(source) => return Err(DbError::Query { query: "leases insert", source }),
             }
         }
     }
-    Ok(get(conn, name)?.filter(|l| l.holder == holder).map(|l| l.token))
+    match get(conn, name)? {
+        Some(lease) if lease.holder == holder => Ok(Acquired::Held(lease.token)),
+        Some(lease) => Ok(Acquired::Taken(lease)),
+        // Deleted between the statements (nothing deletes leases): not ours.
+        None => Ok(Acquired::Taken(Lease { name: name.to_owned(), holder: String::new(), token: 0, expires_at: now })),
+    }
 }
 
 /// Whether `holder` still holds lease `name` with `token` and it has not expired.
@@ -81,12 +110,19 @@ pub fn holds(conn: &mut AnyConnection, name: &str, holder: &str, token: i64) -> 
 
 /// Gives lease `name` up (it expires at once) if `holder` holds it.
 pub fn release(conn: &mut AnyConnection, name: &str, holder: &str) -> Result<(), DbError> {
-    let past = now() - Duration::seconds(1);
-    diesel::update(dsl::leases.filter(dsl::name.eq(name)).filter(dsl::holder.eq(holder)))
-        .set((dsl::expires_at.eq(past), dsl::updated_at.eq(now())))
-        .execute(conn)
-        .map(|_| ())
-        .map_err(DbError::query("leases release"))
+    release_at(conn, name, holder, now()).map(drop)
+}
+
+/// [`release`] at the caller's `now`; true when `holder` held the lease.
+pub fn release_at(conn: &mut AnyConnection, name: &str, holder: &str, now: NaiveDateTime) -> Result<bool, DbError> {
+    let past = now - Duration::seconds(1);
+    diesel::update(
+        dsl::leases.filter(dsl::name.eq(name)).filter(dsl::holder.eq(holder)).filter(dsl::expires_at.ge(now)),
+    )
+    .set((dsl::expires_at.eq(past), dsl::updated_at.eq(now)))
+    .execute(conn)
+    .map(|n| n > 0)
+    .map_err(DbError::query("leases release"))
 }
 
 /// Makes sure a lock row `name` exists (for [`lock`]); idempotent.

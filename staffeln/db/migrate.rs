@@ -14,6 +14,7 @@ use diesel::sqlite::Sqlite;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use super::error::{DbError, MigrationDirection};
+use super::legacy;
 use super::pool::{AnyConnection, Database};
 use super::url::Backend;
 
@@ -23,12 +24,39 @@ const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Applies every pending migration, oldest first; returns the versions applied.
+/// A database of the original Staffeln is upgraded too ([`upgrade_report`]).
 pub fn upgrade(db: &Database) -> Result<Vec<String>, DbError> {
+    upgrade_report(db).map(|u| u.applied)
+}
+
+/// What [`upgrade_report`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Upgrade {
+    /// Versions applied, oldest first.
+    pub applied: Vec<String>,
+    /// The original Staffeln's schema that was found (`alembic_version`), if any.
+    pub legacy: Option<legacy::LegacySchema>,
+    /// What came of its records, when they were (or had been) set aside.
+    pub adoption: Option<legacy::Adoption>,
+}
+
+/// Applies every pending migration. On a database of the original (Python)
+/// Staffeln, first sets its tables aside and afterwards adopts the backups
+/// they record ([`legacy`]); on a database where that was done before,
+/// finishes an adoption that was interrupted.
+pub fn upgrade_report(db: &Database) -> Result<Upgrade, DbError> {
     let mut conn = db.conn()?;
-    match &mut *conn {
+    let found = legacy::detect(&mut conn)?;
+    let set_aside = match &found {
+        Some(schema) => legacy::set_aside(&mut conn, schema)?,
+        None => Vec::new(),
+    };
+    let applied = match &mut *conn {
         AnyConnection::Mysql(c) => upgrade_with::<Mysql, _>(c, MYSQL, Backend::Mysql),
         AnyConnection::Sqlite(c) => upgrade_with::<Sqlite, _>(c, SQLITE, Backend::Sqlite),
-    }
+    }?;
+    let adoption = legacy::adopt(&mut conn)?.map(|a| legacy::Adoption { set_aside, ..a });
+    Ok(Upgrade { applied, legacy: found, adoption })
 }
 
 /// The same as [`upgrade`] (to head). Kept under staffeln-py's name, whose

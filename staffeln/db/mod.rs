@@ -15,7 +15,11 @@
 //!   `version`;
 //! * [`schema`] and [`models`]: the hand-written tables and their rows;
 //! * one file per table with its queries: [`backups`] (`backup_data`),
-//!   [`queue`] (`queue_data`), [`reports`] (`report_timestamp`);
+//!   [`queue`] (`queue_data`), [`reports`] (`report_timestamp`), [`tasks`]
+//!   (`queue_data` as the conductors' queue, `cycles`), [`stamps`]
+//!   (`server_stamps`); [`history`] joins a backup with the cycle that made it;
+//! * [`legacy`]: the original (Python) Staffeln's tables, set aside and
+//!   adopted by [`migrate::upgrade_report`];
 //! * [`error`]: [`DbError`], which names the URL (masked), migration or query
 //!   that failed and keeps the cause in `source()`.
 //!
@@ -38,13 +42,16 @@
 pub mod audit;
 pub mod backups;
 pub mod error;
+pub mod history;
 pub mod leases;
+pub mod legacy;
 pub mod migrate;
 pub mod models;
 pub mod pool;
 pub mod queue;
 pub mod reports;
 pub mod schema;
+pub mod stamps;
 pub mod tasks;
 pub mod url;
 

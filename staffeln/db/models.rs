@@ -27,7 +27,16 @@ pub struct BackupRow {
     pub incremental: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: Option<NaiveDateTime>,
+    /// [`ORIGIN_STAFFELN`], or [`ORIGIN_STAFFELN_PY`] for a row adopted from
+    /// the original Staffeln's database.
+    pub origin: String,
 }
+
+/// `backup_data.origin` of the backups this Staffeln made.
+pub const ORIGIN_STAFFELN: &str = "staffeln";
+/// `backup_data.origin` of the backups the original (Python) Staffeln made,
+/// adopted by `staffeln-manage db upgrade`.
+pub const ORIGIN_STAFFELN_PY: &str = "staffeln-py";
 
 /// A new `backup_data` row; `created_at` is set on insert.
 #[derive(Clone, Debug, PartialEq, Eq)]

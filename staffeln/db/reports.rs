@@ -1,5 +1,6 @@
 //! `report_timestamp`: when a report was last sent.
 
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::error::DbError;
@@ -19,8 +20,13 @@ pub fn latest(conn: &mut AnyConnection) -> Result<Option<ReportRow>, DbError> {
 
 /// Records that `sender` sent a report now.
 pub fn insert(conn: &mut AnyConnection, sender: Option<&str>) -> Result<(), DbError> {
+    insert_at(conn, sender, now())
+}
+
+/// Records that `sender` sent a report at `at` (the conductor's clock).
+pub fn insert_at(conn: &mut AnyConnection, sender: Option<&str>, at: NaiveDateTime) -> Result<(), DbError> {
     diesel::insert_into(dsl::report_timestamp)
-        .values(&InsertReport { sender, created_at: now() })
+        .values(&InsertReport { sender, created_at: at })
         .execute(conn)
         .map(drop)
         .map_err(DbError::query("report_timestamp insert"))

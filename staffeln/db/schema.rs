@@ -19,6 +19,9 @@ diesel::table! {
         incremental -> Bool,
         created_at -> Timestamp,
         updated_at -> Nullable<Timestamp>,
+        /// `staffeln`, or `staffeln-py` for a row adopted from the original.
+        #[max_length = 16]
+        origin -> Varchar,
     }
 }
 
@@ -66,6 +69,7 @@ diesel::table! {
         finished_at -> Nullable<Timestamp>,
         reported_at -> Nullable<Timestamp>,
         fencing_token -> BigInt,
+        stuck_at -> Nullable<Timestamp>,
     }
 }
 
@@ -139,11 +143,42 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// One flagged server of one backup cycle: the `last-backup-time` it is
+    /// owed once every volume attached to it is backed up, and how writing
+    /// it went.
+    server_stamps (id) {
+        id -> BigInt,
+        #[max_length = 64]
+        cycle_id -> Varchar,
+        #[max_length = 100]
+        server_id -> Varchar,
+        #[max_length = 255]
+        server_name -> Varchar,
+        #[max_length = 100]
+        project_id -> Varchar,
+        /// Comma-separated volume ids.
+        volume_ids -> Text,
+        #[max_length = 16]
+        state -> Varchar,
+        attempts -> Integer,
+        #[max_length = 64]
+        stamp_value -> Nullable<Varchar>,
+        #[max_length = 1024]
+        reason -> Nullable<Varchar>,
+        next_attempt_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Nullable<Timestamp>,
+        reported_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     backup_data,
     queue_data,
     report_timestamp,
     leases,
     cycles,
-    retention_audit
+    retention_audit,
+    server_stamps
 );

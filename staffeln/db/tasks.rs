@@ -7,7 +7,15 @@
 //! conditional updates (`WHERE state = …`), so a task completed by one
 //! conductor is never completed again by another. The legacy `backup_status`
 //! integer is kept in step for readers of the old column: 0 planned,
-//! 1 claimed/creating, 2 done, 3 failed, 4 skipped, 5 waiting.
+//! 1 claimed/creating/unfinished, 2 done, 3 failed, 4 skipped, 5 waiting.
+//!
+//! Claims are fenced: every claim increments `attempts`, which is the claim's
+//! token ([`TaskRow::claim_token`]). A conductor checks its token with a
+//! conditional update ([`confirm_claim`], which also extends the claim)
+//! before it creates a backup, and again when it records the create
+//! ([`mark_creating`]) or ends the task ([`finish_claimed`]). A conductor that
+//! stalled past its claim and resumed finds its token stale and does
+//! nothing. Times come from the caller (the conductor's clock).
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
@@ -27,7 +35,7 @@ pub const CLAIM_LOCK: &str = "claim-lock";
 pub fn legacy_status(state: TaskState) -> i32 {
     match state {
         TaskState::Planned => 0,
-        TaskState::Claimed | TaskState::Creating => 1,
+        TaskState::Claimed | TaskState::Creating | TaskState::Unfinished => 1,
         TaskState::Done => 2,
         TaskState::Failed | TaskState::Legacy => 3,
         TaskState::Skipped => 4,
@@ -67,12 +75,20 @@ pub struct TaskRow {
     pub created_at: NaiveDateTime,
     pub updated_at: Option<NaiveDateTime>,
     pub fencing_token: i64,
+    /// When the backup was first reported as possibly stuck.
+    pub stuck_at: Option<NaiveDateTime>,
 }
 
 impl TaskRow {
     /// The state, `Failed` for a value this version does not know.
     pub fn task_state(&self) -> TaskState {
         TaskState::parse(&self.state).unwrap_or(TaskState::Failed)
+    }
+
+    /// The fencing token of the current claim: the claim count, which every
+    /// claim increments.
+    pub fn claim_token(&self) -> i32 {
+        self.attempts
     }
 }
 
@@ -134,8 +150,23 @@ pub fn insert_plan(
     header: &PlanHeader<'_>,
     tasks: &[NewTask],
 ) -> Result<Option<usize>, DbError> {
+    insert_plan_with_stamps(conn, header, tasks, &[])
+}
+
+/// [`insert_plan`] with the `last-backup-time` stamps the cycle owes its
+/// flagged servers ([`super::stamps`]), in the same transaction.
+pub fn insert_plan_with_stamps(
+    conn: &mut AnyConnection,
+    header: &PlanHeader<'_>,
+    tasks: &[NewTask],
+    stamps: &[super::stamps::NewStamp],
+) -> Result<Option<usize>, DbError> {
     let PlanHeader { lease, holder, token, cycle_id, kind, started_at } = *header;
     conn.transaction::<_, DbError, _>(|conn| {
+        // Write first: on SQLite a transaction that reads before it writes
+        // fails with SQLITE_BUSY when another writer (the other loop, another
+        // conductor) commits in between; a first write waits its turn.
+        leases::lock(conn, lease)?;
         if !leases::holds(conn, lease, holder, token)? {
             return Ok(None);
         }
@@ -190,6 +221,7 @@ pub fn insert_plan(
                     .map_err(DbError::query("queue_data insert plan"))?;
             }
         }
+        super::stamps::insert(conn, cycle_id, stamps, now)?;
         Ok(Some(tasks.len()))
     })
 }
@@ -204,13 +236,15 @@ pub fn active_volume_ids(conn: &mut AnyConnection) -> Result<Vec<String>, DbErro
 }
 
 /// Claims tasks for `holder` until `now + ttl`: planned tasks, and claimed
-/// tasks whose claim expired (their conductor died). `pick` chooses among the
-/// candidates (oldest first) given the tasks in flight everywhere (claimed or
-/// creating), so that concurrency limits hold across all conductors; it
-/// returns the ids to claim. Claims are serialised by the claim lock row.
+/// tasks whose claim expired (their conductor died or stalled). `pick`
+/// chooses among the candidates (oldest first) given the tasks in flight
+/// everywhere (claimed or creating), so that concurrency limits hold across
+/// all conductors; it returns the ids to claim. Claims are serialised by the
+/// claim lock row; each increments the task's claim token (`attempts`).
 pub fn claim(
     conn: &mut AnyConnection,
     holder: &str,
+    now: NaiveDateTime,
     ttl: Duration,
     candidates_max: i64,
     pick: impl FnOnce(&[TaskRow], &[TaskRow]) -> Vec<i64>,
@@ -218,7 +252,6 @@ pub fn claim(
     leases::ensure_lock_row(conn, CLAIM_LOCK)?;
     conn.transaction::<_, DbError, _>(|conn| {
         leases::lock(conn, CLAIM_LOCK)?;
-        let now = now();
         let in_flight: Vec<TaskRow> = dsl::queue_data
             .filter(dsl::state.eq("creating").or(dsl::state.eq("claimed").and(dsl::claimed_until.ge(now))))
             .select(TaskRow::as_select())
@@ -259,50 +292,128 @@ pub fn claim(
     })
 }
 
+/// Whether `holder` still holds the claim of task `id` with `token`; if so
+/// the claim is extended to `now + ttl`, in the same statement. False when
+/// the task was taken over (its token moved on) or is no longer claimed.
+pub fn confirm_claim(
+    conn: &mut AnyConnection,
+    id: i64,
+    holder: &str,
+    token: i32,
+    now: NaiveDateTime,
+    ttl: Duration,
+) -> Result<bool, DbError> {
+    diesel::update(claimed_by_token(id, holder, token))
+        .set((dsl::claimed_until.eq(now + ttl), dsl::updated_at.eq(now)))
+        .execute(conn)
+        .map(|n| n == 1)
+        .map_err(DbError::query("queue_data confirm claim"))
+}
+
+/// The query of [`claimed_by_token`].
+type ClaimedByToken = diesel::dsl::Filter<
+    diesel::dsl::Filter<
+        diesel::dsl::Filter<
+            diesel::dsl::Filter<dsl::queue_data, diesel::dsl::Eq<dsl::id, i64>>,
+            diesel::dsl::Eq<dsl::state, &'static str>,
+        >,
+        diesel::dsl::Eq<dsl::claimed_by, String>,
+    >,
+    diesel::dsl::Eq<dsl::attempts, i32>,
+>;
+
+/// Task `id` while it is claimed by `holder` with `token`.
+fn claimed_by_token(id: i64, holder: &str, token: i32) -> ClaimedByToken {
+    dsl::queue_data
+        .filter(dsl::id.eq(id))
+        .filter(dsl::state.eq("claimed"))
+        .filter(dsl::claimed_by.eq(holder.to_owned()))
+        .filter(dsl::attempts.eq(token))
+}
+
 /// Cinder accepted the create of claimed task `id`: it is `creating` now.
-/// False when `holder` no longer holds the claim.
+/// False (nothing written) when `holder` no longer holds the claim with
+/// `token`.
+#[allow(clippy::too_many_arguments)]
 pub fn mark_creating(
     conn: &mut AnyConnection,
     id: i64,
     holder: &str,
+    token: i32,
     backup_id: &str,
     incremental: bool,
     note: Option<&str>,
+    now: NaiveDateTime,
 ) -> Result<bool, DbError> {
-    let now = now();
-    diesel::update(
-        dsl::queue_data.filter(dsl::id.eq(id)).filter(dsl::state.eq("claimed")).filter(dsl::claimed_by.eq(holder)),
-    )
-    .set((
-        dsl::state.eq("creating"),
-        dsl::backup_status.eq(legacy_status(TaskState::Creating)),
-        dsl::backup_id.eq(backup_id),
-        dsl::incremental.eq(incremental),
-        dsl::note.eq(note.map(|n| clip(n, 1024))),
-        dsl::started_at.eq(Some(now)),
-        dsl::updated_at.eq(now),
-    ))
-    .execute(conn)
-    .map(|n| n == 1)
-    .map_err(DbError::query("queue_data mark creating"))
+    diesel::update(claimed_by_token(id, holder, token))
+        .set((
+            dsl::state.eq("creating"),
+            dsl::backup_status.eq(legacy_status(TaskState::Creating)),
+            dsl::backup_id.eq(backup_id),
+            dsl::incremental.eq(incremental),
+            dsl::note.eq(note.map(|n| clip(n, 1024))),
+            dsl::started_at.eq(Some(now)),
+            dsl::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map(|n| n == 1)
+        .map_err(DbError::query("queue_data mark creating"))
 }
 
-/// The backup of `creating` task `id` is available: the task is done and the
-/// backup is recorded in `backup_data`, in one transaction. False (and
-/// nothing written) when the task was not `creating` (another conductor
-/// completed it first).
-pub fn complete(conn: &mut AnyConnection, id: i64, backup: &NewBackup) -> Result<bool, DbError> {
+/// Ends claimed task `id` in `state` (failed or waiting) with `reason`, if
+/// `holder` still holds its claim with `token`. False when it does not.
+pub fn finish_claimed(
+    conn: &mut AnyConnection,
+    id: i64,
+    holder: &str,
+    token: i32,
+    state: TaskState,
+    reason: &str,
+    now: NaiveDateTime,
+) -> Result<bool, DbError> {
+    diesel::update(claimed_by_token(id, holder, token))
+        .set((
+            dsl::state.eq(state.as_str()),
+            dsl::backup_status.eq(legacy_status(state)),
+            dsl::reason.eq(Some(clip(reason, 1024))),
+            dsl::finished_at.eq(Some(now)),
+            dsl::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map(|n| n == 1)
+        .map_err(DbError::query("queue_data finish claimed"))
+}
+
+/// The backup of task `id` (`creating`, or `unfinished`: its cycle stopped
+/// waiting) is available: the task is done and the backup is recorded in
+/// `backup_data`, in one transaction. A task that was `unfinished` is
+/// reported again (the digest said it was still running) with `note`. False
+/// (and nothing written) when the task was in neither state (another
+/// conductor completed it first).
+pub fn complete(
+    conn: &mut AnyConnection,
+    id: i64,
+    backup: &NewBackup,
+    note: Option<&str>,
+    now: NaiveDateTime,
+) -> Result<bool, DbError> {
     conn.transaction::<_, DbError, _>(|conn| {
-        let now = now();
-        let changed = diesel::update(dsl::queue_data.filter(dsl::id.eq(id)).filter(dsl::state.eq("creating")))
-            .set((
-                dsl::state.eq("done"),
-                dsl::backup_status.eq(legacy_status(TaskState::Done)),
-                dsl::finished_at.eq(Some(now)),
-                dsl::updated_at.eq(now),
-            ))
+        let set = (
+            dsl::state.eq("done"),
+            dsl::backup_status.eq(legacy_status(TaskState::Done)),
+            dsl::finished_at.eq(Some(now)),
+            dsl::updated_at.eq(now),
+        );
+        let mut changed = diesel::update(dsl::queue_data.filter(dsl::id.eq(id)).filter(dsl::state.eq("creating")))
+            .set(set)
             .execute(conn)
             .map_err(DbError::query("queue_data complete"))?;
+        if changed == 0 {
+            changed = diesel::update(dsl::queue_data.filter(dsl::id.eq(id)).filter(dsl::state.eq("unfinished")))
+                .set((set, dsl::reported_at.eq(None::<NaiveDateTime>), dsl::note.eq(note.map(|n| clip(n, 1024)))))
+                .execute(conn)
+                .map_err(DbError::query("queue_data complete unfinished"))?;
+        }
         if changed == 0 {
             return Ok(false);
         }
@@ -322,8 +433,8 @@ pub fn finish(
     from: &[TaskState],
     state: TaskState,
     reason: &str,
+    now: NaiveDateTime,
 ) -> Result<bool, DbError> {
-    let now = now();
     let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
     diesel::update(dsl::queue_data.filter(dsl::id.eq(id)).filter(dsl::state.eq_any(from)))
         .set((
@@ -336,6 +447,52 @@ pub fn finish(
         .execute(conn)
         .map(|n| n == 1)
         .map_err(DbError::query("queue_data finish"))
+}
+
+/// The cycle of `creating` task `id` stops waiting for its backup, which is
+/// left running: the task becomes `unfinished` with `reason`. False when it
+/// was not `creating`.
+pub fn give_up_waiting(conn: &mut AnyConnection, id: i64, reason: &str, now: NaiveDateTime) -> Result<bool, DbError> {
+    finish(conn, id, &[TaskState::Creating], TaskState::Unfinished, reason, now)
+}
+
+/// Records that the backup of task `id` (`creating` or `unfinished`) looks
+/// stuck. True only for the first report, so it is reported once.
+pub fn mark_stuck(conn: &mut AnyConnection, id: i64, now: NaiveDateTime) -> Result<bool, DbError> {
+    diesel::update(
+        dsl::queue_data
+            .filter(dsl::id.eq(id))
+            .filter(dsl::state.eq_any(["creating", "unfinished"]))
+            .filter(dsl::stuck_at.is_null()),
+    )
+    .set((dsl::stuck_at.eq(Some(now)), dsl::updated_at.eq(now)))
+    .execute(conn)
+    .map(|n| n == 1)
+    .map_err(DbError::query("queue_data mark stuck"))
+}
+
+/// Per project, the backups being created (or left running by their cycle)
+/// that were reported as possibly stuck: `(project_id, count)`.
+pub fn stuck_by_project(conn: &mut AnyConnection) -> Result<Vec<(String, i64)>, DbError> {
+    dsl::queue_data
+        .filter(dsl::state.eq_any(["creating", "unfinished"]))
+        .filter(dsl::stuck_at.is_not_null())
+        .group_by(dsl::project_id)
+        .select((dsl::project_id, diesel::dsl::count_star()))
+        .order(dsl::project_id.asc())
+        .load(conn)
+        .map_err(DbError::query("queue_data stuck by project"))
+}
+
+/// Tasks in any of `states`, oldest first.
+pub fn in_states(conn: &mut AnyConnection, states: &[TaskState]) -> Result<Vec<TaskRow>, DbError> {
+    let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+    dsl::queue_data
+        .filter(dsl::state.eq_any(states))
+        .order(dsl::id.asc())
+        .select(TaskRow::as_select())
+        .load(conn)
+        .map_err(DbError::query("queue_data in states"))
 }
 
 /// Tasks in one state, oldest first.
@@ -393,7 +550,7 @@ pub fn counts_by_state(conn: &mut AnyConnection) -> Result<Vec<(String, i64)>, D
 pub fn unreported(conn: &mut AnyConnection) -> Result<Vec<TaskRow>, DbError> {
     dsl::queue_data
         .filter(dsl::reported_at.is_null())
-        .filter(dsl::state.eq_any(["done", "failed", "skipped", "waiting"]))
+        .filter(dsl::state.eq_any(["done", "failed", "skipped", "waiting", "unfinished"]))
         .order(dsl::id.asc())
         .select(TaskRow::as_select())
         .load(conn)
@@ -442,6 +599,32 @@ pub fn open_cycles(conn: &mut AnyConnection, kind: &str) -> Result<Vec<CycleRow>
         .select(CycleRow::as_select())
         .load(conn)
         .map_err(DbError::query("cycles open"))
+}
+
+/// Whether a task of the queue recorded Cinder backup `backup_id` (it made
+/// it, or is making it: the id is recorded as soon as Cinder accepts the
+/// create, before the backup is available).
+pub fn records_backup(conn: &mut AnyConnection, backup_id: &str) -> Result<bool, DbError> {
+    let found: Option<i64> = dsl::queue_data
+        .filter(dsl::backup_id.eq(backup_id))
+        .select(dsl::id)
+        .first(conn)
+        .optional()
+        .map_err(DbError::query("queue_data by backup id"))?;
+    Ok(found.is_some())
+}
+
+/// Whether task `task_id` exists and has recorded no backup other than
+/// `backup_id`: a backup whose `__staffeln_task_id` metadata names it is then
+/// that task's, even before the task recorded the backup's id.
+pub fn task_may_own(conn: &mut AnyConnection, task_id: &str, backup_id: &str) -> Result<bool, DbError> {
+    let recorded: Option<String> = dsl::queue_data
+        .filter(dsl::task_id.eq(task_id))
+        .select(dsl::backup_id)
+        .first(conn)
+        .optional()
+        .map_err(DbError::query("queue_data by task id"))?;
+    Ok(recorded.is_some_and(|r| r.is_empty() || r == backup_id))
 }
 
 /// The tasks that made these backups (by Cinder backup id), for their names

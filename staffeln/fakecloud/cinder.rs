@@ -13,11 +13,11 @@ use super::http::{
     CINDER_MAX, CINDER_MIN, Microversion, Req, Resp, Service, base64_decode, base64_encode, fault, naive_time,
     negotiate, over_limit, parse_dict_literal, py_repr, strict_bool, unauthenticated,
 };
+use super::policy::{self, BACKUP_SERVICE, Evaluation, HttpCheck};
 use super::server::{Urls, split_project};
 use super::state::{Backup, Pending, Token, Volume, World};
 
 const NIL_UUID: &str = "00000000-0000-0000-0000-000000000000";
-const BACKUP_SERVICE: &str = "cinder.backup.drivers.swift.SwiftBackupDriver";
 
 fn bad(message: impl Into<String>) -> Resp {
     fault(Service::Volume, 400, message)
@@ -65,34 +65,104 @@ pub(crate) fn handle(w: &mut World, urls: &Urls, req: &Req, segs: &[&str]) -> Re
         [] if get => Resp::json(300, &json!({"versions": [version_doc(urls)]}))
             .with("location", format!("{}/v3/", urls.volume_root())),
         ["v3"] if get => Resp::ok(&json!({"versions": [version_doc(urls)]})),
-        ["v3", rest @ ..] => {
-            let Some(token) = req.token().and_then(|t| w.token(t)).cloned() else {
-                return unauthenticated(&urls.identity());
-            };
-            let Some(project) = token.project_id.clone() else {
-                return unauthenticated(&urls.identity());
-            };
-            let mv = match negotiate(req, Service::Volume) {
-                Ok(mv) => mv,
-                Err(r) => return r,
-            };
-            let (url_pid, rest) = split_project(rest);
-            if url_pid.is_some_and(|p| p != project) {
-                return echo(bad("Malformed request url"), mv);
-            }
-            let pid_part = url_pid.map(|p| format!("/{p}")).unwrap_or_default();
-            let ctx = Ctx {
-                admin: token.is_admin(),
-                token,
-                project,
-                mv,
-                link_base: format!("{}/v3{pid_part}", urls.volume_root()),
-                bookmark_base: format!("{}{pid_part}", urls.volume_root()),
-            };
-            echo(api(w, &ctx, req, rest), mv)
-        }
+        ["v3", rest @ ..] => match context(w, urls, req, rest) {
+            Ok((ctx, rest)) => echo(api(w, &ctx, req, rest), ctx.mv),
+            Err(resp) => resp,
+        },
         _ => not_found("The resource could not be found."),
     }
+}
+
+/// The caller of a `/v3/...` request and the path after the project id.
+fn context<'s, 'a>(w: &World, urls: &Urls, req: &Req, rest: &'s [&'a str]) -> Result<(Ctx, &'s [&'a str]), Resp> {
+    let Some(token) = req.token().and_then(|t| w.token(t)).cloned() else {
+        return Err(unauthenticated(&urls.identity()));
+    };
+    let Some(project) = token.project_id.clone() else {
+        return Err(unauthenticated(&urls.identity()));
+    };
+    let mv = negotiate(req, Service::Volume)?;
+    let (url_pid, rest) = split_project(rest);
+    if url_pid.is_some_and(|p| p != project) {
+        return Err(echo(bad("Malformed request url"), mv));
+    }
+    let pid_part = url_pid.map(|p| format!("/{p}")).unwrap_or_default();
+    let ctx = Ctx {
+        admin: token.is_admin(),
+        token,
+        project,
+        mv,
+        link_base: format!("{}/v3{pid_part}", urls.volume_root()),
+        bookmark_base: format!("{}{pid_part}", urls.volume_root()),
+    };
+    Ok((ctx, rest))
+}
+
+/// Where `backup:delete` leaves a request, when the emulator enforces it.
+pub(crate) enum Authorization {
+    /// Handle the request as usual (the policy allows it, does not apply,
+    /// or the handler refuses it anyway: no token, no such backup, …).
+    Proceed,
+    /// Answer this (the rule refused, or could not be evaluated).
+    Answer(Resp),
+    /// The rule's `http:` check decides: ask the guard, then
+    /// [`policy_outcome`] or [`handle`].
+    Ask { check: HttpCheck, mv: Microversion },
+}
+
+/// Evaluates `backup:delete` for `DELETE /backups/{id}` and the
+/// `os-force_delete` action as Cinder does: after the backup was loaded
+/// (`backup:get`: a backup the caller cannot see is a 404, left to the
+/// handler) and before its status is looked at.
+pub(crate) fn authorize(w: &World, urls: &Urls, req: &Req, segs: &[&str]) -> Authorization {
+    let Some(rules) = &w.backup_delete_policy else {
+        return Authorization::Proceed;
+    };
+    let ["v3", rest @ ..] = segs else {
+        return Authorization::Proceed;
+    };
+    let Ok((ctx, rest)) = context(w, urls, req, rest) else {
+        return Authorization::Proceed;
+    };
+    let id = match rest {
+        ["backups", id] if req.method == Method::DELETE => *id,
+        ["backups", id, "action"] if req.method == Method::POST => {
+            let force =
+                req.json().and_then(|b| b.as_object().map(|o| o.len() == 1 && o.contains_key("os-force_delete")));
+            // os-force_delete's own rule (admin_api) comes first, in the handler.
+            if force != Some(true) || !ctx.admin {
+                return Authorization::Proceed;
+            }
+            *id
+        }
+        _ => return Authorization::Proceed,
+    };
+    let Some(backup) = visible_backup(w, &ctx, id) else {
+        return Authorization::Proceed;
+    };
+    match policy::evaluate(rules, &ctx.token, backup) {
+        Ok(Evaluation::Admin) => Authorization::Proceed,
+        Ok(Evaluation::Refused) => Authorization::Answer(echo(policy("backup:delete"), ctx.mv)),
+        Ok(Evaluation::Ask(check)) => Authorization::Ask { check, mv: ctx.mv },
+        Err(reason) => {
+            tracing::warn!("fake Cinder: backup:delete cannot be evaluated: {reason}");
+            Authorization::Answer(echo(server_error(), ctx.mv))
+        }
+    }
+}
+
+/// The answer when the guard did not allow: Cinder's 403, or its 500 when
+/// the check raised (no connection, a timeout).
+pub(crate) fn policy_outcome(answer: &Result<String, String>, mv: Microversion) -> Resp {
+    match answer {
+        Ok(_) => echo(policy("backup:delete"), mv),
+        Err(_) => echo(server_error(), mv),
+    }
+}
+
+/// Cinder's answer to an unexpected exception.
+fn server_error() -> Resp {
+    fault(Service::Volume, 500, "The server has either erred or is incapable of performing the requested operation.")
 }
 
 fn echo(resp: Resp, mv: Microversion) -> Resp {
@@ -400,7 +470,7 @@ fn list_volumes(w: &World, ctx: &Ctx, req: &Req, detail: bool) -> Resp {
 
 fn volume_view(w: &World, ctx: &Ctx, v: &Volume) -> Value {
     let attachments: Vec<Value> = v
-        .attachment
+        .attachments
         .iter()
         .filter(|a| w.servers.contains_key(&a.server_id))
         .map(|a| {
@@ -415,7 +485,7 @@ fn volume_view(w: &World, ctx: &Ctx, v: &Volume) -> Value {
         "volume_type": "__DEFAULT__", "metadata": v.metadata, "attachments": attachments,
         "os-vol-tenant-attr:tenant_id": v.project_id, "user_id": v.user_id,
         "created_at": naive_time(v.created_at), "updated_at": naive_time(v.updated_at),
-        "encrypted": false, "multiattach": false, "replication_status": null, "snapshot_id": null,
+        "encrypted": false, "multiattach": v.multiattach, "replication_status": null, "snapshot_id": null,
         "source_volid": null, "consistencygroup_id": null,
         "links": ctx.links("volumes", &v.id),
     });
@@ -790,6 +860,10 @@ fn update_backup(w: &mut World, ctx: &Ctx, req: &Req, id: &str) -> Resp {
     };
     if visible_backup(w, ctx, id).is_none() {
         return not_found(format!("Backup {id} could not be found."));
+    }
+    // backup:update: an admin, or a member of the backup's project.
+    if !ctx.admin && !ctx.token.roles.iter().any(|r| r == "member") {
+        return policy("backup:update");
     }
     let now = w.now();
     let Some(b) = w.backups.get_mut(id) else {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::http::{Req, Resp, Service};
+use super::policy::BackupDeletePolicy;
 use super::server::Shared;
 use super::state::World;
 
@@ -60,6 +61,12 @@ pub enum FaultEffect {
     RateLimit { retry_after: u64 },
     /// Delay the response, then answer normally.
     Latency { millis: u64 },
+    /// Let the request take effect (a backup is created, metadata is set),
+    /// then answer with this status instead of the real answer: a load
+    /// balancer or proxy that lost the service's answer, or a service that
+    /// failed after its database write. The client cannot tell it from a
+    /// request that did nothing.
+    StatusAfterEffect { code: u16 },
 }
 
 impl Fault {
@@ -88,6 +95,20 @@ impl Fault {
     }
 }
 
+/// The `backup:delete` checks Cinder made since the policy was set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyChecks {
+    /// The guard answered `True`.
+    pub allowed: u64,
+    /// The guard answered anything else: 403.
+    pub refused: u64,
+    /// The guard could not be reached in time: 500.
+    pub failed: u64,
+    /// Refused before the guard: neither admin nor a member of the backup's
+    /// project (or the rule could not be evaluated).
+    pub refused_by_rule: u64,
+}
+
 /// In-process handle on a running [`super::FakeCloud`]; cheap to clone.
 #[derive(Clone)]
 pub struct Control {
@@ -111,6 +132,37 @@ impl Control {
 
     pub fn reset_calls(&self) {
         self.world().calls.clear();
+    }
+
+    /// Makes Cinder enforce `backup:delete` through the guard (`None`: not).
+    pub fn set_backup_delete_policy(&self, policy: Option<BackupDeletePolicy>) {
+        let mut w = self.world();
+        w.backup_delete_policy = policy;
+        w.policy_checks = PolicyChecks::default();
+    }
+
+    /// The `backup:delete` checks made since the policy was set.
+    pub fn policy_checks(&self) -> PolicyChecks {
+        self.world().policy_checks
+    }
+
+    /// Replaces a backup's metadata, as its owner could (Cinder >= 3.43).
+    pub fn set_backup_metadata(&self, id: &str, metadata: BTreeMap<String, String>) -> bool {
+        let mut w = self.world();
+        let now = w.now();
+        match w.backups.get_mut(id) {
+            Some(b) => {
+                b.metadata = metadata;
+                b.updated_at = now;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A backup's metadata; `None` once it is gone.
+    pub fn backup_metadata(&self, id: &str) -> Option<BTreeMap<String, String>> {
+        self.world().backups.get(id).map(|b| b.metadata.clone())
     }
 
     /// Adds a fault; returns its id.
@@ -186,6 +238,29 @@ impl Control {
         self.world().volumes.values().find(|v| v.name.as_deref() == Some(name)).map(|v| v.id.clone())
     }
 
+    /// Puts server `id` into a Nova status (`ACTIVE`, `ERROR`, …) and task
+    /// state (`Some("resize_migrating")`, `None`), as Nova operations do;
+    /// metadata writes are then refused with 409 as Nova refuses them. False
+    /// when there is no such server.
+    pub fn set_server_state(&self, id: &str, status: &str, task_state: Option<&str>) -> bool {
+        let mut w = self.world();
+        let now = w.now();
+        match w.servers.get_mut(id) {
+            Some(s) => {
+                s.status = status.to_ascii_uppercase();
+                s.task_state = task_state.map(str::to_owned);
+                s.updated_at = now;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The metadata of server `id`.
+    pub fn server_metadata(&self, id: &str) -> Option<BTreeMap<String, String>> {
+        self.world().servers.get(id).map(|s| s.metadata.clone())
+    }
+
     pub fn volume_status(&self, id: &str) -> Option<String> {
         self.world().volumes.get(id).map(|v| v.status.clone())
     }
@@ -204,16 +279,21 @@ impl Control {
     }
 }
 
-/// Decides what injected faults do to one request: `Err` answers it now,
-/// `Ok(delay)` lets it through after `delay`.
-pub(crate) fn apply_faults(
-    w: &mut World,
-    service: Service,
-    method: &str,
-    route: &str,
-) -> Result<std::time::Duration, (u16, Option<u64>)> {
+/// What injected faults do to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FaultVerdict {
+    /// Answer now with this status (and `Retry-After`), without acting.
+    Answer { code: u16, retry_after: Option<u64> },
+    /// Handle the request after `delay`; with `then_status`, replace the
+    /// real answer by that status once the request took effect.
+    Proceed { delay: std::time::Duration, then_status: Option<u16> },
+}
+
+/// Decides what injected faults do to one request.
+pub(crate) fn apply_faults(w: &mut World, service: Service, method: &str, route: &str) -> FaultVerdict {
     use rand::Rng;
     let mut delay = std::time::Duration::ZERO;
+    let mut then_status = None;
     let mut i = 0;
     while i < w.faults.len() {
         let (_, f) = &w.faults[i];
@@ -239,11 +319,14 @@ pub(crate) fn apply_faults(
         }
         match effect {
             FaultEffect::Latency { millis } => delay += std::time::Duration::from_millis(millis),
-            FaultEffect::Status { code } => return Err((code, None)),
-            FaultEffect::RateLimit { retry_after } => return Err((429, Some(retry_after))),
+            FaultEffect::Status { code } => return FaultVerdict::Answer { code, retry_after: None },
+            FaultEffect::RateLimit { retry_after } => {
+                return FaultVerdict::Answer { code: 429, retry_after: Some(retry_after) };
+            }
+            FaultEffect::StatusAfterEffect { code } => then_status = then_status.or(Some(code)),
         }
     }
-    Ok(delay)
+    FaultVerdict::Proceed { delay, then_status }
 }
 
 /// `/_fake/...`: the control endpoint (no authentication; bind it to loopback).
@@ -311,6 +394,26 @@ pub(crate) fn handle(control: &Control, req: &Req, rest: &[&str]) -> Resp {
             Resp::empty(204)
         }
         ("GET", ["clock"]) => Resp::ok(&json!({"now": control.now().to_rfc3339()})),
+        ("GET", ["policy", "backup_delete"]) => {
+            let w = control.shared.world();
+            Resp::ok(
+                &json!({"policy": w.backup_delete_policy, "rule": w.backup_delete_policy.as_ref().map(BackupDeletePolicy::rule),
+                             "checks": w.policy_checks}),
+            )
+        }
+        ("PUT", ["policy", "backup_delete"]) => match serde_json::from_value::<BackupDeletePolicy>(body) {
+            Ok(p) => {
+                control.set_backup_delete_policy(Some(p));
+                Resp::empty(204)
+            }
+            Err(e) => bad(&format!(
+                "invalid policy: {e} (expected {{\"guard_url\": \"http://…?backup_id=%(id)s\", \"remote_timeout\": <seconds>}})"
+            )),
+        },
+        ("DELETE", ["policy", "backup_delete"]) => {
+            control.set_backup_delete_policy(None);
+            Resp::empty(204)
+        }
         _ => Resp::json(404, &json!({"error": "no such control route"})),
     }
 }

@@ -16,8 +16,18 @@
 //! Files: `server.rs` (listener, routing, counters, faults, request ids),
 //! `http.rs` (requests, responses, microversions, error shapes), `state.rs`
 //! (the world and the backup state machine), `keystone.rs`, `nova.rs`,
-//! `cinder.rs`, `control.rs` (test controls), `clock.rs` (emulated time),
-//! `scenario.rs` (what the world starts with).
+//! `cinder.rs`, `policy.rs` (Cinder's `backup:delete` rule with its oslo.policy
+//! `http:` check to the guard), `control.rs` (test controls), `clock.rs`
+//! (emulated time), `scenario.rs` (what the world starts with).
+//!
+//! ## Cinder's policy and workers
+//! With [`FakeOptions::backup_delete_policy`] (or
+//! [`Control::set_backup_delete_policy`]) Cinder enforces `backup:delete` as a
+//! deployment of Staffeln configures it, asking the guard exactly as
+//! oslo.policy does (see `policy.rs`). With [`FakeOptions::cinder_workers`]
+//! Cinder serves that many requests at a time, as a cinder-api with so many
+//! workers: a guard that called back into Cinder while a one-worker Cinder
+//! waits for its answer would wait for itself until one of them times out.
 
 mod cinder;
 mod clock;
@@ -25,6 +35,7 @@ mod control;
 mod http;
 mod keystone;
 mod nova;
+mod policy;
 mod scenario;
 mod server;
 mod state;
@@ -37,8 +48,9 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-pub use control::{BackupOutcome, Control, Fault, FaultEffect};
+pub use control::{BackupOutcome, Control, Fault, FaultEffect, PolicyChecks};
 pub use http::{Microversion, Service};
+pub use policy::BackupDeletePolicy;
 pub use scenario::{
     AppCredentialSpec, BackupSpec, ProjectSpec, QuotaSpec, Scenario, ScenarioError, ServerSpec, UserSpec, VolumeSpec,
 };
@@ -64,6 +76,10 @@ pub struct FakeOptions {
     pub nova_url_with_project: bool,
     /// Seed of the generator behind ids and fault probabilities.
     pub seed: u64,
+    /// Cinder enforces `backup:delete` through the guard (see the module doc).
+    pub backup_delete_policy: Option<BackupDeletePolicy>,
+    /// Cinder API workers: requests served at a time; `None`: no limit.
+    pub cinder_workers: Option<usize>,
 }
 
 impl Default for FakeOptions {
@@ -77,6 +93,8 @@ impl Default for FakeOptions {
             cinder_url_with_project: true,
             nova_url_with_project: false,
             seed: 0,
+            backup_delete_policy: None,
+            cinder_workers: None,
         }
     }
 }
@@ -156,7 +174,8 @@ impl FakeCloud {
             delete_duration: chrono(opts.delete_duration),
             token_ttl: chrono(opts.token_ttl),
         };
-        let world = state::World::build(&scenario, timing, opts.seed)?;
+        let mut world = state::World::build(&scenario, timing, opts.seed)?;
+        world.backup_delete_policy = opts.backup_delete_policy.clone();
         let (listener, addr) =
             server::bind(opts.listen).map_err(|source| FakeCloudError::Bind { addr: opts.listen, source })?;
         let urls = server::Urls {
@@ -164,7 +183,7 @@ impl FakeCloud {
             cinder_with_project: opts.cinder_url_with_project,
             nova_with_project: opts.nova_url_with_project,
         };
-        let shared = Arc::new(server::Shared::new(world, urls));
+        let shared = Arc::new(server::Shared::new(world, urls, opts.cinder_workers));
         let (stop, stop_rx) = watch::channel(false);
         let serving = shared.clone();
         let auto_tick = opts.auto_tick;

@@ -155,6 +155,9 @@ pub struct VolumeSpec {
     pub availability_zone: String,
     #[serde(default)]
     pub bootable: bool,
+    /// A multiattach volume: several servers may list it.
+    #[serde(default)]
+    pub multiattach: bool,
     #[serde(default)]
     pub created_at: Option<DateTime<Utc>>,
 }
@@ -363,6 +366,7 @@ impl Scenario {
                 metadata,
                 availability_zone: nova_az(),
                 bootable: false,
+                multiattach: false,
                 created_at: Some(start + chrono::Duration::seconds(i as i64)),
             });
         }

@@ -1,10 +1,12 @@
 //! The listener: one hyper HTTP/1 server on its own thread and runtime, path
 //! prefixes `/identity`, `/compute`, `/volume` and `/_fake`, call counting,
-//! fault injection, request ids, graceful stop.
+//! fault injection, request ids, graceful stop; Cinder's `backup:delete`
+//! policy check against the guard (made without holding the world), and
+//! Cinder's API workers when their number is limited.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,12 +17,12 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use super::control::{self, Control};
 use super::http::{Req, Resp, Service, fault};
 use super::state::World;
-use super::{cinder, keystone, nova};
+use super::{cinder, keystone, nova, policy};
 
 /// URLs the emulator hands out (catalog, links, discovery).
 pub(crate) struct Urls {
@@ -47,11 +49,28 @@ impl Urls {
 pub(crate) struct Shared {
     world: Mutex<World>,
     pub urls: Urls,
+    /// Cinder's API workers: each Cinder request holds one from arrival
+    /// (counted first) to its answer, the guard's answer included.
+    cinder_workers: Option<Semaphore>,
+    /// The client of the policy's `http:` checks.
+    http: OnceLock<reqwest::Client>,
 }
 
 impl Shared {
-    pub fn new(world: World, urls: Urls) -> Shared {
-        Shared { world: Mutex::new(world), urls }
+    pub fn new(world: World, urls: Urls, cinder_workers: Option<usize>) -> Shared {
+        Shared {
+            world: Mutex::new(world),
+            urls,
+            cinder_workers: cinder_workers.map(|n| Semaphore::new(n.max(1))),
+            http: OnceLock::new(),
+        }
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            reqwest::Client::builder().build().unwrap_or_default()
+        })
     }
 
     /// The world; a handler that panicked does not poison it for the others.
@@ -145,27 +164,70 @@ async fn dispatch(shared: &Arc<Shared>, req: &Req) -> Resp {
     };
     let segs = &segs[1..];
     let route = route_of(service, segs);
-    let verdict = {
-        let mut w = shared.world();
-        *w.calls.entry(format!("{} /{service}{route}", req.method)).or_default() += 1;
-        control::apply_faults(&mut w, service, req.method.as_str(), &route)
+    shared.world().calls.entry(format!("{} /{service}{route}", req.method)).and_modify(|n| *n += 1).or_insert(1);
+    // A busy single-worker cinder-api: the request waits for the worker.
+    let _worker = match (&shared.cinder_workers, service) {
+        (Some(workers), Service::Volume) => workers.acquire().await.ok(),
+        _ => None,
     };
+    let verdict = control::apply_faults(&mut shared.world(), service, req.method.as_str(), &route);
     let resp = match verdict {
-        Err((code, retry_after)) => injected(service, code, retry_after),
-        Ok(delay) => {
+        control::FaultVerdict::Answer { code, retry_after } => injected(service, code, retry_after),
+        control::FaultVerdict::Proceed { delay, then_status } => {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            let mut w = shared.world();
             let urls = &shared.urls;
-            match service {
-                Service::Identity => keystone::handle(&mut w, urls, req, segs),
-                Service::Compute => nova::handle(&mut w, urls, req, segs),
-                Service::Volume => cinder::handle(&mut w, urls, req, segs),
+            let resp = match service {
+                Service::Identity => keystone::handle(&mut shared.world(), urls, req, segs),
+                Service::Compute => nova::handle(&mut shared.world(), urls, req, segs),
+                Service::Volume => volume(shared, req, segs).await,
+            };
+            match then_status {
+                Some(code) => injected(service, code, None),
+                None => resp,
             }
         }
     };
     with_request_id(resp, Some(service))
+}
+
+/// A Cinder request, with `backup:delete`'s `http:` check made (when the
+/// policy asks for it) without holding the world.
+async fn volume(shared: &Arc<Shared>, req: &Req, segs: &[&str]) -> Resp {
+    let urls = &shared.urls;
+    let step = cinder::authorize(&shared.world(), urls, req, segs);
+    match step {
+        cinder::Authorization::Proceed => cinder::handle(&mut shared.world(), urls, req, segs),
+        cinder::Authorization::Answer(resp) => {
+            shared.world().policy_checks.refused_by_rule += 1;
+            resp
+        }
+        cinder::Authorization::Ask { check, mv } => {
+            let answer = policy::ask(shared.http(), &check).await;
+            let passed = answer.as_ref().is_ok_and(|body| policy::passes(body));
+            {
+                let mut w = shared.world();
+                let counts = &mut w.policy_checks;
+                match &answer {
+                    Ok(_) if passed => counts.allowed += 1,
+                    Ok(_) => counts.refused += 1,
+                    Err(_) => counts.failed += 1,
+                }
+            }
+            match answer {
+                Ok(_) if passed => cinder::handle(&mut shared.world(), urls, req, segs),
+                Ok(body) => {
+                    tracing::info!("fake Cinder: the guard at {} answered {body:?}: 403", check.url);
+                    cinder::policy_outcome(&Ok(body), mv)
+                }
+                Err(err) => {
+                    tracing::warn!("fake Cinder: the guard at {} failed: {err}: 500", check.url);
+                    cinder::policy_outcome(&Err(err), mv)
+                }
+            }
+        }
+    }
 }
 
 fn injected(service: Service, code: u16, retry_after: Option<u64>) -> Resp {

@@ -9,7 +9,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::clock::Clock;
-use super::control::{BackupOutcome, Fault};
+use super::control::{BackupOutcome, Fault, PolicyChecks};
+use super::policy::BackupDeletePolicy;
 use super::scenario::{QuotaSpec, Scenario, ScenarioError};
 
 pub(crate) const DOMAIN_ID: &str = "default";
@@ -80,7 +81,10 @@ pub(crate) struct Volume {
     pub metadata: BTreeMap<String, String>,
     pub availability_zone: String,
     pub bootable: bool,
-    pub attachment: Option<Attachment>,
+    /// Whether several servers may attach it (a multiattach volume type).
+    pub multiattach: bool,
+    /// One per server (only multiattach volumes have more than one).
+    pub attachments: Vec<Attachment>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -162,6 +166,10 @@ pub(crate) struct World {
     pub faults: Vec<(u64, Fault)>,
     pub next_fault_id: u64,
     pub calls: BTreeMap<String, u64>,
+    /// How Cinder enforces `backup:delete`; `None`: owners and admins delete.
+    pub backup_delete_policy: Option<BackupDeletePolicy>,
+    /// The `http:` checks of `backup:delete` made, by outcome.
+    pub policy_checks: PolicyChecks,
 }
 
 /// Role ids are fixed so that tokens, assignments and tests agree.
@@ -322,7 +330,8 @@ impl World {
                     metadata: v.metadata.clone(),
                     availability_zone: v.availability_zone.clone(),
                     bootable: v.bootable,
-                    attachment: None,
+                    multiattach: v.multiattach,
+                    attachments: Vec::new(),
                     created_at: created,
                     updated_at: created,
                 },
@@ -347,11 +356,13 @@ impl World {
                 let Some(vol) = volumes.get_mut(&vid) else {
                     continue;
                 };
-                if vol.attachment.is_some() {
-                    return Err(err(format!("{what}: volume {r} is attached twice")));
+                if !vol.attachments.is_empty() && !vol.multiattach {
+                    return Err(err(format!(
+                        "{what}: volume {r} is attached twice (only a multiattach volume can be)"
+                    )));
                 }
                 vol.status = "in-use".into();
-                vol.attachment = Some(Attachment {
+                vol.attachments.push(Attachment {
                     id: uuid(&mut rng),
                     server_id: id.clone(),
                     device: format!("/dev/vd{}", char::from(b'b' + (n % 24) as u8)),
@@ -464,6 +475,8 @@ impl World {
             faults: Vec::new(),
             next_fault_id: 1,
             calls: BTreeMap::new(),
+            backup_delete_policy: None,
+            policy_checks: PolicyChecks::default(),
         })
     }
 

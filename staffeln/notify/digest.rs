@@ -26,8 +26,19 @@ pub struct BackupResult {
     pub kind: BackupKind,
     pub size_gb: u64,
     pub success: bool,
-    /// Why it failed; `None` for a success.
+    /// Neither a success nor a failure yet: Cinder was still making the
+    /// backup when the cycle stopped waiting for it (`fail_reason` says so).
+    pub in_progress: bool,
+    /// Why it failed (or is still running); `None` for a success.
     pub fail_reason: Option<String>,
+}
+
+/// A server whose `last-backup-time` could not be set, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnstampedServer {
+    pub server_id: String,
+    pub server_name: String,
+    pub reason: String,
 }
 
 /// A volume the cycle did not back up, and why (skip metadata, status, …).
@@ -47,6 +58,8 @@ pub struct ProjectBackups {
     pub project_name: String,
     pub results: Vec<BackupResult>,
     pub skipped: Vec<SkippedVolume>,
+    /// Servers whose `last-backup-time` could not be set.
+    pub unstamped: Vec<UnstampedServer>,
     /// Cinder `backups` quota (a count); `None` when it could not be read.
     pub backups_quota: Option<Quota>,
     /// Cinder `backup_gigabytes` quota; `None` when it could not be read.
@@ -59,9 +72,10 @@ pub struct ProjectBackups {
 
 impl ProjectBackups {
     /// A project gets a digest when the cycle attempted at least one backup in
-    /// it; skipped volumes alone do not make a digest.
+    /// it, or a server's `last-backup-time` could not be set; skipped volumes
+    /// alone do not make a digest.
     pub fn has_backups(&self) -> bool {
-        !self.results.is_empty()
+        !self.results.is_empty() || !self.unstamped.is_empty()
     }
 }
 
@@ -106,12 +120,13 @@ pub fn colour_band(pct: f64) -> Band {
     }
 }
 
-/// Succeeded / failed / skipped volumes.
+/// Succeeded / failed / skipped volumes, and backups still running.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
     pub succeeded: usize,
     pub failed: usize,
     pub skipped: usize,
+    pub running: usize,
 }
 
 impl Counts {
@@ -119,6 +134,7 @@ impl Counts {
         self.succeeded += other.succeeded;
         self.failed += other.failed;
         self.skipped += other.skipped;
+        self.running += other.running;
     }
 }
 
@@ -156,7 +172,12 @@ pub struct VolumeLine {
     pub kind: BackupKind,
     pub size_gb: u64,
     pub success: bool,
-    /// Green for a success, red for a failure.
+    /// Cinder is still making the backup (see [`BackupResult::in_progress`]).
+    pub in_progress: bool,
+    /// `true`, `false` or `still running`: what the success column shows.
+    pub outcome: String,
+    /// Green for a success, yellow for a backup still running, red for a
+    /// failure.
     pub band: Band,
     /// Empty for a success.
     pub fail_reason: String,
@@ -179,15 +200,26 @@ pub struct SkippedLine {
     pub reason: String,
 }
 
+/// One server whose `last-backup-time` could not be set, as shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnstampedLine {
+    pub server_id: String,
+    pub server: String,
+    pub reason: String,
+}
+
 /// Everything about one project in a digest.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProjectSection {
     pub project_id: String,
     pub project_name: String,
     pub quotas: Vec<QuotaLine>,
-    /// Failures first, then by server and volume.
+    /// Failures first, then backups still running, then successes; by server
+    /// and volume within each.
     pub volumes: Vec<VolumeLine>,
     pub skipped: Vec<SkippedLine>,
+    /// Servers whose `last-backup-time` could not be set.
+    pub unstamped: Vec<UnstampedLine>,
     pub counts: Counts,
 }
 
@@ -346,7 +378,18 @@ fn project_section(project: &ProjectBackups) -> ProjectSection {
             kind: r.kind,
             size_gb: r.size_gb,
             success: r.success,
-            band: if r.success { Band::Green } else { Band::Red },
+            in_progress: r.in_progress && !r.success,
+            outcome: match (r.success, r.in_progress) {
+                (true, _) => "true",
+                (false, true) => "still running",
+                (false, false) => "false",
+            }
+            .to_owned(),
+            band: match (r.success, r.in_progress) {
+                (true, _) => Band::Green,
+                (false, true) => Band::Yellow,
+                (false, false) => Band::Red,
+            },
             fail_reason: match (&r.fail_reason, r.success) {
                 (Some(reason), _) => reason.clone(),
                 (None, true) => String::new(),
@@ -354,8 +397,10 @@ fn project_section(project: &ProjectBackups) -> ProjectSection {
             },
         })
         .collect();
+    // Failures, then backups still running, then successes.
+    let rank = |v: &VolumeLine| (v.success, v.in_progress);
     volumes.sort_by(|a, b| {
-        a.success.cmp(&b.success).then_with(|| a.server.cmp(&b.server)).then_with(|| a.volume.cmp(&b.volume))
+        rank(a).cmp(&rank(b)).then_with(|| a.server.cmp(&b.server)).then_with(|| a.volume.cmp(&b.volume))
     });
     let mut skipped: Vec<SkippedLine> = project
         .skipped
@@ -369,8 +414,19 @@ fn project_section(project: &ProjectBackups) -> ProjectSection {
         })
         .collect();
     skipped.sort_by(|a, b| a.server.cmp(&b.server).then_with(|| a.volume.cmp(&b.volume)));
+    let mut unstamped: Vec<UnstampedLine> = project
+        .unstamped
+        .iter()
+        .map(|u| UnstampedLine {
+            server_id: u.server_id.clone(),
+            server: name_or_id(&u.server_name, &u.server_id),
+            reason: u.reason.clone(),
+        })
+        .collect();
+    unstamped.sort_by(|a, b| a.server.cmp(&b.server).then_with(|| a.server_id.cmp(&b.server_id)));
     let succeeded = volumes.iter().filter(|v| v.success).count();
-    let counts = Counts { succeeded, failed: volumes.len() - succeeded, skipped: skipped.len() };
+    let running = volumes.iter().filter(|v| v.in_progress).count();
+    let counts = Counts { succeeded, failed: volumes.len() - succeeded - running, skipped: skipped.len(), running };
     ProjectSection {
         project_id: project.project_id.clone(),
         project_name: project.project_name.clone(),
@@ -380,6 +436,7 @@ fn project_section(project: &ProjectBackups) -> ProjectSection {
         ],
         volumes,
         skipped,
+        unstamped,
         counts,
     }
 }
@@ -389,7 +446,8 @@ fn name_or_id(name: &str, id: &str) -> String {
 }
 
 fn counts_text(c: Counts) -> String {
-    format!("{} succeeded, {} failed, {} skipped", c.succeeded, c.failed, c.skipped)
+    let running = if c.running > 0 { format!(", {} still running", c.running) } else { String::new() };
+    format!("{} succeeded, {} failed, {} skipped{running}", c.succeeded, c.failed, c.skipped)
 }
 
 fn time_text(now: DateTime<Utc>) -> String {
@@ -423,6 +481,7 @@ mod tests {
             kind: BackupKind::Full,
             size_gb: 10,
             success,
+            in_progress: false,
             fail_reason: (!success).then(|| "quota exceeded".to_owned()),
         }
     }
@@ -439,6 +498,7 @@ mod tests {
                 volume_name: String::new(),
                 reason: "skip metadata set".into(),
             }],
+            unstamped: vec![],
             backups_quota: Some(Quota { limit: 10, in_use: 4, reserved: 0 }),
             gigabytes_quota: Some(Quota { limit: -1, in_use: 300, reserved: 0 }),
             member_emails: vec![],
@@ -540,6 +600,34 @@ mod tests {
     }
 
     #[test]
+    fn a_backup_still_running_is_neither_success_nor_failure_and_unstamped_servers_are_listed() {
+        let mut running = result("db", "big", false);
+        running.in_progress = true;
+        running.fail_reason = Some("still being created; left running".into());
+        let mut p = project("demo", vec![result("web", "a", true), running, result("web", "b", false)]);
+        p.unstamped = vec![UnstampedServer {
+            server_id: "s1".into(),
+            server_name: String::new(),
+            reason: "Nova refuses metadata changes while the server is in ERROR".into(),
+        }];
+        let d = project_digest(&p, now());
+        assert_eq!(d.subject, "Staffeln backups for project demo: 1 succeeded, 1 failed, 1 skipped, 1 still running");
+        let section = &d.projects[0];
+        let order: Vec<(&str, &str, Band)> =
+            section.volumes.iter().map(|v| (v.volume.as_str(), v.outcome.as_str(), v.band)).collect();
+        assert_eq!(
+            order,
+            [("b", "false", Band::Red), ("big", "still running", Band::Yellow), ("a", "true", Band::Green)]
+        );
+        assert_eq!(section.unstamped[0].server, "s1");
+        // A project with only a server that could not be stamped still gets its digest.
+        let mut only = project("quiet", vec![]);
+        assert!(!only.has_backups());
+        only.unstamped = p.unstamped.clone();
+        assert!(only.has_backups());
+    }
+
+    #[test]
     fn the_operator_digest_sums_projects_with_backups() {
         let projects = [
             project("zeta", vec![result("web", "a", false)]),
@@ -550,7 +638,7 @@ mod tests {
         assert_eq!(d.scope, Scope::Operator);
         let names: Vec<&str> = d.projects.iter().map(|s| s.project_name.as_str()).collect();
         assert_eq!(names, ["alpha", "zeta"]);
-        assert_eq!(d.counts, Counts { succeeded: 2, failed: 1, skipped: 2 });
+        assert_eq!(d.counts, Counts { succeeded: 2, failed: 1, skipped: 2, running: 0 });
         assert_eq!(d.subject, "Staffeln backups for 2 projects: 2 succeeded, 1 failed, 2 skipped");
         assert_eq!(
             operator_digest(&projects[1..2], now()).subject.split(':').next(),

@@ -137,6 +137,7 @@ mod tests {
                 kind: BackupKind::Incremental,
                 size_gb: 3,
                 success: false,
+                in_progress: false,
                 fail_reason: Some("<img src=x onerror=alert(1)>".into()),
             }],
             skipped: vec![SkippedVolume {
@@ -146,6 +147,7 @@ mod tests {
                 volume_name: "<i>tmp</i>".into(),
                 reason: "skip <now>".into(),
             }],
+            unstamped: vec![],
             backups_quota: Some(Quota { limit: 10, in_use: 5, reserved: 0 }),
             gigabytes_quota: None,
             member_emails: vec![],

@@ -19,12 +19,16 @@ pub enum TaskState {
     Skipped,
     /// Not backed up this cycle because the volume was busy; retried next cycle.
     Waiting,
+    /// The cycle stopped waiting for the backup (`backup_cycle_timeout`)
+    /// while Cinder was still making it. The backup was left running; the
+    /// task becomes `done` (or `failed`) when Cinder finishes it.
+    Unfinished,
     /// A row written by the Python Staffeln before this schema.
     Legacy,
 }
 
 impl TaskState {
-    pub const ALL: [TaskState; 8] = [
+    pub const ALL: [TaskState; 9] = [
         TaskState::Planned,
         TaskState::Claimed,
         TaskState::Creating,
@@ -32,6 +36,7 @@ impl TaskState {
         TaskState::Failed,
         TaskState::Skipped,
         TaskState::Waiting,
+        TaskState::Unfinished,
         TaskState::Legacy,
     ];
 
@@ -44,6 +49,7 @@ impl TaskState {
             TaskState::Failed => "failed",
             TaskState::Skipped => "skipped",
             TaskState::Waiting => "waiting",
+            TaskState::Unfinished => "unfinished",
             TaskState::Legacy => "legacy",
         }
     }
@@ -53,7 +59,9 @@ impl TaskState {
         TaskState::ALL.into_iter().find(|t| t.as_str() == s)
     }
 
-    /// Still to be worked on (planned, claimed or creating).
+    /// Still to be worked on (planned, claimed or creating). An `unfinished`
+    /// task is not: its cycle has stopped waiting, though its backup is
+    /// still watched.
     pub fn is_active(self) -> bool {
         matches!(self, TaskState::Planned | TaskState::Claimed | TaskState::Creating)
     }

@@ -286,6 +286,7 @@ pub(super) async fn issue_token(http: &Http, config: &AuthConfig, scope: &ScopeK
             headers: Vec::new(),
             body: Some(body.into()),
             idempotent: true,
+            once: false,
         })
         .await?;
     let value =

@@ -102,7 +102,21 @@ impl OpenStack {
 
     /// Starts a backup in this handle's project: `POST /backups` (202). The
     /// backup is `creating` until Cinder finishes; poll [`OpenStack::backup`].
+    /// Retried only when Cinder surely did not act (no connection, 429, 503).
     pub async fn create_backup(&self, request: &BackupRequest) -> Result<BackupId, OpenStackError> {
+        self.create_backup_with(request, false).await
+    }
+
+    /// [`OpenStack::create_backup`] sent exactly once. After a failure the
+    /// backup may exist all the same (a 5xx or a timeout after Cinder made
+    /// it): callers that retry look for it first (by its metadata) and retry
+    /// only when they still hold the work. [`OpenStack::retry_policy`] and
+    /// [`OpenStackError::retry_outcome`] give the waits.
+    pub async fn create_backup_once(&self, request: &BackupRequest) -> Result<BackupId, OpenStackError> {
+        self.create_backup_with(request, true).await
+    }
+
+    async fn create_backup_with(&self, request: &BackupRequest, once: bool) -> Result<BackupId, OpenStackError> {
         if request.availability_zone.is_some() {
             let mv = self.microversion(ServiceType::BlockStorage).await?;
             if mv.is_some_and(|mv| mv < AZ_MICROVERSION) {
@@ -124,7 +138,11 @@ impl OpenStack {
             availability_zone: request.availability_zone.as_deref(),
         }});
         // Not idempotent: a second POST would make a second backup.
-        let resp = self.call(ServiceType::BlockStorage, Method::POST, "/backups", &[], Some(&body), false).await?;
+        let resp = if once {
+            self.call_once(ServiceType::BlockStorage, Method::POST, "/backups", Some(&body)).await?
+        } else {
+            self.call(ServiceType::BlockStorage, Method::POST, "/backups", &[], Some(&body), false).await?
+        };
         let created: CreatedBody = resp.decode(|b| wire::parse_one(b, "backup"))?;
         Ok(BackupId(created.id))
     }

@@ -155,6 +155,20 @@ impl OpenStackError {
         }
     }
 
+    /// How this failure counts for [`super::retry::RetryPolicy::decide`]
+    /// (the last attempt's, when retries gave up). `None` for failures that
+    /// are not answers or transport errors (configuration, decoding, …):
+    /// those are never retried.
+    pub fn retry_outcome(&self) -> Option<super::retry::Outcome> {
+        use super::retry::Outcome;
+        match self.last() {
+            OpenStackError::Api { status, .. } => Some(Outcome::Status { code: *status, retry_after: None }),
+            OpenStackError::Transport { source, .. } if source.is_connect() => Some(Outcome::ConnectFailed),
+            OpenStackError::Transport { .. } => Some(Outcome::NoAnswer),
+            _ => None,
+        }
+    }
+
     /// The cloud, not the request, was at fault (5xx, no answer).
     pub fn is_transient(&self) -> bool {
         match self.last() {

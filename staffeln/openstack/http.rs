@@ -27,6 +27,9 @@ pub(super) struct Request {
     pub body: Option<Bytes>,
     /// Safe to send twice (see `retry.rs`).
     pub idempotent: bool,
+    /// Sent once, whatever the answer: the caller decides about retries
+    /// (the worker's fenced, look-first backup create).
+    pub once: bool,
 }
 
 /// A successful (< 400) answer.
@@ -59,6 +62,11 @@ pub(super) struct Http {
 }
 
 impl Http {
+    /// The retry rules of this client.
+    pub(super) fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
     pub(super) fn new(
         settings: &Settings,
         cacert: Option<&std::path::Path>,
@@ -120,6 +128,9 @@ impl Http {
                 }
                 Err((outcome, err)) => (outcome, err),
             };
+            if req.once {
+                return Err(err);
+            }
             match self.policy.decide(outcome, req.idempotent, attempt, start.elapsed(), rand::random::<f64>()) {
                 Decision::RetryAfter(wait) => {
                     warn!(

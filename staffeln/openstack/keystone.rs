@@ -59,7 +59,15 @@ impl OpenStack {
         let headers = vec![(HeaderName::from_static("x-subject-token"), value)];
         let query = [pair("nocatalog", "")];
         let answer = self
-            .call_with_headers::<()>(ServiceType::Identity, Method::GET, "/auth/tokens", &query, headers, None, true)
+            .call_with_headers::<()>(
+                ServiceType::Identity,
+                Method::GET,
+                "/auth/tokens",
+                &query,
+                headers,
+                None,
+                super::Sending::retried(true),
+            )
             .await;
         match answer {
             Ok(resp) => Ok(Some(resp.decode(|b| wire::parse_one::<ValidatedTokenBody>(b, "token"))?.into_token_info())),

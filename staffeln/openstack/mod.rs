@@ -115,6 +115,19 @@ pub const CINDER_MIN_MICROVERSION: Microversion = Microversion::new(3, 43);
 /// The Cinder microversion Staffeln asks for when the cloud offers it.
 pub const CINDER_MICROVERSION: Microversion = Microversion::new(3, 64);
 
+/// How a call may be repeated by the HTTP layer.
+#[derive(Debug, Clone, Copy)]
+struct Sending {
+    idempotent: bool,
+    once: bool,
+}
+
+impl Sending {
+    fn retried(idempotent: bool) -> Sending {
+        Sending { idempotent, once: false }
+    }
+}
+
 /// The Keystone/Nova/Cinder client; see the module doc.
 #[derive(Clone)]
 pub struct OpenStack {
@@ -194,6 +207,13 @@ impl OpenStack {
         Ok(OpenStack { shared: self.shared.clone(), scope: Some(project.clone()), project_id: project.clone() })
     }
 
+    /// The Keystone user id these credentials authenticate as, from the
+    /// handle's current token (a new token is issued when it is due, so the
+    /// id follows a credential that changed owner).
+    pub async fn user_id(&self) -> Result<String, OpenStackError> {
+        Ok(self.token().await?.user_id.clone())
+    }
+
     /// The microversion used with `service` (negotiated on first use).
     pub async fn microversion(&self, service: ServiceType) -> Result<Option<Microversion>, OpenStackError> {
         let token = self.token().await?;
@@ -258,8 +278,15 @@ impl OpenStack {
             let Ok(url) = Url::parse(&candidate) else {
                 continue;
             };
-            let mut req =
-                Request { method: Method::GET, url, token: None, headers: Vec::new(), body: None, idempotent: true };
+            let mut req = Request {
+                method: Method::GET,
+                url,
+                token: None,
+                headers: Vec::new(),
+                body: None,
+                idempotent: true,
+                once: false,
+            };
             let mut answer = self.shared.http.send(&req).await;
             if answer.as_ref().err().is_some_and(OpenStackError::is_unauthorized) {
                 req.token = Some(token.value.clone());
@@ -296,7 +323,26 @@ impl OpenStack {
         body: Option<&B>,
         idempotent: bool,
     ) -> Result<Response, OpenStackError> {
-        self.call_with_headers(service, method, path, query, Vec::new(), body, idempotent).await
+        self.call_with_headers(service, method, path, query, Vec::new(), body, Sending::retried(idempotent)).await
+    }
+
+    /// [`OpenStack::call`] sent exactly once (a 401 still gets one new
+    /// token): the caller retries, after checking it still should.
+    async fn call_once<B: Serialize + ?Sized>(
+        &self,
+        service: ServiceType,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<Response, OpenStackError> {
+        let once = Sending { idempotent: false, once: true };
+        self.call_with_headers(service, method, path, &[], Vec::new(), body, once).await
+    }
+
+    /// The retry rules of this client (`retry_timeout`, `max_retry_interval`,
+    /// `skip_retry_codes`), for callers that retry themselves.
+    pub fn retry_policy(&self) -> &retry::RetryPolicy {
+        self.shared.http.policy()
     }
 
     /// [`OpenStack::call`] with extra request headers (`X-Subject-Token`).
@@ -309,7 +355,7 @@ impl OpenStack {
         query: &[(String, String)],
         extra_headers: Vec<(HeaderName, HeaderValue)>,
         body: Option<&B>,
-        idempotent: bool,
+        sending: Sending,
     ) -> Result<Response, OpenStackError> {
         let body = match body {
             Some(b) => Some(Bytes::from(
@@ -332,7 +378,8 @@ impl OpenStack {
                 token: Some(token.value.clone()),
                 headers: microversion_headers(service, mv).into_iter().chain(extra_headers.iter().cloned()).collect(),
                 body: body.clone(),
-                idempotent,
+                idempotent: sending.idempotent,
+                once: sending.once,
             };
             match self.shared.http.send(&req).await {
                 Err(e) if e.is_unauthorized() && !renewed => {

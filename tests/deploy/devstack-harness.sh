@@ -170,6 +170,7 @@ CARGO
         STAFFELN_PREBUILT_DIR=$WORK/prebuilt
         STAFFELN_BACKUP_PROJECTS=demo,alt_demo
         STAFFELN_INHERITED_ROLE_DOMAINS=Default
+        STAFFELN_TRUSTED_USER_IDS=0123456789abcdef0123456789abcdef
         for b in staffeln-api staffeln-conductor staffeln-manage staffeln; do
             fake_bin "$STAFFELN_PREBUILT_DIR" "$b"
         done
@@ -259,7 +260,9 @@ if [[ $SCENARIO == ceph ]]; then
     assert_order "$conductor" "staffeln-manage --config-file $CONF ceph-compression apply"
     assert_called "get_or_add_user_project_role member staffeln alt_demo Default Default"
     assert_called "openstack role add --user staffeln --user-domain Default --domain Default --inherited member"
+    assert_ini api trusted_user_ids 0123456789abcdef0123456789abcdef
 else
+    [[ -z $(iniget "$CONF" api trusted_user_ids) ]] || fail "[api] trusted_user_ids written without a value"
     [[ -z $(iniget "$CONF" ceph_compression mode) ]] || fail "[ceph_compression] written without Ceph"
     assert_not_called "ceph-compression"
     assert_not_called "openstack role add"

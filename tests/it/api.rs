@@ -81,7 +81,8 @@ fn test_settings() -> ApiSettings {
     ApiSettings {
         host: "127.0.0.1".into(),
         port: 0,
-        request_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(3),
+        lookup_timeout: Duration::from_secs(2),
         client_timeout: Duration::from_secs(1),
         cache_ttl: Duration::ZERO,
         ..ApiSettings::default()
@@ -169,11 +170,34 @@ impl Rig {
         enforce(&self.base, cases, content_type, None).await
     }
 
+    /// Runs the Enforcer for cases built with [`case`].
+    async fn enforce_cases(&self, cases: Vec<Value>, content_type: &str) -> BTreeMap<String, Value> {
+        enforce_values(&self.base, cases, content_type, None).await
+    }
+
     async fn stop(&mut self) {
         if let Some(api) = self.api.take() {
             api.stop().await.unwrap();
         }
     }
+}
+
+/// One case of `policy_check.py`: a member of `user_project` (an admin
+/// when it is `"admin"`) deleting backup `id` of `project`.
+fn case(label: &str, id: &str, project: &str, user_project: &str) -> Value {
+    json!({"label": label, "id": id, "project_id": project, "user_project": user_project,
+           "admin": user_project == "admin"})
+}
+
+/// `case` with the backup's metadata (as Cinder sends it in the target) and
+/// the caller's user id.
+fn case_with(label: &str, id: &str, project: &str, metadata: Value, user_id: Option<&str>) -> Value {
+    let mut c = case(label, id, project, project);
+    c["metadata"] = metadata;
+    if let Some(user) = user_id {
+        c["user_id"] = json!(user);
+    }
+    c
 }
 
 async fn enforce(
@@ -182,13 +206,16 @@ async fn enforce(
     content_type: &str,
     ca: Option<&Path>,
 ) -> BTreeMap<String, Value> {
-    let cases: Vec<Value> = cases
-        .iter()
-        .map(|(label, id, project, user_project)| {
-            json!({"label": label, "id": id, "project_id": project, "user_project": user_project,
-                   "admin": *user_project == "admin"})
-        })
-        .collect();
+    let cases: Vec<Value> = cases.iter().map(|(label, id, project, user)| case(label, id, project, user)).collect();
+    enforce_values(base, cases, content_type, ca).await
+}
+
+async fn enforce_values(
+    base: &str,
+    cases: Vec<Value>,
+    content_type: &str,
+    ca: Option<&Path>,
+) -> BTreeMap<String, Value> {
     let mut args = vec![base.to_owned(), Value::Array(cases).to_string(), content_type.to_owned()];
     if let Some(ca) = ca {
         args.push(ca.display().to_string());
@@ -212,50 +239,75 @@ async fn oslo_policy_decisions(db: TestDb) {
     let mut rig = Rig::new(db, test_settings()).await;
     let label = rig.db.label();
     let (demo, other) = (rig.demo.clone(), rig.other.clone());
+    let staffeln = rig.cloud.control().user_id("staffeln").unwrap();
     let hash = format!("{MANUAL}#x");
     let amp = format!("x&backup_id={MANUAL}");
     let tail = format!("{MANUAL}&x=1");
-    let cases = [
-        ("manual", MANUAL, demo.as_str(), demo.as_str()),
-        ("recorded", RECORDED, &demo, &demo),
-        ("marked", MARKED, &demo, &demo),
-        ("unknown", UNKNOWN, &demo, &demo),
-        ("other-project", OTHER_RECORDED, &other, &demo),
-        ("admin-recorded", RECORDED, &demo, "admin"),
-        ("hash-in-id", &hash, &demo, &demo),
-        ("ampersand-in-id", &amp, &demo, &demo),
-        ("ampersand-after-id", &tail, &demo, &demo),
-        ("percent-in-id", "%41", &demo, &demo),
-    ];
+    let marked = json!({"__automated_backup": "True", "__staffeln_task_id": "t9"});
+    let cases = || {
+        vec![
+            case("manual", MANUAL, &demo, &demo),
+            case("recorded", RECORDED, &demo, &demo),
+            // Cinder sends the backup's metadata: the mark refuses without the database.
+            case_with("marked", MARKED, &demo, marked.clone(), None),
+            // A tenant removed the metadata (Cinder >= 3.43): the database still refuses.
+            case_with("recorded-unmarked", RECORDED, &demo, json!({}), None),
+            // A tenant marked its own backup: it refuses only itself.
+            case_with("self-marked", MANUAL, &demo, json!({"__automated_backup": "true"}), None),
+            case("unknown", UNKNOWN, &demo, &demo),
+            case("other-project", OTHER_RECORDED, &other, &demo),
+            case("admin-recorded", RECORDED, &demo, "admin"),
+            // Staffeln's service user, with a member token of demo: its own backups pass.
+            case_with("service-user-recorded", RECORDED, &demo, json!({}), Some(&staffeln)),
+            case_with("service-user-marked", MARKED, &demo, marked.clone(), Some(&staffeln)),
+            case("hash-in-id", &hash, &demo, &demo),
+            case("ampersand-in-id", &amp, &demo, &demo),
+            case("ampersand-after-id", &tail, &demo, &demo),
+            case("percent-in-id", "%41", &demo, &demo),
+        ]
+    };
     let want = [
         ("manual", true),
         ("recorded", false),
         ("marked", false),
+        ("recorded-unmarked", false),
+        ("self-marked", false),
         ("unknown", true),
         ("other-project", false),
         ("admin-recorded", true),
+        ("service-user-recorded", true),
+        ("service-user-marked", true),
         ("hash-in-id", false),
         ("ampersand-in-id", false),
         ("ampersand-after-id", false),
         ("percent-in-id", false),
     ];
+    rig.cloud.control().reset_calls();
     for content_type in [FORM, "application/json"] {
-        let results = rig.enforce(&cases, content_type).await;
+        let results = rig.enforce_cases(cases(), content_type).await;
         expect(&results, &want, &format!("{label}, {content_type}"));
     }
+    // Every answer came from the body and the database: Cinder was never asked.
+    assert_eq!(rig.cloud.control().call_count("GET", "/volume/backups/{id}"), 0, "{label}");
     // The short-circuits kept admins and other projects away from the guard:
-    // 8 requests per round reached it (all but other-project and admin).
+    // 12 requests per round reached it (all but other-project and admin).
     let (_, _, metrics) = rig.get("/metrics").await;
     let total: u64 = metrics
         .lines()
         .filter(|l| l.starts_with("staffeln_api_guard_decisions_total"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum();
-    assert_eq!(total, 16, "{label}:\n{metrics}");
-    // People see the same answers with GET, and the status says why.
+    assert_eq!(total, 24, "{label}:\n{metrics}");
+    assert!(metrics.contains("staffeln_api_guard_cinder_lookups_total 0"), "{label}:\n{metrics}");
+    // People see the same answers with GET (Cinder tells the metadata), and
+    // the status and the header say why.
     assert_eq!(rig.guard(MANUAL).await, (200, "True".to_owned()));
     assert_eq!(rig.guard(RECORDED).await, (401, "False".to_owned()));
     assert_eq!(rig.guard(MARKED).await, (401, "False".to_owned()));
+    let (_, headers, _) = rig.get(&format!("/v1/backup?backup_id={MARKED}")).await;
+    assert_eq!(headers["x-staffeln-decided-by"], "cinder");
+    let (_, headers, _) = rig.get(&format!("/v1/backup?backup_id={RECORDED}")).await;
+    assert_eq!(headers["x-staffeln-decided-by"], "database");
     rig.stop().await;
 }
 
@@ -307,8 +359,11 @@ async fn the_guard_fails_closed_when_sqlite_loses_its_table() {
     fails_closed_without_database(TestDb::sqlite()).await;
 }
 
+/// oslo.policy's body carries the target: a failing or slow Cinder changes
+/// nothing, because the guard does not ask it. Requests without a target ask
+/// Cinder within `[api] lookup_timeout` and fail closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_guard_fails_closed_when_cinder_fails_or_is_slow() {
+async fn the_guard_does_not_need_cinder_and_fails_closed_when_it_must_ask() {
     let mut rig = Rig::new(TestDb::sqlite(), test_settings()).await;
     let demo = rig.demo.clone();
     let control = rig.cloud.control();
@@ -318,22 +373,27 @@ async fn the_guard_fails_closed_when_cinder_fails_or_is_slow() {
         Some("/backups/{id}"),
         FaultEffect::Status { code: 500 },
     ));
-    let cases = [
-        ("manual", MANUAL, demo.as_str(), demo.as_str()),
-        ("marked", MARKED, &demo, &demo),
-        ("recorded", RECORDED, &demo, &demo),
-        ("unknown", UNKNOWN, &demo, &demo),
+    let marked = json!({"__automated_backup": "True"});
+    let cases = vec![
+        case("manual", MANUAL, &demo, &demo),
+        case_with("marked", MARKED, &demo, marked, None),
+        case("recorded", RECORDED, &demo, &demo),
+        case("unknown", UNKNOWN, &demo, &demo),
     ];
-    let results = rig.enforce(&cases, FORM).await;
-    expect(&results, &[("manual", false), ("marked", false), ("recorded", false), ("unknown", false)], "500");
-    assert_eq!(rig.guard(MANUAL).await.0, 503);
+    let results = rig.enforce_cases(cases, FORM).await;
+    expect(&results, &[("manual", true), ("marked", false), ("recorded", false), ("unknown", true)], "500");
+    assert_eq!(control.call_count("GET", "/volume/backups/{id}"), 0, "no Cinder call with a target");
+    // A person's GET has no target: Cinder fails, so the guard refuses.
+    let (status, headers, body) = rig.get(&format!("/v1/backup?backup_id={MANUAL}")).await;
+    assert_eq!((status, headers["x-staffeln-decided-by"].to_str().unwrap()), (503, "cinder"), "{body}");
+    assert!(body.starts_with("Error: ") && body.contains("the Cinder lookup failed"), "{body}");
     control.remove_fault(fault);
 
-    // Slower than [api] request_timeout (2 s): refused, not hanging.
-    let slow = control.add_fault(Fault::new(Service::Volume, Some("GET"), None, FaultEffect::Latency { millis: 4000 }));
+    // Slower than [api] lookup_timeout (2 s): refused, not hanging.
+    let slow = control.add_fault(Fault::new(Service::Volume, Some("GET"), None, FaultEffect::Latency { millis: 6000 }));
     let (status, body) = rig.guard(MANUAL).await;
     assert_eq!(status, 503, "{body}");
-    assert!(body.contains("did not finish within 2 s"), "{body}");
+    assert!(body.contains("the Cinder lookup failed"), "{body}");
     // The database still answers alone for what it knows.
     assert_eq!(rig.guard(RECORDED).await, (401, "False".to_owned()));
     control.remove_fault(slow);
@@ -609,7 +669,7 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 async fn metrics_parse_and_count() {
     let mut rig =
         Rig::new(TestDb::sqlite(), ApiSettings { cache_ttl: Duration::from_secs(600), ..test_settings() }).await;
-    for id in [MANUAL, MANUAL, RECORDED, MARKED, UNKNOWN] {
+    for id in [MANUAL, MANUAL, RECORDED, RECORDED, MARKED, UNKNOWN] {
         rig.guard(id).await;
     }
     let _ = rig.get("/v1/backup").await;
@@ -631,11 +691,14 @@ async fn metrics_parse_and_count() {
     // prometheus_client strips `_total` from counter family names but keeps it on samples.
     let decisions = "staffeln_api_guard_decisions_total";
     assert_eq!(get(decisions, &[("result", "allowed")]), 3.0);
-    assert_eq!(get(decisions, &[("result", "denied")]), 2.0);
+    assert_eq!(get(decisions, &[("result", "denied")]), 3.0);
     assert_eq!(get(decisions, &[("result", "bad_request")]), 1.0);
+    // RECORDED the second time: remembered as automated.
     assert_eq!(get("staffeln_api_guard_cache_hits_total", &[]), 1.0);
+    // GETs carry no target: MANUAL twice, MARKED and UNKNOWN made the guard ask Cinder.
+    assert_eq!(get("staffeln_api_guard_cinder_lookups_total", &[]), 4.0);
     assert_eq!(get("staffeln_api_requests_total", &[("route", "/v1/backup"), ("status", "200")]), 3.0);
-    assert_eq!(get("staffeln_api_requests_total", &[("route", "/v1/backup"), ("status", "401")]), 2.0);
+    assert_eq!(get("staffeln_api_requests_total", &[("route", "/v1/backup"), ("status", "401")]), 3.0);
     assert_eq!(get("staffeln_database_up", &[]), 1.0);
     let vol_a = rig.cloud.control().volume_id("vol-a").unwrap();
     let demo = rig.demo.clone();

@@ -14,7 +14,8 @@ use staffeln::db::{AnyConnection, Database, DbError, DbSettings, DbUrl, backups,
 
 use crate::support::{TestDb, error_chain, mysql_admin_execute, mysql_server_url, test_settings};
 
-const TABLES: [&str; 6] = ["backup_data", "queue_data", "report_timestamp", "leases", "cycles", "retention_audit"];
+const TABLES: [&str; 7] =
+    ["backup_data", "queue_data", "report_timestamp", "leases", "cycles", "retention_audit", "server_stamps"];
 
 /// The server's host and port, from `STAFFELN_TEST_MYSQL_URL` or the default.
 fn server_host_port() -> String {
@@ -68,11 +69,22 @@ fn walk_migrations(t: TestDb) {
         "ux_queue_data_task_id",
         "ux_queue_data_cycle_volume",
         "ix_queue_data_state",
+        "ix_queue_data_backup_id",
     ] {
         assert!(queue_indexes.contains(index), "{who}: {index}: {queue_indexes:?}");
     }
     assert!(t.indexes("report_timestamp").contains("ix_report_timestamp_created_at"), "{who}");
     assert!(t.indexes("retention_audit").contains("ix_retention_audit_backup"), "{who}");
+    // 2026-12-02-100000_backup_waits_and_stamps: queue_data.stuck_at, server_stamps.
+    let stamp_indexes = t.indexes("server_stamps");
+    for index in ["ux_server_stamps_cycle_server", "ix_server_stamps_state", "ix_server_stamps_server"] {
+        assert!(stamp_indexes.contains(index), "{who}: {index}: {stamp_indexes:?}");
+    }
+    let mut conn = db.conn().unwrap();
+    staffeln::db::tasks::stuck_by_project(&mut conn).unwrap_or_else(|e| panic!("{who}: queue_data.stuck_at: {e}"));
+    staffeln::db::stamps::unreported_failures(&mut conn).unwrap_or_else(|e| panic!("{who}: server_stamps: {e}"));
+    drop(conn);
+    assert!(columns(&t, "backup_data").contains("origin"), "{who}: backup_data.origin (2026-12-02-200000)");
     assert_eq!(migrate::upgrade(db).unwrap(), Vec::<String>::new(), "{who}: nothing left to apply");
 
     let mut newest_first = migrate::known_versions();
@@ -97,6 +109,24 @@ fn walk_migrations(t: TestDb) {
     assert_eq!(migrate::version(db).unwrap(), Some(head), "{who}");
 }
 
+/// Column names of `table`.
+fn columns(t: &TestDb, table: &str) -> std::collections::BTreeSet<String> {
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    let mut conn = t.db().conn().unwrap();
+    let sql = match &*conn {
+        AnyConnection::Mysql(_) => {
+            "SELECT column_name AS name FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ?"
+        }
+        AnyConnection::Sqlite(_) => "SELECT name FROM pragma_table_info(?)",
+    };
+    let rows: Vec<Name> = diesel::sql_query(sql).bind::<Text, _>(table).load(&mut *conn).unwrap();
+    rows.into_iter().map(|r| r.name).collect()
+}
+
 #[test]
 fn migrations_walk_up_down_up_on_mariadb() {
     walk_migrations(TestDb::mysql_empty());
@@ -105,6 +135,29 @@ fn migrations_walk_up_down_up_on_mariadb() {
 #[test]
 fn migrations_walk_up_down_up_on_sqlite() {
     walk_migrations(TestDb::sqlite_empty());
+}
+
+/// A `backup_data` that is neither this Staffeln's nor the original's is
+/// left alone, and the error says what was found.
+#[test]
+fn an_unknown_backup_data_table_is_refused_and_left_alone() {
+    for t in [TestDb::sqlite_empty(), TestDb::mysql_empty()] {
+        let who = t.label();
+        t.db()
+            .conn()
+            .unwrap()
+            .batch_execute("CREATE TABLE backup_data (x INTEGER); INSERT INTO backup_data VALUES (7);")
+            .unwrap();
+        let err = migrate::upgrade(t.db()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot upgrade this database: table backup_data is neither this Staffeln's nor the original \
+             Staffeln's (no column backup_id, project_id, volume_id, instance_id); it was left alone",
+            "{who}"
+        );
+        assert_eq!(columns(&t, "backup_data"), ["x".to_owned()].into(), "{who}");
+        assert!(!t.tables().contains("staffeln_py_backup_data"), "{who}");
+    }
 }
 
 #[test]

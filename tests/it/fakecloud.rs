@@ -718,3 +718,429 @@ fn injected_faults_answer_and_are_counted() {
     let tick = http("POST", &format!("{}/advance", cloud.control_url()), &[], Some(&json!({"seconds": 10})));
     assert_eq!(tick.status, 200, "{:?}", tick.body);
 }
+
+// ------------------------------------------------------------------ backup:delete through a guard
+
+/// What the stub guard answers.
+#[derive(Clone)]
+enum Answer {
+    /// This status and body.
+    Reply(u16, &'static str),
+    /// Nothing for this long, then `True`.
+    Slow(Duration),
+    /// First `GET`s this URL (Cinder's backup) with this token, waiting at
+    /// most 3 s, as a guard that looks the backup up in Cinder; then
+    /// `True` if Cinder answered, `False` if not.
+    CallBack { url: String, token: String },
+}
+
+/// One request the stub guard received.
+#[derive(Clone, Debug)]
+struct Seen {
+    path: String,
+    content_type: String,
+    body: String,
+}
+
+/// A loopback HTTP server standing in for staffeln-api: records what it is
+/// sent and answers as told. Stops on drop.
+struct StubGuard {
+    port: u16,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+    answer: std::sync::Arc<std::sync::Mutex<Answer>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StubGuard {
+    fn start() -> StubGuard {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let answer = Arc::new(Mutex::new(Answer::Reply(200, "True")));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, a, halt) = (seen.clone(), answer.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if halt.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(stream) = stream else { continue };
+                let (s, a) = (s.clone(), a.clone());
+                std::thread::spawn(move || StubGuard::serve(stream, &s, &a));
+            }
+        });
+        StubGuard { port, seen, answer, stop }
+    }
+
+    fn serve(mut stream: TcpStream, seen: &std::sync::Mutex<Vec<Seen>>, answer: &std::sync::Mutex<Answer>) {
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        let (head, mut body) = loop {
+            let n = stream.read(&mut buf).unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            raw.extend_from_slice(&buf[..n]);
+            if let Some(at) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                break (String::from_utf8_lossy(&raw[..at]).into_owned(), raw[at + 4..].to_vec());
+            }
+        };
+        let header = |name: &str| {
+            head.lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.trim().to_owned())
+        };
+        let length: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        while body.len() < length {
+            let n = stream.read(&mut buf).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&buf[..n]);
+        }
+        let path = head.lines().next().and_then(|l| l.split_whitespace().nth(1)).unwrap_or_default().to_owned();
+        seen.lock().unwrap().push(Seen {
+            path,
+            content_type: header("content-type").unwrap_or_default(),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
+        let todo = answer.lock().unwrap().clone();
+        let (status, text) = match todo {
+            Answer::Reply(status, text) => (status, text),
+            Answer::Slow(pause) => {
+                std::thread::sleep(pause);
+                (200, "True")
+            }
+            Answer::CallBack { url, token } => {
+                let answered = raw::get_ok(&url, &token, Duration::from_secs(3));
+                if answered { (200, "True") } else { (401, "False") }
+            }
+        };
+        let _ = stream.write_all(
+            format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}", text.len())
+                .as_bytes(),
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/v1/backup?backup_id=%(id)s", self.port)
+    }
+
+    fn answer(&self, answer: Answer) {
+        *self.answer.lock().unwrap() = answer;
+    }
+
+    fn take(&self) -> Vec<Seen> {
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+}
+
+impl Drop for StubGuard {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// A blocking GET with a token and a read timeout: whether a 2xx came.
+mod raw {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    pub fn get_ok(url: &str, token: &str, timeout: Duration) -> bool {
+        let rest = url.strip_prefix("http://").unwrap_or(url);
+        let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+        let Ok(mut stream) = TcpStream::connect(host) else { return false };
+        let _ = stream.set_read_timeout(Some(timeout));
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Auth-Token: {token}\r\nOpenStack-API-Version: volume 3.64\r\n\
+             Connection: close\r\n\r\n"
+        );
+        if stream.write_all(req.as_bytes()).is_err() {
+            return false;
+        }
+        let mut raw = Vec::new();
+        if stream.read_to_end(&mut raw).is_err() {
+            return false;
+        }
+        String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 2")
+    }
+}
+
+/// The policy scenario: alice (member) and bob (reader) of demo, carol
+/// (member of other), the admin; one backup of alice's in demo, one in other.
+fn policy_scenario() -> Scenario {
+    serde_json::from_value(json!({
+        "service_user": "staffeln",
+        "projects": [{"name": "admin"}, {"name": "demo"}, {"name": "other"}],
+        "users": [
+            {"name": "staffeln", "password": "s", "default_project": "admin", "roles": {"admin": ["admin"]}},
+            {"name": "alice", "password": "a", "roles": {"demo": ["member"]}},
+            {"name": "bob", "password": "b", "roles": {"demo": ["reader"]}},
+            {"name": "carol", "password": "c", "roles": {"other": ["member"]}}
+        ],
+        "volumes": [{"project": "demo", "name": "vol"}, {"project": "other", "name": "vol-o"}],
+        "backups": [
+            {"id": "aaaaaaaa-0000-4000-8000-000000000001", "volume": "vol", "name": "b1",
+             "metadata": {"__automated_backup": "True", "note": "caf\u{e9}"}},
+            {"id": "aaaaaaaa-0000-4000-8000-000000000002", "volume": "vol", "name": "b2"},
+            {"id": "aaaaaaaa-0000-4000-8000-000000000003", "volume": "vol", "name": "b3"},
+            {"id": "aaaaaaaa-0000-4000-8000-000000000004", "volume": "vol", "name": "b4"},
+            {"id": "aaaaaaaa-0000-4000-8000-000000000009", "volume": "vol-o", "name": "o1"}
+        ]
+    }))
+    .unwrap()
+}
+
+const B1: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+const B2: &str = "aaaaaaaa-0000-4000-8000-000000000002";
+const B3: &str = "aaaaaaaa-0000-4000-8000-000000000003";
+const B4: &str = "aaaaaaaa-0000-4000-8000-000000000004";
+const O1: &str = "aaaaaaaa-0000-4000-8000-000000000009";
+
+/// What the stock oslo.policy Enforcer posts for Cinder's rule with this
+/// target and these credentials (both JSON objects, key order kept).
+const PY_ENFORCE: &str = r#"
+import json, sys
+from oslo_config import cfg
+from oslo_policy import policy
+rule, target, creds = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+conf = cfg.ConfigOpts()
+conf(args=[], default_config_files=[])
+enforcer = policy.Enforcer(conf, use_conf=False)
+enforcer.set_rules(policy.Rules.from_dict({"admin_api": "is_admin:True", "backup:delete": rule}), overwrite=True,
+                   use_conf=False)
+print(json.dumps(enforcer.enforce("backup:delete", target, creds, do_raise=False)))
+"#;
+
+fn form_fields(body: &str) -> std::collections::BTreeMap<String, Value> {
+    url::form_urlencoded::parse(body.as_bytes())
+        .map(|(k, v)| (k.into_owned(), serde_json::from_str(&v).unwrap_or(Value::Null)))
+        .collect()
+}
+
+#[test]
+fn cinder_asks_the_guard_before_backup_delete_exactly_as_oslo_policy_does() {
+    use staffeln::fakecloud::BackupDeletePolicy;
+    let guard = StubGuard::start();
+    let mut policy = BackupDeletePolicy::new(guard.url());
+    policy.remote_timeout = Duration::from_secs(1);
+    let cloud = start_with(
+        policy_scenario(),
+        FakeOptions { backup_delete_policy: Some(policy.clone()), ..FakeOptions::default() },
+    );
+    let control = cloud.control();
+    let alice = Api::as_user(&cloud, "alice");
+    let alice_id = control.user_id("alice").unwrap();
+    let demo = control.project_id("demo").unwrap();
+
+    // The guard refuses: Cinder's 403, the backup stays.
+    guard.answer(Answer::Reply(401, "False"));
+    let r = alice.volume("DELETE", &format!("/backups/{B1}"), Some("3.64"), None);
+    assert_eq!((r.status, r.message()), (403, "Policy doesn't allow backup:delete to be performed.".into()));
+    assert_eq!(control.backup_status(B1).as_deref(), Some("available"));
+    let seen = guard.take();
+    assert_eq!(seen.len(), 1, "one check per delete");
+    assert_eq!(seen[0].path, format!("/v1/backup?backup_id={B1}"));
+    assert_eq!(seen[0].content_type, "application/x-www-form-urlencoded");
+    let fields = form_fields(&seen[0].body);
+    assert_eq!(fields.keys().collect::<Vec<_>>(), ["credentials", "rule", "target"]);
+    assert_eq!(fields["rule"], "backup:delete");
+    let target = &fields["target"];
+    assert_eq!((target["id"].as_str(), target["project_id"].as_str()), (Some(B1), Some(demo.as_str())));
+    assert_eq!(target["metadata"], json!({"__automated_backup": "True", "note": "café"}));
+    assert_eq!(target.as_object().unwrap().len(), 28, "every field of Cinder's Backup object: {target}");
+    let created = target["created_at"].as_str().unwrap();
+    assert!(created.len() == 20 && created.ends_with('Z'), "no microseconds, as versionedobjects: {created}");
+    let creds = &fields["credentials"];
+    assert_eq!(
+        (creds["user_id"].as_str(), creds["project_id"].as_str()),
+        (Some(alice_id.as_str()), Some(demo.as_str()))
+    );
+    assert_eq!((creds["is_admin"].clone(), creds["roles"].clone()), (json!(false), json!(["member", "reader"])));
+    assert_eq!(creds.as_object().unwrap().len(), 14, "to_policy_values() and is_admin: {creds}");
+
+    // The stock Enforcer, given the same target and credentials, sends the
+    // very same request, byte for byte.
+    let raw = |name: &str| {
+        url::form_urlencoded::parse(seen[0].body.as_bytes()).find(|(k, _)| k == name).unwrap().1.into_owned()
+    };
+    let enforced = support::run_python(PY_ENFORCE, &[&policy.rule(), &raw("target"), &raw("credentials")]);
+    assert_eq!(enforced.trim(), "false");
+    let python = guard.take();
+    assert_eq!(python.len(), 1);
+    assert_eq!((python[0].path.as_str(), python[0].body.as_str()), (seen[0].path.as_str(), seen[0].body.as_str()));
+
+    // Only an exact True passes, whatever the status; then the delete goes on.
+    guard.answer(Answer::Reply(200, "true"));
+    assert_eq!(alice.volume("DELETE", &format!("/backups/{B2}"), None, None).status, 403);
+    guard.answer(Answer::Reply(403, "\"True\""));
+    assert_eq!(alice.volume("DELETE", &format!("/backups/{B2}"), None, None).status, 202);
+    assert_eq!(control.backup_status(B2).as_deref(), Some("deleting"));
+    // The guard is asked before the status is looked at.
+    guard.take();
+    let r = alice.volume("DELETE", &format!("/backups/{B2}"), None, None);
+    assert_eq!((r.status, guard.take().len()), (400, 1), "{:?}", r.body);
+
+    // A guard that cannot be reached, or is slower than remote_timeout: 500.
+    guard.answer(Answer::Slow(Duration::from_secs(3)));
+    let r = alice.volume("DELETE", &format!("/backups/{B3}"), None, None);
+    assert_eq!(r.status, 500, "{:?}", r.body);
+    assert!(r.body["computeFault"]["message"].as_str().unwrap().contains("erred"), "{:?}", r.body);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}/v1/backup?backup_id=%(id)s", closed.local_addr().unwrap());
+    drop(closed);
+    control.set_backup_delete_policy(Some(BackupDeletePolicy::new(dead)));
+    assert_eq!(alice.volume("DELETE", &format!("/backups/{B3}"), None, None).status, 500);
+    assert_eq!(control.policy_checks().failed, 1);
+    control.set_backup_delete_policy(Some(policy.clone()));
+    guard.take();
+
+    // The rule's other operands never reach the guard: a reader, another
+    // project's member (who cannot even see the backup), an admin (also
+    // force-deleting).
+    guard.answer(Answer::Reply(200, "False"));
+    let bob = Api::as_user(&cloud, "bob");
+    let r = bob.volume("DELETE", &format!("/backups/{B3}"), None, None);
+    assert_eq!((r.status, r.message()), (403, "Policy doesn't allow backup:delete to be performed.".into()));
+    let carol = Api::as_user(&cloud, "carol");
+    assert_eq!(carol.volume("DELETE", &format!("/backups/{B3}"), None, None).status, 404);
+    let admin = Api::as_user(&cloud, "staffeln");
+    let force = json!({"os-force_delete": {}});
+    assert_eq!(admin.volume("POST", &format!("/backups/{B3}/action"), None, Some(&force)).status, 202);
+    assert_eq!(admin.volume("DELETE", &format!("/backups/{O1}"), None, None).status, 202);
+    assert_eq!(alice.volume("POST", &format!("/backups/{B4}/action"), None, Some(&force)).status, 403);
+    assert!(guard.take().is_empty(), "short-circuits and admin-only rules never reach the guard");
+    assert_eq!(control.policy_checks().refused_by_rule, 1);
+
+    // Without the policy, the owner deletes as before.
+    control.set_backup_delete_policy(None);
+    assert_eq!(alice.volume("DELETE", &format!("/backups/{B4}"), None, None).status, 202);
+    assert!(guard.take().is_empty());
+}
+
+#[test]
+fn owners_edit_backup_metadata_at_3_43_and_readers_may_not() {
+    let cloud = start(policy_scenario());
+    let control = cloud.control();
+    let alice = Api::as_user(&cloud, "alice");
+    let strip = json!({"backup": {"metadata": {}}});
+    let r = alice.volume("PUT", &format!("/backups/{B1}"), Some("3.42"), Some(&strip));
+    assert_eq!(r.status, 400, "metadata needs 3.43: {:?}", r.body);
+    assert!(r.message().contains("'metadata' was unexpected"), "{:?}", r.body);
+    let bob = Api::as_user(&cloud, "bob");
+    let r = bob.volume("PUT", &format!("/backups/{B1}"), Some("3.43"), Some(&strip));
+    assert_eq!((r.status, r.message()), (403, "Policy doesn't allow backup:update to be performed.".into()));
+    let carol = Api::as_user(&cloud, "carol");
+    assert_eq!(carol.volume("PUT", &format!("/backups/{B1}"), Some("3.43"), Some(&strip)).status, 404);
+    assert!(control.backup_metadata(B1).unwrap().contains_key("__automated_backup"));
+    let r = alice.volume("PUT", &format!("/backups/{B1}"), Some("3.43"), Some(&strip));
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(control.backup_metadata(B1), Some(Default::default()), "the metadata is replaced, not merged");
+    let shown = alice.volume("GET", &format!("/backups/{B1}"), Some("3.64"), None);
+    assert_eq!(shown.body["backup"]["metadata"], json!({}));
+}
+
+/// With one Cinder API worker, a guard that looks the backup up in Cinder
+/// waits for the worker that waits for it: the delete is refused after the
+/// guard gives up, and the call counter shows the guard's call back.
+#[test]
+fn a_single_worker_cinder_shows_a_guard_that_calls_back_into_it() {
+    use staffeln::fakecloud::BackupDeletePolicy;
+    let guard = StubGuard::start();
+    let cloud = start_with(
+        policy_scenario(),
+        FakeOptions {
+            backup_delete_policy: Some(BackupDeletePolicy::new(guard.url())),
+            cinder_workers: Some(1),
+            ..FakeOptions::default()
+        },
+    );
+    let control = cloud.control();
+    let alice = Api::as_user(&cloud, "alice");
+    let admin_token = token(&cloud, "staffeln");
+    let admin_project = cloud.admin().project_id;
+    let lookup = format!("{}/volume/v3/{admin_project}/backups/{B2}", cloud.base_url());
+    guard.answer(Answer::CallBack { url: lookup.clone(), token: admin_token.clone() });
+    control.reset_calls();
+    let r = alice.volume("DELETE", &format!("/backups/{B2}"), None, None);
+    assert_eq!(r.status, 403, "the guard's look-up waited for the only worker: {:?}", r.body);
+    assert_eq!(control.call_count("GET", "/volume/backups/{id}"), 1, "the guard called back");
+    assert_eq!(control.backup_status(B2).as_deref(), Some("available"));
+    // With more workers the same guard gets its answer (and doubles Cinder's load).
+    let cloud = start_with(
+        policy_scenario(),
+        FakeOptions {
+            backup_delete_policy: Some(BackupDeletePolicy::new(guard.url())),
+            cinder_workers: Some(2),
+            ..FakeOptions::default()
+        },
+    );
+    let alice = Api::as_user(&cloud, "alice");
+    let admin_project = cloud.admin().project_id;
+    let lookup = format!("{}/volume/v3/{admin_project}/backups/{B2}", cloud.base_url());
+    guard.answer(Answer::CallBack { url: lookup, token: token(&cloud, "staffeln") });
+    assert_eq!(alice.volume("DELETE", &format!("/backups/{B2}"), None, None).status, 202);
+}
+
+/// Issue 15's behaviours of a real cloud: an answer lost after the request
+/// took effect (a proxy's 503 after Cinder made the backup), multiattach
+/// volumes listed with every server, and Nova's 409 for metadata writes to a
+/// server in ERROR or busy with a task.
+#[test]
+fn lost_answers_multiattach_volumes_and_servers_that_refuse_metadata() {
+    let json = json!({
+        "projects": [{"name": "p"}],
+        "users": [{"name": "u", "password": "pw", "roles": {"p": ["member"]}},
+                  {"name": "ops", "password": "pw", "roles": {"p": ["admin"]}}],
+        "servers": [{"project": "p", "name": "a", "volumes": ["shared"]},
+                    {"project": "p", "name": "b", "volumes": ["shared"]}],
+        "volumes": [{"project": "p", "name": "shared", "multiattach": true}, {"project": "p", "name": "solo"}]
+    });
+    let mut twice: Scenario = serde_json::from_value(json.clone()).unwrap();
+    twice.volumes[0].multiattach = false;
+    let err = match FakeCloud::start(twice, FakeOptions::default()) {
+        Ok(_) => panic!("a volume attached twice needs multiattach"),
+        Err(e) => support::error_chain(&e),
+    };
+    assert!(err.contains("attached twice"), "{err}");
+
+    let cloud = start(serde_json::from_value(json).unwrap());
+    let control = cloud.control();
+    let u = Api::as_user(&cloud, "u");
+    let shared = control.volume_id("shared").unwrap();
+    let r = u.volume("GET", &format!("/volumes/{shared}"), Some("3.64"), None);
+    assert_eq!(r.body["volume"]["multiattach"], json!(true));
+    let servers: HashSet<&str> =
+        r.body["volume"]["attachments"].as_array().unwrap().iter().filter_map(|a| a["server_id"].as_str()).collect();
+    let (a, b) = (control.server_id("a").unwrap(), control.server_id("b").unwrap());
+    assert_eq!(servers, HashSet::from([a.as_str(), b.as_str()]));
+
+    let solo = control.volume_id("solo").unwrap();
+    let rule = json!({"service": "volume", "method": "POST", "path": "/backups",
+                      "effect": {"kind": "status_after_effect", "code": 503}, "times": 1});
+    assert_eq!(http("POST", &format!("{}/faults", cloud.control_url()), &[], Some(&rule)).status, 201);
+    let r = u.create_backup(&solo, json!({}));
+    assert_eq!(r.status, 503, "the answer is lost…");
+    assert_eq!(control.backups_of(&solo).len(), 1, "…after the backup was made");
+
+    let path = format!("/servers/{a}/metadata");
+    let meta = json!({"metadata": {"last-backup-time": "2026-12-02T00:00:00Z"}});
+    assert!(control.set_server_state(&a, "ERROR", None));
+    let r = u.compute("POST", &path, Some(&meta));
+    assert_eq!(
+        (r.status, r.message()),
+        (409, format!("Cannot 'update metadata' instance {a} while it is in vm_state error"))
+    );
+    control.set_server_state(&a, "ACTIVE", Some("resize_migrating"));
+    let r = u.compute("POST", &path, Some(&meta));
+    let expected = format!("Cannot 'update metadata' instance {a} while it is in task_state resize_migrating");
+    assert_eq!((r.status, r.message()), (409, expected));
+    control.set_server_state(&a, "ACTIVE", None);
+    assert_eq!(u.compute("POST", &path, Some(&meta)).status, 200);
+    assert_eq!(control.server_metadata(&a).unwrap()["last-backup-time"], "2026-12-02T00:00:00Z");
+}

@@ -224,6 +224,7 @@ fn result(server: &str, volume: &str, kind: BackupKind, fail_reason: Option<&str
         kind,
         size_gb: 20,
         success: fail_reason.is_none(),
+        in_progress: false,
         fail_reason: fail_reason.map(str::to_owned),
     }
 }
@@ -246,6 +247,7 @@ fn projects() -> Vec<ProjectBackups> {
                 volume_name: "scratch".into(),
                 reason: "metadata __staffeln_skip is true".into(),
             }],
+            unstamped: vec![],
             backups_quota: Some(Quota { limit: 100, in_use: 49, reserved: 0 }),
             gigabytes_quota: Some(Quota { limit: 1000, in_use: 500, reserved: 0 }),
             member_emails: vec![],
@@ -255,6 +257,7 @@ fn projects() -> Vec<ProjectBackups> {
             project_name: "other".into(),
             results: vec![result("app", "root", BackupKind::Full, None)],
             skipped: vec![],
+            unstamped: vec![],
             backups_quota: Some(Quota { limit: 100, in_use: 80, reserved: 0 }),
             gigabytes_quota: Some(Quota { limit: 100, in_use: 81, reserved: 0 }),
             member_emails: vec![],
@@ -264,6 +267,7 @@ fn projects() -> Vec<ProjectBackups> {
             project_name: "idle".into(),
             results: vec![],
             skipped: vec![],
+            unstamped: vec![],
             backups_quota: None,
             gigabytes_quota: None,
             member_emails: vec![],

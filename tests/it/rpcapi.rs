@@ -67,24 +67,25 @@ fn scenario() -> Scenario {
 const PLANNED: usize = 4;
 
 /// Names of one test: its exchange, topic, notification topic.
-struct Names {
-    exchange: String,
+pub(crate) struct Names {
+    pub(crate) exchange: String,
     topic: String,
-    events: String,
+    pub(crate) events: String,
     _cleanup: Cleanup,
 }
 
 impl Names {
-    fn new(hosts: &[&str]) -> Names {
+    pub(crate) fn new(hosts: &[&str]) -> Names {
         let (exchange, topic, events) =
             (support::unique_name("rpcapi_x"), support::unique_name("rpcapi_t"), support::unique_name("rpcapi_n"));
-        let mut queues = vec![topic.clone(), format!("{events}.info"), format!("{events}.error")];
+        let mut queues =
+            vec![topic.clone(), format!("{events}.info"), format!("{events}.warn"), format!("{events}.error")];
         queues.extend(hosts.iter().map(|h| format!("{topic}.{h}")));
         let exchanges = vec![exchange.clone(), format!("{topic}_fanout")];
         Names { _cleanup: Cleanup { queues, exchanges }, exchange, topic, events }
     }
 
-    fn config(&self, host: &str, notifications: bool) -> Config {
+    pub(crate) fn config(&self, host: &str, notifications: bool) -> Config {
         let mut conf = Config::default();
         conf.default.host = host.to_owned();
         conf.default.transport_url = Some(Secret::new(broker_url()));
@@ -223,7 +224,7 @@ async fn a_stock_python_client_drives_the_conductor_topic() {
         {"kind": "call", "method": "list_tasks", "args": {"colour": "red"}},
         {"kind": "call", "method": "list_tasks", "args": {"limit": "ten"}},
         {"kind": "call", "method": "backup_now", "args": {"project_id": ""}},
-        {"kind": "call", "method": "ping", "version": "1.1"},
+        {"kind": "call", "method": "ping", "version": "1.2"},
         {"kind": "call", "method": "ping", "version": "2.0"},
         {"kind": "call", "method": "frobnicate"},
         {"kind": "call", "method": "retention_now", "args": {"dry_run": true}},
@@ -243,11 +244,14 @@ async fn a_stock_python_client_drives_the_conductor_topic() {
     };
 
     assert_eq!(ok(0)["host"], "node-a");
-    assert_eq!(ok(0)["version"], "1.0");
+    assert_eq!(ok(0)["version"], "1.1");
     let before = ok(1);
     assert_eq!((before["leader"].clone(), before["last_cycle"].clone()), (json!(false), Value::Null), "{before}");
     let states: BTreeSet<&str> = before["tasks"].as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(states, BTreeSet::from(["claimed", "creating", "done", "failed", "planned", "skipped", "waiting"]));
+    assert_eq!(
+        states,
+        BTreeSet::from(["claimed", "creating", "done", "failed", "planned", "skipped", "unfinished", "waiting"])
+    );
     assert!(before["next_cycle_at"].is_string(), "a period schedules the next cycle: {before}");
 
     let triggered = ok(2);
@@ -433,14 +437,91 @@ async fn the_cli_says_clearly_when_no_conductor_answers() {
     assert!(text(&out.stderr).starts_with("staffeln: [DEFAULT] transport_url is unset"), "{}", text(&out.stderr));
 }
 
+/// A lease left by a conductor that is gone (it expires in 90 s).
+async fn lease_left_by_a_gone_conductor(conductor: &Conductor) {
+    conductor
+        .db_call(|c| staffeln::db::leases::acquire(c, "backup-cycle", "gone-host:99", Duration::seconds(90)))
+        .await
+        .unwrap()
+        .expect("the lease was free");
+}
+
+/// Issue 15.7, through the RPC path (`fake://`): a trigger while the lease
+/// holder is gone answers at once with who holds the lease and when it
+/// expires, instead of waiting for a conductor that will not answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_while_the_lease_holder_is_gone_names_it_and_its_expiry() {
+    let cloud = FakeCloud::start(scenario(), FakeOptions::default()).unwrap();
+    let db = TestDb::sqlite();
+    let mut conf = Config::default();
+    conf.default.host = "node-a".into();
+    conf.default.transport_url = Some(Secret::new(format!("fake:///{}", support::unique_name("lease"))));
+    conf.default.rpc_response_timeout = 6; // the holder gets 1 s to answer a ping
+    let node = node(&cloud, &db, &conf).await;
+    lease_left_by_a_gone_conductor(&node.conductor).await;
+    let (transport, api) = client(&conf, "node-a").await;
+    let asked = std::time::Instant::now();
+    let answer = api.backup_now(&ctx("req-gone"), None, None).await.unwrap();
+    assert!(asked.elapsed() < StdDuration::from_secs(6), "answered before the client's timeout: {answer:?}");
+    assert!(!answer.planned, "{answer:?}");
+    assert_eq!(answer.lease_holder.as_deref(), Some("gone-host:99"));
+    assert_eq!(answer.leader.as_deref(), Some("gone-host:99"));
+    let left = answer.retry_after.expect("seconds until the lease expires");
+    assert!((80..=90).contains(&left), "{answer:?}");
+    let expires = chrono::DateTime::parse_from_rfc3339(answer.lease_expires_at.as_deref().unwrap()).unwrap();
+    let lease = node.conductor.db_call(|c| staffeln::db::leases::get(c, "backup-cycle")).await.unwrap().unwrap();
+    assert_eq!(expires.timestamp(), lease.expires_at.and_utc().timestamp(), "{answer:?}");
+    for part in ["gone-host:99 holds the backup-cycle lease but does not answer", &format!("in {left} s")] {
+        assert!(answer.message.contains(part), "{part:?} in {}", answer.message);
+    }
+    assert!(answer.message.ends_with("restart staffeln-conductor on gone-host)"), "{}", answer.message);
+    let rows = node.conductor.db_call(|c| tasks::list(c, None, None, 10)).await.unwrap();
+    assert!(rows.is_empty(), "nothing planned");
+    node.rpc.stop().await;
+    transport.close().await;
+}
+
+/// Issue 15.7, the CLI: what to do, on stderr, and status 75 (try later).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_says_how_long_to_wait_when_the_lease_holder_is_gone() {
+    require_broker().await;
+    let names = Names::new(&["node-a", "gone-host"]);
+    let cloud = FakeCloud::start(scenario(), FakeOptions::default()).unwrap();
+    let db = TestDb::sqlite();
+    let mut conf = names.config("node-a", false);
+    conf.default.rpc_response_timeout = 12; // the holder gets 2 s to answer a ping
+    let node = node(&cloud, &db, &conf).await;
+    lease_left_by_a_gone_conductor(&node.conductor).await;
+    let (transport, _api) = client(&conf, "node-a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = names.cli_config(dir.path());
+    let out = staffeln(&["--config-file", file.to_str().unwrap(), "backup", "trigger"]).await;
+    assert_eq!(out.status.code(), Some(75), "{}{}", text(&out.stdout), text(&out.stderr));
+    let table = text(&out.stdout);
+    for row in ["| planned          | false", "| lease_holder     | gone-host:99", "| retry_after      | "] {
+        assert!(table.contains(row), "{row:?} in\n{table}");
+    }
+    let stderr = text(&out.stderr);
+    let hint = stderr.lines().last().unwrap_or_default();
+    assert!(
+        hint.starts_with("staffeln: no cycle planned: conductor gone-host:99 holds the backup-cycle lease until 20")
+            && hint.contains(" s and run `staffeln backup trigger` again, or restart staffeln-conductor on gone-host"),
+        "{stderr}"
+    );
+    let wait: u64 = hint.split("wait ").nth(1).and_then(|r| r.split(' ').next()).unwrap().parse().unwrap();
+    assert!((60..=90).contains(&wait), "{hint}");
+    node.rpc.stop().await;
+    transport.close().await;
+}
+
 /// The stock notification listener; prints one JSON line per event.
-struct Listener {
+pub(crate) struct Listener {
     child: tokio::process::Child,
     lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
 }
 
 impl Listener {
-    async fn start(exchange: &str, topic: &str) -> Listener {
+    pub(crate) async fn start(exchange: &str, topic: &str) -> Listener {
         let mut child = tokio::process::Command::new(support::python())
             .args(["-u", "-c", PY_LISTENER, &broker_url(), exchange, topic])
             .stdin(std::process::Stdio::piped())
@@ -454,14 +535,14 @@ impl Listener {
         listener
     }
 
-    async fn next(&mut self) -> String {
+    pub(crate) async fn next(&mut self) -> String {
         match tokio::time::timeout(StdDuration::from_secs(60), self.lines.next_line()).await {
             Ok(Ok(Some(line))) => line,
             other => panic!("no line from the notification listener: {other:?}"),
         }
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(mut stdin) = self.child.stdin.take() {
             let _ = stdin.shutdown().await;
         }

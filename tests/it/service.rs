@@ -284,6 +284,17 @@ fn the_demo_backs_up_the_seeded_fleet_and_writes_digests() {
         "{stdout}"
     );
     assert!(stdout.contains("alice's own backup") && stdout.contains("\"True\": the user may delete it"), "{stdout}");
+    // Retention deleted through Cinder's policy and the guard, with member tokens.
+    assert!(stdout.contains("and role:member and http://127.0.0.1:"), "{stdout}");
+    assert!(stdout.contains("8 deletes allowed for Staffeln's service user"), "{stdout}");
+    assert!(stdout.contains("0 refused; the guard asked Cinder 0 times"), "{stdout}");
+    let tenant = |what: &str| stdout.lines().find(|l| l.contains(what)).unwrap_or_default().to_owned();
+    assert!(
+        tenant("alice deletes Staffeln's backup")
+            .contains("refused: Policy doesn't allow backup:delete to be performed."),
+        "{stdout}"
+    );
+    assert!(tenant("alice deletes her own backup").ends_with("accepted (202)"), "{stdout}");
     let digests: Vec<_> = std::fs::read_dir(dir.path().join("digests")).unwrap().collect();
     assert_eq!(digests.len(), 4, "three projects and the operator: {stdout}");
     let log = std::fs::read_to_string(dir.path().join("staffeln-demo.log")).unwrap();
@@ -321,6 +332,43 @@ fn the_conductor_daemon_runs_cycles_on_its_schedule() {
     signal(&child, "TERM");
     assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
     assert_eq!(cloud.control().backups_of(&cloud.control().volume_id("data-1").unwrap()).len(), 1);
+}
+
+/// Issue 15.3: a conductor stopped by SIGTERM gives up its leases, so that
+/// another conductor (or an on-demand trigger) need not wait up to
+/// leader_lease_time for them to expire.
+#[test]
+fn a_conductor_stopped_by_sigterm_releases_its_leases() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut scenario = staffeln::fakecloud::Scenario::small();
+    scenario.servers[0].metadata.insert("__staffeln_backup".into(), "true".into());
+    if let Some(user) = scenario.users.iter_mut().find(|u| u.name == "staffeln") {
+        user.roles.insert("demo".into(), vec!["admin".into()]);
+    }
+    let opts = staffeln::fakecloud::FakeOptions { auto_tick: Some(Duration::from_millis(100)), ..Default::default() };
+    let cloud = staffeln::fakecloud::FakeCloud::start(scenario, opts).unwrap();
+    let conf = base_config(dir.path(), "[conductor]\npoll_interval = 1\nleader_lease_time = 3600", Some(&cloud));
+    assert!(manage(&conf, &["db", "upgrade"]).status.success());
+    let log = dir.path().join("conductor.log");
+    let mut child = spawn_daemon("staffeln-conductor", &conf);
+    wait_for_log(&log, "planned: 1 backups");
+    wait_for_log(&log, "retention run");
+    let url = format!("sqlite:///{}", dir.path().join("staffeln.sqlite").display());
+    let db = staffeln::db::Database::connect(&staffeln::db::DbSettings::new(&url)).unwrap();
+    let lease = |name: &str| staffeln::db::leases::get(&mut db.conn().unwrap(), name).unwrap().unwrap();
+    let now = staffeln::db::models::now();
+    for name in ["backup-cycle", "retention-cycle"] {
+        assert!(lease(name).expires_at > now, "{name} is held while the conductor runs: {:?}", lease(name));
+    }
+    signal(&child, "TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let now = staffeln::db::models::now();
+    for name in ["backup-cycle", "retention-cycle"] {
+        let held = lease(name);
+        assert!(held.expires_at < now, "{name} was released on stop (not held for an hour): {held:?}");
+        assert!(text.contains(&format!("released lease {name}")), "{text}");
+    }
 }
 
 /// `staffeln-manage ceph-compression apply|show` drive the `ceph` CLI named

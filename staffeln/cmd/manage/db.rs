@@ -8,7 +8,9 @@ use crate::Failure;
 
 #[derive(Subcommand)]
 pub enum DbCommand {
-    /// Creates or upgrades the schema to the newest version.
+    /// Creates or upgrades the schema to the newest version. A database of
+    /// the original (Python) Staffeln is upgraded in place: its tables are
+    /// kept as staffeln_py_*, and the backups they record are adopted.
     Upgrade,
     /// Prints the schema version in the database and the newest one known.
     Version,
@@ -21,7 +23,34 @@ pub fn run(cmd: DbCommand, config: &Config) -> Result<(), Failure> {
     let db = Database::connect(&DbSettings::from(&config.database))?;
     match cmd {
         DbCommand::Upgrade | DbCommand::CreateSchema => {
-            let applied = migrate::upgrade(&db)?;
+            let upgrade = migrate::upgrade_report(&db)?;
+            if let Some(found) = &upgrade.legacy {
+                let line = format!(
+                    "found the original Staffeln's schema (alembic revision {}): its tables {} are kept as \
+                     staffeln_py_*",
+                    found.alembic_version.as_deref().unwrap_or("unknown"),
+                    found.tables.join(", ")
+                );
+                tracing::info!("{line}");
+                println!("{line}");
+            }
+            if let Some(a) = &upgrade.adoption
+                && (upgrade.legacy.is_some() || a.backups + a.in_flight > 0)
+            {
+                let line = format!(
+                    "adopted {} backups of the original Staffeln ({} recorded, {} still being created when it \
+                     stopped); {} adopted in all: retention rotates them, the guard protects them; drop {} once \
+                     you no longer need them",
+                    a.backups + a.in_flight,
+                    a.backups,
+                    a.in_flight,
+                    a.adopted_total,
+                    a.kept.join(", ")
+                );
+                tracing::info!("{line}");
+                println!("{line}");
+            }
+            let applied = upgrade.applied;
             let head = migrate::version(&db)?.unwrap_or_default();
             if applied.is_empty() {
                 tracing::info!("database schema already at {head}");

@@ -4,20 +4,25 @@
 //! in-process `fake://` RPC transport, digests written to files. It runs a
 //! backup cycle (the emulated backup service finishes the backups as emulated
 //! time advances), two more cycles (one triggered over RPC, as
-//! `staffeln backup trigger` does), a retention pass three days later, the
-//! digests, and asks staffeln-api the oslo.policy question Cinder asks before
-//! `backup:delete`; then prints what happened.
+//! `staffeln backup trigger` does), then starts staffeln-api and makes the
+//! emulated Cinder (one API worker, as devstack runs it) enforce
+//! `backup:delete` through it, as the devstack plugin configures Cinder; a
+//! retention pass three days later deletes through that policy with the
+//! service user holding only `member` in the tenants' projects; the digests;
+//! and a tenant is refused Staffeln's backup but deletes its own. Then it
+//! prints what happened.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::Duration;
+use staffeln::api::ApiHandle;
 use staffeln::conductor::cycle::CycleSummary;
 use staffeln::conductor::rpcapi::ConductorApi;
 use staffeln::conductor::{self, Conductor, manager};
 use staffeln::conf::{self, Config, Source};
 use staffeln::db::{Database, DbSettings, migrate, tasks};
-use staffeln::fakecloud::{FakeCloud, FakeOptions, Scenario};
+use staffeln::fakecloud::{BackupDeletePolicy, FakeCloud, FakeOptions, Scenario};
 use staffeln::notify::{Mailer, NotifySettings};
 use staffeln::objects::TaskState;
 use staffeln::rpc::{RpcSettings, Transport};
@@ -26,7 +31,9 @@ use staffeln::service::{self, logging};
 use crate::Failure;
 
 /// The demo fleet: three projects; flagged and unflagged servers; a volume
-/// with the skip flag; `finance` at its backups quota.
+/// with the skip flag; `finance` at its backups quota. Staffeln's service
+/// user is `admin` in its own project only (discovery lists every project)
+/// and `member` in the projects it backs up, as the devstack plugin sets it up.
 fn fleet() -> Result<Scenario, serde_json::Error> {
     serde_json::from_value(serde_json::json!({
         "service_user": "staffeln",
@@ -38,7 +45,7 @@ fn fleet() -> Result<Scenario, serde_json::Error> {
         ],
         "users": [
             {"name": "staffeln", "password": "staffeln-demo-secret", "default_project": "admin",
-             "roles": {"admin": ["admin"], "webshop": ["admin"], "analytics": ["admin"], "finance": ["admin"]}},
+             "roles": {"admin": ["admin"], "webshop": ["member"], "analytics": ["member"], "finance": ["member"]}},
             {"name": "alice", "password": "alice-demo", "email": "alice@webshop.example", "roles": {"webshop": ["member"]}}
         ],
         "servers": [
@@ -107,9 +114,12 @@ async fn demo(dir: &Path) -> Result<(), Failure> {
     println!("Staffeln demo: state in {}", dir.display());
     // The emulated backup service also moves on its own (deletes take half a
     // second), so retention's waits end as they would on a real cloud.
+    // One Cinder API worker, as devstack runs cinder-api: a guard that called
+    // back into Cinder would wait for itself.
     let options = FakeOptions {
         auto_tick: Some(StdDuration::from_millis(100)),
         delete_duration: StdDuration::from_millis(500),
+        cinder_workers: Some(1),
         ..FakeOptions::default()
     };
     let cloud = FakeCloud::start(fleet()?, options)?;
@@ -162,6 +172,18 @@ async fn demo(dir: &Path) -> Result<(), Failure> {
     );
     rpc.stop().await;
 
+    // From here on Cinder asks staffeln-api before every backup:delete, with
+    // the rule the devstack plugin writes into Cinder's policy.yaml.
+    let db = Database::connect(&DbSettings::from(&config.database))?;
+    let os_settings = staffeln::openstack::Settings::from_opts(&config.openstack).map_err(std::io::Error::other)?;
+    let api =
+        staffeln::api::start(staffeln::api::ApiSettings::from_config(&config)?, db.clone(), Some(os_settings.clone()))
+            .await?;
+    let policy = BackupDeletePolicy::new(format!("http://{}/v1/backup?backup_id=%(id)s", api.addr));
+    step(started, &format!("staffeln-api listening on {}; Cinder's policy now reads", api.addr));
+    println!("          \"backup:delete\": \"{}\"", policy.rule());
+    cloud.control().set_backup_delete_policy(Some(policy));
+
     // Retention three days later: retention_time is 1d, but each volume keeps
     // its newest backup, and a full is deleted only after its incrementals.
     let later = chrono::Utc::now() + Duration::days(3);
@@ -181,13 +203,26 @@ async fn demo(dir: &Path) -> Result<(), Failure> {
             ),
         );
     }
+    let checks = cloud.control().policy_checks();
+    step(
+        started,
+        &format!(
+            "Cinder asked staffeln-api {} times: {} deletes allowed for Staffeln's service user (a member token of \
+             each project, no admin role there), {} refused; the guard asked Cinder {} times",
+            checks.allowed + checks.refused + checks.failed,
+            checks.allowed,
+            checks.refused + checks.failed,
+            cloud.control().call_count("GET", "/volume/backups/{id}")
+        ),
+    );
     cloud.control().settle();
 
     let mailer = Mailer::new(NotifySettings::from_opts(&config.notification))?;
     let report = conductor.send_reports(&mailer, Duration::zero(), true, None).await?;
     step(started, &format!("digests for {} projects written (no SMTP sender configured)", report.delivered.len()));
 
-    guard(started, dir, &config, &cloud).await?;
+    tenant(started, &db, &os_settings, &api, &cloud).await?;
+    api.stop().await?;
 
     let digests = dir.join("digests");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&digests)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -256,44 +291,54 @@ async fn print_cycle(conductor: &Conductor, cycle_id: &str) -> Result<(), Failur
     Ok(())
 }
 
-/// Starts staffeln-api and asks it what Cinder's policy asks before a user's
-/// `backup:delete`: for one of Staffeln's backups, and for a user's own.
-async fn guard(started: Instant, dir: &Path, config: &Config, cloud: &FakeCloud) -> Result<(), Failure> {
-    let db = Database::connect(&DbSettings::from(&config.database))?;
-    let os_settings = staffeln::openstack::Settings::from_opts(&config.openstack).map_err(std::io::Error::other)?;
-    let api =
-        staffeln::api::start(staffeln::api::ApiSettings::from_config(config)?, db.clone(), Some(os_settings.clone()))
-            .await?;
-    step(started, &format!("staffeln-api listening on {}", api.addr));
-
+/// A tenant, alice of webshop, at the guard and at Cinder: the question
+/// Cinder's policy asks before her `backup:delete`, then the deletes
+/// themselves through the emulated Cinder.
+async fn tenant(
+    started: Instant,
+    db: &Database,
+    os_settings: &staffeln::openstack::Settings,
+    api: &ApiHandle,
+    cloud: &FakeCloud,
+) -> Result<(), Failure> {
+    let control = cloud.control();
+    let alice = cloud.credentials("alice").ok_or_else(|| std::io::Error::other("no user alice"))?;
+    // One of Staffeln's backups of her project that is still there.
     let automated = {
         let mut conn = db.conn()?;
-        staffeln::db::backups::all_ids(&mut conn)?.into_iter().next().unwrap_or_default()
+        staffeln::db::backups::list_by_project(&mut conn, &alice.project_id)?
+            .into_iter()
+            .map(|row| row.backup_id)
+            .find(|id| control.backup_status(id).as_deref() == Some("available"))
+            .unwrap_or_default()
     };
-    // alice, a member of webshop, makes a backup of her own.
-    let alice = cloud.credentials("alice").ok_or_else(|| std::io::Error::other("no user alice"))?;
+    // alice makes a backup of her own.
     let alice_os = staffeln::openstack::OpenStack::connect(&staffeln::openstack::Settings {
         auth_url: Some(alice.auth_url.clone()),
         username: Some(alice.username.clone()),
         password: Some(staffeln::openstack::Secret::new(alice.password.clone())),
         project_name: Some(alice.project_name.clone()),
-        ..os_settings
+        ..os_settings.clone()
     })
     .await?;
-    let volume = cloud.control().volume_id("shop-uploads").unwrap_or_default();
+    let volume = control.volume_id("shop-uploads").unwrap_or_default();
     let mut request = staffeln::openstack::BackupRequest::new(staffeln::objects::VolumeId(volume));
     request.name = Some("alice-before-upgrade".into());
     let manual = alice_os.create_backup(&request).await?;
-    cloud.control().settle();
+    control.settle();
 
     let http = reqwest::Client::new();
-    for (label, id) in [("Staffeln's backup", automated), ("alice's own backup", manual.0)] {
-        // The form body oslo.policy's http: check sends (target and credentials as JSON).
-        let target = serde_json::json!({"id": id, "project_id": alice.project_id});
+    for (label, id) in [("Staffeln's backup", automated.clone()), ("alice's own backup", manual.0.clone())] {
+        // The form body oslo.policy's http: check sends: the backup as Cinder
+        // has it (with its metadata), alice as her token says.
+        let target = serde_json::json!({"id": id, "project_id": alice.project_id,
+                                        "metadata": control.backup_metadata(&id).unwrap_or_default()});
+        let credentials = serde_json::json!({"user_id": alice.user_id, "project_id": alice.project_id,
+                                             "roles": ["member", "reader"], "is_admin": false});
         let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("rule", "\"backup:delete\"")
             .append_pair("target", &target.to_string())
-            .append_pair("credentials", &serde_json::json!({"roles": ["member"]}).to_string())
-            .append_pair("rule", "backup:delete")
+            .append_pair("credentials", &credentials.to_string())
             .finish();
         let response = http
             .post(format!("http://{}/v1/backup?backup_id={id}", api.addr))
@@ -306,7 +351,12 @@ async fn guard(started: Instant, dir: &Path, config: &Config, cloud: &FakeCloud)
         let verdict = if body == "True" { "may delete it" } else { "may not delete it" };
         step(started, &format!("guard: {label} {id}: HTTP {status} {body:?}: the user {verdict}"));
     }
-    api.stop().await?;
-    let _ = dir;
+    for (label, id) in [("Staffeln's backup", automated), ("her own backup", manual.0)] {
+        let outcome = match alice_os.delete_backup(&staffeln::objects::BackupId(id.clone())).await {
+            Ok(()) => "accepted (202)".to_owned(),
+            Err(err) => format!("refused: {}", err.message().unwrap_or("no message")),
+        };
+        step(started, &format!("alice deletes {label} {id} through Cinder: {outcome}"));
+    }
     Ok(())
 }

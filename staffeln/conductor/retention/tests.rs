@@ -41,6 +41,7 @@ fn own(id: &str, hours_ago: i64) -> Candidate {
         },
         has_row: true,
         has_marker: true,
+        adopted: false,
     }
 }
 
@@ -79,6 +80,41 @@ fn ownership_needs_both_the_row_and_the_metadata() {
     assert_eq!(got["neither"], (K, "not_staffelns"), "not even an error backup of someone else's");
     assert_eq!(got["mine"], (D, "expired"));
     assert_eq!(got["newest"], (K, "within_retention"));
+}
+
+#[test]
+fn a_row_adopted_from_the_original_staffeln_stands_in_for_the_metadata() {
+    // The original Staffeln set no metadata; its backup_data rows are adopted on upgrade.
+    let adopted = |id: &str, hours_ago: i64| {
+        let mut c = own(id, hours_ago);
+        c.backup.metadata.clear();
+        c.has_marker = false;
+        c.adopted = true;
+        c
+    };
+    let mut user = own("user", 1000);
+    user.has_row = false;
+    user.has_marker = false;
+    let mut marked_only = own("marker-no-row", 1000);
+    marked_only.has_row = false;
+    let r = rules(DAY, "");
+    let backups = [
+        adopted("old-py", 1000),
+        status(adopted("failed-py", 2000), BackupStatus::Error),
+        adopted("recent-py", 2),
+        user,
+        marked_only,
+        own("newest", 1),
+    ];
+    let got = decide(&backups, true, &r);
+    assert_eq!(got["old-py"], (D, "expired"));
+    assert_eq!(got["failed-py"], (D, "error_state"));
+    assert_eq!(got["recent-py"], (K, "within_retention"));
+    assert_eq!(got["user"], (K, "not_staffelns"), "a user's backup is never Staffeln's");
+    assert_eq!(got["marker-no-row"], (K, "not_staffelns"));
+    // The newest of a volume is kept whoever made it, the original or this Staffeln.
+    let got = decide(&[adopted("only-py", 1000)], true, &r);
+    assert_eq!(got["only-py"], (K, "last_successful"));
 }
 
 #[test]
@@ -493,7 +529,7 @@ proptest! {
                 continue;
             }
             // Only Staffeln's own, never a busy or unknown one.
-            prop_assert!(c.has_row && c.has_marker, "deleted a backup Staffeln did not make: {:?}", d);
+            prop_assert!(c.has_row && (c.has_marker || c.adopted), "deleted a backup Staffeln did not make: {:?}", d);
             prop_assert!(
                 matches!(c.backup.status, BackupStatus::Available | BackupStatus::Error | BackupStatus::ErrorDeleting),
                 "deleted a {} backup", c.backup.status

@@ -1,6 +1,6 @@
 //! `[api]`: the staffeln-api HTTP listener.
 
-use super::{boolean, integer, port, string, unset_string};
+use super::{boolean, integer, list, port, string, unset_string};
 
 options! {
     /// Options under this group are used to define staffeln-api's
@@ -54,22 +54,44 @@ options! {
     /// with 413. oslo.policy's form body for a Cinder backup is about 2 KiB.
     max_request_body_size: u64 = integer(114688).min(1024);
 
-    /// How long the deletion guard remembers a decision about a backup, in
-    /// seconds. 0 disables the cache. Whether a backup is automated does not
-    /// change during its life, so the cache trades only memory for database
-    /// queries.
+    /// How long the deletion guard remembers that a backup is an automated
+    /// one, in seconds, once its database or Cinder said so. 0 disables the
+    /// cache. A backup never stops being automated, so the cache trades only
+    /// memory for database queries; answers about callers and backups that
+    /// are not automated are never cached.
     ///
     /// Related options:
     ///
     /// * cache_size
     cache_ttl: u64 = integer(60).min(0);
 
-    /// The number of decisions the deletion guard keeps at most.
+    /// The number of automated backups the deletion guard remembers at most.
     ///
     /// Related options:
     ///
     /// * cache_ttl
     cache_size: u64 = integer(100000).min(0);
+
+    /// Keystone user ids whose backup deletions the deletion guard allows
+    /// whatever the backup, besides Staffeln's own service user (which the
+    /// guard learns from its own Keystone token of [openstack] and needs no
+    /// entry here). For the service user of another Staffeln deployment that
+    /// shares this Cinder, or the old id while a rotated service user's
+    /// retention runs drain. Only oslo.policy's credentials (built by Cinder
+    /// from the caller's token) name the caller; keep the list short.
+    trusted_user_ids: Vec<String> = list("");
+
+    /// How long the deletion guard waits for Keystone or Cinder when it has to
+    /// ask them, in seconds: Cinder only for a request without oslo.policy's
+    /// target (a GET by a person, a POST with the query alone), Keystone only
+    /// while it has not yet learnt its own service user's id. Keep it short,
+    /// since a Cinder API worker may be waiting for the guard's answer. Past
+    /// it the guard answers 503 (a denial), never True.
+    ///
+    /// Related options:
+    ///
+    /// * request_timeout
+    lookup_timeout: u64 = integer(2).min(1);
 
     /// How long a validated Keystone token is trusted without asking
     /// Keystone again, in seconds (keystonemiddleware's token_cache_time).

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{dict, duration, integer, string};
+use super::{boolean, dict, duration, integer, string};
 use crate::conf::types::OsloDuration;
 
 options! {
@@ -36,21 +36,65 @@ options! {
     /// Europe/Berlin.
     backup_timezone: String = string("UTC");
 
-    /// The minimum guaranteed interval between two backups of a volume made by
-    /// Staffeln, in seconds. Set to 0 to disable this check.
+    /// The minimum interval between two backups of a volume made by
+    /// Staffeln, in seconds, measured between the starts of the cycles that
+    /// made them (not from Cinder's creation time, which comes later). A
+    /// cycle that starts up to a tenth of the interval early still backs the
+    /// volume up, so that with backup_service_period equal to this interval
+    /// every cycle backs up every volume; an on-demand trigger shortly after
+    /// a cycle skips the volumes it just backed up. 0 disables the check.
+    ///
+    /// Related options:
+    ///
+    /// * backup_service_period
+    /// * backup_schedule
     backup_min_interval: u64 = integer(1800).min(0);
 
-    /// The time between two backup reports, in seconds.
+    /// The time between two rounds of digests, in seconds: each project gets
+    /// at most one digest per period, however many conductors share the
+    /// database (a round runs under a lease).
     report_period: u64 = integer(86400).min(600);
 
-    /// How long a backup cycle waits for its backups to finish, as
+    /// How long a backup cycle waits for each of its backups to finish, as
     /// <YEARS>y<MONTHS>mon<WEEKS>w<DAYS>d<HOURS>h<MINUTES>min<SECONDS>s (a
-    /// year is 365 days, a month 30 days).
+    /// year is 365 days, a month 30 days). A backup still being created then
+    /// is left running: its task ends as unfinished (the digest says so),
+    /// its cycle can finish, and the backup is recorded when Cinder finishes
+    /// it. The default covers a full backup of a 1 TiB volume at 25 MiB/s
+    /// (11.7 hours) while holding a cycle's digests back for at most half a
+    /// day. (Earlier versions cancelled backups still running after 5min.)
     ///
     /// Possible values:
     ///
-    /// * A duration such as 5min, 6h or 1d12h.
-    backup_cycle_timeout: OsloDuration = duration("5min").deprecated(&[("", "backup_cycle_timout")]);
+    /// * A duration such as 12h, 1d or 1d12h.
+    ///
+    /// Related options:
+    ///
+    /// * backup_cancel_on_timeout
+    /// * backup_stuck_throughput
+    backup_cycle_timeout: OsloDuration = duration("12h").deprecated(&[("", "backup_cycle_timout")]);
+
+    /// Whether a backup still being created when backup_cycle_timeout passes
+    /// is cancelled: force-deleted in Cinder (its task fails, and the next
+    /// cycle tries again from scratch). Off by default: a running backup is
+    /// never cancelled unless the operator asks for it here.
+    ///
+    /// Related options:
+    ///
+    /// * backup_cycle_timeout
+    backup_cancel_on_timeout: bool = boolean(false);
+
+    /// The slowest rate, in MiB/s, at which a healthy backup is expected to
+    /// read its volume. A backup still being created after its volume's size
+    /// at this rate, plus 30 minutes, is reported once as possibly stuck (a
+    /// warning in the log, the staffeln.backup.create.stuck notification, the
+    /// staffeln_backups_stuck metric, the digest); it is never cancelled for
+    /// that. At the default, a 100 GiB volume is reported after 3h20min.
+    ///
+    /// Related options:
+    ///
+    /// * backup_cycle_timeout
+    backup_stuck_throughput: u32 = integer(10).min(1);
 
     /// The server (VM) metadata key that marks all volumes attached to the
     /// server for backup, when its value is true, yes or 1 (any case).
@@ -93,15 +137,26 @@ options! {
     /// project_id:limit pairs.
     project_volume_limits: BTreeMap<String, String> = dict("");
 
-    /// Seconds between two checks of the backups being created.
+    /// Seconds between two checks of the backups being created; also the
+    /// pause before a cycle that failed (the database or the cloud was
+    /// unreachable) is tried again.
     poll_interval: u64 = integer(10).min(1);
 
     /// Seconds a conductor may hold a task before another conductor may take
     /// it over (the first is presumed dead).
     claim_timeout: u64 = integer(300).min(10);
 
-    /// Seconds the leader's lease lasts without renewal; another conductor
-    /// takes over discovery and planning after that.
+    /// Seconds a lease (backup cycles, retention, a round of digests) lasts
+    /// without renewal. Its holder renews it every third of this time while
+    /// it works (a long discovery keeps its lease) and gives it up when it
+    /// stops gracefully. A conductor that dies holding it blocks cycles and
+    /// on-demand triggers until it expires; the other conductors try again
+    /// then, not before. Keep it well above the clock skew between
+    /// conductors.
+    ///
+    /// Related options:
+    ///
+    /// * claim_timeout
     leader_lease_time: u64 = integer(120).min(10);
 
     /// The RPC topic the conductors listen on (`staffeln backup trigger`,
@@ -177,7 +232,8 @@ options! {
 
     /// How long a retention run waits for Cinder to finish deleting the newer
     /// backups of a chain before it deletes the older ones; what is left then
-    /// waits for the next run.
+    /// waits for the next run. Retention runs beside the backup loop: the
+    /// wait never holds up creating and checking backups.
     ///
     /// Possible values:
     ///

@@ -1,5 +1,5 @@
 """Stock oslo.messaging notification listener: prints one JSON line per
-notification received (info and error priorities), READY once consuming,
+notification received (info, warn and error priorities), READY once consuming,
 and stops when stdin closes.
 
 usage: notify_listener.py URL EXCHANGE TOPIC
@@ -22,6 +22,9 @@ class Endpoint:
 
     def info(self, ctxt, publisher_id, event_type, payload, metadata):
         self._show("info", ctxt, publisher_id, event_type, payload, metadata)
+
+    def warn(self, ctxt, publisher_id, event_type, payload, metadata):
+        self._show("warn", ctxt, publisher_id, event_type, payload, metadata)
 
     def error(self, ctxt, publisher_id, event_type, payload, metadata):
         self._show("error", ctxt, publisher_id, event_type, payload, metadata)

@@ -5,8 +5,9 @@ Backup.obj_to_primitive) and a project member's credentials.
 usage: policy_check.py BASE_URL CASES_JSON [CONTENT_TYPE [CA_FILE]]
 
 BASE_URL is http://127.0.0.1:PORT or https://…; CASES_JSON a list of
-{"label", "id", "project_id", "user_project", "admin"}. Prints one JSON
-object {label: true | false | "raised: <exception>"}.
+{"label", "id", "project_id", "user_project", "admin"} with optional
+"metadata" (the backup's, default {"purpose": "probe"}) and "user_id" (the
+caller's). Prints one JSON object {label: true | false | "raised: <exception>"}.
 """
 import json
 import sys
@@ -29,7 +30,7 @@ if ca_file:
 # The rule operators put in /etc/cinder/policy.yaml (staffeln's README).
 rules = {
     "admin_api": "is_admin:True",
-    "backup:delete": "rule:admin_api or (project_id:%(project_id)s and "
+    "backup:delete": "rule:admin_api or (project_id:%(project_id)s and role:member and "
     + base + "/v1/backup?backup_id=%(id)s)",
 }
 enforcer.set_rules(policy.Rules.from_dict(rules), overwrite=True, use_conf=False)
@@ -49,12 +50,13 @@ for case in cases:
         "object_count": 0, "temp_volume_id": None, "temp_snapshot_id": None,
         "num_dependent_backups": 0, "snapshot_id": None,
         "data_timestamp": "2026-11-25T10:00:00Z", "restore_volume_id": None,
-        "metadata": {"purpose": "probe"}, "encryption_key_id": None,
+        "metadata": case.get("metadata", {"purpose": "probe"}), "encryption_key_id": None,
         "created_at": "2026-11-25T10:00:00Z", "updated_at": "2026-11-25T10:00:00Z",
         "deleted_at": None, "deleted": False,
     }
     creds = {
-        "is_admin": bool(case.get("admin")), "user_id": USER, "user_domain_id": "default",
+        "is_admin": bool(case.get("admin")), "user_id": case.get("user_id", USER),
+        "user_domain_id": "default",
         "system_scope": None, "domain_id": None, "project_id": case["user_project"],
         "project_domain_id": "default",
         "roles": ["admin", "member", "reader"] if case.get("admin") else ["member", "reader"],

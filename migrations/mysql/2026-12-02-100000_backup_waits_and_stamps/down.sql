@@ -1,0 +1,2 @@
+DROP TABLE server_stamps;
+ALTER TABLE queue_data DROP COLUMN stuck_at;

@@ -1,0 +1,1 @@
+ALTER TABLE backup_data DROP COLUMN origin;

@@ -1,0 +1,122 @@
+//! The conductor's leases, on its clock: take or renew one, keep it renewed
+//! while a long piece of work runs (discovery and planning, a retention run,
+//! a round of digests), and give them all up on a graceful stop so that the
+//! other conductors need not wait for them to expire.
+
+use std::future::Future;
+
+use chrono::{DateTime, Duration, Utc};
+use tracing::{info, warn};
+
+use super::rotation::RETENTION_LEASE;
+use super::{BACKUP_LEASE, Conductor, ConductorError, REPORT_LEASE, naive};
+use crate::db::leases::{self, Acquired};
+
+/// Another conductor holds a lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseHeld {
+    /// Its holder, `host:pid`.
+    pub holder: String,
+    /// When it runs out unless renewed.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl LeaseHeld {
+    /// `host` of `host:pid`.
+    pub fn host(&self) -> &str {
+        self.holder.rsplit_once(':').map_or(self.holder.as_str(), |(host, _pid)| host)
+    }
+}
+
+/// How often a lease of `ttl` is renewed while work runs: three times per
+/// lease time, so that one missed renewal (a slow database) loses nothing.
+pub fn renew_every(ttl: Duration) -> Duration {
+    (ttl / 3).max(Duration::seconds(1))
+}
+
+impl Conductor {
+    /// Takes or renews lease `name` for `ttl` on the conductor's clock: the
+    /// fencing token, or who holds it.
+    pub async fn take_lease(
+        &self,
+        name: &'static str,
+        ttl: Duration,
+    ) -> Result<Result<i64, LeaseHeld>, ConductorError> {
+        let holder = self.holder.clone();
+        let now = naive(self.clock.now());
+        let acquired = self.db_call(move |conn| leases::acquire_at(conn, name, &holder, ttl, now)).await?;
+        Ok(match acquired {
+            Acquired::Held(token) => Ok(token),
+            Acquired::Taken(lease) => Err(LeaseHeld { holder: lease.holder, expires_at: lease.expires_at.and_utc() }),
+        })
+    }
+
+    /// Runs `work` while renewing lease `name` (held with `token`) every
+    /// [`renew_every`]. `None` when another conductor took the lease before
+    /// `work` finished: the work is dropped, its result would not count. A
+    /// renewal the database refuses is retried at the next tick (the lease
+    /// outlives two of them).
+    pub async fn with_lease<T>(
+        &self,
+        name: &'static str,
+        token: i64,
+        ttl: Duration,
+        work: impl Future<Output = T>,
+    ) -> Option<T> {
+        let every = renew_every(ttl).to_std().unwrap_or_default();
+        let renew = async {
+            loop {
+                self.clock.sleep(every).await;
+                match self.take_lease(name, ttl).await {
+                    Ok(Ok(held)) if held == token => {}
+                    Ok(Ok(_)) => {
+                        warn!("lease {name} changed hands while this conductor worked under it; its work is dropped");
+                        return;
+                    }
+                    Ok(Err(other)) => {
+                        warn!(
+                            "conductor {} took lease {name} while this conductor worked under it; its work is dropped",
+                            other.holder
+                        );
+                        return;
+                    }
+                    Err(err) => {
+                        warn!("cannot renew lease {name}, retried in {} s: {err}", every.as_secs())
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            biased;
+            out = work => Some(out),
+            () = renew => None,
+        }
+    }
+
+    /// Gives up every lease this conductor holds (graceful stop): the other
+    /// conductors and on-demand triggers need not wait for them to expire.
+    pub async fn release_leases(&self) {
+        for name in [BACKUP_LEASE, RETENTION_LEASE, REPORT_LEASE] {
+            let holder = self.holder.clone();
+            let now = naive(self.clock.now());
+            match self.db_call(move |conn| leases::release_at(conn, name, &holder, now)).await {
+                Ok(true) => info!("released lease {name}"),
+                Ok(false) => {}
+                Err(err) => warn!("cannot release lease {name}; it expires on its own: {err}"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leases_are_renewed_three_times_per_lease_time() {
+        assert_eq!(renew_every(Duration::seconds(120)), Duration::seconds(40));
+        assert_eq!(renew_every(Duration::seconds(2)), Duration::seconds(1), "at most once a second");
+        let held = LeaseHeld { holder: "node-a.example:4242".into(), expires_at: DateTime::<Utc>::MIN_UTC };
+        assert_eq!(held.host(), "node-a.example");
+    }
+}

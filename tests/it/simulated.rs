@@ -1,0 +1,576 @@
+//! The conductors' loops (`conductor::runner`) on an emulated clock against
+//! the emulated cloud and the real databases (issue 15): the schedule's
+//! defaults over a simulated day (a period and a cron expression), three
+//! conductors sharing one MariaDB database for a day (one backup per volume
+//! per cycle, one digest per project per report period), a leader that keeps
+//! its lease through a long discovery, a conductor that died holding the
+//! lease, retention beside the backup loop, one round of digests at a time.
+//!
+//! The emulated clock moves only when a test moves it; after each move the
+//! test waits until every loop is parked again with a deadline in the future
+//! (`Clock::settled`), so no assertion depends on the machine's speed.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use futures_util::TryStreamExt;
+use staffeln::conductor::clock::Clock;
+use staffeln::conductor::cycle::{BackupScope, CycleOutcome};
+use staffeln::conductor::runner::{self, Loops};
+use staffeln::conductor::{BACKUP_LEASE, Conductor, ConductorSettings};
+use staffeln::conf::Config;
+use staffeln::db::{leases, tasks};
+use staffeln::fakecloud::{BackupOutcome, FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service};
+use staffeln::notify::{Mailer, NotifySettings, SmtpSecurity};
+use staffeln::objects::VolumeId;
+use staffeln::openstack::{BackupFilter, OpenStack, Secret, Settings};
+use staffeln::service::{ShutdownTrigger, shutdown_channel};
+use tokio::sync::Notify;
+use tracing::instrument::WithSubscriber;
+
+use crate::notify::{Mode, SmtpSink};
+use crate::support::TestDb;
+
+/// How long (real time) the loops may take to settle after a step.
+const SETTLE: StdDuration = StdDuration::from_secs(120);
+
+/// Two projects, three flagged servers, five volumes (one skipped), quotas
+/// that hold a day of backups.
+fn scenario() -> Scenario {
+    let json = serde_json::json!({
+        "service_user": "staffeln",
+        "projects": [
+            {"name": "admin"},
+            {"name": "p1", "quota": {"backups": 1000, "backup_gigabytes": 100000}},
+            {"name": "p2", "quota": {"backups": 1000, "backup_gigabytes": 100000}}
+        ],
+        "users": [
+            {"name": "staffeln", "password": "staffeln-secret", "default_project": "admin",
+             "roles": {"admin": ["admin"], "p1": ["admin"], "p2": ["admin"]}}
+        ],
+        "servers": [
+            {"project": "p1", "name": "web", "metadata": {"__staffeln_backup": "true"}, "volumes": ["vol-a", "vol-b"]},
+            {"project": "p1", "name": "db", "metadata": {"__staffeln_backup": "true"}, "volumes": ["vol-c", "vol-s"]},
+            {"project": "p2", "name": "app", "metadata": {"__staffeln_backup": "true"}, "volumes": ["vol-f"]}
+        ],
+        "volumes": [
+            {"project": "p1", "name": "vol-a", "size": 10},
+            {"project": "p1", "name": "vol-b", "size": 5},
+            {"project": "p1", "name": "vol-c", "size": 5},
+            {"project": "p1", "name": "vol-s", "size": 5, "metadata": {"skip-volume-backup": "true"}},
+            {"project": "p2", "name": "vol-f", "size": 1}
+        ]
+    });
+    serde_json::from_value(json).unwrap()
+}
+
+/// The volumes the scenario backs up.
+const BACKED_UP: [&str; 4] = ["vol-a", "vol-b", "vol-c", "vol-f"];
+
+fn cloud(scenario: Scenario) -> FakeCloud {
+    // Tokens outlive the simulated days: the clock jumps by hours.
+    let opts = FakeOptions { token_ttl: StdDuration::from_secs(40 * 86_400), ..FakeOptions::default() };
+    FakeCloud::start(scenario, opts).unwrap()
+}
+
+async fn openstack(cloud: &FakeCloud) -> OpenStack {
+    let c = cloud.credentials("staffeln").unwrap();
+    let settings = Settings {
+        auth_url: Some(c.auth_url.clone()),
+        username: Some(c.username.clone()),
+        password: Some(Secret::new(c.password.clone())),
+        project_name: Some(c.project_name.clone()),
+        max_retry_interval: StdDuration::from_millis(20),
+        retry_timeout: StdDuration::from_secs(30),
+        ..Settings::default()
+    };
+    OpenStack::connect(&settings).await.unwrap()
+}
+
+/// The defaults of `[conductor]` (with `extra` applied).
+fn settings(extra: impl FnOnce(&mut Config)) -> ConductorSettings {
+    let mut conf = Config::default();
+    extra(&mut conf);
+    ConductorSettings::from_config(&conf).unwrap()
+}
+
+/// Conductors sharing one database, one emulated clock and the cloud, with
+/// their loops running.
+struct Sim {
+    cloud: FakeCloud,
+    /// Kept until the end (a MariaDB database is dropped with it).
+    _db: TestDb,
+    clock: Clock,
+    conductors: Vec<Conductor>,
+    trigger: ShutdownTrigger,
+    loops: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Sim {
+    async fn new(db: TestDb, scenario: Scenario, n: usize, s: ConductorSettings) -> Sim {
+        let cloud = cloud(scenario);
+        let clock = Clock::emulated(cloud.control().now());
+        let mut conductors = Vec::new();
+        for i in 0..n {
+            let os = openstack(&cloud).await;
+            let c = Conductor::new(format!("host-{i}:{}", 100 + i), db.db().clone(), os, s.clone())
+                .with_clock(clock.clone());
+            conductors.push(c);
+        }
+        let (trigger, _) = shutdown_channel();
+        Sim { cloud, _db: db, clock, conductors, trigger, loops: Vec::new() }
+    }
+
+    /// Starts every conductor's loops, with `mailer` for the digests.
+    fn start(&mut self, mailer: Mailer) {
+        let mailer = Arc::new(mailer);
+        for c in &self.conductors {
+            let loops = Loops {
+                mailer: mailer.clone(),
+                report_period: Duration::seconds(86_400),
+                wake: Arc::new(Notify::new()),
+            };
+            let (c, shutdown) = (c.clone(), self.trigger.subscribe());
+            self.loops.push(tokio::spawn(async move {
+                runner::run(&c, &loops, shutdown).await;
+                c.release_leases().await;
+            }));
+        }
+    }
+
+    /// The cloud's clock catches up with the conductors' and runs the
+    /// backup transitions that are due.
+    fn sync_cloud(&self) {
+        let control = self.cloud.control();
+        match (self.clock.now() - control.now()).to_std() {
+            Ok(lag) if !lag.is_zero() => {
+                control.advance(lag);
+            }
+            _ => {
+                control.tick();
+            }
+        }
+    }
+
+    /// Moves the clock to `at` and waits until every loop is parked again.
+    async fn step_to(&self, at: DateTime<Utc>) {
+        self.clock.advance_to(at);
+        self.sync_cloud();
+        let loops = 2 * self.loops.len();
+        self.clock.settled(loops, SETTLE).await.unwrap_or_else(|e| panic!("at {}: {e}", at.to_rfc3339()));
+    }
+
+    async fn step(&self, by: Duration) {
+        self.step_to(self.clock.now() + by).await;
+    }
+
+    async fn active(&self) -> Vec<String> {
+        self.conductors[0].db_call(tasks::active_volume_ids).await.unwrap()
+    }
+
+    /// Steps by `poll` until no task is active.
+    async fn finish_tasks(&self, poll: Duration) {
+        for _ in 0..30 {
+            if self.active().await.is_empty() {
+                return;
+            }
+            self.step(poll).await;
+        }
+        panic!("tasks still active: {:?}", self.active().await);
+    }
+
+    fn vid(&self, name: &str) -> String {
+        self.cloud.control().volume_id(name).unwrap()
+    }
+
+    async fn backups_of(&self, volume: &str) -> Vec<staffeln::objects::Backup> {
+        let filter = BackupFilter { volume_id: Some(VolumeId(self.vid(volume))), ..BackupFilter::default() };
+        self.conductors[0].os.backups(&filter).try_collect().await.unwrap()
+    }
+
+    async fn cycles(&self, kind: &'static str) -> usize {
+        let rows = self.conductors[0]
+            .db_call(move |c| {
+                use diesel::prelude::*;
+                use staffeln::db::schema::cycles::dsl;
+                dsl::cycles
+                    .filter(dsl::kind.eq(kind))
+                    .count()
+                    .get_result::<i64>(c)
+                    .map_err(|e| staffeln::db::DbError::Query { query: "count cycles", source: e })
+            })
+            .await
+            .unwrap();
+        usize::try_from(rows).unwrap()
+    }
+
+    async fn stop(mut self) {
+        self.trigger.trigger();
+        for handle in std::mem::take(&mut self.loops) {
+            tokio::time::timeout(StdDuration::from_secs(60), handle).await.expect("the loops stop").unwrap();
+        }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.trigger.trigger();
+        for handle in &self.loops {
+            handle.abort();
+        }
+    }
+}
+
+/// A mailer that records nothing and sends nothing (no `sender_email`).
+fn quiet_mailer() -> Mailer {
+    Mailer::new(NotifySettings::default()).unwrap()
+}
+
+fn smtp_mailer(port: u16) -> Mailer {
+    Mailer::new(NotifySettings {
+        project_receiver_domain: Some("corp.example".into()),
+        sender_email: Some("staffeln@corp.example".into()),
+        smtp_server_domain: "127.0.0.1".into(),
+        smtp_server_port: port,
+        smtp_security: SmtpSecurity::None,
+        smtp_timeout: StdDuration::from_secs(10),
+        ..NotifySettings::default()
+    })
+    .unwrap()
+}
+
+/// Runs `cycles` scheduled cycles: jumps to each one's due time (plus
+/// `late(k)` seconds, a loop that wakes late), lets the backups finish.
+async fn run_day(sim: &Sim, cycles: usize, late: impl Fn(usize) -> i64) {
+    let c = &sim.conductors[0];
+    let poll = Duration::from_std(c.settings.poll_interval).unwrap();
+    let before = sim.cycles("backup").await;
+    for k in 0..cycles {
+        let last = c.last_cycle_start().await.unwrap();
+        let due = c.settings.backup_schedule.next_due(last, c.started_at).expect("a schedule");
+        sim.step_to(due + Duration::seconds(late(k))).await;
+        assert_eq!(sim.cycles("backup").await, before + k + 1, "cycle {k} at {} was planned, once", due.to_rfc3339());
+        sim.finish_tasks(poll).await;
+    }
+}
+
+async fn assert_backups_per_volume(sim: &Sim, n: usize, what: &str) {
+    for v in BACKED_UP {
+        let backups = sim.backups_of(v).await;
+        assert_eq!(backups.len(), n, "{what}: {v} has {} backups, one per cycle expected", backups.len());
+        let full = backups.iter().filter(|b| !b.is_incremental).count();
+        assert_eq!(full, n.div_ceil(3), "{what}: {v}: a full and two incrementals per chain (full_backup_depth 2)");
+    }
+    assert!(sim.backups_of("vol-s").await.is_empty(), "{what}: the skipped volume");
+}
+
+/// Issue 15.2: with the defaults (backup_service_period = backup_min_interval
+/// = 1800), a day has 48 cycles and every one backs up every volume (not
+/// every second one: 24).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_period_backs_up_every_volume_in_each_of_a_days_48_cycles() {
+    let mut sim = Sim::new(TestDb::sqlite(), scenario(), 1, settings(|_| {})).await;
+    sim.start(quiet_mailer());
+    run_day(&sim, 48, |_| 0).await;
+    assert_backups_per_volume(&sim, 48, "backup_service_period 1800").await;
+    sim.stop().await;
+}
+
+/// The same with a cron schedule every half hour whose cycles start up to
+/// half a minute late (a busy loop, a slow database): 48 backups each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_hourly_cron_schedule_backs_up_every_volume_in_each_of_a_days_48_cycles() {
+    let s = settings(|conf| {
+        conf.conductor.backup_service_period = 0;
+        conf.conductor.backup_schedule = "*/30 * * * *".into();
+    });
+    let mut sim = Sim::new(TestDb::sqlite(), scenario(), 1, s).await;
+    sim.start(quiet_mailer());
+    // Late by 0..29 s, in an order where many cycles start later than the next.
+    run_day(&sim, 48, |k| i64::try_from((k * 17) % 30).unwrap()).await;
+    assert_backups_per_volume(&sim, 48, "backup_schedule */30").await;
+    let started: Vec<DateTime<Utc>> = {
+        use diesel::prelude::*;
+        use staffeln::db::schema::cycles::dsl;
+        let rows: Vec<chrono::NaiveDateTime> = sim.conductors[0]
+            .db_call(|c| {
+                dsl::cycles
+                    .filter(dsl::kind.eq("backup"))
+                    .order(dsl::started_at.asc())
+                    .select(dsl::started_at)
+                    .load(c)
+                    .map_err(|e| staffeln::db::DbError::Query { query: "cycle starts", source: e })
+            })
+            .await
+            .unwrap();
+        rows.into_iter().map(|t| t.and_utc()).collect()
+    };
+    let shortest = started.windows(2).map(|w| w[1] - w[0]).min().unwrap();
+    assert!(shortest < Duration::seconds(1800), "some cycles started less than 30 min apart: {shortest}");
+    sim.stop().await;
+}
+
+/// Issue 15.3, the whole: three conductors sharing one MariaDB database for a
+/// simulated day with the defaults: each cycle planned once, one backup per
+/// volume per cycle, one digest per project per report period, retention
+/// runs beside them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_conductors_on_one_mariadb_for_a_day_back_up_once_per_cycle_and_mail_once_per_period() {
+    let sink = SmtpSink::start(Mode::Plain, None);
+    let mut sim = Sim::new(TestDb::mysql(), scenario(), 3, settings(|_| {})).await;
+    sim.start(smtp_mailer(sink.port));
+    let t0 = sim.clock.now();
+    run_day(&sim, 48, |_| 0).await;
+    assert_backups_per_volume(&sim, 48, "three conductors").await;
+    // Each cycle: one task per planned volume, whoever executed it.
+    let leaders: BTreeMap<String, usize> = {
+        use diesel::prelude::*;
+        use staffeln::db::schema::cycles::dsl;
+        let rows: Vec<(String, i32)> = sim.conductors[0]
+            .db_call(|c| {
+                dsl::cycles
+                    .filter(dsl::kind.eq("backup"))
+                    .select((dsl::leader, dsl::planned))
+                    .load(c)
+                    .map_err(|e| staffeln::db::DbError::Query { query: "cycles", source: e })
+            })
+            .await
+            .unwrap();
+        assert!(rows.iter().all(|(_, planned)| *planned == 5), "five volumes per cycle: {rows:?}");
+        rows.into_iter().fold(BTreeMap::new(), |mut m, (leader, _)| {
+            *m.entry(leader).or_default() += 1;
+            m
+        })
+    };
+    assert_eq!(leaders.values().sum::<usize>(), 48, "{leaders:?}");
+    let done = sim.conductors[0].db_call(|c| tasks::in_state(c, staffeln::objects::TaskState::Done)).await.unwrap();
+    let claimed_by: BTreeMap<String, usize> = done.iter().fold(BTreeMap::new(), |mut m, t| {
+        *m.entry(t.claimed_by.clone().unwrap_or_default()).or_default() += 1;
+        m
+    });
+    assert_eq!(done.len(), 48 * BACKED_UP.len(), "{claimed_by:?}");
+    // Retention ran about every 20 minutes of the day, one conductor at a time.
+    let runs = sim.cycles("retention").await;
+    assert!((24..=73).contains(&runs), "{runs} retention runs");
+
+    let per_project = |mails: &[crate::notify::Mail]| {
+        let mut m: BTreeMap<String, usize> = BTreeMap::new();
+        for mail in mails {
+            for rcpt in &mail.rcpt_tos {
+                *m.entry(rcpt.clone()).or_default() += 1;
+            }
+        }
+        m
+    };
+    let first_day = per_project(&sink.mails());
+    assert_eq!(
+        first_day,
+        BTreeMap::from([("p1@corp.example".to_owned(), 1), ("p2@corp.example".to_owned(), 1)]),
+        "one digest per project in the first report period"
+    );
+    // The next period: the first cycle after it, then one more digest each.
+    run_day(&sim, 1, |_| 0).await;
+    sim.step_to(t0 + Duration::seconds(86_400 + 60)).await;
+    sim.step(Duration::seconds(10)).await;
+    let two_days = per_project(&sink.mails());
+    assert_eq!(
+        two_days,
+        BTreeMap::from([("p1@corp.example".to_owned(), 2), ("p2@corp.example".to_owned(), 2)]),
+        "one more digest per project once report_period has passed"
+    );
+    sim.stop().await;
+}
+
+/// Collects what a subscriber writes, for counting log lines.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn lines_with(&self, needle: &str) -> usize {
+        let bytes = self.0.lock().unwrap();
+        String::from_utf8_lossy(&bytes).lines().filter(|l| l.contains(needle)).count()
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+/// Issue 15.3: a conductor that died holding the lease of a due cycle: the
+/// others try again when the lease expires, not in a tight loop (about 6,000
+/// attempts, each four lease statements, in ten seconds before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_left_by_a_dead_conductor_is_waited_out_not_polled_in_a_tight_loop() {
+    let mut sim = Sim::new(TestDb::sqlite(), scenario(), 1, settings(|_| {})).await;
+    let ttl = sim.conductors[0].settings.lease_time;
+    let dead_until = sim.clock.now() + ttl;
+    let now = sim.clock.now().naive_utc();
+    sim.conductors[0].db_call(move |c| leases::acquire_at(c, BACKUP_LEASE, "dead-host:1", ttl, now)).await.unwrap();
+    let log = Captured::default();
+    let subscriber = tracing_subscriber::fmt().with_writer(log.clone()).with_ansi(false).finish();
+    let (c, shutdown) = (sim.conductors[0].clone(), sim.trigger.subscribe());
+    let loops =
+        Loops { mailer: Arc::new(quiet_mailer()), report_period: Duration::days(1), wake: Arc::new(Notify::new()) };
+    sim.loops.push(tokio::spawn(
+        async move {
+            runner::run(&c, &loops, shutdown).await;
+        }
+        .with_subscriber(subscriber),
+    ));
+    let leads = "dead-host:1 leads backup cycles";
+    // The loop parks (a tight loop never does: `settled` would time out).
+    sim.clock.settled(2, SETTLE).await.unwrap_or_else(|e| panic!("{e}; {} attempts", log.lines_with(leads)));
+    assert_eq!(log.lines_with(leads), 1, "one attempt, then it waits for the lease");
+    // Ten seconds, second by second: at most one poll_interval's wake-up, no attempt.
+    for _ in 0..10 {
+        sim.step(Duration::seconds(1)).await;
+    }
+    assert_eq!(log.lines_with(leads), 1, "no attempt while the lease runs");
+    assert_eq!(sim.cycles("backup").await, 0);
+    // The lease runs out: the next attempt takes it and plans.
+    sim.step_to(dead_until + Duration::seconds(1)).await;
+    assert_eq!(sim.cycles("backup").await, 1, "planned once the dead conductor's lease expired");
+    assert_eq!(log.lines_with(leads), 1);
+    sim.stop().await;
+}
+
+/// Issue 15.3: a discovery longer than leader_lease_time keeps the lease
+/// (renewed while it runs), so the plan is written and no other conductor
+/// plans the same cycle meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discovery_longer_than_the_lease_time_keeps_the_lease_and_its_plan() {
+    let sim = Sim::new(TestDb::sqlite(), scenario(), 2, settings(|_| {})).await;
+    let (a, b) = (sim.conductors[0].clone(), sim.conductors[1].clone());
+    let ttl = a.settings.lease_time;
+    // Nova's server list answers after six real seconds; emulated time runs
+    // three lease times meanwhile.
+    sim.cloud.control().add_fault(
+        Fault::new(Service::Compute, Some("GET"), Some("/servers"), FaultEffect::Latency { millis: 6000 }).times(1),
+    );
+    let planning = tokio::spawn(async move { a.try_backup_cycle(false, &BackupScope::default()).await.unwrap() });
+    let lease = || async { b.db_call(|c| leases::get(c, BACKUP_LEASE)).await.unwrap() };
+    for _ in 0..500 {
+        if lease().await.is_some() {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
+    }
+    // Three lease times in steps of ten seconds. Renewed every ttl/3, the
+    // lease always has at least ttl - ttl/3 - one step left; without renewal
+    // it would run out after the twelfth step.
+    let step = Duration::seconds(10);
+    let left_at_least = ttl - staffeln::conductor::lease::renew_every(ttl) - step;
+    let end = sim.clock.now() + ttl * 3;
+    while sim.clock.now() < end {
+        sim.clock.advance(step);
+        let now = sim.clock.now();
+        let mut held = lease().await.unwrap();
+        for _ in 0..500 {
+            if held.expires_at.and_utc() - now >= left_at_least {
+                break;
+            }
+            tokio::time::sleep(StdDuration::from_millis(10)).await;
+            held = lease().await.unwrap();
+        }
+        assert!(
+            held.holder == "host-0:100" && held.expires_at.and_utc() - now >= left_at_least,
+            "at {}: the leader's lease was not renewed during its discovery: {held:?}",
+            now.to_rfc3339()
+        );
+    }
+    assert!(!planning.is_finished(), "discovery still runs (raise the injected latency on a slow machine)");
+    let other = b.try_backup_cycle(false, &BackupScope::default()).await.unwrap();
+    assert!(matches!(&other, CycleOutcome::Led(held) if held.holder == "host-0:100"), "{other:?}");
+    let outcome = planning.await.unwrap();
+    assert!(matches!(&outcome, CycleOutcome::Planned(s) if s.backups == 4), "{outcome:?}");
+    assert_eq!(sim.cycles("backup").await, 1);
+}
+
+/// Issue 15.3: retention runs beside the backup loop: while a retention run
+/// waits for Cinder to delete a chain (up to retention_delete_timeout, half
+/// an hour), the backup loop plans, creates and completes backups.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_go_on_while_a_retention_run_waits_for_deletes() {
+    let mut sc = scenario();
+    let old = |days: i64| (Utc::now() - Duration::days(days)).to_rfc3339();
+    let backups = serde_json::json!([
+        {"id": "00000000-0000-4000-8000-000000000001", "volume": "vol-f", "name": "old-full", "status": "available",
+         "created_at": old(30), "metadata": {"__automated_backup": "True"}},
+        {"id": "00000000-0000-4000-8000-000000000002", "volume": "vol-f", "name": "old-incr", "status": "available",
+         "parent": "00000000-0000-4000-8000-000000000001", "created_at": old(29),
+         "metadata": {"__automated_backup": "True"}},
+        {"id": "00000000-0000-4000-8000-000000000003", "volume": "vol-f", "name": "recent", "status": "available",
+         "created_at": old(1), "metadata": {"__automated_backup": "True"}}
+    ]);
+    sc.backups = serde_json::from_value(backups).unwrap();
+    let mut sim = Sim::new(TestDb::sqlite(), sc, 1, settings(|_| {})).await;
+    for id in 1..=3 {
+        let row = staffeln::db::models::NewBackup {
+            backup_id: format!("00000000-0000-4000-8000-00000000000{id}"),
+            project_id: sim.cloud.control().project_id("p2").unwrap(),
+            volume_id: sim.vid("vol-f"),
+            instance_id: String::new(),
+            backup_completed: 1,
+            incremental: id == 2,
+        };
+        sim.conductors[0].db_call(move |c| staffeln::db::backups::insert(c, &row).map(drop)).await.unwrap();
+    }
+    // The incremental's delete never finishes: the run waits for it before the full.
+    sim.cloud.control().set_delete_outcome(Some(&sim.vid("vol-f")), BackupOutcome::Stick);
+    sim.start(quiet_mailer());
+    // The backup loop is parked; the retention loop is busy waiting, not parked.
+    sim.clock.settled(1, SETTLE).await.unwrap();
+    let open = sim.conductors[0].db_call(|c| tasks::open_cycles(c, "retention")).await.unwrap();
+    assert_eq!(open.len(), 1, "the retention run is waiting for the delete");
+    for _ in 0..6 {
+        sim.clock.advance(Duration::seconds(10));
+        sim.sync_cloud();
+        sim.clock.settled(1, SETTLE).await.unwrap();
+    }
+    let done = sim.conductors[0].db_call(|c| tasks::in_state(c, staffeln::objects::TaskState::Done)).await.unwrap();
+    assert_eq!(done.len(), BACKED_UP.len(), "the cycle's backups completed during the retention run");
+    let open = sim.conductors[0].db_call(|c| tasks::open_cycles(c, "retention")).await.unwrap();
+    assert_eq!(open.len(), 1, "and the retention run is still waiting");
+    sim.stop().await;
+}
+
+/// Issue 15.3: three conductors sending digests at the same moment send one
+/// per project between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_conductors_sending_digests_at_once_send_one_per_project() {
+    let sink = SmtpSink::start(Mode::Plain, None);
+    let sim = Sim::new(TestDb::mysql(), scenario(), 3, settings(|_| {})).await;
+    let c = &sim.conductors[0];
+    c.run_backup_cycle(true).await.unwrap().unwrap();
+    for _ in 0..10 {
+        c.work_once().await.unwrap();
+        sim.cloud.control().settle();
+        c.poll_once().await.unwrap();
+    }
+    assert!(sim.active().await.is_empty());
+    let mailer = smtp_mailer(sink.port);
+    let rounds = futures_util::future::join_all(
+        sim.conductors.iter().map(|c| c.send_reports(&mailer, Duration::days(1), false, None)),
+    )
+    .await;
+    let delivered: usize = rounds.into_iter().map(|r| r.unwrap().delivered.len()).sum();
+    assert_eq!(delivered, 2, "p1 and p2, once");
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 2, "{:?}", mails.iter().map(|m| &m.rcpt_tos).collect::<Vec<_>>());
+}
