@@ -31,7 +31,6 @@ pub mod conductor;
 pub mod conf;
 pub mod db;
 pub mod errors;
-pub mod fakecloud;
 pub mod notify;
 pub mod objects;
 pub mod openstack;

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use staffeln::api::{self, ApiHandle, ApiSettings, TlsFiles};
 use staffeln::db::backups;
 use staffeln::db::models::NewBackup;
-use staffeln::fakecloud::{FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service};
 use staffeln::openstack::{Secret, Settings};
+use staffeln_fakecloud::{FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service};
 
 use crate::support::{TestDb, python, run_python};
 

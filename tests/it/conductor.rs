@@ -11,10 +11,10 @@ use futures_util::TryStreamExt;
 use staffeln::conductor::{Conductor, ConductorSettings};
 use staffeln::conf::Config;
 use staffeln::db::tasks::{self, TaskRow};
-use staffeln::fakecloud::{FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service};
 use staffeln::objects::metadata::TASK_KEY;
 use staffeln::objects::{BackupKind, ProjectId, TaskState, VolumeId};
 use staffeln::openstack::{BackupFilter, BackupRequest, OpenStack, Secret, Settings};
+use staffeln_fakecloud::{FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service};
 
 use crate::support::TestDb;
 

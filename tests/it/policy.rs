@@ -16,8 +16,8 @@ use staffeln::conductor::retention::RetentionSettings;
 use staffeln::conductor::{Conductor, ConductorSettings};
 use staffeln::conf::Config;
 use staffeln::db::models::NewBackup;
-use staffeln::fakecloud::{BackupDeletePolicy, FakeCloud, FakeOptions, Scenario};
 use staffeln::openstack::{OpenStack, Secret, Settings};
+use staffeln_fakecloud::{BackupDeletePolicy, FakeCloud, FakeOptions, Scenario};
 
 use crate::support::TestDb;
 

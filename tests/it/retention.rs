@@ -15,9 +15,9 @@ use staffeln::conductor::{RETENTION_LEASE, retention::RetentionSettings};
 use staffeln::conf::Config;
 use staffeln::db::audit::{self, AuditRow};
 use staffeln::db::models::NewBackup;
-use staffeln::fakecloud::{BackupOutcome, FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service};
 use staffeln::objects::ProjectId;
 use staffeln::openstack::{OpenStack, Secret, Settings};
+use staffeln_fakecloud::{BackupOutcome, FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service};
 
 use crate::support::TestDb;
 

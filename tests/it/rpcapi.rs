@@ -17,10 +17,10 @@ use staffeln::conductor::rpcapi::ConductorApi;
 use staffeln::conductor::{Conductor, ConductorSettings};
 use staffeln::conf::{Config, Secret};
 use staffeln::db::tasks;
-use staffeln::fakecloud::{FakeCloud, FakeOptions, Scenario};
 use staffeln::objects::{ProjectId, TaskState};
 use staffeln::openstack::{OpenStack, Settings};
 use staffeln::rpc::{Context, RpcError, RpcSettings, Transport};
+use staffeln_fakecloud::{FakeCloud, FakeOptions, Scenario};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::support::{self, Cleanup, TestDb, broker_addr, require_broker};

@@ -23,7 +23,7 @@ fn write(path: &Path, text: &str) {
 }
 
 /// A config file in `dir` using SQLite in `dir` and logging to `dir/conductor.log`.
-fn base_config(dir: &Path, extra: &str, cloud: Option<&staffeln::fakecloud::FakeCloud>) -> PathBuf {
+fn base_config(dir: &Path, extra: &str, cloud: Option<&staffeln_fakecloud::FakeCloud>) -> PathBuf {
     let conf = dir.join("staffeln.conf");
     let openstack = cloud.map_or(String::new(), |c| {
         let a = c.admin();
@@ -43,10 +43,10 @@ fn base_config(dir: &Path, extra: &str, cloud: Option<&staffeln::fakecloud::Fake
     conf
 }
 
-fn small_cloud() -> staffeln::fakecloud::FakeCloud {
-    staffeln::fakecloud::FakeCloud::start(
-        staffeln::fakecloud::Scenario::small(),
-        staffeln::fakecloud::FakeOptions::default(),
+fn small_cloud() -> staffeln_fakecloud::FakeCloud {
+    staffeln_fakecloud::FakeCloud::start(
+        staffeln_fakecloud::Scenario::small(),
+        staffeln_fakecloud::FakeOptions::default(),
     )
     .unwrap()
 }
@@ -308,14 +308,14 @@ fn the_demo_backs_up_the_seeded_fleet_and_writes_digests() {
 #[test]
 fn the_conductor_daemon_runs_cycles_on_its_schedule() {
     let dir = tempfile::tempdir().unwrap();
-    let mut scenario = staffeln::fakecloud::Scenario::small();
+    let mut scenario = staffeln_fakecloud::Scenario::small();
     scenario.servers[0].metadata.insert("__staffeln_backup".into(), "true".into());
     if let Some(user) = scenario.users.iter_mut().find(|u| u.name == "staffeln") {
         user.roles.insert("demo".into(), vec!["admin".into()]);
     }
-    let cloud = staffeln::fakecloud::FakeCloud::start(
+    let cloud = staffeln_fakecloud::FakeCloud::start(
         scenario,
-        staffeln::fakecloud::FakeOptions { auto_tick: Some(Duration::from_millis(100)), ..Default::default() },
+        staffeln_fakecloud::FakeOptions { auto_tick: Some(Duration::from_millis(100)), ..Default::default() },
     )
     .unwrap();
     let extra = "[conductor]\nbackup_service_period = 0\nbackup_schedule = */2 * * * * *\npoll_interval = 1\nbackup_min_interval = 3600";
@@ -340,13 +340,13 @@ fn the_conductor_daemon_runs_cycles_on_its_schedule() {
 #[test]
 fn a_conductor_stopped_by_sigterm_releases_its_leases() {
     let dir = tempfile::tempdir().unwrap();
-    let mut scenario = staffeln::fakecloud::Scenario::small();
+    let mut scenario = staffeln_fakecloud::Scenario::small();
     scenario.servers[0].metadata.insert("__staffeln_backup".into(), "true".into());
     if let Some(user) = scenario.users.iter_mut().find(|u| u.name == "staffeln") {
         user.roles.insert("demo".into(), vec!["admin".into()]);
     }
-    let opts = staffeln::fakecloud::FakeOptions { auto_tick: Some(Duration::from_millis(100)), ..Default::default() };
-    let cloud = staffeln::fakecloud::FakeCloud::start(scenario, opts).unwrap();
+    let opts = staffeln_fakecloud::FakeOptions { auto_tick: Some(Duration::from_millis(100)), ..Default::default() };
+    let cloud = staffeln_fakecloud::FakeCloud::start(scenario, opts).unwrap();
     let conf = base_config(dir.path(), "[conductor]\npoll_interval = 1\nleader_lease_time = 3600", Some(&cloud));
     assert!(manage(&conf, &["db", "upgrade"]).status.success());
     let log = dir.path().join("conductor.log");

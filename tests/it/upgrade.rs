@@ -19,8 +19,8 @@ use staffeln::api::{self, ApiSettings};
 use staffeln::conductor::{Conductor, ConductorSettings};
 use staffeln::conf::Config;
 use staffeln::db::{backups, migrate};
-use staffeln::fakecloud::{FakeCloud, FakeOptions, Scenario};
 use staffeln::openstack::{OpenStack, Secret, Settings};
+use staffeln_fakecloud::{FakeCloud, FakeOptions, Scenario};
 
 use crate::support::TestDb;
 

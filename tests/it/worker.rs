@@ -19,11 +19,11 @@ use staffeln::conductor::{Conductor, ConductorSettings};
 use staffeln::conf::Config;
 use staffeln::db::stamps;
 use staffeln::db::tasks::{self, TaskRow};
-use staffeln::fakecloud::{FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service};
 use staffeln::notify::{Mailer, NotifySettings};
 use staffeln::objects::metadata::TASK_KEY;
 use staffeln::objects::{TaskState, VolumeId};
 use staffeln::openstack::{BackupFilter, OpenStack, Secret, Settings};
+use staffeln_fakecloud::{FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service};
 
 use crate::conductor::{Rig, conductor, scenario, state};
 use crate::support::TestDb;
@@ -179,7 +179,7 @@ async fn the_cancel_option_force_deletes_a_backup_past_the_timeout() {
     s.wait.cancel_on_timeout = true;
     let (rig, clock) = timed(TestDb::sqlite(), fleet(), s, StdDuration::from_secs(60)).await;
     let small = rig.vid("small");
-    rig.cloud.control().set_create_outcome(Some(&small), staffeln::fakecloud::BackupOutcome::Stick);
+    rig.cloud.control().set_create_outcome(Some(&small), staffeln_fakecloud::BackupOutcome::Stick);
     let cycle = rig.conductor.run_backup_cycle(true).await.unwrap().unwrap().cycle_id;
     rig.conductor.work_once().await.unwrap();
     let backup = task_of(&rig, &cycle, "small").await.backup_id;
@@ -203,7 +203,7 @@ async fn the_cancel_option_force_deletes_a_backup_past_the_timeout() {
 async fn a_stuck_backup_is_reported_and_never_deleted() {
     let (rig, clock) = timed(TestDb::sqlite(), fleet(), defaults(), StdDuration::from_secs(60)).await;
     let small = rig.vid("small");
-    rig.cloud.control().set_create_outcome(Some(&small), staffeln::fakecloud::BackupOutcome::Stick);
+    rig.cloud.control().set_create_outcome(Some(&small), staffeln_fakecloud::BackupOutcome::Stick);
     let cycle = rig.conductor.run_backup_cycle(true).await.unwrap().unwrap().cycle_id;
     rig.conductor.work_once().await.unwrap();
     let backup = task_of(&rig, &cycle, "small").await.backup_id;
@@ -245,7 +245,7 @@ async fn stuck_and_unfinished_backups_are_announced_to_a_stock_listener() {
     rig.conductor =
         rig.conductor.clone().with_events(staffeln::conductor::events::Events::start(&events).await.unwrap());
     let small = rig.vid("small");
-    rig.cloud.control().set_create_outcome(Some(&small), staffeln::fakecloud::BackupOutcome::Stick);
+    rig.cloud.control().set_create_outcome(Some(&small), staffeln_fakecloud::BackupOutcome::Stick);
     let cycle = rig.conductor.run_backup_cycle(true).await.unwrap().unwrap().cycle_id;
     rig.conductor.work_once().await.unwrap();
     let backup = task_of(&rig, &cycle, "small").await.backup_id;

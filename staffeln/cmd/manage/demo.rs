@@ -24,12 +24,12 @@ use staffeln::conductor::rpcapi::ConductorApi;
 use staffeln::conductor::{self, Conductor, ConductorSettings, manager};
 use staffeln::conf::{self, Config, Source};
 use staffeln::db::{Database, migrate, tasks};
-use staffeln::fakecloud::{BackupDeletePolicy, FakeCloud, FakeOptions, Scenario};
 use staffeln::notify::Mailer;
 use staffeln::objects::TaskState;
 use staffeln::rpc::Transport;
 use staffeln::service;
 use staffeln::service::logging::{self, LogSettings};
+use staffeln_fakecloud::{BackupDeletePolicy, FakeCloud, FakeOptions, Scenario};
 
 use crate::Failure;
 

@@ -4,6 +4,7 @@
 mod ceph;
 mod config;
 mod db;
+#[cfg(feature = "demo")]
 mod demo;
 
 use std::path::PathBuf;
@@ -69,7 +70,12 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         // Neither needs the operator's configuration.
         Command::Config(config::ConfigCommand::Generate { output_file }) => config::generate(output_file.as_deref()),
+        #[cfg(feature = "demo")]
         Command::Demo { dir } => demo::run(dir.as_deref()),
+        #[cfg(not(feature = "demo"))]
+        Command::Demo { .. } => Err(Failure::from(std::io::Error::other(
+            "this staffeln-manage was built without the demo (cargo feature `demo`, on by default)",
+        ))),
         // The rest build their room's settings before doing anything: a value
         // the room cannot use is one line and exit status 2.
         Command::Db(cmd) => match service::start_with(PROG, &cli.oslo, &matches, DbSettings::from_config) {

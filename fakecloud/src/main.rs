@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use staffeln::fakecloud::{BackupDeletePolicy, FakeCloud, FakeOptions, Scenario};
+use staffeln_fakecloud::{BackupDeletePolicy, FakeCloud, FakeOptions, Scenario};
 
 /// Keystone v3, Nova v2.1 and Cinder v3 emulator for tests and demos.
 #[derive(Debug, Parser)]

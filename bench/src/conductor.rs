@@ -15,8 +15,8 @@ use clap::Parser;
 use staffeln::conductor::{Conductor, ConductorSettings};
 use staffeln::conf::Config;
 use staffeln::db::{Database, DbSettings, migrate};
-use staffeln::fakecloud::Scenario;
 use staffeln::openstack::{OpenStack, Secret, Settings};
+use staffeln_fakecloud::Scenario;
 
 #[derive(Parser)]
 #[command(name = "staffeln-bench-conductor", about = "Benchmarks one discovery-and-plan pass")]

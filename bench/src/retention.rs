@@ -24,8 +24,8 @@ use staffeln::conductor::{Conductor, ConductorSettings};
 use staffeln::conf::Config;
 use staffeln::db::models::NewBackup;
 use staffeln::db::{Database, DbSettings};
-use staffeln::fakecloud::{FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service};
 use staffeln::openstack::{OpenStack, Secret, Settings};
+use staffeln_fakecloud::{FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
