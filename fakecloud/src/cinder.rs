@@ -14,8 +14,8 @@ use super::http::{
     negotiate, over_limit, parse_dict_literal, py_repr, strict_bool, unauthenticated,
 };
 use super::policy::{self, BACKUP_SERVICE, Evaluation, HttpCheck};
-use super::server::{Urls, split_project};
 use super::state::{Backup, Pending, Token, Volume, World};
+use super::urls::{Urls, split_project};
 
 const NIL_UUID: &str = "00000000-0000-0000-0000-000000000000";
 

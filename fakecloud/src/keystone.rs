@@ -4,8 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use super::http::{Req, Resp, Service, fault, keystone_time};
-use super::server::Urls;
 use super::state::{DOMAIN_ID, DOMAIN_NAME, Project, Token, World, implied_roles, role_id, stable_id};
+use super::urls::Urls;
 
 const GENERIC_401: &str = "The request you have made requires authentication.";
 

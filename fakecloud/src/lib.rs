@@ -13,12 +13,19 @@
 //! tokio runtime, so a test may block freely while the cloud answers. The
 //! whole world sits behind one mutex; handlers are synchronous and short.
 //!
-//! Files: `server.rs` (listener, routing, counters, faults, request ids),
-//! `http.rs` (requests, responses, microversions, error shapes), `state.rs`
-//! (the world and the backup state machine), `keystone.rs`, `nova.rs`,
-//! `cinder.rs`, `policy.rs` (Cinder's `backup:delete` rule with its oslo.policy
-//! `http:` check to the guard), `control.rs` (test controls), `clock.rs`
-//! (emulated time), `scenario.rs` (what the world starts with).
+//! This crate stands beside Staffeln's, never inside it: it depends on no
+//! Staffeln crate, and Staffeln's library does not contain it (the demo in
+//! `staffeln-manage` and the tests use it).
+//!
+//! Files, from the floor up: `http.rs` (requests, responses, microversions,
+//! error shapes), `clock.rs` (emulated time), `scenario.rs` (what the world
+//! starts with), `steering.rs` (faults, backup outcomes and Cinder's
+//! `backup:delete` policy tests set), `state.rs` (the world and the backup
+//! state machine), `urls.rs`, `shared.rs` (the world behind its mutex);
+//! `policy.rs` (Cinder's `backup:delete` rule with its oslo.policy `http:`
+//! check to the guard), `keystone.rs`, `nova.rs`, `cinder.rs`, `control.rs`
+//! (test controls); `server.rs` (listener, routing, counters, faults,
+//! request ids); `main.rs` is the `staffeln-fakecloud` binary.
 //!
 //! ## Cinder's policy and workers
 //! With [`FakeOptions::backup_delete_policy`] (or
@@ -38,7 +45,10 @@ mod nova;
 mod policy;
 mod scenario;
 mod server;
+mod shared;
 mod state;
+mod steering;
+mod urls;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -48,12 +58,12 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-pub use control::{BackupOutcome, Control, Fault, FaultEffect, PolicyChecks};
+pub use control::Control;
 pub use http::{Microversion, Service};
-pub use policy::BackupDeletePolicy;
 pub use scenario::{
     AppCredentialSpec, BackupSpec, ProjectSpec, QuotaSpec, Scenario, ScenarioError, ServerSpec, UserSpec, VolumeSpec,
 };
+pub use steering::{BackupDeletePolicy, BackupOutcome, Fault, FaultEffect, PolicyChecks};
 
 /// How the emulator runs (the scenario says what it holds).
 #[derive(Clone, Debug)]
@@ -159,7 +169,7 @@ impl Credentials {
 
 /// A running emulator; stops (gracefully) on [`FakeCloud::shutdown`] or drop.
 pub struct FakeCloud {
-    shared: Arc<server::Shared>,
+    shared: Arc<shared::Shared>,
     addr: SocketAddr,
     stop: watch::Sender<bool>,
     thread: Option<JoinHandle<()>>,
@@ -178,12 +188,12 @@ impl FakeCloud {
         world.backup_delete_policy = opts.backup_delete_policy.clone();
         let (listener, addr) =
             server::bind(opts.listen).map_err(|source| FakeCloudError::Bind { addr: opts.listen, source })?;
-        let urls = server::Urls {
+        let urls = urls::Urls {
             base: format!("http://{addr}"),
             cinder_with_project: opts.cinder_url_with_project,
             nova_with_project: opts.nova_url_with_project,
         };
-        let shared = Arc::new(server::Shared::new(world, urls, opts.cinder_workers));
+        let shared = Arc::new(shared::Shared::new(world, urls, opts.cinder_workers));
         let (stop, stop_rx) = watch::channel(false);
         let serving = shared.clone();
         let auto_tick = opts.auto_tick;

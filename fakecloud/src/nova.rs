@@ -12,8 +12,8 @@ use super::http::{
     Microversion, NOVA_MAX, NOVA_MIN, Req, Resp, Service, fault, naive_time, negotiate, nova_time, py_repr,
     strict_bool, unauthenticated,
 };
-use super::server::{Urls, split_project};
 use super::state::{Server, World, stable_id};
+use super::urls::{Urls, split_project};
 
 const METADATA_ITEMS: usize = 128;
 

@@ -27,60 +27,16 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::http::py_repr;
 use super::state::{Backup, DOMAIN_ID, Token};
+use super::steering::BackupDeletePolicy;
 
 /// Cinder's backup driver the emulator pretends to run.
 pub(crate) const BACKUP_SERVICE: &str = "cinder.backup.drivers.swift.SwiftBackupDriver";
 /// The backup service host of the emulated backups.
 const BACKUP_HOST: &str = "fakecloud@backup";
-
-/// How the emulated Cinder enforces `backup:delete`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BackupDeletePolicy {
-    /// The `http:`/`https:` check of the rule, e.g.
-    /// `http://127.0.0.1:8808/v1/backup?backup_id=%(id)s`.
-    pub guard_url: String,
-    /// `[oslo_policy] remote_timeout`: how long Cinder waits for the guard
-    /// (oslo.policy's default is 60 s).
-    #[serde(default = "default_timeout", with = "seconds")]
-    pub remote_timeout: Duration,
-}
-
-fn default_timeout() -> Duration {
-    Duration::from_secs(60)
-}
-
-mod seconds {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let secs = f64::deserialize(d)?;
-        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
-    }
-}
-
-impl BackupDeletePolicy {
-    /// The policy asking `guard_url`, with oslo.policy's default timeout.
-    pub fn new(guard_url: impl Into<String>) -> BackupDeletePolicy {
-        BackupDeletePolicy { guard_url: guard_url.into(), remote_timeout: default_timeout() }
-    }
-
-    /// The whole rule, as a policy file would hold it.
-    pub fn rule(&self) -> String {
-        format!("rule:admin_api or (project_id:%(project_id)s and role:member and {})", self.guard_url)
-    }
-}
 
 /// What the rule says before (or without) the `http:` check.
 #[derive(Debug)]

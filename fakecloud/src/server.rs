@@ -6,7 +6,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,91 +17,13 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 use super::control::{self, Control};
 use super::http::{Req, Resp, Service, fault};
-use super::state::World;
+use super::shared::Shared;
+use super::urls::split_project;
 use super::{cinder, keystone, nova, policy};
-
-/// URLs the emulator hands out (catalog, links, discovery).
-pub(crate) struct Urls {
-    pub base: String,
-    pub cinder_with_project: bool,
-    pub nova_with_project: bool,
-}
-
-impl Urls {
-    pub fn identity_root(&self) -> String {
-        format!("{}/identity", self.base)
-    }
-    pub fn identity(&self) -> String {
-        format!("{}/identity/v3", self.base)
-    }
-    pub fn compute_root(&self) -> String {
-        format!("{}/compute", self.base)
-    }
-    pub fn volume_root(&self) -> String {
-        format!("{}/volume", self.base)
-    }
-}
-
-pub(crate) struct Shared {
-    world: Mutex<World>,
-    pub urls: Urls,
-    /// Cinder's API workers: each Cinder request holds one from arrival
-    /// (counted first) to its answer, the guard's answer included.
-    cinder_workers: Option<Semaphore>,
-    /// The client of the policy's `http:` checks.
-    http: OnceLock<reqwest::Client>,
-}
-
-impl Shared {
-    pub fn new(world: World, urls: Urls, cinder_workers: Option<usize>) -> Shared {
-        Shared {
-            world: Mutex::new(world),
-            urls,
-            cinder_workers: cinder_workers.map(|n| Semaphore::new(n.max(1))),
-            http: OnceLock::new(),
-        }
-    }
-
-    fn http(&self) -> &reqwest::Client {
-        self.http.get_or_init(|| {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            reqwest::Client::builder().build().unwrap_or_default()
-        })
-    }
-
-    /// The world; a handler that panicked does not poison it for the others.
-    pub fn world(&self) -> MutexGuard<'_, World> {
-        self.world.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// Resource names that follow the version segment directly; anything else in
-/// that position is a project id (`/v3/<pid>/volumes`).
-const RESOURCES: &[&str] = &[
-    "servers",
-    "flavors",
-    "os-quota-sets",
-    "limits",
-    "images",
-    "extensions",
-    "volumes",
-    "backups",
-    "attachments",
-    "snapshots",
-    "types",
-];
-
-/// Splits an optional project id off the path after the version segment.
-pub(crate) fn split_project<'a, 'b>(rest: &'b [&'a str]) -> (Option<&'a str>, &'b [&'a str]) {
-    match rest.split_first() {
-        Some((first, tail)) if !RESOURCES.contains(first) => (Some(first), tail),
-        _ => (None, rest),
-    }
-}
 
 /// The route a request counts under: version and project id dropped, ids
 /// written `{id}`, metadata keys `{key}`.

@@ -9,9 +9,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::clock::Clock;
-use super::control::{BackupOutcome, Fault, PolicyChecks};
-use super::policy::BackupDeletePolicy;
 use super::scenario::{QuotaSpec, Scenario, ScenarioError};
+use super::steering::{BackupDeletePolicy, BackupOutcome, Fault, PolicyChecks};
 
 pub(crate) const DOMAIN_ID: &str = "default";
 pub(crate) const DOMAIN_NAME: &str = "Default";
