@@ -5,6 +5,9 @@
 //! * [`url`]: `[database] connection` in its SQLAlchemy/OpenStack forms
 //!   (`mysql+pymysql://…?charset=utf8&plugin=dbcounter`, `sqlite:////abs/path`)
 //!   parsed into a typed [`DbUrl`] that prints its password as `***`;
+//! * [`mysql`]: MySQL/MariaDB through the pure-Rust `mysql_async` client,
+//!   driven synchronously ([`mysql::MysqlConn`]), and what a URL's host,
+//!   socket, TLS and timeout arguments mean for it;
 //! * [`pool`]: [`AnyConnection`] (diesel `MultiConnection` over both backends),
 //!   per-connection setup, start-up retries (`max_retries`, `retry_interval`),
 //!   the r2d2 pool behind [`Database`], `ping()` for health checks, and
@@ -27,7 +30,8 @@
 //! what a decision means; callers bring plain values and get rows back. The
 //! `[database]` options arrive as a plain [`DbSettings`].
 //!
-//! Everything here blocks (libmariadb, libsqlite3). Async callers wrap a unit of
+//! Everything here blocks (the MySQL client on its own I/O thread, SQLite
+//! compiled in). Async callers wrap a unit of
 //! database work in `tokio::task::spawn_blocking`, with a connection from
 //! [`Database::conn`], and pass `&mut *conn` to the table functions.
 //!
@@ -47,6 +51,7 @@ pub mod leases;
 pub mod legacy;
 pub mod migrate;
 pub mod models;
+pub mod mysql;
 pub mod pool;
 pub mod queue;
 pub mod reports;

@@ -522,3 +522,130 @@ fn create_database_creates_a_missing_mysql_database_once() {
     migrate::upgrade(&db).unwrap();
     assert!(!staffeln::db::create_database(&test_settings("sqlite:////tmp/x.sqlite")).unwrap());
 }
+
+// --- the pure-Rust MySQL client -------------------------------------------------
+
+/// How the server sees this connection: `localhost` over its Unix socket,
+/// `host:port` over TCP.
+fn peer_of(conn: &mut AnyConnection) -> String {
+    #[derive(QueryableByName)]
+    struct Host {
+        #[diesel(sql_type = Text)]
+        host: String,
+    }
+    diesel::sql_query("SELECT host FROM information_schema.processlist WHERE id = CONNECTION_ID()")
+        .get_result::<Host>(conn)
+        .unwrap()
+        .host
+}
+
+/// The URL of `t` with another host part and extra query arguments.
+fn url_via(t: &TestDb, host: &str, query: &str) -> String {
+    let DbUrl::Mysql(m) = t.parsed_url() else { panic!("a MariaDB TestDb") };
+    let auth = match m.password() {
+        Some(pw) => format!("{}:{}", m.user, url::form_urlencoded::byte_serialize(pw.as_bytes()).collect::<String>()),
+        None => m.user.clone(),
+    };
+    format!("mysql+pymysql://{auth}@{host}/{}{query}", m.database.unwrap())
+}
+
+/// `unix_socket` and, as libmariadb did, a bare `localhost` reach the server
+/// over its socket; an address is TCP.
+#[test]
+fn localhost_and_unix_socket_go_through_the_servers_socket() {
+    #[derive(QueryableByName)]
+    struct Socket {
+        #[diesel(sql_type = Text)]
+        socket: String,
+    }
+    let t = TestDb::mysql();
+    let socket =
+        diesel::sql_query("SELECT @@socket AS socket").get_result::<Socket>(&mut *t.db().conn().unwrap()).unwrap();
+    let socket = socket.socket;
+    assert!(std::path::Path::new(&socket).exists(), "the server's socket {socket} is on this machine");
+
+    let tcp = peer_of(&mut t.db().conn().unwrap());
+    assert!(tcp.starts_with("127.0.0.1:") || tcp.starts_with("localhost:"), "TCP: {tcp}");
+
+    let named = Database::connect(&test_settings(&url_via(&t, "", &format!("?unix_socket={socket}")))).unwrap();
+    assert_eq!(peer_of(&mut named.conn().unwrap()), "localhost", "unix_socket={socket}");
+    assert_eq!(migrate::version(&named).unwrap(), migrate::known_versions().last().cloned());
+
+    if staffeln::db::mysql::DEFAULT_SOCKETS.contains(&socket.as_str()) {
+        let bare = Database::connect(&test_settings(&url_via(&t, "localhost", ""))).unwrap();
+        assert_eq!(peer_of(&mut bare.conn().unwrap()), "localhost", "localhost means the default socket");
+    }
+}
+
+/// A server that accepts the TCP connection but never greets (a listener
+/// nobody accepts on) fails one attempt after `connect_timeout`, named.
+#[test]
+fn a_silent_server_fails_after_connect_timeout() {
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let url = format!("mysql+pymysql://staffeln:s3cr3t@127.0.0.1:{port}/staffeln?connect_timeout=1");
+    let err = connect_err(&test_settings(&url));
+    let text = all_text(&err);
+    assert!(text.contains(&format!("127.0.0.1:{port}")) && text.contains("connect_timeout (1 s)"), "{text}");
+    assert!(!text.contains("s3cr3t"), "{text}");
+    drop(silent);
+}
+
+/// TLS as asked for: `ssl_mode=PREFERRED` falls back to plain on a server
+/// without TLS and `REQUIRED` fails saying so; on a server with TLS both
+/// are encrypted.
+#[test]
+fn ssl_mode_required_and_preferred_against_the_test_server() {
+    #[derive(QueryableByName)]
+    struct Var {
+        #[diesel(sql_type = Text)]
+        value: String,
+    }
+    let t = TestDb::mysql();
+    let have_ssl = diesel::sql_query("SELECT @@have_ssl AS value").get_result::<Var>(&mut *t.db().conn().unwrap());
+    let server_tls = have_ssl.unwrap().value == "YES";
+    let host = server_host_port();
+    let cipher = |db: &Database| {
+        diesel::sql_query(
+            "SELECT variable_value AS value FROM information_schema.session_status WHERE variable_name = 'Ssl_cipher'",
+        )
+        .get_result::<Var>(&mut *db.conn().unwrap())
+        .unwrap()
+        .value
+    };
+    let preferred = Database::connect(&test_settings(&url_via(&t, &host, "?ssl_mode=PREFERRED"))).unwrap();
+    assert_eq!(cipher(&preferred).is_empty(), !server_tls, "PREFERRED");
+    let required = Database::connect(&test_settings(&url_via(&t, &host, "?ssl_mode=REQUIRED")));
+    if server_tls {
+        assert!(!cipher(&required.unwrap()).is_empty(), "REQUIRED is encrypted");
+    } else {
+        let text = all_text(&required.unwrap_err());
+        assert!(text.contains("the URL asks for TLS; the server offers none"), "{text}");
+    }
+    let bad = connect_err(&test_settings(&url_via(&t, &host, "?ssl_mode=SOMETIMES")));
+    assert!(matches!(bad, DbError::InvalidUrl { .. }) && all_text(&bad).contains("`SOMETIMES`"), "{bad:?}");
+}
+
+/// A connection belongs to no caller's runtime: opened in a runtime's
+/// blocking thread, it keeps working after that runtime is gone (the pool
+/// hands connections from thread to thread).
+#[test]
+fn connections_outlive_the_runtime_that_opened_them() {
+    use diesel::Connection;
+    let t = TestDb::mysql();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let url = t.url.clone();
+    let mut any = runtime
+        .block_on(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut any = AnyConnection::Mysql(staffeln::db::mysql::MysqlConn::establish(&url).unwrap());
+                backups::insert(&mut any, &new_backup("b-rt", "p1")).unwrap();
+                any
+            })
+            .await
+        })
+        .unwrap();
+    drop(runtime);
+    let row = backups::get(&mut any, "b-rt").unwrap();
+    assert_eq!(row.map(|r| r.project_id).as_deref(), Some("p1"));
+}

@@ -585,6 +585,33 @@ fn kolla_bootstrap_upgrades_the_database_and_exits() {
     assert!(!record.exists(), "no bootstrap without KOLLA_BOOTSTRAP");
 }
 
+// --- runtime dependencies ---------------------------------------------------
+
+/// The shared libraries a binary needs (`ldd`), by name.
+fn linked_libraries(binary: &Path) -> BTreeSet<String> {
+    let out = check(Command::new(tool("ldd", "apt-get install libc-bin")).arg(binary));
+    out.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|name| Path::new(name).file_name().and_then(|n| n.to_str()).unwrap_or(name).to_owned())
+        .collect()
+}
+
+/// The binaries link no database client library (the MySQL client is pure
+/// Rust, SQLite is compiled in): a machine or image with only libc runs
+/// them, and building needs no -dev package (README's first command).
+#[test]
+fn the_binaries_link_only_the_c_runtime() {
+    let allowed: BTreeSet<&str> =
+        ["linux-vdso.so.1", "libgcc_s.so.1", "libm.so.6", "libc.so.6", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1"]
+            .into();
+    for name in ["staffeln-api", "staffeln-conductor", "staffeln-manage", "staffeln"] {
+        let libs = linked_libraries(&binary(name));
+        assert!(libs.contains("libc.so.6"), "{name}: ldd shows {libs:?}");
+        let extra: Vec<&String> = libs.iter().filter(|l| !allowed.contains(l.as_str())).collect();
+        assert!(extra.is_empty(), "{name} links {extra:?} (all: {libs:?}): the kolla image installs none of them");
+    }
+}
+
 // --- docs -----------------------------------------------------------------
 
 fn sphinx(source: &str, all: bool) -> (tempfile::TempDir, PathBuf) {
