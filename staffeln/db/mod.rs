@@ -18,9 +18,10 @@
 //!   `version`;
 //! * [`schema`] and [`models`]: the hand-written tables and their rows;
 //! * one file per table with its queries: [`backups`] (`backup_data`),
-//!   [`queue`] (`queue_data`), [`reports`] (`report_timestamp`), [`tasks`]
-//!   (`queue_data` as the conductors' queue, `cycles`), [`stamps`]
-//!   (`server_stamps`); [`history`] joins a backup with the cycle that made it;
+//!   [`reports`] (`report_timestamp`), [`tasks`] (`queue_data` as the
+//!   conductors' queue, `cycles`), [`leases`], [`stamps`] (`server_stamps`),
+//!   [`audit`] (`retention_audit`); [`history`] joins a backup with the cycle
+//!   that made it;
 //! * [`legacy`]: the original (Python) Staffeln's tables, set aside and
 //!   adopted by [`migrate::upgrade_report`];
 //! * [`error`]: [`DbError`], which names the URL (masked), migration or query
@@ -35,13 +36,11 @@
 //! database work in `tokio::task::spawn_blocking`, with a connection from
 //! [`Database::conn`], and pass `&mut *conn` to the table functions.
 //!
-//! Still to come (later issues), and where it goes: the worker claim query in
-//! `queue.rs` (or the task table's file), dispatched on the backend by a `match`
-//! on [`AnyConnection`]: MySQL `SELECT … FOR UPDATE SKIP LOCKED` (diesel cannot
-//! express locking clauses on the multi-backend, and MariaDB reports a lock
-//! timeout as errno 1205), SQLite `immediate_transaction` (writers serialised);
-//! new tables and columns (task states, leases, audit) come as new migrations in
-//! both trees, never as edits to `2026-11-25-000000_initial`.
+//! Backend-specific SQL is dispatched by a `match` on [`AnyConnection`]: the
+//! claim in [`tasks`] is MySQL `SELECT … FOR UPDATE SKIP LOCKED` (diesel cannot
+//! express locking clauses on the multi-backend) and a SQLite
+//! `immediate_transaction` (writers serialised). New tables and columns come
+//! as new migrations in both trees, never as edits to an applied one.
 
 pub mod audit;
 pub mod backups;
@@ -53,7 +52,6 @@ pub mod migrate;
 pub mod models;
 pub mod mysql;
 pub mod pool;
-pub mod queue;
 pub mod reports;
 pub mod schema;
 pub mod stamps;

@@ -381,17 +381,6 @@ pub(crate) fn retry_connect<T, E>(
     }
 }
 
-/// The id the last `INSERT` on this connection generated (MySQL
-/// `LAST_INSERT_ID()`, SQLite `last_insert_rowid()`).
-pub(crate) fn last_insert_id(conn: &mut AnyConnection) -> diesel::QueryResult<i64> {
-    use diesel::dsl::sql;
-    use diesel::sql_types::BigInt;
-    match conn {
-        AnyConnection::Mysql(c) => diesel::select(sql::<BigInt>("CAST(LAST_INSERT_ID() AS SIGNED)")).get_result(c),
-        AnyConnection::Sqlite(c) => diesel::select(sql::<BigInt>("last_insert_rowid()")).get_result(c),
-    }
-}
-
 #[derive(QueryableByName)]
 struct SqlMode {
     #[diesel(sql_type = Text)]

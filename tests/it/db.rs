@@ -9,8 +9,8 @@ use std::time::Duration;
 use diesel::connection::SimpleConnection;
 use diesel::sql_types::{BigInt, Text};
 use diesel::{QueryableByName, RunQueryDsl};
-use staffeln::db::models::{NewBackup, NewQueueItem, now};
-use staffeln::db::{AnyConnection, Database, DbError, DbSettings, DbUrl, backups, migrate, queue, reports};
+use staffeln::db::models::{NewBackup, now};
+use staffeln::db::{AnyConnection, Database, DbError, DbSettings, DbUrl, backups, migrate, reports};
 
 use crate::support::{TestDb, error_chain, mysql_admin_execute, mysql_server_url, test_settings};
 
@@ -388,20 +388,6 @@ fn new_backup(backup_id: &str, project_id: &str) -> NewBackup {
     }
 }
 
-fn new_queue_item(volume_id: &str, status: i32) -> NewQueueItem {
-    NewQueueItem {
-        backup_id: "NULL".to_owned(),
-        project_id: "p1".to_owned(),
-        volume_id: volume_id.to_owned(),
-        backup_status: status,
-        instance_id: "srv-1".to_owned(),
-        volume_name: format!("name of {volume_id} ✓"),
-        instance_name: "srv one".to_owned(),
-        incremental: false,
-        reason: None,
-    }
-}
-
 #[test]
 fn backup_rows_round_trip_on_both_backends() {
     for t in TestDb::both() {
@@ -444,29 +430,6 @@ fn backup_id_is_unique_on_both_backends() {
         assert!(err.is_duplicate(), "{who}: {err:?}");
         assert!(error_chain(&err).contains("backup_id b-dup"), "{who}: {}", error_chain(&err));
         assert_eq!(backups::list_by_project(&mut conn, "p2").unwrap(), vec![], "{who}");
-    }
-}
-
-#[test]
-fn queue_rows_round_trip_on_both_backends() {
-    for t in TestDb::both() {
-        let who = t.label();
-        let mut conn = t.db().conn().unwrap();
-        let conn: &mut AnyConnection = &mut conn;
-        let a = queue::insert(conn, &new_queue_item("v-a", 0)).unwrap();
-        let b = queue::insert(conn, &new_queue_item("v-b", 0)).unwrap();
-        assert_ne!(a.id, b.id, "{who}");
-        assert_eq!(a.volume_name, "name of v-a ✓", "{who}: UTF-8 survives");
-        assert_eq!((a.backup_status, a.reason.as_deref(), a.updated_at), (0, None, None), "{who}");
-
-        assert!(queue::update_status(conn, b.id, 3, Some("cinder said no")).unwrap(), "{who}");
-        assert!(!queue::update_status(conn, b.id + 1000, 3, None).unwrap(), "{who}: no such row");
-
-        assert_eq!(queue::list_by_status(conn, 0).unwrap(), std::slice::from_ref(&a), "{who}");
-        let failed = queue::list_by_status(conn, 3).unwrap();
-        assert_eq!(failed.len(), 1, "{who}");
-        assert_eq!((failed[0].id, failed[0].reason.as_deref()), (b.id, Some("cinder said no")), "{who}");
-        assert!(failed[0].updated_at.is_some_and(|u| u >= b.created_at), "{who}: {failed:?}");
     }
 }
 

@@ -612,6 +612,135 @@ fn the_binaries_link_only_the_c_runtime() {
     }
 }
 
+// --- dependencies -------------------------------------------------------------
+
+/// The `cargo-<sub>` binary (PATH, then cargo's bin directory), run
+/// directly; fails saying how to get it (tools/setup-test-env installs it
+/// into ~/.cargo/bin).
+fn cargo_sub(sub: &str, hint: &str) -> Command {
+    let name = format!("cargo-{sub}");
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_default();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .chain([cargo_home.join("bin")])
+        .map(|dir| dir.join(&name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("`cargo {sub}` is not installed: {hint} (tools/setup-test-env installs it)"));
+    let mut cmd = Command::new(found);
+    // Run as a plain program: cargo-machete mistakes the suite's CARGO for
+    // its own cargo invocation.
+    cmd.env_remove("CARGO");
+    cmd
+}
+
+const MACHETE_HINT: &str = "cargo install --locked cargo-machete@0.9.2";
+const DENY_HINT: &str = "cargo install --locked cargo-deny@0.20.2";
+
+/// A crate in a temporary directory with `deps` and an empty library.
+fn scratch_crate(deps: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("src/lib.rs"), "").unwrap();
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        format!("[package]\nname = \"scratch\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\n{deps}"),
+    )
+    .unwrap();
+    dir
+}
+
+/// Every dependency in Cargo.toml is used (`cargo machete`), and the check
+/// can fail: a crate with an unused dependency is named.
+#[test]
+fn no_unused_dependencies() {
+    let out = check(cargo_sub("machete", MACHETE_HINT).current_dir(repo_root()));
+    assert!(out.contains("didn't find any unused dependencies"), "{out}");
+    let scratch = scratch_crate("itoa = \"1\"\n");
+    let out = run(cargo_sub("machete", MACHETE_HINT).current_dir(scratch.path()));
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stdout).contains("itoa"), "{out:?}");
+}
+
+/// `cargo deny` with deny.toml: licenses, banned crates (no C client
+/// library, no OpenSSL, one crypto provider) and sources, offline. The check
+/// can fail: without MIT in the allowed licenses it names a MIT crate.
+/// Advisories need the RustSec database from GitHub: see deny.toml.
+#[test]
+fn the_dependency_tree_passes_cargo_deny() {
+    let deny = |config: &Path| {
+        let mut cmd = cargo_sub("deny", DENY_HINT);
+        cmd.arg("--offline").arg("--config").arg(config).arg("check").args(["bans", "licenses", "sources"]);
+        run(cmd.current_dir(repo_root()))
+    };
+    // The summary goes to stdout without a terminal, to stderr with one.
+    let text =
+        |out: &Output| format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = deny(&repo_root().join("deny.toml"));
+    assert!(out.status.success() && text(&out).contains("bans ok, licenses ok, sources ok"), "{}", text(&out));
+    let dir = tempfile::tempdir().unwrap();
+    let strict = dir.path().join("deny.toml");
+    std::fs::write(&strict, read(&repo_root().join("deny.toml")).replace("    \"MIT\",\n", "")).unwrap();
+    let out = deny(&strict);
+    assert!(!out.status.success() && text(&out).contains("licenses FAILED"), "{}", text(&out));
+}
+
+// --- references -------------------------------------------------------------
+
+/// Every file git tracks, relative to the repository root.
+fn tracked_files() -> Vec<PathBuf> {
+    let out = check(Command::new(tool("git", "apt-get install git")).args(["ls-files", "-z"]).current_dir(repo_root()));
+    out.split('\0').filter(|p| !p.is_empty()).map(PathBuf::from).collect()
+}
+
+/// The repository points at nothing outside it: no material that only its
+/// developers had (written here in pieces so that this file does not match
+/// itself), and every relative link of a Markdown or reST file names a file
+/// or directory that is in the repository.
+#[test]
+fn references_point_into_the_repository() {
+    let outside = [
+        ["shared", "/reference"].concat(),
+        ["../", "shared"].concat(),
+        ["/work", "/"].concat(),
+        ["oslo-policy-http-check", ".md"].concat(),
+        ["openstack-api-subset", ".md"].concat(),
+        ["openstack-conventions", ".md"].concat(),
+        ["oslo-messaging-rabbit", ".md"].concat(),
+        ["rust-stack", "-notes"].concat(),
+        ["style-", "examples.md"].concat(),
+    ];
+    let markdown_link = regex::Regex::new(r"\]\(([^)\s]+)\)").unwrap();
+    let rst_link = regex::Regex::new(r"`[^`<]*<([^>`]+)>`_").unwrap();
+    let mut found = Vec::new();
+    for file in tracked_files() {
+        let Ok(text) = std::fs::read_to_string(repo_root().join(&file)) else { continue };
+        for word in &outside {
+            if text.contains(word.as_str()) {
+                found.push(format!("{}: mentions {word}", file.display()));
+            }
+        }
+        let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("");
+        let links: Vec<String> = match ext {
+            "md" => markdown_link.captures_iter(&text).map(|c| c[1].to_owned()).collect(),
+            "rst" => rst_link.captures_iter(&text).map(|c| c[1].to_owned()).collect(),
+            _ => continue,
+        };
+        for link in links {
+            let target = link.split('#').next().unwrap_or_default();
+            if target.is_empty() || target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            let base = file.parent().unwrap_or(Path::new(""));
+            if !repo_root().join(base).join(target).exists() {
+                found.push(format!("{}: links to {target}, which is not in the repository", file.display()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
 // --- docs -----------------------------------------------------------------
 
 fn sphinx(source: &str, all: bool) -> (tempfile::TempDir, PathBuf) {
