@@ -612,3 +612,110 @@ fn connections_outlive_the_runtime_that_opened_them() {
     let row = backups::get(&mut any, "b-rt").unwrap();
     assert_eq!(row.map(|r| r.project_id).as_deref(), Some("p1"));
 }
+
+/// A MariaDB server of the test's own with TLS (the shared one has none):
+/// a fresh data directory, the test CA's certificate for 127.0.0.1, a free
+/// port; stopped and removed on drop.
+struct TlsMariaDb {
+    child: std::process::Child,
+    port: u16,
+    certs: crate::support::TestCerts,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsMariaDb {
+    fn start() -> TlsMariaDb {
+        use std::process::{Command, Stdio};
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let as_root = euid_is_root();
+        let user = if as_root { "--user=root".to_owned() } else { String::new() };
+        let install = Command::new("mariadb-install-db")
+            .args(["--no-defaults", "--auth-root-authentication-method=normal", "--skip-test-db"])
+            .arg(format!("--datadir={}", data.display()))
+            .args(Some(&user).filter(|u| !u.is_empty()))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run mariadb-install-db (apt-get install mariadb-server): {e}"));
+        assert!(install.status.success(), "mariadb-install-db: {}", String::from_utf8_lossy(&install.stderr));
+        let certs = crate::support::test_certs();
+        let port = closed_port();
+        let child = Command::new("/usr/sbin/mariadbd")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", dir.path().join("s.sock").display()))
+            .arg(format!("--pid-file={}", dir.path().join("pid").display()))
+            .args(["--bind-address=127.0.0.1", "--skip-networking=0", "--skip-log-error"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--ssl-ca={}", certs.ca.display()))
+            .arg(format!("--ssl-cert={}", certs.cert.display()))
+            .arg(format!("--ssl-key={}", certs.key.display()))
+            .args(Some(&user).filter(|u| !u.is_empty()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut server = TlsMariaDb { child, port, certs, _dir: dir };
+        let deadline = std::time::Instant::now() + crate::support::HANG;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!("the TLS MariaDB exited at start: {status}");
+            }
+            assert!(std::time::Instant::now() < deadline, "the TLS MariaDB never listened on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    fn url(&self, query: &str) -> String {
+        format!("mysql+pymysql://root@127.0.0.1:{}/mysql{query}", self.port)
+    }
+}
+
+impl Drop for TlsMariaDb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn euid_is_root() -> bool {
+    std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// TLS end to end against a server with the test CA's certificate for
+/// 127.0.0.1: `ssl_ca` alone checks chain and host name (PyMySQL's rule),
+/// another CA is refused, `REQUIRED` encrypts without checking, and every
+/// connection is really encrypted.
+#[test]
+fn tls_to_mariadb_checks_the_certificate_as_asked() {
+    #[derive(QueryableByName)]
+    struct Cipher {
+        #[diesel(sql_type = Text)]
+        value: String,
+    }
+    let server = TlsMariaDb::start();
+    let cipher = |url: &str| {
+        let db = Database::connect(&test_settings(url)).unwrap_or_else(|e| panic!("{url}: {}", all_text(&e)));
+        diesel::sql_query(
+            "SELECT variable_value AS value FROM information_schema.session_status WHERE variable_name = 'Ssl_cipher'",
+        )
+        .get_result::<Cipher>(&mut *db.conn().unwrap())
+        .unwrap()
+        .value
+    };
+    let ca = server.certs.ca.display().to_string();
+    assert!(!cipher(&server.url(&format!("?ssl_ca={ca}"))).is_empty(), "ssl_ca: verified TLS");
+    assert!(!cipher(&server.url(&format!("?ssl_ca={ca}&ssl_mode=VERIFY_IDENTITY"))).is_empty());
+    assert!(!cipher(&server.url("?ssl_mode=REQUIRED")).is_empty(), "REQUIRED without a CA");
+    assert!(cipher(&server.url("")).is_empty(), "no ssl_* argument: plain, as before");
+
+    // Another CA: the server's certificate is refused, and the error says so.
+    let other = crate::support::test_certs();
+    let err = connect_err(&test_settings(&server.url(&format!("?ssl_ca={}", other.ca.display()))));
+    let text = all_text(&err);
+    assert!(
+        text.contains(&format!("127.0.0.1:{}", server.port)) && text.to_lowercase().contains("certificate"),
+        "{text}"
+    );
+}
