@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::{python, repo_root, run_python, venv_bin};
+use crate::support::{repo_root, run_python, venv_bin};
 
 /// A tool from PATH, or a failure saying how to get it.
 fn tool(name: &str, hint: &str) -> PathBuf {
