@@ -13,8 +13,8 @@
 //! The edge with the outside world is [`load()`]: it reads files and takes the
 //! environment as a map, so everything else here is pure.
 //!
-//! The rules are those of oslo.config 10.7 (see
-//! `shared/reference/openstack-conventions.md` §1); the integration tests check
+//! The rules are those of oslo.config 10.7 (`oslo_config/cfg.py` and
+//! `iniparser.py` upstream); the integration tests check
 //! them against the real Python library. Known differences are listed on
 //! [`load()`].
 

@@ -7,7 +7,7 @@
 //! emulated clock, call counters.
 //!
 //! The JSON shapes here are written from the API reference
-//! (`openstack-api-subset.md`), not shared with `openstack/`: the two rooms
+//! (docs.openstack.org/api-ref), not shared with `openstack/`: the two rooms
 //! meet only through that spec. One listener serves all three services under
 //! path prefixes (`/identity`, `/compute`, `/volume`) on its own thread and
 //! tokio runtime, so a test may block freely while the cloud answers. The

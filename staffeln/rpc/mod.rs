@@ -12,8 +12,8 @@
 //!
 //! It never knows which methods exist or what they do: callers register
 //! [`Endpoint`]s (or a [`MethodTable`]) and pass plain JSON. No database,
-//! no OpenStack API. The wire reference is
-//! `oslo-messaging-rabbit.md`; where it offers a choice, the code says which.
+//! no OpenStack API. The wire reference is oslo.messaging's rabbit driver
+//! (`impl_rabbit.py`, `amqpdriver.py`); where it offers a choice, the code says which.
 
 pub mod client;
 pub mod envelope;
