@@ -1,6 +1,6 @@
 //! The oslo.config INI dialect (oslo_config/iniparser.py and cfg.ConfigParser).
 //!
-//! No INI crate follows these rules (see rust-stack-notes §4.9: `rust-ini`
+//! No INI crate follows these rules (compared when Staffeln began: `rust-ini`
 //! mangles continuation lines and backslashes, the others drop repeated keys
 //! or cut inline comments), so this is a direct port of oslo's ~100 lines:
 //!

@@ -5,6 +5,9 @@
 //! * [`url`]: `[database] connection` in its SQLAlchemy/OpenStack forms
 //!   (`mysql+pymysql://…?charset=utf8&plugin=dbcounter`, `sqlite:////abs/path`)
 //!   parsed into a typed [`DbUrl`] that prints its password as `***`;
+//! * [`mysql`]: MySQL/MariaDB through the pure-Rust `mysql_async` client,
+//!   driven synchronously ([`mysql::MysqlConn`]), and what a URL's host,
+//!   socket, TLS and timeout arguments mean for it;
 //! * [`pool`]: [`AnyConnection`] (diesel `MultiConnection` over both backends),
 //!   per-connection setup, start-up retries (`max_retries`, `retry_interval`),
 //!   the r2d2 pool behind [`Database`], `ping()` for health checks, and
@@ -15,9 +18,10 @@
 //!   `version`;
 //! * [`schema`] and [`models`]: the hand-written tables and their rows;
 //! * one file per table with its queries: [`backups`] (`backup_data`),
-//!   [`queue`] (`queue_data`), [`reports`] (`report_timestamp`), [`tasks`]
-//!   (`queue_data` as the conductors' queue, `cycles`), [`stamps`]
-//!   (`server_stamps`); [`history`] joins a backup with the cycle that made it;
+//!   [`reports`] (`report_timestamp`), [`tasks`] (`queue_data` as the
+//!   conductors' queue, `cycles`), [`leases`], [`stamps`] (`server_stamps`),
+//!   [`audit`] (`retention_audit`); [`history`] joins a backup with the cycle
+//!   that made it;
 //! * [`legacy`]: the original (Python) Staffeln's tables, set aside and
 //!   adopted by [`migrate::upgrade_report`];
 //! * [`error`]: [`DbError`], which names the URL (masked), migration or query
@@ -27,17 +31,16 @@
 //! what a decision means; callers bring plain values and get rows back. The
 //! `[database]` options arrive as a plain [`DbSettings`].
 //!
-//! Everything here blocks (libmariadb, libsqlite3). Async callers wrap a unit of
+//! Everything here blocks (the MySQL client on its own I/O thread, SQLite
+//! compiled in). Async callers wrap a unit of
 //! database work in `tokio::task::spawn_blocking`, with a connection from
 //! [`Database::conn`], and pass `&mut *conn` to the table functions.
 //!
-//! Still to come (later issues), and where it goes: the worker claim query in
-//! `queue.rs` (or the task table's file), dispatched on the backend by a `match`
-//! on [`AnyConnection`]: MySQL `SELECT … FOR UPDATE SKIP LOCKED` (diesel cannot
-//! express locking clauses on the multi-backend, and MariaDB reports a lock
-//! timeout as errno 1205), SQLite `immediate_transaction` (writers serialised);
-//! new tables and columns (task states, leases, audit) come as new migrations in
-//! both trees, never as edits to `2026-11-25-000000_initial`.
+//! Backend-specific SQL is dispatched by a `match` on [`AnyConnection`]: the
+//! claim in [`tasks`] is MySQL `SELECT … FOR UPDATE SKIP LOCKED` (diesel cannot
+//! express locking clauses on the multi-backend) and a SQLite
+//! `immediate_transaction` (writers serialised). New tables and columns come
+//! as new migrations in both trees, never as edits to an applied one.
 
 pub mod audit;
 pub mod backups;
@@ -47,9 +50,9 @@ pub mod leases;
 pub mod legacy;
 pub mod migrate;
 pub mod models;
+pub mod mysql;
 mod open;
 pub mod pool;
-pub mod queue;
 pub mod reports;
 pub mod schema;
 pub mod stamps;

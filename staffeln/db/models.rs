@@ -6,7 +6,7 @@
 use chrono::{NaiveDateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 
-use super::schema::{backup_data, queue_data, report_timestamp};
+use super::schema::{backup_data, report_timestamp};
 
 /// Now, in UTC, to microsecond precision (what the columns store).
 pub fn now() -> NaiveDateTime {
@@ -60,58 +60,6 @@ pub(crate) struct InsertBackup<'a> {
     pub backup_completed: i32,
     pub incremental: bool,
     pub created_at: NaiveDateTime,
-}
-
-/// A row of `queue_data`.
-#[derive(Clone, Debug, PartialEq, Eq, Queryable, Selectable, Identifiable)]
-#[diesel(table_name = queue_data)]
-#[diesel(check_for_backend(diesel::mysql::Mysql, diesel::sqlite::Sqlite))]
-pub struct QueueRow {
-    pub id: i64,
-    pub backup_id: String,
-    pub project_id: String,
-    pub volume_id: String,
-    pub backup_status: i32,
-    pub instance_id: String,
-    pub volume_name: String,
-    pub instance_name: String,
-    pub incremental: bool,
-    pub reason: Option<String>,
-    pub created_at: NaiveDateTime,
-    pub updated_at: Option<NaiveDateTime>,
-}
-
-/// A new `queue_data` row; `created_at` is set on insert.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewQueueItem {
-    pub backup_id: String,
-    pub project_id: String,
-    pub volume_id: String,
-    pub backup_status: i32,
-    pub instance_id: String,
-    pub volume_name: String,
-    pub instance_name: String,
-    pub incremental: bool,
-    pub reason: Option<String>,
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = queue_data)]
-#[diesel(check_for_backend(diesel::mysql::Mysql, diesel::sqlite::Sqlite))]
-pub(crate) struct InsertQueueItem<'a> {
-    pub backup_id: &'a str,
-    pub project_id: &'a str,
-    pub volume_id: &'a str,
-    pub backup_status: i32,
-    pub instance_id: &'a str,
-    pub volume_name: &'a str,
-    pub instance_name: &'a str,
-    pub incremental: bool,
-    pub reason: Option<&'a str>,
-    pub created_at: NaiveDateTime,
-    pub task_id: String,
-    pub cycle_id: String,
-    pub state: &'a str,
 }
 
 /// A row of `report_timestamp`.

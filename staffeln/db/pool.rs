@@ -12,8 +12,9 @@
 //!   failing per-connection setup (e.g. an invalid `mysql_sql_mode`) fails at once.
 //! * Each connection is opened for its own backend (never through diesel's
 //!   derived `establish`, which hides the server's error) and set up: MySQL
-//!   `SET SESSION sql_mode = …` (skipped when `mysql_sql_mode` is `None`; diesel
-//!   itself sets `time_zone = '+00:00'` and `utf8mb4`), SQLite
+//!   through the pure-Rust client of [`super::mysql`] (`time_zone = '+00:00'`,
+//!   `utf8mb4`, then `SET SESSION sql_mode = …`, skipped when `mysql_sql_mode`
+//!   is `None`), SQLite (compiled in, `libsqlite3-sys/bundled`)
 //!   `PRAGMA busy_timeout`, `foreign_keys = ON`, `journal_mode = WAL`.
 //! * Lost connections: every checkout runs `SELECT 1` (r2d2 `test_on_check_out`,
 //!   [`Manager::is_valid`]), and a connection whose transaction manager is broken
@@ -24,12 +25,10 @@
 //!   becomes [`UNLIMITED_POOL_SIZE`]); one connection is kept open when idle;
 //!   a checkout waits up to r2d2's 30 s for a free connection.
 //!
-//! All of this is blocking (libmariadb, libsqlite3): async callers run database
-//! work in `tokio::task::spawn_blocking`.
-//!
-//! Limitation: libmariadb's connect timeout cannot be set through diesel, so an
-//! unreachable (black-holed, not refusing) host blocks one attempt for the
-//! operating system's TCP timeout.
+//! All of this is blocking: async callers run database work in
+//! `tokio::task::spawn_blocking`. One MySQL attempt is bounded by the URL's
+//! `connect_timeout` (10 s by default), so a black-holed host costs at most that
+//! per attempt.
 
 use std::fmt;
 use std::sync::Arc;
@@ -38,10 +37,11 @@ use std::time::Duration;
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{self, ManageConnection, R2D2Connection};
 use diesel::sql_types::Text;
-use diesel::{Connection, ConnectionError, MysqlConnection, QueryableByName, RunQueryDsl, SqliteConnection};
+use diesel::{Connection, ConnectionError, QueryableByName, RunQueryDsl, SqliteConnection};
 use tracing::{debug, warn};
 
 use super::error::DbError;
+use super::mysql::{ClientOptions, MysqlConn};
 use super::url::{Backend, DbUrl};
 
 /// How long a SQLite connection waits for another writer's lock before failing
@@ -59,7 +59,7 @@ pub const UNLIMITED_POOL_SIZE: u32 = 1024;
 /// SQLite accepts any string as a file name.
 #[derive(diesel::MultiConnection)]
 pub enum AnyConnection {
-    Mysql(MysqlConnection),
+    Mysql(MysqlConn),
     Sqlite(SqliteConnection),
 }
 
@@ -136,26 +136,36 @@ impl fmt::Debug for DbSettings {
 /// Opens and checks [`AnyConnection`]s for r2d2, by URL scheme.
 pub struct Manager {
     url: DbUrl,
-    /// What diesel's `establish` takes; holds the password, never printed.
-    target: String,
+    target: Target,
     mysql_sql_mode: Option<String>,
 }
 
+/// What a connection is opened with; holds the password, never printed.
+enum Target {
+    Mysql(ClientOptions),
+    Sqlite(String),
+}
+
 impl Manager {
-    fn new(url: DbUrl, mysql_sql_mode: Option<String>) -> Manager {
+    /// Fails when the URL's arguments make no sense to the client
+    /// (`ssl_mode=SOMETIMES`), naming the masked URL.
+    fn new(url: DbUrl, mysql_sql_mode: Option<String>) -> Result<Manager, DbError> {
         let target = match &url {
-            DbUrl::Mysql(m) => m.to_diesel_url(),
-            DbUrl::Sqlite { path, .. } => path.to_string_lossy().into_owned(),
+            DbUrl::Mysql(m) => Target::Mysql(
+                ClientOptions::from_url(m, std::path::Path::exists)
+                    .map_err(|reason| DbError::InvalidUrl { url: url.to_string(), reason })?,
+            ),
+            DbUrl::Sqlite { path, .. } => Target::Sqlite(path.to_string_lossy().into_owned()),
         };
-        Manager { url, target, mysql_sql_mode }
+        Ok(Manager { url, target, mysql_sql_mode })
     }
 
     /// Opens one connection and runs the per-connection setup.
     fn open(&self) -> Result<AnyConnection, ConnectionError> {
         let setup_failed = ConnectionError::CouldntSetupConfiguration;
-        match self.url {
-            DbUrl::Mysql(_) => {
-                let mut conn = MysqlConnection::establish(&self.target)?;
+        match &self.target {
+            Target::Mysql(options) => {
+                let mut conn = MysqlConn::open(options)?;
                 if let Some(mode) = &self.mysql_sql_mode {
                     diesel::sql_query("SET SESSION sql_mode = ?")
                         .bind::<Text, _>(mode)
@@ -164,8 +174,8 @@ impl Manager {
                 }
                 Ok(AnyConnection::Mysql(conn))
             }
-            DbUrl::Sqlite { .. } => {
-                let mut conn = SqliteConnection::establish(&self.target)?;
+            Target::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(path)?;
                 conn.batch_execute(&format!(
                     "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL;",
                     SQLITE_BUSY_TIMEOUT.as_millis()
@@ -267,7 +277,7 @@ impl Database {
             );
         }
         let masked = url.to_string();
-        let manager = Manager::new(url.clone(), settings.mysql_sql_mode.clone());
+        let manager = Manager::new(url.clone(), settings.mysql_sql_mode.clone())?;
         let mut first = manager.open_with_retries(settings)?;
         warn_on_lax_sql_mode(&mut first, &masked);
         drop(first);
@@ -332,7 +342,7 @@ pub fn create_database(settings: &DbSettings) -> Result<bool, DbError> {
     let Some(name) = m.database.as_deref() else {
         return Ok(false);
     };
-    let server = Manager::new(DbUrl::Mysql(m.with_database(None)), None);
+    let server = Manager::new(DbUrl::Mysql(m.with_database(None)), None)?;
     let mut conn = server.open_with_retries(settings)?;
     let sql = format!("CREATE DATABASE IF NOT EXISTS `{}` CHARACTER SET utf8mb4", name.replace('`', "``"));
     diesel::sql_query(sql).execute(&mut conn).map(|created| created > 0).map_err(DbError::query("CREATE DATABASE"))
@@ -368,17 +378,6 @@ pub(crate) fn retry_connect<T, E>(
                 std::thread::sleep(interval);
             }
         }
-    }
-}
-
-/// The id the last `INSERT` on this connection generated (MySQL
-/// `LAST_INSERT_ID()`, SQLite `last_insert_rowid()`).
-pub(crate) fn last_insert_id(conn: &mut AnyConnection) -> diesel::QueryResult<i64> {
-    use diesel::dsl::sql;
-    use diesel::sql_types::BigInt;
-    match conn {
-        AnyConnection::Mysql(c) => diesel::select(sql::<BigInt>("CAST(LAST_INSERT_ID() AS SIGNED)")).get_result(c),
-        AnyConnection::Sqlite(c) => diesel::select(sql::<BigInt>("last_insert_rowid()")).get_result(c),
     }
 }
 

@@ -6,21 +6,22 @@
 //!
 //! | written | meaning |
 //! |---|---|
-//! | `mysql://`, `mysql+pymysql://`, `mysql+mysqldb://`, `mariadb://`, `mariadb+pymysql://`, … | MySQL/MariaDB through libmariadb |
+//! | `mysql://`, `mysql+pymysql://`, `mysql+mysqldb://`, `mariadb://`, `mariadb+pymysql://`, … | MySQL/MariaDB through the pure-Rust client ([`super::mysql`]) |
 //! | `sqlite:///relative/path` | SQLite file relative to the working directory |
 //! | `sqlite:////abs/path` | SQLite file at `/abs/path` |
 //! | `sqlite://`, `sqlite:///`, `sqlite:///:memory:` | in-memory SQLite: **rejected** (see below) |
 //! | anything else (`postgresql://`, …) | rejected, the error names the scheme |
 //!
 //! MySQL query arguments, decided one by one:
-//! * kept and passed to libmariadb: `unix_socket`, `ssl_ca`, `ssl_cert`, `ssl_key`, `ssl_mode`;
-//! * dropped on purpose: `charset` (diesel always sets `utf8mb4`, a superset of the
+//! * kept for the client ([`super::mysql`] says what each means): `unix_socket`,
+//!   `connect_timeout`, `ssl_ca`, `ssl_cert`, `ssl_key`, `ssl_mode`, `ssl_check_hostname`;
+//! * dropped on purpose: `charset` (every connection uses `utf8mb4`, a superset of the
 //!   `utf8` oslo.db adds), `plugin` (SQLAlchemy engine plugins such as devstack's
 //!   `dbcounter` have no meaning here);
-//! * rejected: `read_default_file` / `read_default_group` (credentials from a
-//!   `my.cnf` cannot be honoured by the client library as diesel drives it;
-//!   silently ignoring them would connect as the wrong user), `database` (diesel's
-//!   own conflict with the path);
+//! * rejected: `read_default_file` / `read_default_group` (the client reads no
+//!   `my.cnf`; silently ignoring them would connect as the wrong user: put user,
+//!   password, host and database in the URL), `database` (it would conflict
+//!   with the path);
 //! * anything else is dropped and listed in [`MysqlUrl::ignored_params`], so the pool
 //!   can log a warning naming it.
 //!
@@ -37,8 +38,9 @@ use std::path::PathBuf;
 
 use super::error::DbError;
 
-/// Query arguments libmariadb receives as they were written.
-const MYSQL_KEPT_PARAMS: &[&str] = &["unix_socket", "ssl_ca", "ssl_cert", "ssl_key", "ssl_mode"];
+/// Query arguments the client receives as they were written (see `super::mysql`).
+const MYSQL_KEPT_PARAMS: &[&str] =
+    &["unix_socket", "connect_timeout", "ssl_ca", "ssl_cert", "ssl_key", "ssl_mode", "ssl_check_hostname"];
 /// Query arguments dropped on purpose (see the module doc).
 const MYSQL_DROPPED_PARAMS: &[&str] = &["charset", "plugin"];
 /// Query arguments that cannot be honoured and are refused.
@@ -88,7 +90,7 @@ pub struct MysqlUrl {
     pub port: Option<u16>,
     /// The database; `None` when the URL names only the server.
     pub database: Option<String>,
-    /// Arguments passed on to libmariadb (see the module doc), in the order written.
+    /// Arguments passed on to the client (see the module doc), in the order written.
     pub params: Vec<(String, String)>,
     /// Names of the arguments that were dropped because nothing here knows them.
     pub ignored_params: Vec<String>,
@@ -115,43 +117,9 @@ impl MysqlUrl {
         other
     }
 
-    /// The URL in the form diesel's `MysqlConnection::establish` takes, password
-    /// included. Never log or return this in an error.
-    pub(crate) fn to_diesel_url(&self) -> String {
-        use url::form_urlencoded::byte_serialize;
-        let enc = |s: &str| byte_serialize(s.as_bytes()).collect::<String>();
-        let mut out = String::from("mysql://");
-        out.push_str(&enc(&self.user));
-        if let Some(pw) = &self.password {
-            out.push(':');
-            out.push_str(&enc(pw));
-        }
-        if !self.user.is_empty() || self.password.is_some() {
-            out.push('@');
-        }
-        if self.host.contains(':') && !self.host.starts_with('[') {
-            out.push('[');
-            out.push_str(&self.host);
-            out.push(']');
-        } else {
-            out.push_str(&self.host);
-        }
-        if let Some(port) = self.port {
-            out.push_str(&format!(":{port}"));
-        }
-        out.push('/');
-        if let Some(db) = &self.database {
-            out.push_str(&enc(db));
-        }
-        let mut sep = '?';
-        for (k, v) in &self.params {
-            out.push(sep);
-            out.push_str(&enc(k));
-            out.push('=');
-            out.push_str(&enc(v));
-            sep = '&';
-        }
-        out
+    /// The value of a kept query argument (the last one written).
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.params.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 }
 
@@ -406,7 +374,6 @@ mod tests {
             assert_eq!((m.user.as_str(), m.password()), ("staffeln", Some("pw")));
             assert_eq!((m.host.as_str(), m.port), ("db.example", Some(3307)));
             assert_eq!(m.database.as_deref(), Some("staffeln"));
-            assert_eq!(m.to_diesel_url(), "mysql://staffeln:pw@db.example:3307/staffeln");
         }
     }
 
@@ -414,7 +381,8 @@ mod tests {
     fn devstack_query_arguments_are_dropped_and_socket_and_tls_kept() {
         let m = mysql(
             "mysql+pymysql://root:pw@127.0.0.1/staffeln?charset=utf8&plugin=dbcounter\
-             &unix_socket=/run/mysqld/mysqld.sock&ssl_ca=/etc/ca.pem&ssl_mode=required&connect_timeout=5",
+             &unix_socket=/run/mysqld/mysqld.sock&ssl_ca=/etc/ca.pem&ssl_mode=required&connect_timeout=5\
+             &read_timeout=30",
         );
         assert_eq!(
             m.params,
@@ -422,14 +390,12 @@ mod tests {
                 ("unix_socket".to_owned(), "/run/mysqld/mysqld.sock".to_owned()),
                 ("ssl_ca".to_owned(), "/etc/ca.pem".to_owned()),
                 ("ssl_mode".to_owned(), "required".to_owned()),
+                ("connect_timeout".to_owned(), "5".to_owned()),
             ]
         );
-        assert_eq!(m.ignored_params, ["connect_timeout"]);
-        assert_eq!(
-            m.to_diesel_url(),
-            "mysql://root:pw@127.0.0.1/staffeln?unix_socket=%2Frun%2Fmysqld%2Fmysqld.sock\
-             &ssl_ca=%2Fetc%2Fca.pem&ssl_mode=required"
-        );
+        assert_eq!(m.ignored_params, ["read_timeout"]);
+        assert_eq!(m.param("ssl_mode"), Some("required"));
+        assert_eq!(m.param("charset"), None);
     }
 
     #[test]
@@ -439,22 +405,20 @@ mod tests {
     }
 
     #[test]
-    fn user_and_password_are_percent_decoded_and_reencoded() {
+    fn user_and_password_are_percent_decoded() {
         let m = mysql("mysql://st%40ff:p%40ss%2Fw%3Ard+x@[::1]:3306/db%2Dx");
         assert_eq!((m.user.as_str(), m.password()), ("st@ff", Some("p@ss/w:rd+x")));
         assert_eq!(m.host, "::1");
         assert_eq!(m.database.as_deref(), Some("db-x"));
-        assert_eq!(m.to_diesel_url(), "mysql://st%40ff:p%40ss%2Fw%3Ard%2Bx@[::1]:3306/db-x");
     }
 
     #[test]
     fn server_only_and_socket_only_urls() {
         let m = mysql("mysql://root@localhost");
         assert_eq!((m.host.as_str(), m.database.as_deref(), m.password()), ("localhost", None, None));
-        assert_eq!(m.to_diesel_url(), "mysql://root@localhost/");
         let m = mysql("mysql://root@/staffeln?unix_socket=/tmp/s");
         assert_eq!(m.host, "localhost");
-        assert_eq!(m.to_diesel_url(), "mysql://root@localhost/staffeln?unix_socket=%2Ftmp%2Fs");
+        assert_eq!(m.param("unix_socket"), Some("/tmp/s"));
         let other = m.with_database(Some("other"));
         assert_eq!(other.database.as_deref(), Some("other"));
         assert_eq!(DbUrl::Mysql(other).to_string(), "mysql://root@/other?unix_socket=/tmp/s");

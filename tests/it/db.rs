@@ -9,8 +9,8 @@ use std::time::Duration;
 use diesel::connection::SimpleConnection;
 use diesel::sql_types::{BigInt, Text};
 use diesel::{QueryableByName, RunQueryDsl};
-use staffeln::db::models::{NewBackup, NewQueueItem, now};
-use staffeln::db::{AnyConnection, Database, DbError, DbSettings, DbUrl, backups, migrate, queue, reports};
+use staffeln::db::models::{NewBackup, now};
+use staffeln::db::{AnyConnection, Database, DbError, DbSettings, DbUrl, backups, migrate, reports};
 
 use crate::support::{TestDb, error_chain, mysql_admin_execute, mysql_server_url, test_settings};
 
@@ -388,20 +388,6 @@ fn new_backup(backup_id: &str, project_id: &str) -> NewBackup {
     }
 }
 
-fn new_queue_item(volume_id: &str, status: i32) -> NewQueueItem {
-    NewQueueItem {
-        backup_id: "NULL".to_owned(),
-        project_id: "p1".to_owned(),
-        volume_id: volume_id.to_owned(),
-        backup_status: status,
-        instance_id: "srv-1".to_owned(),
-        volume_name: format!("name of {volume_id} ✓"),
-        instance_name: "srv one".to_owned(),
-        incremental: false,
-        reason: None,
-    }
-}
-
 #[test]
 fn backup_rows_round_trip_on_both_backends() {
     for t in TestDb::both() {
@@ -444,29 +430,6 @@ fn backup_id_is_unique_on_both_backends() {
         assert!(err.is_duplicate(), "{who}: {err:?}");
         assert!(error_chain(&err).contains("backup_id b-dup"), "{who}: {}", error_chain(&err));
         assert_eq!(backups::list_by_project(&mut conn, "p2").unwrap(), vec![], "{who}");
-    }
-}
-
-#[test]
-fn queue_rows_round_trip_on_both_backends() {
-    for t in TestDb::both() {
-        let who = t.label();
-        let mut conn = t.db().conn().unwrap();
-        let conn: &mut AnyConnection = &mut conn;
-        let a = queue::insert(conn, &new_queue_item("v-a", 0)).unwrap();
-        let b = queue::insert(conn, &new_queue_item("v-b", 0)).unwrap();
-        assert_ne!(a.id, b.id, "{who}");
-        assert_eq!(a.volume_name, "name of v-a ✓", "{who}: UTF-8 survives");
-        assert_eq!((a.backup_status, a.reason.as_deref(), a.updated_at), (0, None, None), "{who}");
-
-        assert!(queue::update_status(conn, b.id, 3, Some("cinder said no")).unwrap(), "{who}");
-        assert!(!queue::update_status(conn, b.id + 1000, 3, None).unwrap(), "{who}: no such row");
-
-        assert_eq!(queue::list_by_status(conn, 0).unwrap(), std::slice::from_ref(&a), "{who}");
-        let failed = queue::list_by_status(conn, 3).unwrap();
-        assert_eq!(failed.len(), 1, "{who}");
-        assert_eq!((failed[0].id, failed[0].reason.as_deref()), (b.id, Some("cinder said no")), "{who}");
-        assert!(failed[0].updated_at.is_some_and(|u| u >= b.created_at), "{who}: {failed:?}");
     }
 }
 
@@ -521,4 +484,238 @@ fn create_database_creates_a_missing_mysql_database_once() {
     let db = Database::connect(&settings).unwrap();
     migrate::upgrade(&db).unwrap();
     assert!(!staffeln::db::create_database(&test_settings("sqlite:////tmp/x.sqlite")).unwrap());
+}
+
+// --- the pure-Rust MySQL client -------------------------------------------------
+
+/// How the server sees this connection: `localhost` over its Unix socket,
+/// `host:port` over TCP.
+fn peer_of(conn: &mut AnyConnection) -> String {
+    #[derive(QueryableByName)]
+    struct Host {
+        #[diesel(sql_type = Text)]
+        host: String,
+    }
+    diesel::sql_query("SELECT host FROM information_schema.processlist WHERE id = CONNECTION_ID()")
+        .get_result::<Host>(conn)
+        .unwrap()
+        .host
+}
+
+/// The URL of `t` with another host part and extra query arguments.
+fn url_via(t: &TestDb, host: &str, query: &str) -> String {
+    let DbUrl::Mysql(m) = t.parsed_url() else { panic!("a MariaDB TestDb") };
+    let auth = match m.password() {
+        Some(pw) => format!("{}:{}", m.user, url::form_urlencoded::byte_serialize(pw.as_bytes()).collect::<String>()),
+        None => m.user.clone(),
+    };
+    format!("mysql+pymysql://{auth}@{host}/{}{query}", m.database.unwrap())
+}
+
+/// `unix_socket` and, as libmariadb did, a bare `localhost` reach the server
+/// over its socket; an address is TCP.
+#[test]
+fn localhost_and_unix_socket_go_through_the_servers_socket() {
+    #[derive(QueryableByName)]
+    struct Socket {
+        #[diesel(sql_type = Text)]
+        socket: String,
+    }
+    let t = TestDb::mysql();
+    let socket =
+        diesel::sql_query("SELECT @@socket AS socket").get_result::<Socket>(&mut *t.db().conn().unwrap()).unwrap();
+    let socket = socket.socket;
+    assert!(std::path::Path::new(&socket).exists(), "the server's socket {socket} is on this machine");
+
+    let tcp = peer_of(&mut t.db().conn().unwrap());
+    assert!(tcp.starts_with("127.0.0.1:") || tcp.starts_with("localhost:"), "TCP: {tcp}");
+
+    let named = Database::connect(&test_settings(&url_via(&t, "", &format!("?unix_socket={socket}")))).unwrap();
+    assert_eq!(peer_of(&mut named.conn().unwrap()), "localhost", "unix_socket={socket}");
+    assert_eq!(migrate::version(&named).unwrap(), migrate::known_versions().last().cloned());
+
+    if staffeln::db::mysql::DEFAULT_SOCKETS.contains(&socket.as_str()) {
+        let bare = Database::connect(&test_settings(&url_via(&t, "localhost", ""))).unwrap();
+        assert_eq!(peer_of(&mut bare.conn().unwrap()), "localhost", "localhost means the default socket");
+    }
+}
+
+/// A server that accepts the TCP connection but never greets (a listener
+/// nobody accepts on) fails one attempt after `connect_timeout`, named.
+#[test]
+fn a_silent_server_fails_after_connect_timeout() {
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let url = format!("mysql+pymysql://staffeln:s3cr3t@127.0.0.1:{port}/staffeln?connect_timeout=1");
+    let err = connect_err(&test_settings(&url));
+    let text = all_text(&err);
+    assert!(text.contains(&format!("127.0.0.1:{port}")) && text.contains("connect_timeout (1 s)"), "{text}");
+    assert!(!text.contains("s3cr3t"), "{text}");
+    drop(silent);
+}
+
+/// TLS as asked for: `ssl_mode=PREFERRED` falls back to plain on a server
+/// without TLS and `REQUIRED` fails saying so; on a server with TLS both
+/// are encrypted.
+#[test]
+fn ssl_mode_required_and_preferred_against_the_test_server() {
+    #[derive(QueryableByName)]
+    struct Var {
+        #[diesel(sql_type = Text)]
+        value: String,
+    }
+    let t = TestDb::mysql();
+    let have_ssl = diesel::sql_query("SELECT @@have_ssl AS value").get_result::<Var>(&mut *t.db().conn().unwrap());
+    let server_tls = have_ssl.unwrap().value == "YES";
+    let host = server_host_port();
+    let cipher = |db: &Database| {
+        diesel::sql_query(
+            "SELECT variable_value AS value FROM information_schema.session_status WHERE variable_name = 'Ssl_cipher'",
+        )
+        .get_result::<Var>(&mut *db.conn().unwrap())
+        .unwrap()
+        .value
+    };
+    let preferred = Database::connect(&test_settings(&url_via(&t, &host, "?ssl_mode=PREFERRED"))).unwrap();
+    assert_eq!(cipher(&preferred).is_empty(), !server_tls, "PREFERRED");
+    let required = Database::connect(&test_settings(&url_via(&t, &host, "?ssl_mode=REQUIRED")));
+    if server_tls {
+        assert!(!cipher(&required.unwrap()).is_empty(), "REQUIRED is encrypted");
+    } else {
+        let text = all_text(&required.unwrap_err());
+        assert!(text.contains("the URL asks for TLS; the server offers none"), "{text}");
+    }
+    let bad = connect_err(&test_settings(&url_via(&t, &host, "?ssl_mode=SOMETIMES")));
+    assert!(matches!(bad, DbError::InvalidUrl { .. }) && all_text(&bad).contains("`SOMETIMES`"), "{bad:?}");
+}
+
+/// A connection belongs to no caller's runtime: opened in a runtime's
+/// blocking thread, it keeps working after that runtime is gone (the pool
+/// hands connections from thread to thread).
+#[test]
+fn connections_outlive_the_runtime_that_opened_them() {
+    use diesel::Connection;
+    let t = TestDb::mysql();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let url = t.url.clone();
+    let mut any = runtime
+        .block_on(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut any = AnyConnection::Mysql(staffeln::db::mysql::MysqlConn::establish(&url).unwrap());
+                backups::insert(&mut any, &new_backup("b-rt", "p1")).unwrap();
+                any
+            })
+            .await
+        })
+        .unwrap();
+    drop(runtime);
+    let row = backups::get(&mut any, "b-rt").unwrap();
+    assert_eq!(row.map(|r| r.project_id).as_deref(), Some("p1"));
+}
+
+/// A MariaDB server of the test's own with TLS (the shared one has none):
+/// a fresh data directory, the test CA's certificate for 127.0.0.1, a free
+/// port; stopped and removed on drop.
+struct TlsMariaDb {
+    child: std::process::Child,
+    port: u16,
+    certs: crate::support::TestCerts,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsMariaDb {
+    fn start() -> TlsMariaDb {
+        use std::process::{Command, Stdio};
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let as_root = euid_is_root();
+        let user = if as_root { "--user=root".to_owned() } else { String::new() };
+        let install = Command::new("mariadb-install-db")
+            .args(["--no-defaults", "--auth-root-authentication-method=normal", "--skip-test-db"])
+            .arg(format!("--datadir={}", data.display()))
+            .args(Some(&user).filter(|u| !u.is_empty()))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run mariadb-install-db (apt-get install mariadb-server): {e}"));
+        assert!(install.status.success(), "mariadb-install-db: {}", String::from_utf8_lossy(&install.stderr));
+        let certs = crate::support::test_certs();
+        let port = closed_port();
+        let child = Command::new("/usr/sbin/mariadbd")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", dir.path().join("s.sock").display()))
+            .arg(format!("--pid-file={}", dir.path().join("pid").display()))
+            .args(["--bind-address=127.0.0.1", "--skip-networking=0", "--skip-log-error"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--ssl-ca={}", certs.ca.display()))
+            .arg(format!("--ssl-cert={}", certs.cert.display()))
+            .arg(format!("--ssl-key={}", certs.key.display()))
+            .args(Some(&user).filter(|u| !u.is_empty()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut server = TlsMariaDb { child, port, certs, _dir: dir };
+        let deadline = std::time::Instant::now() + crate::support::HANG;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!("the TLS MariaDB exited at start: {status}");
+            }
+            assert!(std::time::Instant::now() < deadline, "the TLS MariaDB never listened on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    fn url(&self, query: &str) -> String {
+        format!("mysql+pymysql://root@127.0.0.1:{}/mysql{query}", self.port)
+    }
+}
+
+impl Drop for TlsMariaDb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn euid_is_root() -> bool {
+    std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// TLS end to end against a server with the test CA's certificate for
+/// 127.0.0.1: `ssl_ca` alone checks chain and host name (PyMySQL's rule),
+/// another CA is refused, `REQUIRED` encrypts without checking, and every
+/// connection is really encrypted.
+#[test]
+fn tls_to_mariadb_checks_the_certificate_as_asked() {
+    #[derive(QueryableByName)]
+    struct Cipher {
+        #[diesel(sql_type = Text)]
+        value: String,
+    }
+    let server = TlsMariaDb::start();
+    let cipher = |url: &str| {
+        let db = Database::connect(&test_settings(url)).unwrap_or_else(|e| panic!("{url}: {}", all_text(&e)));
+        diesel::sql_query(
+            "SELECT variable_value AS value FROM information_schema.session_status WHERE variable_name = 'Ssl_cipher'",
+        )
+        .get_result::<Cipher>(&mut *db.conn().unwrap())
+        .unwrap()
+        .value
+    };
+    let ca = server.certs.ca.display().to_string();
+    assert!(!cipher(&server.url(&format!("?ssl_ca={ca}"))).is_empty(), "ssl_ca: verified TLS");
+    assert!(!cipher(&server.url(&format!("?ssl_ca={ca}&ssl_mode=VERIFY_IDENTITY"))).is_empty());
+    assert!(!cipher(&server.url("?ssl_mode=REQUIRED")).is_empty(), "REQUIRED without a CA");
+    assert!(cipher(&server.url("")).is_empty(), "no ssl_* argument: plain, as before");
+
+    // Another CA: the server's certificate is refused, and the error says so.
+    let other = crate::support::test_certs();
+    let err = connect_err(&test_settings(&server.url(&format!("?ssl_ca={}", other.ca.display()))));
+    let text = all_text(&err);
+    assert!(
+        text.contains(&format!("127.0.0.1:{}", server.port)) && text.to_lowercase().contains("certificate"),
+        "{text}"
+    );
 }

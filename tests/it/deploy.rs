@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::{python, repo_root, run_python, venv_bin};
+use crate::support::{repo_root, run_python, venv_bin};
 
 /// A tool from PATH, or a failure saying how to get it.
 fn tool(name: &str, hint: &str) -> PathBuf {
@@ -367,8 +367,12 @@ impl Image {
 /// Files of the base image and of the apt packages the runtime stage
 /// installs that the start scripts use.
 const BASE_FILES: [&str; 4] = ["/bin/bash", "/usr/bin/env", "/usr/bin/setpriv", "/usr/bin/id"];
-const PACKAGE_FILES: [(&str, &str); 3] =
-    [("dumb-init", "/usr/bin/dumb-init"), ("python3", "/usr/bin/python3"), ("ca-certificates", "/etc/ssl/certs")];
+const PACKAGE_FILES: [(&str, &str); 4] = [
+    ("dumb-init", "/usr/bin/dumb-init"),
+    ("python3", "/usr/bin/python3"),
+    ("python3-yaml", "/usr/lib/python3/dist-packages/yaml"),
+    ("ca-certificates", "/etc/ssl/certs"),
+];
 
 fn parse_dockerfile(text: &str) -> Image {
     let joined = text.replace("\\\n", " ");
@@ -449,8 +453,9 @@ fn kolla_image_holds_every_path_its_config_and_start_use() {
     assert!(image.has("/var/lib/kolla/config_files"), "config.json's sources live there");
 
     // The interpreter of kolla_set_configs and the commands kolla_start runs.
-    let set_configs = read(&kolla_dir().join("kolla_set_configs"));
+    let set_configs = read(&kolla_script().1);
     assert!(set_configs.starts_with("#!/usr/bin/env python3\n") && image.has("/usr/bin/python3"));
+    assert!(set_configs.contains("import yaml") && image.has("/usr/lib/python3/dist-packages/yaml"));
     let start = read(&kolla_dir().join("kolla_start"));
     for used in ["kolla_set_configs", ". kolla_extend_start", "setpriv", "cat /run_command"] {
         assert!(start.contains(used), "kolla_start no longer uses {used}: update this test");
@@ -496,68 +501,191 @@ fn id(flag: &str) -> String {
     check(Command::new("id").arg(flag)).trim().to_owned()
 }
 
-fn set_configs(root: &Path, strategy: Option<&str>, extra: &[&str]) -> Output {
-    let mut cmd = Command::new(python());
-    cmd.arg(kolla_dir().join("kolla_set_configs")).arg("--root").arg(root).args(extra);
-    cmd.env_remove("KOLLA_CONFIG_STRATEGY");
-    if let Some(s) = strategy {
-        cmd.env("KOLLA_CONFIG_STRATEGY", s);
-    }
-    run(&mut cmd)
+/// kolla's own `set_configs.py` from the kolla wheel in `.venv-kolla`
+/// (tools/setup-test-env installs tools/kolla-requirements.txt there), and
+/// that venv's interpreter.
+fn kolla_script() -> (PathBuf, PathBuf) {
+    let python = repo_root().join(".venv-kolla/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run tools/setup-test-env (it installs tools/kolla-requirements.txt into .venv-kolla)",
+        python.display()
+    );
+    // find_spec does not run kolla/__init__.py (its dependencies are not installed).
+    let dir =
+        check(Command::new(&python).args([
+            "-c",
+            "import importlib.util; print(importlib.util.find_spec('kolla').submodule_search_locations[0])",
+        ]));
+    let script = PathBuf::from(dir.trim()).join("docker/base/set_configs.py");
+    assert!(script.exists(), "{} is not in the kolla wheel", script.display());
+    (python, script)
 }
 
+/// `ARG NAME=value` of the Dockerfile.
+fn dockerfile_arg(name: &str) -> String {
+    let text = read(&kolla_dir().join("Dockerfile"));
+    let prefix = format!("ARG {name}=");
+    let line = text.lines().find_map(|l| l.trim().strip_prefix(prefix.as_str()));
+    line.unwrap_or_else(|| panic!("Dockerfile has no {prefix}")).trim().to_owned()
+}
+
+/// A directory laid out like the image for kolla_set_configs: `/etc/passwd`
+/// and `/etc/group` with the image's users, `/var/lib/kolla/config_files`
+/// holding a service's `config.json` and a `staffeln.conf`, and
+/// `/var/lib/staffeln`. As root the ids are the image's (Dockerfile ARGs);
+/// otherwise 0, the only id an unprivileged user namespace maps, so that
+/// modes are checked but owners are not.
+struct KollaRoot {
+    dir: tempfile::TempDir,
+    as_root: bool,
+    staffeln_uid: u32,
+    kolla_gid: u32,
+}
+
+impl KollaRoot {
+    fn new(service: &str) -> KollaRoot {
+        let as_root = id("-u") == "0";
+        let (staffeln_uid, kolla_gid) = if as_root {
+            (dockerfile_arg("STAFFELN_UID").parse().unwrap(), dockerfile_arg("KOLLA_GID").parse().unwrap())
+        } else {
+            (0, 0)
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        for d in ["etc", "var/lib/kolla/config_files", "var/lib/staffeln", "tmp"] {
+            std::fs::create_dir_all(r.join(d)).unwrap();
+        }
+        // getpwuid/getgrgid return the first match: the image's names first.
+        std::fs::write(
+            r.join("etc/passwd"),
+            format!("staffeln:x:{staffeln_uid}:{staffeln_uid}::/var/lib/staffeln:/usr/sbin/nologin\nroot:x:0:0::/root:/bin/sh\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            r.join("etc/group"),
+            format!("staffeln:x:{staffeln_uid}:\nkolla:x:{kolla_gid}:staffeln\nroot:x:0:\n"),
+        )
+        .unwrap();
+        if Path::new("/etc/ld.so.cache").exists() {
+            std::fs::copy("/etc/ld.so.cache", r.join("etc/ld.so.cache")).unwrap();
+        }
+        std::fs::copy(kolla_dir().join(service).join("config.json"), r.join("var/lib/kolla/config_files/config.json"))
+            .unwrap();
+        std::fs::write(r.join("var/lib/kolla/config_files/staffeln.conf"), "[DEFAULT]\ndebug = true\n").unwrap();
+        KollaRoot { dir, as_root, staffeln_uid, kolla_gid }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p.trim_start_matches('/'))
+    }
+
+    /// Runs kolla's kolla_set_configs with this directory as `/`: a chroot in
+    /// a mount namespace of its own (a user namespace too when not root),
+    /// with `/usr` and the Python installation bound read-only.
+    fn set_configs(&self, strategy: Option<&str>, extra: &[&str]) -> Output {
+        let (python, script) = kolla_script();
+        let prefixes = check(Command::new(&python).args([
+            "-c",
+            "import os, sys; print(sys.prefix); print(os.path.realpath(sys.prefix)); print(sys.base_prefix)",
+        ]));
+        let prefixes: Vec<&str> = prefixes.lines().collect();
+        let (venv, venv_real, base) = (prefixes[0], prefixes[1], prefixes[2]);
+        let setup = r#"
+set -eu
+R=$1 VENV=$2 VENV_REAL=$3 BASE=$4; shift 4
+for l in bin lib lib64 sbin; do if [ -L "/$l" ] && [ ! -L "$R/$l" ]; then ln -s "usr/$l" "$R/$l"; fi; done
+mkdir -p "$R/usr" "$R$VENV"
+mount -o bind,ro /usr "$R/usr"
+mount -o bind,ro "$VENV_REAL" "$R$VENV"
+case $BASE in /usr|/usr/*) ;; *) mkdir -p "$R$BASE"; mount -o bind,ro "$BASE" "$R$BASE" ;; esac
+exec chroot "$R" "$@"
+"#;
+        let mut cmd = Command::new(tool("unshare", "apt-get install util-linux"));
+        if !self.as_root {
+            cmd.args(["--user", "--map-root-user"]);
+        }
+        cmd.args(["--mount", "--propagation", "private", "--fork", "sh", "-c", setup, "sh"]);
+        cmd.arg(self.dir.path()).args([venv, venv_real, base]);
+        cmd.arg(Path::new(venv).join("bin/python")).arg(&script).args(extra);
+        cmd.env_remove("KOLLA_CONFIG_STRATEGY");
+        if let Some(s) = strategy {
+            cmd.env("KOLLA_CONFIG_STRATEGY", s);
+        }
+        run(&mut cmd)
+    }
+
+    /// Mode bits and owner of a path inside.
+    fn stat(&self, p: &str) -> (u32, u32, u32) {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(self.path(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+        (m.mode() & 0o7777, m.uid(), m.gid())
+    }
+}
+
+fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// kolla's real kolla_set_configs (the script the image installs) applies
+/// each service's config.json: the command, the configuration file with its
+/// mode and owner, the log directory, the state directory's owner;
+/// `--check` sees a change; COPY_ONCE copies once; a bad owner is an error.
 #[test]
-fn kolla_set_configs_applies_the_api_config_json() {
-    use std::os::unix::fs::PermissionsExt;
-    let root = tempfile::tempdir().unwrap();
-    let r = root.path();
-    let config_dir = r.join("var/lib/kolla/config_files");
-    std::fs::create_dir_all(&config_dir).unwrap();
-    std::fs::create_dir_all(r.join("var/lib/staffeln")).unwrap();
-    // Owners become the test's own user and group, which exist here.
-    let (user, group) = (id("-un"), id("-gn"));
-    let text = read(&kolla_dir().join("staffeln-api/config.json"))
-        .replace("\"staffeln:kolla\"", &format!("\"{user}:{group}\""))
-        .replace("\"staffeln:staffeln\"", &format!("\"{user}:{group}\""))
-        .replace("\"staffeln\"", &format!("\"{user}\""));
-    std::fs::write(config_dir.join("config.json"), &text).unwrap();
-    std::fs::write(config_dir.join("staffeln.conf"), "[DEFAULT]\ndebug = true\n").unwrap();
+fn kolla_set_configs_applies_each_services_config_json() {
+    for service in KOLLA_SERVICES {
+        let root = KollaRoot::new(service);
+        let out = root.set_configs(None, &[]);
+        assert!(!out.status.success(), "{service}: runs without KOLLA_CONFIG_STRATEGY");
+        assert!(stderr_of(&out).contains("KOLLA_CONFIG_STRATEGY"), "{service}: {}", stderr_of(&out));
 
-    let out = set_configs(r, None, &[]);
-    assert!(!out.status.success(), "runs without KOLLA_CONFIG_STRATEGY");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("KOLLA_CONFIG_STRATEGY"));
+        let out = root.set_configs(Some("COPY_ALWAYS"), &[]);
+        assert!(out.status.success(), "{service}: {}", stderr_of(&out));
+        assert_eq!(read(&root.path("/run_command")), format!("{service} --config-file /etc/staffeln/staffeln.conf"));
+        assert_eq!(read(&root.path("/etc/staffeln/staffeln.conf")), "[DEFAULT]\ndebug = true\n");
+        let (uid, gid) = (root.staffeln_uid, root.kolla_gid);
+        assert_eq!(root.stat("/etc/staffeln/staffeln.conf"), (0o600, uid, uid), "{service}");
+        assert_eq!(root.stat("/var/log/kolla/staffeln"), (0o2775, uid, gid), "{service}");
+        assert_eq!(root.stat("/var/lib/staffeln").1, uid, "{service}: /var/lib/staffeln belongs to staffeln");
 
-    let out = set_configs(r, Some("COPY_ALWAYS"), &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(read(&r.join("run_command")), "staffeln-api --config-file /etc/staffeln/staffeln.conf");
-    let conf = r.join("etc/staffeln/staffeln.conf");
-    assert_eq!(read(&conf), "[DEFAULT]\ndebug = true\n");
-    assert_eq!(std::fs::metadata(&conf).unwrap().permissions().mode() & 0o7777, 0o600);
-    let logs = r.join("var/log/kolla/staffeln");
-    assert_eq!(std::fs::metadata(&logs).unwrap().permissions().mode() & 0o7777, 0o2775);
-
-    assert!(set_configs(r, None, &["--check"]).status.success(), "--check after a copy");
-    std::fs::write(config_dir.join("staffeln.conf"), "[DEFAULT]\ndebug = false\n").unwrap();
-    assert_eq!(set_configs(r, None, &["--check"]).status.code(), Some(1), "--check sees the change");
+        let out = root.set_configs(None, &["--check"]);
+        assert!(out.status.success(), "{service}: --check after a copy: {}", stderr_of(&out));
+        std::fs::write(root.path("/var/lib/kolla/config_files/staffeln.conf"), "[DEFAULT]\ndebug = false\n").unwrap();
+        let out = root.set_configs(None, &["--check"]);
+        assert_eq!(out.status.code(), Some(1), "{service}: --check sees the change: {}", stderr_of(&out));
+        assert!(stderr_of(&out).contains("ConfigFileBadState"), "{service}: {}", stderr_of(&out));
+    }
 
     // COPY_ONCE copies once, then leaves the files alone.
-    let once = tempfile::tempdir().unwrap();
-    let o = once.path();
-    std::fs::create_dir_all(o.join("var/lib/kolla/config_files")).unwrap();
-    std::fs::create_dir_all(o.join("var/lib/staffeln")).unwrap();
-    std::fs::write(o.join("var/lib/kolla/config_files/config.json"), &text).unwrap();
-    std::fs::write(o.join("var/lib/kolla/config_files/staffeln.conf"), "first\n").unwrap();
-    assert!(set_configs(o, Some("COPY_ONCE"), &[]).status.success());
-    std::fs::write(o.join("var/lib/kolla/config_files/staffeln.conf"), "second\n").unwrap();
-    assert!(set_configs(o, Some("COPY_ONCE"), &[]).status.success());
-    assert_eq!(read(&o.join("etc/staffeln/staffeln.conf")), "first\n");
+    let once = KollaRoot::new("staffeln-api");
+    std::fs::write(once.path("/var/lib/kolla/config_files/staffeln.conf"), "first\n").unwrap();
+    assert!(once.set_configs(Some("COPY_ONCE"), &[]).status.success());
+    std::fs::write(once.path("/var/lib/kolla/config_files/staffeln.conf"), "second\n").unwrap();
+    assert!(once.set_configs(Some("COPY_ONCE"), &[]).status.success());
+    assert_eq!(read(&once.path("/etc/staffeln/staffeln.conf")), "first\n");
 
     // An owner that does not exist is an error naming it.
-    let bad = text.replace(&format!("\"{user}\""), "\"no-such-user-staffeln\"");
-    std::fs::write(config_dir.join("config.json"), bad).unwrap();
-    let out = set_configs(r, Some("COPY_ALWAYS"), &[]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-user-staffeln"));
+    let bad = KollaRoot::new("staffeln-api");
+    let config = bad.path("/var/lib/kolla/config_files/config.json");
+    std::fs::write(&config, read(&config).replace("\"staffeln\"", "\"no-such-user-staffeln\"")).unwrap();
+    let out = bad.set_configs(Some("COPY_ALWAYS"), &[]);
+    assert!(!out.status.success() && stderr_of(&out).contains("no-such-user-staffeln"), "{}", stderr_of(&out));
+}
+
+/// The image installs the kolla_set_configs the tests run: the Dockerfile's
+/// KOLLA_VERSION is the version tools/kolla-requirements.txt pins.
+#[test]
+fn the_image_and_the_tests_use_the_same_kolla() {
+    let pins = read(&repo_root().join("tools/kolla-requirements.txt"));
+    let pinned = pins.lines().find_map(|l| l.strip_prefix("kolla==")).expect("kolla is pinned").trim();
+    assert_eq!(dockerfile_arg("KOLLA_VERSION"), pinned);
+    let (_, script) = kolla_script();
+    assert!(script.to_str().unwrap().contains("site-packages"), "{}", script.display());
+    let installed = check(
+        Command::new(repo_root().join(".venv-kolla/bin/python"))
+            .args(["-c", "from importlib.metadata import version; print(version('kolla'))"]),
+    );
+    assert_eq!(installed.trim(), pinned, ".venv-kolla is stale: run tools/setup-test-env");
 }
 
 #[test]
@@ -583,6 +711,162 @@ fn kolla_bootstrap_upgrades_the_database_and_exits() {
     let without = run(Command::new("bash").arg("-c").arg(script("unset KOLLA_BOOTSTRAP")));
     assert!(String::from_utf8_lossy(&without.stdout).contains("continued"));
     assert!(!record.exists(), "no bootstrap without KOLLA_BOOTSTRAP");
+}
+
+// --- runtime dependencies ---------------------------------------------------
+
+/// The shared libraries a binary needs (`ldd`), by name.
+fn linked_libraries(binary: &Path) -> BTreeSet<String> {
+    let out = check(Command::new(tool("ldd", "apt-get install libc-bin")).arg(binary));
+    out.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|name| Path::new(name).file_name().and_then(|n| n.to_str()).unwrap_or(name).to_owned())
+        .collect()
+}
+
+/// The binaries link no database client library (the MySQL client is pure
+/// Rust, SQLite is compiled in): a machine or image with only libc runs
+/// them, and building needs no -dev package (README's first command).
+#[test]
+fn the_binaries_link_only_the_c_runtime() {
+    let allowed: BTreeSet<&str> =
+        ["linux-vdso.so.1", "libgcc_s.so.1", "libm.so.6", "libc.so.6", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1"]
+            .into();
+    for name in ["staffeln-api", "staffeln-conductor", "staffeln-manage", "staffeln"] {
+        let libs = linked_libraries(&binary(name));
+        assert!(libs.contains("libc.so.6"), "{name}: ldd shows {libs:?}");
+        let extra: Vec<&String> = libs.iter().filter(|l| !allowed.contains(l.as_str())).collect();
+        assert!(extra.is_empty(), "{name} links {extra:?} (all: {libs:?}): the kolla image installs none of them");
+    }
+}
+
+// --- dependencies -------------------------------------------------------------
+
+/// The `cargo-<sub>` binary (PATH, then cargo's bin directory), run
+/// directly; fails saying how to get it (tools/setup-test-env installs it
+/// into ~/.cargo/bin).
+fn cargo_sub(sub: &str, hint: &str) -> Command {
+    let name = format!("cargo-{sub}");
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_default();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .chain([cargo_home.join("bin")])
+        .map(|dir| dir.join(&name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("`cargo {sub}` is not installed: {hint} (tools/setup-test-env installs it)"));
+    let mut cmd = Command::new(found);
+    // Run as a plain program: cargo-machete mistakes the suite's CARGO for
+    // its own cargo invocation.
+    cmd.env_remove("CARGO");
+    cmd
+}
+
+const MACHETE_HINT: &str = "cargo install --locked cargo-machete@0.9.2";
+const DENY_HINT: &str = "cargo install --locked cargo-deny@0.20.2";
+
+/// A crate in a temporary directory with `deps` and an empty library.
+fn scratch_crate(deps: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("src/lib.rs"), "").unwrap();
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        format!("[package]\nname = \"scratch\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\n{deps}"),
+    )
+    .unwrap();
+    dir
+}
+
+/// Every dependency in Cargo.toml is used (`cargo machete`), and the check
+/// can fail: a crate with an unused dependency is named.
+#[test]
+fn no_unused_dependencies() {
+    let out = check(cargo_sub("machete", MACHETE_HINT).current_dir(repo_root()));
+    assert!(out.contains("didn't find any unused dependencies"), "{out}");
+    let scratch = scratch_crate("itoa = \"1\"\n");
+    let out = run(cargo_sub("machete", MACHETE_HINT).current_dir(scratch.path()));
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stdout).contains("itoa"), "{out:?}");
+}
+
+/// `cargo deny` with deny.toml: licenses, banned crates (no C client
+/// library, no OpenSSL, one crypto provider) and sources, offline. The check
+/// can fail: without MIT in the allowed licenses it names a MIT crate.
+/// Advisories need the RustSec database from GitHub: see deny.toml.
+#[test]
+fn the_dependency_tree_passes_cargo_deny() {
+    let deny = |config: &Path| {
+        let mut cmd = cargo_sub("deny", DENY_HINT);
+        cmd.arg("--offline").arg("--config").arg(config).arg("check").args(["bans", "licenses", "sources"]);
+        run(cmd.current_dir(repo_root()))
+    };
+    // The summary goes to stdout without a terminal, to stderr with one.
+    let text =
+        |out: &Output| format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = deny(&repo_root().join("deny.toml"));
+    assert!(out.status.success() && text(&out).contains("bans ok, licenses ok, sources ok"), "{}", text(&out));
+    let dir = tempfile::tempdir().unwrap();
+    let strict = dir.path().join("deny.toml");
+    std::fs::write(&strict, read(&repo_root().join("deny.toml")).replace("    \"MIT\",\n", "")).unwrap();
+    let out = deny(&strict);
+    assert!(!out.status.success() && text(&out).contains("licenses FAILED"), "{}", text(&out));
+}
+
+// --- references -------------------------------------------------------------
+
+/// Every file git tracks, relative to the repository root.
+fn tracked_files() -> Vec<PathBuf> {
+    let out = check(Command::new(tool("git", "apt-get install git")).args(["ls-files", "-z"]).current_dir(repo_root()));
+    out.split('\0').filter(|p| !p.is_empty()).map(PathBuf::from).collect()
+}
+
+/// The repository points at nothing outside it: no material that only its
+/// developers had (written here in pieces so that this file does not match
+/// itself), and every relative link of a Markdown or reST file names a file
+/// or directory that is in the repository.
+#[test]
+fn references_point_into_the_repository() {
+    let outside = [
+        ["shared", "/reference"].concat(),
+        ["../", "shared"].concat(),
+        ["/work", "/"].concat(),
+        ["oslo-policy-http-check", ".md"].concat(),
+        ["openstack-api-subset", ".md"].concat(),
+        ["openstack-conventions", ".md"].concat(),
+        ["oslo-messaging-rabbit", ".md"].concat(),
+        ["rust-stack", "-notes"].concat(),
+        ["style-", "examples.md"].concat(),
+    ];
+    let markdown_link = regex::Regex::new(r"\]\(([^)\s]+)\)").unwrap();
+    let rst_link = regex::Regex::new(r"`[^`<]*<([^>`]+)>`_").unwrap();
+    let mut found = Vec::new();
+    for file in tracked_files() {
+        let Ok(text) = std::fs::read_to_string(repo_root().join(&file)) else { continue };
+        for word in &outside {
+            if text.contains(word.as_str()) {
+                found.push(format!("{}: mentions {word}", file.display()));
+            }
+        }
+        let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("");
+        let links: Vec<String> = match ext {
+            "md" => markdown_link.captures_iter(&text).map(|c| c[1].to_owned()).collect(),
+            "rst" => rst_link.captures_iter(&text).map(|c| c[1].to_owned()).collect(),
+            _ => continue,
+        };
+        for link in links {
+            let target = link.split('#').next().unwrap_or_default();
+            if target.is_empty() || target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            let base = file.parent().unwrap_or(Path::new(""));
+            if !repo_root().join(base).join(target).exists() {
+                found.push(format!("{}: links to {target}, which is not in the repository", file.display()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
 }
 
 // --- docs -----------------------------------------------------------------

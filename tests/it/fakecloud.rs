@@ -928,7 +928,7 @@ fn cinder_asks_the_guard_before_backup_delete_exactly_as_oslo_policy_does() {
     use staffeln_fakecloud::BackupDeletePolicy;
     let guard = StubGuard::start();
     let mut policy = BackupDeletePolicy::new(guard.url());
-    policy.remote_timeout = Duration::from_secs(1);
+    policy.remote_timeout = Duration::from_secs(4); // generous for the checks that must pass
     let cloud = start_with(
         policy_scenario(),
         FakeOptions { backup_delete_policy: Some(policy.clone()), ..FakeOptions::default() },
@@ -987,7 +987,7 @@ fn cinder_asks_the_guard_before_backup_delete_exactly_as_oslo_policy_does() {
     assert_eq!((r.status, guard.take().len()), (400, 1), "{:?}", r.body);
 
     // A guard that cannot be reached, or is slower than remote_timeout: 500.
-    guard.answer(Answer::Slow(Duration::from_secs(3)));
+    guard.answer(Answer::Slow(Duration::from_secs(6)));
     let r = alice.volume("DELETE", &format!("/backups/{B3}"), None, None);
     assert_eq!(r.status, 500, "{:?}", r.body);
     assert!(r.body["computeFault"]["message"].as_str().unwrap().contains("erred"), "{:?}", r.body);

@@ -164,7 +164,7 @@ impl Rig {
     }
 
     async fn until_gone(&self, names: &[&str]) {
-        let deadline = Instant::now() + StdDuration::from_secs(30);
+        let deadline = Instant::now() + crate::support::HANG;
         while names.iter().any(|n| self.exists(n)) {
             assert!(
                 Instant::now() < deadline,

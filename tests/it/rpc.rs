@@ -239,7 +239,7 @@ async fn python_casts_fanout_casts_and_timeouts_reach_the_rust_servers() {
     assert_eq!(out[1]["ok"], Value::Null, "{}", out[1]);
     assert_eq!(out[2]["exc"], "MessagingTimeout", "{}", out[2]);
 
-    let within = Duration::from_secs(10);
+    let within = support::HANG;
     let mut seen2 = Vec::new();
     for _ in 0..2 {
         let (server, method, args) = tokio::time::timeout(within, events2.recv()).await.unwrap().unwrap();
@@ -288,9 +288,9 @@ async fn the_rust_client_calls_a_stock_python_server() {
     assert_eq!(exc_type, "TypeError");
 
     client.cast(&ctx(), "record", json!({"value": "cast-1"}), "1.0").await.unwrap();
-    assert_eq!(peer.next_line(Duration::from_secs(10)).await, r#"CAST "cast-1""#);
+    assert_eq!(peer.next_line(support::HANG).await, r#"CAST "cast-1""#);
     client.fanout_cast(&ctx(), "record", json!({"value": "fan-1"}), "1.0").await.unwrap();
-    assert_eq!(peer.next_line(Duration::from_secs(10)).await, r#"CAST "fan-1""#);
+    assert_eq!(peer.next_line(support::HANG).await, r#"CAST "fan-1""#);
 
     match client.call(&ctx(), "ping", json!([1]), "1.0", t).await {
         Err(RpcError::InvalidArgs { method, .. }) => assert_eq!(method, "ping"),
@@ -357,7 +357,7 @@ async fn a_stock_listener_receives_rust_notifications() {
     context.insert("auth_token".into(), json!("sekrit-token"));
 
     notifier.info(Some(&context), "staffeln.backup.create.end", json!({"backup_id": "b1", "size": 1})).await.unwrap();
-    let got: Value = serde_json::from_str(&peer.next_line(Duration::from_secs(15)).await).unwrap();
+    let got: Value = serde_json::from_str(&peer.next_line(support::HANG).await).unwrap();
     assert_eq!(got["priority"], "info");
     assert_eq!(got["event_type"], "staffeln.backup.create.end");
     assert_eq!(got["publisher_id"], "staffeln.host1");
@@ -368,7 +368,7 @@ async fn a_stock_listener_receives_rust_notifications() {
     assert_eq!(got["ctxt"]["auth_token"], Value::Null, "the token is redacted");
 
     notifier.error(None, "staffeln.backup.create.error", json!({"reason": "quota"})).await.unwrap();
-    let got: Value = serde_json::from_str(&peer.next_line(Duration::from_secs(15)).await).unwrap();
+    let got: Value = serde_json::from_str(&peer.next_line(support::HANG).await).unwrap();
     assert_eq!(
         (got["priority"].as_str(), got["event_type"].as_str()),
         (Some("error"), Some("staffeln.backup.create.error"))
@@ -580,7 +580,7 @@ async fn the_fake_transport_round_trips_in_process() {
     // The cast and the fanout cast travel on different queues: either may come first.
     let mut seen = Vec::new();
     for _ in 0..2 {
-        let (_, _, args) = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.unwrap().unwrap();
+        let (_, _, args) = tokio::time::timeout(support::HANG, events.recv()).await.unwrap().unwrap();
         seen.push(args["value"].as_str().unwrap_or_default().to_owned());
     }
     seen.sort();

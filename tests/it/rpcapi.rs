@@ -335,7 +335,8 @@ async fn a_conductor_that_does_not_lead_passes_backup_now_to_the_leader() {
     let p2 = cloud.control().project_id("p2").unwrap();
     api.cast_backup_now(&ctx("req-4"), Some(&p2), None).await.unwrap();
     let mut p2_tasks = Vec::new();
-    for _ in 0..200 {
+    let deadline = std::time::Instant::now() + support::HANG;
+    while std::time::Instant::now() < deadline {
         let project = p2.clone();
         p2_tasks = a.conductor.db_call(move |c| tasks::list(c, None, Some(&project), 10)).await.unwrap();
         if !p2_tasks.is_empty() {
@@ -458,13 +459,14 @@ async fn a_trigger_while_the_lease_holder_is_gone_names_it_and_its_expiry() {
     let mut conf = Config::default();
     conf.default.host = "node-a".into();
     conf.default.transport_url = Some(Secret::new(format!("fake:///{}", support::unique_name("lease"))));
-    conf.default.rpc_response_timeout = 6; // the holder gets 1 s to answer a ping
+    // The holder gets a sixth (5 s) to answer a ping; the answer comes
+    // within the client's timeout (30 s, else the call fails), however
+    // loaded the machine.
+    conf.default.rpc_response_timeout = 30;
     let node = node(&cloud, &db, &conf).await;
     lease_left_by_a_gone_conductor(&node.conductor).await;
     let (transport, api) = client(&conf, "node-a").await;
-    let asked = std::time::Instant::now();
     let answer = api.backup_now(&ctx("req-gone"), None, None).await.unwrap();
-    assert!(asked.elapsed() < StdDuration::from_secs(6), "answered before the client's timeout: {answer:?}");
     assert!(!answer.planned, "{answer:?}");
     assert_eq!(answer.lease_holder.as_deref(), Some("gone-host:99"));
     assert_eq!(answer.leader.as_deref(), Some("gone-host:99"));
@@ -491,7 +493,7 @@ async fn the_cli_says_how_long_to_wait_when_the_lease_holder_is_gone() {
     let cloud = FakeCloud::start(scenario(), FakeOptions::default()).unwrap();
     let db = TestDb::sqlite();
     let mut conf = names.config("node-a", false);
-    conf.default.rpc_response_timeout = 12; // the holder gets 2 s to answer a ping
+    conf.default.rpc_response_timeout = 30; // the holder gets 5 s to answer a ping
     let node = node(&cloud, &db, &conf).await;
     lease_left_by_a_gone_conductor(&node.conductor).await;
     let (transport, _api) = client(&conf, "node-a").await;

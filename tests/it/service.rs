@@ -69,7 +69,7 @@ fn manage(conf: &Path, args: &[&str]) -> std::process::Output {
 
 /// Waits until `file` contains `needle`, returns the whole text.
 fn wait_for_log(file: &Path, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + crate::support::HANG;
     loop {
         let text = std::fs::read_to_string(file).unwrap_or_default();
         if text.contains(needle) {
@@ -179,7 +179,7 @@ fn conductor_logs_oslo_lines_reloads_on_sighup_and_drains_on_sigterm() {
     assert!(child.try_wait().unwrap().is_none(), "a bad reload must not stop the service");
 
     signal(&child, "TERM");
-    let status = wait_exit(&mut child, Duration::from_secs(10));
+    let status = wait_exit(&mut child, crate::support::HANG);
     assert!(status.success(), "SIGTERM is a graceful stop: {status:?}");
     let text = wait_for_log(&log, "Caught SIGTERM");
     assert!(text.contains("staffeln-conductor stopped"), "{text}");
@@ -330,7 +330,7 @@ fn the_conductor_daemon_runs_cycles_on_its_schedule() {
     // The next scheduled cycle skips the volume: backup_min_interval.
     wait_for_log(&log, "within backup_min_interval");
     signal(&child, "TERM");
-    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    assert!(wait_exit(&mut child, crate::support::HANG).success());
     assert_eq!(cloud.control().backups_of(&cloud.control().volume_id("data-1").unwrap()).len(), 1);
 }
 
@@ -361,7 +361,7 @@ fn a_conductor_stopped_by_sigterm_releases_its_leases() {
         assert!(lease(name).expires_at > now, "{name} is held while the conductor runs: {:?}", lease(name));
     }
     signal(&child, "TERM");
-    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    assert!(wait_exit(&mut child, crate::support::HANG).success());
     let text = std::fs::read_to_string(&log).unwrap();
     let now = staffeln::db::models::now();
     for name in ["backup-cycle", "retention-cycle"] {

@@ -465,10 +465,8 @@ async fn a_discovery_longer_than_the_lease_time_keeps_the_lease_and_its_plan() {
     );
     let planning = tokio::spawn(async move { a.try_backup_cycle(false, &BackupScope::default()).await.unwrap() });
     let lease = || async { b.db_call(|c| leases::get(c, BACKUP_LEASE)).await.unwrap() };
-    for _ in 0..500 {
-        if lease().await.is_some() {
-            break;
-        }
+    let deadline = std::time::Instant::now() + crate::support::HANG;
+    while lease().await.is_none() && std::time::Instant::now() < deadline {
         tokio::time::sleep(StdDuration::from_millis(5)).await;
     }
     // Three lease times in steps of ten seconds. Renewed every ttl/3, the
@@ -481,7 +479,8 @@ async fn a_discovery_longer_than_the_lease_time_keeps_the_lease_and_its_plan() {
         sim.clock.advance(step);
         let now = sim.clock.now();
         let mut held = lease().await.unwrap();
-        for _ in 0..500 {
+        let deadline = std::time::Instant::now() + crate::support::HANG;
+        while std::time::Instant::now() < deadline {
             if held.expires_at.and_utc() - now >= left_at_least {
                 break;
             }

@@ -56,6 +56,12 @@ pub fn mysql_server_url() -> String {
     std::env::var("STAFFELN_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".to_owned())
 }
 
+/// How long a test waits for something that must happen (a log line, a
+/// process exit, a peer's answer) before calling it a hang. Only a bound:
+/// waits end on the event itself, so a loaded machine makes a test slower,
+/// never red.
+pub const HANG: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// A name unique to this process and call, for databases, queues, exchanges.
 pub fn unique_name(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};

@@ -9,7 +9,12 @@ options! {
     /// Options under this group are used to define Conductor's configuration.
     group "conductor" => ConductorOpts;
 
-    /// The number of backup workers running in parallel.
+    /// Accepted for compatibility, ignored: how many backups run at once is
+    /// set by max_concurrent_backups and its per-project and per-AZ limits.
+    ///
+    /// Related options:
+    ///
+    /// * max_concurrent_backups
     backup_workers: u32 = integer(1).min(1);
 
     /// The time between two backup cycles, in seconds. 0 runs cycles only on
@@ -197,7 +202,12 @@ options! {
     /// * retention_metadata_key
     retention_time: OsloDuration = duration("2w3d");
 
-    /// The number of retention workers running in parallel.
+    /// Accepted for compatibility, ignored: how many deletes run at once is
+    /// set by max_concurrent_deletes.
+    ///
+    /// Related options:
+    ///
+    /// * max_concurrent_deletes
     rotation_workers: u32 = integer(1).min(1);
 
     /// Archival tiers (grandfather-father-son) that keep backups past

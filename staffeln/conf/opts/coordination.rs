@@ -1,4 +1,5 @@
-//! `[coordination]`: distributed locks between conductors.
+//! `[coordination]`: the original's tooz backend, accepted and ignored
+//! (conductors coordinate through the database).
 
 use super::string;
 
@@ -7,6 +8,7 @@ options! {
     /// configuration.
     group "coordination" => CoordinationOpts;
 
-    /// Lock coordination backend URL; locks are local to the host when empty.
+    /// Accepted for compatibility, ignored: conductors coordinate through
+    /// their database (leases and fenced claims), with no tooz backend.
     backend_url: String = string("");
 }

@@ -15,7 +15,8 @@ options! {
     /// * [DEFAULT] state_path
     connection: Secret = string("sqlite:///$state_path/staffeln.sqlite").secret();
 
-    /// MySQL storage engine of new tables.
+    /// Accepted for compatibility, ignored: Staffeln's tables are always
+    /// InnoDB (the conductors' claims need its row locks).
     mysql_engine: String = string("InnoDB");
 
     /// The SQL mode to be used for MySQL sessions. An empty value sets the

@@ -70,7 +70,8 @@ options! {
     /// message is DEBUG.
     logging_debug_format_suffix: String = string("%(funcName)s %(pathname)s:%(lineno)d");
 
-    /// Prefix each line of exception output with this format.
+    /// Accepted for compatibility, ignored: Staffeln writes no exception
+    /// tracebacks; an error is one record with its causes on one line.
     logging_exception_prefix: String = string("%(asctime)s.%(msecs)03d %(process)d ERROR %(name)s %(instance)s");
 
     /// Enables or disables logging values of all registered options when
