@@ -43,6 +43,7 @@
 //! as new migrations in both trees, never as edits to an applied one.
 
 pub mod audit;
+mod backend;
 pub mod backups;
 pub mod error;
 pub mod history;
@@ -59,7 +60,8 @@ pub mod stamps;
 pub mod tasks;
 pub mod url;
 
+pub use backend::Backend;
 pub use error::{DbError, MigrationDirection};
 pub use open::open_database;
 pub use pool::{AnyConnection, Database, DbConn, DbSettings, create_database};
-pub use url::{Backend, DbUrl, MysqlUrl};
+pub use url::{DbUrl, MysqlUrl};
