@@ -15,8 +15,10 @@
 //!   is woken to start the backups.
 //! * `report_now` sends the digests of finished cycles now, whatever
 //!   `report_period` says.
-//! * `retention_now` answers `NotAvailable` until retention is wired in:
-//!   switch [`retention`].
+//! * `retention_now` returns the retention preview (`dry_run`, of one project
+//!   when asked) or runs retention now on the conductor that leads it. Its
+//!   results go out as the wire shapes of [`super::rpcapi`], converted here
+//!   from the retention half's own types.
 //!
 //! Without `[DEFAULT] transport_url` the conductor runs no RPC server: the
 //! in-process `fake://` broker cannot reach another process, and oslo's

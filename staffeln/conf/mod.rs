@@ -6,7 +6,11 @@
 //! types and their conversion rules ([`types`]); the loader ([`load()`]: files,
 //! `--config-dir`, `OS_<GROUP>__<OPT>`, interpolation, deprecated names); the
 //! `oslo-config-generator`-format sample ([`sample()`]); [`Secret`]; the
-//! oslo-style command-line arguments ([`OsloArgs`]).
+//! oslo-style command-line arguments ([`OsloArgs`]); where oslo looks for
+//! files (`files.rs`); and the two errors (`error.rs`): [`ConfigError`], a
+//! file that does not load, and [`SettingsError`], a value that loads but
+//! that a room's `from_config` refuses. Both make a binary exit with
+//! status 2 and one line.
 //!
 //! What it leaves to others: logging the warnings and the option dump
 //! (`service`), choosing the program name, exit codes and signal handling.

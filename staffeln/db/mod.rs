@@ -2,6 +2,8 @@
 //! code path.
 //!
 //! What lives here:
+//! * `backend.rs`: [`Backend`], which server a connection speaks to (the
+//!   floor: the URL, the errors and the migrations name it);
 //! * [`url`]: `[database] connection` in its SQLAlchemy/OpenStack forms
 //!   (`mysql+pymysql://…?charset=utf8&plugin=dbcounter`, `sqlite:////abs/path`)
 //!   parsed into a typed [`DbUrl`] that prints its password as `***`;
@@ -25,11 +27,17 @@
 //! * [`legacy`]: the original (Python) Staffeln's tables, set aside and
 //!   adopted by [`migrate::upgrade_report`];
 //! * [`error`]: [`DbError`], which names the URL (masked), migration or query
-//!   that failed and keeps the cause in `source()`.
+//!   that failed and keeps the cause in `source()`;
+//! * `open.rs`: [`DbSettings::from_config`] (the `[database]` options,
+//!   the URL checked before anything starts) and [`open_database`] (connect
+//!   and check the schema is current), what the daemons start with.
 //!
 //! What it never knows: OpenStack (ids are plain strings here), AMQP, HTTP, or
 //! what a decision means; callers bring plain values and get rows back. The
 //! `[database]` options arrive as a plain [`DbSettings`].
+//!
+//! No file here imports another in a circle (`tests/it/house.rs`); this file
+//! only declares and re-exports.
 //!
 //! Everything here blocks (the MySQL client on its own I/O thread, SQLite
 //! compiled in). Async callers wrap a unit of
