@@ -22,134 +22,22 @@
 //!   holds a `next` link while more remain.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use http_body_util::Full;
 use hyper::{HeaderMap, Response, StatusCode};
 use serde_json::{Value, json};
 use tracing::{debug, error};
 
-use super::App;
+use super::app::App;
 use super::error::{RequestError, json as json_response};
-use super::guard::{parse_uuid, shown};
+use super::query::{QueryError, parse_query};
 use crate::db::backups::{self, ListFilter};
 use crate::db::models::BackupRow;
 use crate::db::tasks;
 use crate::objects::TokenInfo;
 use crate::openstack::Secret;
 use crate::service::chain;
-
-/// The statuses a backup can have in Cinder (the filter accepts these).
-const CINDER_STATUSES: &[&str] = &["creating", "available", "deleting", "error", "error_deleting", "restoring"];
-
-/// The query parameters of the listing.
-const PARAMETERS: &[&str] =
-    &["all_projects", "volume_id", "server_id", "status", "created_since", "created_until", "limit", "marker"];
-
-/// Why the query of a listing cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum QueryError {
-    #[error("unknown query parameter {name}; known: {}", PARAMETERS.join(", "))]
-    Unknown { name: String },
-    #[error("query parameter {name} is given more than once")]
-    Repeated { name: String },
-    #[error("{name} {shown} is not valid: {reason}")]
-    Invalid { name: &'static str, shown: String, reason: String },
-    #[error("marker {0} is not a backup of this listing")]
-    MarkerNotFound(String),
-}
-
-/// A listing request's query, parsed.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ListQuery {
-    pub all_projects: bool,
-    pub volume_id: Option<String>,
-    pub server_id: Option<String>,
-    pub status: Option<String>,
-    pub created_since: Option<NaiveDateTime>,
-    pub created_until: Option<NaiveDateTime>,
-    pub limit: Option<u32>,
-    pub marker: Option<String>,
-    /// The filters as given (for the `next` link), without limit and marker.
-    pub filters: Vec<(String, String)>,
-}
-
-fn invalid(name: &'static str, value: &str, reason: impl Into<String>) -> QueryError {
-    QueryError::Invalid { name, shown: shown(value), reason: reason.into() }
-}
-
-fn uuid_param(name: &'static str, value: &str) -> Result<String, QueryError> {
-    parse_uuid(name, value).map_err(|_| invalid(name, value, "expected a UUID"))
-}
-
-/// oslo's boolean words.
-fn parse_bool(name: &'static str, value: &str) -> Result<bool, QueryError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "t" | "true" | "on" | "y" | "yes" => Ok(true),
-        "0" | "f" | "false" | "off" | "n" | "no" => Ok(false),
-        _ => Err(invalid(name, value, "expected true or false")),
-    }
-}
-
-/// ISO 8601: `2026-11-25T10:00:00Z`, with an offset, without a zone (UTC),
-/// or a date (midnight UTC). A `+` that the query decoded to a space is read
-/// back as `+`.
-pub fn parse_time(name: &'static str, value: &str) -> Result<NaiveDateTime, QueryError> {
-    let text = value.trim().replace(' ', "+");
-    if let Ok(t) = DateTime::parse_from_rfc3339(&text) {
-        return Ok(t.with_timezone(&Utc).naive_utc());
-    }
-    if let Ok(t) = NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.f") {
-        return Ok(t);
-    }
-    if let Some(t) = NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)) {
-        return Ok(t);
-    }
-    Err(invalid(name, value, "expected an ISO 8601 time such as 2026-11-25T10:00:00Z"))
-}
-
-/// Parses the query string of `GET /v1/backups`.
-pub fn parse_query(query: Option<&str>) -> Result<ListQuery, QueryError> {
-    let mut q = ListQuery::default();
-    let mut seen: Vec<String> = Vec::new();
-    for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        let Some(&known) = PARAMETERS.iter().find(|p| **p == name) else {
-            return Err(QueryError::Unknown { name: shown(&name) });
-        };
-        if seen.iter().any(|s| s == known) {
-            return Err(QueryError::Repeated { name: known.to_owned() });
-        }
-        seen.push(known.to_owned());
-        let value = value.as_ref();
-        match known {
-            "all_projects" => q.all_projects = parse_bool(known, value)?,
-            "volume_id" => q.volume_id = Some(uuid_param(known, value)?),
-            "server_id" => q.server_id = Some(uuid_param(known, value)?),
-            "status" => {
-                let status = value.trim().to_ascii_lowercase();
-                if !CINDER_STATUSES.contains(&status.as_str()) {
-                    return Err(invalid(known, value, format!("expected one of {}", CINDER_STATUSES.join(", "))));
-                }
-                q.status = Some(status);
-            }
-            "created_since" => q.created_since = Some(parse_time(known, value)?),
-            "created_until" => q.created_until = Some(parse_time(known, value)?),
-            "limit" => match value.trim().parse::<u32>() {
-                Ok(n) if n > 0 => q.limit = Some(n),
-                _ => return Err(invalid(known, value, "expected a positive integer")),
-            },
-            "marker" => q.marker = Some(uuid_param(known, value)?),
-            _ => {}
-        }
-        if known != "limit" && known != "marker" {
-            q.filters.push((known.to_owned(), value.to_owned()));
-        }
-    }
-    Ok(q)
-}
 
 /// The project whose backups a token may list: `None` for all projects
 /// (admins asking for them).
@@ -180,45 +68,6 @@ fn completed_filter(status: Option<&str>) -> Option<Option<bool>> {
 
 fn status_of(row: &BackupRow) -> &'static str {
     if row.backup_completed != 0 { "available" } else { "creating" }
-}
-
-/// Validated tokens for `ttl` (never past their expiry), at most `capacity`.
-pub(crate) struct TokenCache {
-    ttl: Duration,
-    capacity: usize,
-    map: Mutex<HashMap<String, (TokenInfo, Instant)>>,
-}
-
-impl TokenCache {
-    pub(crate) fn new(ttl: Duration, capacity: usize) -> TokenCache {
-        TokenCache { ttl, capacity, map: Mutex::new(HashMap::new()) }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (TokenInfo, Instant)>> {
-        self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn get(&self, token: &str) -> Option<TokenInfo> {
-        let map = self.lock();
-        map.get(token).filter(|(_, until)| *until > Instant::now()).map(|(info, _)| info.clone())
-    }
-
-    fn put(&self, token: &str, info: &TokenInfo) {
-        if self.ttl.is_zero() || self.capacity == 0 {
-            return;
-        }
-        let now = Instant::now();
-        let left = (info.expires_at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-        let until = now + self.ttl.min(left);
-        let mut map = self.lock();
-        if map.len() >= self.capacity {
-            map.retain(|_, (_, u)| *u > now);
-            if map.len() >= self.capacity {
-                map.clear();
-            }
-        }
-        map.insert(token.to_owned(), (info.clone(), until));
-    }
 }
 
 /// The token of the request, validated.
@@ -380,9 +229,13 @@ pub(crate) async fn list(
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use chrono::TimeZone;
+    use std::time::Duration;
+
+    use chrono::{TimeZone, Utc};
 
     use super::*;
+    use crate::api::caches::TokenCache;
+    use crate::api::query::ListQuery;
     use crate::objects::{ProjectId, UserId};
 
     const V: &str = "5c3f1b4a-8e2d-4f6a-9b1c-7d0e2f3a4b5c";

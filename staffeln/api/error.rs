@@ -10,8 +10,8 @@ use http_body_util::Full;
 use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use hyper::{Response, StatusCode};
 
-use super::backups::QueryError;
-use super::guard::IdError;
+use super::query::QueryError;
+use super::request::IdError;
 
 /// The body a route answers in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

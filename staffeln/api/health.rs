@@ -10,7 +10,7 @@ use hyper::{Response, StatusCode};
 use serde_json::json;
 use tracing::warn;
 
-use super::App;
+use super::app::App;
 use super::error::{json as json_response, text};
 use crate::db::backups;
 use crate::service::chain;

@@ -13,8 +13,9 @@ use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request, Response};
 use tracing::{Instrument, debug, info_span};
 
+use super::app::App;
 use super::error::{Format, RequestError};
-use super::{App, backups, guard, health, metrics};
+use super::{backups, guard, health, metrics};
 
 const REQUEST_ID: &str = "x-openstack-request-id";
 

@@ -29,8 +29,33 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
-use super::{ApiSettings, App, ServeError, TlsFiles, router};
+use super::app::App;
+use super::router;
+use super::settings::{ApiSettings, TlsFiles};
+use std::path::PathBuf;
+
+use crate::db::DbError;
 use crate::service::Shutdown;
+
+/// Why staffeln-api could not start or stopped with an error. A value it
+/// cannot use is not one of these: [`ApiSettings::from_config`] refuses it
+/// before anything starts.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `[api] ssl_cert_file` / `ssl_key_file` cannot be used.
+    #[error("cannot use {} for HTTPS: {reason}", .path.display())]
+    Tls { path: PathBuf, reason: String },
+    #[error("database work did not finish")]
+    Join(#[from] tokio::task::JoinError),
+}
 
 /// The largest request head (request line and headers) read; hyper refuses
 /// a larger one itself.

@@ -11,7 +11,8 @@
 
 use std::process::Command;
 
-use super::settings::{PROPERTIES, Settings, SettingsError};
+use super::settings::{PROPERTIES, Settings};
+use crate::conf::SettingsError;
 
 /// What `show` reports for a property the pool does not set (the cluster's
 /// `bluestore_compression_*` default applies).

@@ -6,16 +6,18 @@
 //! per pool instead; this room reads and writes those pool properties through
 //! the `ceph` CLI, which is the edge with the outside world:
 //!
-//! * [`Settings`]: plain data (what `[ceph_compression]` holds), with
-//!   [`Settings::validate`] refusing combinations Ceph would accept but that
-//!   make no sense (see `doc/ceph-compression.md`).
+//! * [`Settings`]: plain data, read from `[ceph_compression]` by
+//!   [`Settings::from_config`], with [`Settings::validate`] refusing
+//!   combinations Ceph would accept but that make no sense (see
+//!   `doc/ceph-compression.md`); a refusal is a `conf::SettingsError` naming
+//!   the option and value.
 //! * [`show`]: `ceph osd pool get <pool> <property> -f json` for each property.
 //! * [`apply`]: `ceph osd pool set <pool> <property> <value>` for each property
 //!   that is set, the mode last.
 //!
-//! The room knows nothing of Staffeln's configuration files or CLI; the
-//! integrator maps `[ceph_compression]` onto [`Settings`] and wires
-//! `staffeln-manage ceph-compression show|apply`.
+//! The room reads its own options and nothing else of Staffeln; the
+//! `staffeln-manage ceph-compression show|apply` command builds the
+//! settings before it calls the CLI.
 
 mod cli;
 mod settings;
@@ -23,4 +25,4 @@ mod settings;
 mod tests;
 
 pub use cli::{CephError, apply, show};
-pub use settings::{Algorithm, Mode, Settings, SettingsError};
+pub use settings::{Algorithm, Mode, Settings};

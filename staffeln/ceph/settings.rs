@@ -4,6 +4,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use crate::conf::{Config, SettingsError};
+
 /// BlueStore `compression_mode` of a pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -68,33 +70,30 @@ impl fmt::Display for Algorithm {
 impl FromStr for Mode {
     type Err = SettingsError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Mode::ALL.into_iter().find(|m| m.as_str() == s).ok_or_else(|| SettingsError {
-            option: "mode",
-            value: s.to_owned(),
-            reason: "expected one of none, passive, aggressive, force".to_owned(),
-        })
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| refused("mode", s.to_owned(), "expected one of none, passive, aggressive, force".to_owned()))
     }
 }
 
 impl FromStr for Algorithm {
     type Err = SettingsError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Algorithm::ALL.into_iter().find(|a| a.as_str() == s).ok_or_else(|| SettingsError {
-            option: "algorithm",
-            value: s.to_owned(),
-            reason: "expected one of snappy, zlib, zstd, lz4".to_owned(),
-        })
+        Algorithm::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| refused("algorithm", s.to_owned(), "expected one of snappy, zlib, zstd, lz4".to_owned()))
     }
 }
 
 /// A `[ceph_compression]` value Staffeln refuses, naming the option and why.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("[ceph_compression] {option} = {value}: {reason}")]
-pub struct SettingsError {
-    pub option: &'static str,
-    pub value: String,
-    pub reason: String,
+fn refused(option: &str, value: impl ToString, reason: impl Into<String>) -> SettingsError {
+    SettingsError::new(GROUP, option, value, reason)
 }
+
+/// The configuration group of these settings.
+const GROUP: &str = "ceph_compression";
 
 /// What `[ceph_compression]` holds. `None` means "leave the pool's property
 /// alone" (the cluster-wide `bluestore_compression_*` default applies).
@@ -141,7 +140,7 @@ impl Default for Settings {
 impl Settings {
     /// Checks what `show` needs: a pool name the CLI will take as one argument.
     pub fn validate_target(&self) -> Result<(), SettingsError> {
-        let bad = |reason: &str| SettingsError { option: "pool", value: self.pool.clone(), reason: reason.to_owned() };
+        let bad = |reason: &str| refused("pool", self.pool.clone(), reason.to_owned());
         if self.pool.is_empty() {
             return Err(bad("must not be empty"));
         }
@@ -151,18 +150,14 @@ impl Settings {
         if let Some(id) = &self.ceph_id
             && (id.is_empty() || id.starts_with("client.") || id.chars().any(char::is_whitespace))
         {
-            return Err(SettingsError {
-                option: "ceph_id",
-                value: id.clone(),
-                reason: "give the cephx user name without the 'client.' prefix (e.g. cinder-backup)".to_owned(),
-            });
+            return Err(refused(
+                "ceph_id",
+                id.clone(),
+                "give the cephx user name without the 'client.' prefix (e.g. cinder-backup)".to_owned(),
+            ));
         }
         if self.ceph_cli.as_os_str().is_empty() {
-            return Err(SettingsError {
-                option: "ceph_cli",
-                value: String::new(),
-                reason: "must not be empty".to_owned(),
-            });
+            return Err(refused("ceph_cli", String::new(), "must not be empty".to_owned()));
         }
         Ok(())
     }
@@ -179,20 +174,16 @@ impl Settings {
         if let Some(ratio) = self.required_ratio
             && !(ratio > 0.0 && ratio <= 1.0)
         {
-            return Err(SettingsError {
-                option: "required_ratio",
-                value: ratio.to_string(),
-                reason: "must be greater than 0 and at most 1 (compressed size / original size)".to_owned(),
-            });
+            return Err(refused(
+                "required_ratio",
+                ratio.to_string(),
+                "must be greater than 0 and at most 1 (compressed size / original size)".to_owned(),
+            ));
         }
         if let (Some(min), Some(max)) = (self.min_blob_size, self.max_blob_size)
             && min > max
         {
-            return Err(SettingsError {
-                option: "min_blob_size",
-                value: min.to_string(),
-                reason: format!("is greater than max_blob_size = {max}"),
-            });
+            return Err(refused("min_blob_size", min, format!("is greater than max_blob_size = {max}")));
         }
         if self.mode == Mode::None {
             let ignored = [
@@ -202,12 +193,11 @@ impl Settings {
                 ("max_blob_size", self.max_blob_size.map(|v| v.to_string())),
             ];
             if let Some((option, Some(value))) = ignored.into_iter().find(|(_, v)| v.is_some()) {
-                return Err(SettingsError {
+                return Err(refused(
                     option,
                     value,
-                    reason: "has no effect with mode = none; set mode to passive, aggressive or force, or remove it"
-                        .to_owned(),
-                });
+                    "has no effect with mode = none; set mode to passive, aggressive or force, or remove it".to_owned(),
+                ));
             }
         }
         Ok(())
@@ -245,14 +235,15 @@ pub const PROPERTIES: [&str; 5] = [
 
 impl Settings {
     /// The settings of `[ceph_compression]`, validated.
-    pub fn from_opts(opts: &crate::conf::CephCompressionOpts) -> Result<Settings, SettingsError> {
+    pub fn from_config(conf: &Config) -> Result<Settings, SettingsError> {
+        let opts = &conf.ceph_compression;
         let required_ratio = match &opts.required_ratio {
             None => None,
-            Some(text) => Some(text.trim().parse::<f64>().map_err(|_| SettingsError {
-                option: "required_ratio",
-                value: text.clone(),
-                reason: "expected a number in (0, 1]".to_owned(),
-            })?),
+            Some(text) => Some(
+                text.trim()
+                    .parse::<f64>()
+                    .map_err(|_| refused("required_ratio", text.clone(), "expected a number in (0, 1]".to_owned()))?,
+            ),
         };
         let settings = Settings {
             pool: opts.pool.clone(),

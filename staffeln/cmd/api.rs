@@ -3,6 +3,7 @@ fn main() -> std::process::ExitCode {
     staffeln::service::daemon(
         "staffeln-api",
         "Serves the policy check that protects automated backups.",
+        staffeln::api::ApiSettings::from_config,
         staffeln::api::serve,
     )
 }

@@ -3,6 +3,7 @@ fn main() -> std::process::ExitCode {
     staffeln::service::daemon(
         "staffeln-conductor",
         "Runs Staffeln's backup cycles, retention and digests.",
+        staffeln::conductor::ConductorSettings::from_config,
         staffeln::conductor::serve,
     )
 }

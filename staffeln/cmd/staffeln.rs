@@ -18,7 +18,8 @@ use staffeln::conductor::rpcapi::{ApiError, BackupTriggered, ConductorApi, Pong,
 use staffeln::conf::{self, Config, OsloArgs};
 use staffeln::objects::TaskState;
 use staffeln::rpc::{Context, RpcError, RpcSettings, Transport};
-use staffeln::service::{self, StartError, logging};
+use staffeln::service::logging::{self, LogSettings};
+use staffeln::service::{self, StartError};
 
 use output::{Format, Output};
 
@@ -135,15 +136,15 @@ impl Failure {
 
 fn main() -> ExitCode {
     let (cli, matches) = service::parse_cli::<Cli>();
-    let conf = match start(&cli, &matches) {
-        Ok(conf) => conf,
+    let (conf, rpc) = match start(&cli, &matches) {
+        Ok(started) => started,
         Err(err) => return service::report(PROG, &err, err.exit_code()),
     };
     let runtime = match service::runtime() {
         Ok(rt) => rt,
         Err(err) => return service::report(PROG, &err, err.exit_code()),
     };
-    let outcome = runtime.block_on(run(&cli, &conf));
+    let outcome = runtime.block_on(run(&cli, &conf, &rpc));
     runtime.shutdown_timeout(Duration::from_millis(100));
     match outcome {
         Ok(code) => code,
@@ -154,24 +155,26 @@ fn main() -> ExitCode {
     }
 }
 
-/// Configuration, and logging that keeps stdout for the output.
-fn start(cli: &Cli, matches: &clap::ArgMatches) -> Result<Config, StartError> {
+/// Configuration and the messaging settings (checked before anything
+/// else), and logging that keeps stdout for the output.
+fn start(cli: &Cli, matches: &clap::ArgMatches) -> Result<(Config, RpcSettings), StartError> {
     let loaded = conf::load(&cli.oslo.sources(matches), &service::environment())?;
-    let mut log = service::log_settings(&loaded.config);
+    let mut log = LogSettings::from_config(&loaded.config)?;
+    let rpc = RpcSettings::from_config(&loaded.config)?;
     log.log_file = cli.oslo.log_file.as_ref().map(Into::into);
     log.log_dir = cli.oslo.log_dir.as_ref().map(Into::into);
     log.use_stderr = log.log_file.is_none() && log.log_dir.is_none();
     if !log.debug {
-        log.default_log_levels.push("staffeln=WARN".to_owned());
+        log.default_log_levels.push(("staffeln".to_owned(), tracing::level_filters::LevelFilter::WARN));
     }
     logging::init(PROG, &log)?;
     for warning in &loaded.warnings {
         tracing::warn!(target: "staffeln.conf", "{warning}");
     }
-    Ok(loaded.config)
+    Ok((loaded.config, rpc))
 }
 
-async fn run(cli: &Cli, conf: &Config) -> Result<ExitCode, Failure> {
+async fn run(cli: &Cli, conf: &Config, rpc: &RpcSettings) -> Result<ExitCode, Failure> {
     if conf.default.transport_url.is_none() {
         return Err(Failure::config(
             "[DEFAULT] transport_url is unset: set it to the RabbitMQ URL of staffeln-conductor (as in its \
@@ -179,8 +182,7 @@ async fn run(cli: &Cli, conf: &Config) -> Result<ExitCode, Failure> {
                 .to_owned(),
         ));
     }
-    let transport = Transport::new(&RpcSettings::from_config(conf))
-        .map_err(|err| Failure::config(staffeln::errors::chain(&err)))?;
+    let transport = Transport::new(rpc).map_err(|err| Failure::config(staffeln::errors::chain(&err)))?;
     let timeout = Duration::from_secs(cli.timeout.unwrap_or(conf.default.rpc_response_timeout));
     let api = ConductorApi::new(&transport, &conf.conductor.topic).with_timeout(timeout);
     let outcome = execute(&cli.command, &api, &context()).await;

@@ -26,11 +26,10 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::ConductorError;
-use crate::conf::Config;
+use crate::conf::{Config, SettingsError};
 use crate::db::tasks::{CycleRow, TaskRow};
 use crate::objects::Backup;
-use crate::rpc::{Notifier, Priority, RpcSettings, Transport};
+use crate::rpc::{Notifier, Priority, RpcSettings, Transport, TransportError};
 
 pub const BACKUP_CREATE_START: &str = "staffeln.backup.create.start";
 pub const BACKUP_CREATE_END: &str = "staffeln.backup.create.end";
@@ -116,6 +115,65 @@ struct Event {
     payload: Value,
 }
 
+/// `[oslo_messaging_notifications]` as the conductor uses it: which drivers,
+/// and for `messagingv2` where and as whom to publish.
+#[derive(Clone, Debug, Default)]
+pub struct EventSettings {
+    /// `log`: one INFO line per event.
+    pub log: bool,
+    /// `messagingv2`.
+    pub messaging: Option<MessagingSettings>,
+}
+
+/// Where `messagingv2` notifications go.
+#[derive(Clone, Debug)]
+pub struct MessagingSettings {
+    /// `[oslo_messaging_notifications] transport_url`, else the RPC one.
+    pub rpc: RpcSettings,
+    /// `staffeln-conductor.<host>`.
+    pub publisher_id: String,
+    pub topics: Vec<String>,
+}
+
+impl EventSettings {
+    /// From `[oslo_messaging_notifications]`, the drivers chosen as oslo
+    /// chooses them; an unknown driver, or `messagingv2` without a transport
+    /// URL, names the option.
+    pub fn from_config(conf: &Config) -> Result<EventSettings, SettingsError> {
+        let opts = &conf.oslo_messaging_notifications;
+        let bad = |value: &str, reason: &str| {
+            SettingsError::new("oslo_messaging_notifications", "driver", value, reason.to_owned())
+        };
+        let mut settings = EventSettings::default();
+        for driver in &opts.driver {
+            match driver.trim() {
+                "" | "noop" => {}
+                "log" => settings.log = true,
+                "messagingv2" if settings.messaging.is_none() => {
+                    let rpc = RpcSettings::notifications_from_config(conf)?;
+                    if rpc.transport_url.is_none() {
+                        return Err(bad(
+                            driver,
+                            "messagingv2 needs [oslo_messaging_notifications] transport_url or [DEFAULT] transport_url",
+                        ));
+                    }
+                    settings.messaging = Some(MessagingSettings {
+                        rpc,
+                        publisher_id: format!("staffeln-conductor.{}", conf.default.host),
+                        topics: opts.topics.clone(),
+                    });
+                }
+                "messagingv2" => {}
+                "messaging" => {
+                    return Err(bad(driver, "messaging (format 1.0) is not supported by Staffeln; use messagingv2"));
+                }
+                _ => return Err(bad(driver, "expected one of messagingv2, log, noop")),
+            }
+        }
+        Ok(settings)
+    }
+}
+
 /// Where the conductor's events go. Cheap to clone; the default sends nothing.
 #[derive(Clone, Debug, Default)]
 pub struct Events {
@@ -137,43 +195,17 @@ impl Events {
         Events::default()
     }
 
-    /// From `[oslo_messaging_notifications]`; `messagingv2` starts the
-    /// publishing task on the current runtime (the connection opens with the
-    /// first event). `publisher_id` is `staffeln-conductor.<host>`.
-    pub fn from_config(conf: &Config) -> Result<Events, ConductorError> {
-        let opts = &conf.oslo_messaging_notifications;
-        let bad = |reason: String| ConductorError::Config(format!("[oslo_messaging_notifications] driver: {reason}"));
-        let mut events = Events::default();
-        for driver in &opts.driver {
-            match driver.trim() {
-                "" | "noop" => {}
-                "log" => events.log = true,
-                "messagingv2" if events.messaging.is_none() => {
-                    let settings = RpcSettings::notifications_from_config(conf);
-                    if settings.transport_url.is_none() {
-                        return Err(bad(
-                            "messagingv2 needs [oslo_messaging_notifications] transport_url or [DEFAULT] transport_url"
-                                .to_owned(),
-                        ));
-                    }
-                    let transport = Transport::new(&settings)
-                        .map_err(|e| ConductorError::Config(format!("notifications: {}", crate::errors::chain(&e))))?;
-                    let publisher = format!("staffeln-conductor.{}", conf.default.host);
-                    let notifier = Notifier::new(&transport, &publisher, opts.topics.clone());
-                    let runtime = tokio::runtime::Handle::try_current()
-                        .map_err(|_| ConductorError::Config("notifications need a running tokio runtime".to_owned()))?;
-                    let (tx, rx) = mpsc::channel(QUEUE);
-                    runtime.spawn(publish(notifier, transport, rx));
-                    events.messaging = Some(tx);
-                }
-                "messagingv2" => {}
-                "messaging" => {
-                    return Err(bad("messaging (format 1.0) is not supported by Staffeln; use messagingv2".to_owned()));
-                }
-                other => {
-                    return Err(bad(format!("{other:?} is not one of messagingv2, log, noop")));
-                }
-            }
+    /// Starts what `settings` ask for: with `messagingv2`, the publishing
+    /// task on the current runtime (the connection opens with the first
+    /// event). Fails only when a TLS file of the transport cannot be read.
+    pub async fn start(settings: &EventSettings) -> Result<Events, TransportError> {
+        let mut events = Events { messaging: None, log: settings.log };
+        if let Some(messaging) = &settings.messaging {
+            let transport = Transport::new(&messaging.rpc)?;
+            let notifier = Notifier::new(&transport, &messaging.publisher_id, messaging.topics.clone());
+            let (tx, rx) = mpsc::channel(QUEUE);
+            tokio::spawn(publish(notifier, transport, rx));
+            events.messaging = Some(tx);
         }
         Ok(events)
     }
@@ -292,22 +324,27 @@ async fn publish(notifier: Notifier, transport: Transport, mut rx: mpsc::Receive
 mod tests {
     use super::*;
 
+    async fn events(conf: &Config) -> Result<Events, String> {
+        let settings = EventSettings::from_config(conf).map_err(|e| e.to_string())?;
+        Events::start(&settings).await.map_err(|e| e.to_string())
+    }
+
     #[tokio::test]
     async fn drivers_are_chosen_like_oslo_and_noop_opens_nothing() {
         let mut conf = Config::default();
-        assert!(Events::from_config(&conf).unwrap().is_noop(), "no driver: nothing");
+        assert!(events(&conf).await.unwrap().is_noop(), "no driver: nothing");
         conf.oslo_messaging_notifications.driver = vec!["noop".to_owned()];
-        assert!(Events::from_config(&conf).unwrap().is_noop());
+        assert!(events(&conf).await.unwrap().is_noop());
         conf.oslo_messaging_notifications.driver = vec!["log".to_owned()];
-        assert!(!Events::from_config(&conf).unwrap().is_noop());
+        assert!(!events(&conf).await.unwrap().is_noop());
         conf.oslo_messaging_notifications.driver = vec!["messagingv2".to_owned()];
-        let err = Events::from_config(&conf).unwrap_err().to_string();
-        assert!(err.contains("needs [oslo_messaging_notifications] transport_url"), "{err}");
+        let err = events(&conf).await.unwrap_err();
+        assert!(err.starts_with("[oslo_messaging_notifications] driver = \"messagingv2\": messagingv2 needs"), "{err}");
         conf.default.transport_url = Some(crate::conf::Secret::new("fake://"));
-        assert!(Events::from_config(&conf).unwrap().messaging.is_some());
-        for (driver, expected) in [("messaging", "format 1.0"), ("routing", "not one of")] {
+        assert!(events(&conf).await.unwrap().messaging.is_some());
+        for (driver, expected) in [("messaging", "format 1.0"), ("routing", "expected one of")] {
             conf.oslo_messaging_notifications.driver = vec![driver.to_owned()];
-            let err = Events::from_config(&conf).unwrap_err().to_string();
+            let err = events(&conf).await.unwrap_err();
             assert!(err.contains(expected), "{driver}: {err}");
         }
     }

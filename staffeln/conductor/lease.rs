@@ -8,9 +8,16 @@ use std::future::Future;
 use chrono::{DateTime, Duration, Utc};
 use tracing::{info, warn};
 
-use super::rotation::RETENTION_LEASE;
-use super::{BACKUP_LEASE, Conductor, ConductorError, REPORT_LEASE, naive};
+use super::error::ConductorError;
+use super::node::{Conductor, naive};
 use crate::db::leases::{self, Acquired};
+
+/// The lease of the conductor that discovers and plans backup cycles.
+pub const BACKUP_LEASE: &str = "backup-cycle";
+/// The lease of the conductor that runs retention.
+pub const RETENTION_LEASE: &str = "retention-cycle";
+/// The lease of the conductor that sends a round of digests.
+pub const REPORT_LEASE: &str = "report-round";
 
 /// Another conductor holds a lease.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,8 +15,10 @@
 //!   is woken to start the backups.
 //! * `report_now` sends the digests of finished cycles now, whatever
 //!   `report_period` says.
-//! * `retention_now` answers `NotAvailable` until retention is wired in:
-//!   switch [`retention`].
+//! * `retention_now` returns the retention preview (`dry_run`, of one project
+//!   when asked) or runs retention now on the conductor that leads it. Its
+//!   results go out as the wire shapes of [`super::rpcapi`], converted here
+//!   from the retention half's own types.
 //!
 //! Without `[DEFAULT] transport_url` the conductor runs no RPC server: the
 //! in-process `fake://` broker cannot reach another process, and oslo's
@@ -34,19 +36,21 @@ use serde_json::Value;
 use tokio::sync::{Mutex, Notify, watch};
 use tracing::{info, warn};
 
-use super::cycle::{BackupScope, CycleOutcome, CycleSummary};
-use super::lease::LeaseHeld;
+use super::backup::cycle::{BackupScope, CycleOutcome, CycleSummary};
+use super::error::ConductorError;
+use super::lease::{BACKUP_LEASE, LeaseHeld};
+use super::node::Conductor;
+use super::retention::plan::{RetentionDecision, RetentionReason};
+use super::retention::run::RetentionSummary;
 use super::rpcapi::{
     self, ApiError, BackupNowArgs, BackupTriggered, CONDUCTOR_ERROR, ConductorApi, CycleInfo, INVALID_PARAMETER,
-    ListTasksArgs, NoArgs, Pong, ReportFailure, ReportNowArgs, ReportSent, RetentionNowArgs, RetentionPreview,
-    RetentionRan, Status, TaskInfo,
+    ListTasksArgs, NoArgs, Pong, ReportFailure, ReportNowArgs, ReportSent, RetentionDecisionInfo, RetentionNowArgs,
+    RetentionPreview, RetentionRan, RetentionReasonInfo, RetentionSummaryInfo, Status, TaskInfo,
 };
-use super::{BACKUP_LEASE, Conductor, ConductorError};
-use crate::conf::Config;
 use crate::db::{leases, tasks};
-use crate::notify::{Mailer, NotifySettings};
+use crate::notify::Mailer;
 use crate::objects::{ProjectId, ServerId, TaskState};
-use crate::rpc::{Call, Endpoint, MethodTable, RpcError, RpcFailure, RpcServer, RpcSettings, Target, Transport};
+use crate::rpc::{Call, Endpoint, MethodTable, RpcError, RpcFailure, RpcServer, Target, Transport};
 
 /// Context key set on a request passed to the leader, so that it is passed
 /// on at most once.
@@ -286,18 +290,78 @@ async fn retention(conductor: &Conductor, args: &RetentionNowArgs) -> Result<Val
             .retention_preview(settings, project.as_ref())
             .await
             .map_err(|err| failed("retention_now", &err))?;
-        return reply(&RetentionPreview { dry_run: true, decisions });
+        return reply(&RetentionPreview { dry_run: true, decisions: decisions.iter().map(decision_info).collect() });
     }
     if project.is_some() {
         return Err(invalid("project_id is only supported with dry_run: retention runs over all projects".into()));
     }
     match conductor.run_retention(settings, true).await.map_err(|err| failed("retention_now", &err))? {
-        Some(summary) => reply(&RetentionRan { ran: true, summary: Some(summary), message: None }),
+        Some(summary) => reply(&RetentionRan { ran: true, summary: Some(summary_info(&summary)), message: None }),
         None => reply(&RetentionRan {
             ran: false,
             summary: None,
             message: Some("another conductor leads retention and runs it on its schedule".into()),
         }),
+    }
+}
+
+/// A decision as `retention_now` returns it.
+fn decision_info(d: &RetentionDecision) -> RetentionDecisionInfo {
+    RetentionDecisionInfo {
+        backup_id: d.backup_id.0.clone(),
+        backup_name: d.backup_name.clone(),
+        volume_id: d.volume_id.0.clone(),
+        project_id: d.project_id.0.clone(),
+        created_at: d.created_at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        status: d.status.to_string(),
+        kind: d.kind.to_string(),
+        action: d.action.to_string(),
+        reason: reason_info(&d.reason),
+        message: d.message.clone(),
+        wave: d.wave,
+        rules: d.rules.clone(),
+    }
+}
+
+fn reason_info(reason: &RetentionReason) -> RetentionReasonInfo {
+    use RetentionReason as R;
+    use RetentionReasonInfo as W;
+    match reason {
+        R::NotStaffelns { missing_row, missing_metadata } => {
+            W::NotStaffelns { missing_row: *missing_row, missing_metadata: *missing_metadata }
+        }
+        R::InProgress { status } => W::InProgress { status: status.clone() },
+        R::UnknownStatus { status } => W::UnknownStatus { status: status.clone() },
+        R::WithinRetention { age_secs, retention_secs } => {
+            W::WithinRetention { age_secs: *age_secs, retention_secs: *retention_secs }
+        }
+        R::Archival { tiers } => {
+            W::Archival { tiers: tiers.iter().map(|(tier, bucket)| (tier.to_string(), bucket.clone())).collect() }
+        }
+        R::LastSuccessful => W::LastSuccessful,
+        R::ChainParent { child } => W::ChainParent { child: child.0.clone() },
+        R::UnplacedDependents => W::UnplacedDependents,
+        R::Expired { age_secs, retention_secs, volume_gone } => {
+            W::Expired { age_secs: *age_secs, retention_secs: *retention_secs, volume_gone: *volume_gone }
+        }
+        R::ErrorState { status } => W::ErrorState { status: status.clone() },
+    }
+}
+
+/// A run's summary as `retention_now` returns it.
+fn summary_info(s: &RetentionSummary) -> RetentionSummaryInfo {
+    let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+    RetentionSummaryInfo {
+        run_id: s.run_id.clone(),
+        volumes: n(s.volumes),
+        kept: n(s.kept),
+        skipped: n(s.skipped),
+        to_delete: n(s.to_delete),
+        deleted: n(s.deleted),
+        deferred: n(s.deferred),
+        failed: n(s.failed),
+        rows_removed: n(s.rows_removed),
+        warnings: s.warnings.clone(),
     }
 }
 
@@ -362,28 +426,26 @@ impl RpcService {
 }
 
 /// Starts serving topic `[conductor] topic` as server `[DEFAULT] host`, or
-/// nothing without `[DEFAULT] transport_url` (see the module doc). A bad
-/// URL or messaging option is a configuration error; a broker that cannot
+/// nothing without `[DEFAULT] transport_url` (see the module doc). The
+/// settings were checked before the conductor started; a broker that cannot
 /// be reached is retried in the background.
-pub async fn start_rpc(conf: &Config, conductor: Conductor) -> Result<RpcService, ConductorError> {
+pub async fn start_rpc(conductor: &Conductor, mailer: Arc<Mailer>) -> Result<RpcService, ConductorError> {
     let wake = Arc::new(Notify::new());
     let (stop, mut stop_rx) = watch::channel(false);
-    let topic = conf.conductor.topic.clone();
-    let host = conf.default.host.clone();
-    if conf.default.transport_url.is_none() {
+    let settings = &conductor.settings;
+    let topic = settings.topic.clone();
+    let host = settings.host.clone();
+    let Some(rpc) = &settings.rpc else {
         info!(
             "[DEFAULT] transport_url is unset: no RPC server, so on-demand triggers (staffeln backup trigger, \
              staffeln status, …) are off; backups follow the schedule"
         );
         return Ok(RpcService { stop, task: None, wake, serving: watch::channel(false).1 });
-    }
-    let transport = Transport::new(&RpcSettings::from_config(conf))
-        .map_err(|err| ConductorError::Config(crate::errors::chain(&err)))?;
-    let mailer = Mailer::new(NotifySettings::from_opts(&conf.notification))
-        .map_err(|err| ConductorError::Config(crate::errors::chain(&err)))?;
+    };
+    let transport = Transport::new(rpc)?;
     let peers = ConductorApi::new(&transport, &topic);
-    let probe = probe_timeout(StdDuration::from_secs(conf.default.rpc_response_timeout));
-    let manager = Arc::new(Manager::new(conductor, &host, peers, wake.clone(), Arc::new(mailer), probe));
+    let probe = probe_timeout(rpc.rpc_response_timeout);
+    let manager = Arc::new(Manager::new(conductor.clone(), &host, peers, wake.clone(), mailer, probe));
     let endpoint: Arc<dyn Endpoint> = Arc::new(endpoint(manager));
     let target = Target::new(&topic).with_server(&host);
     let (up, serving) = watch::channel(false);
@@ -543,6 +605,50 @@ fn lease_held(held: &LeaseHeld, now: DateTime<Utc>, why: String) -> BackupTrigge
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The wire shape of a retention decision, field by field: what a
+    /// Python client or `staffeln retention trigger --dry-run -f json` reads.
+    #[test]
+    fn a_retention_decision_goes_on_the_wire_in_its_documented_shape() {
+        use crate::conductor::retention::plan::{RetentionAction, Tier};
+        use crate::objects::{BackupId, BackupKind, BackupStatus, VolumeId};
+        let decision = RetentionDecision {
+            backup_id: BackupId("b1".into()),
+            backup_name: Some("vol-a-2026".into()),
+            volume_id: VolumeId("v1".into()),
+            project_id: ProjectId("p1".into()),
+            created_at: DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z").unwrap().with_timezone(&Utc),
+            status: BackupStatus::Available,
+            kind: BackupKind::Incremental,
+            action: RetentionAction::Keep,
+            reason: RetentionReason::Archival { tiers: vec![(Tier::Daily, "2026-11-25".into())] },
+            message: "kept by archival tiers: daily 2026-11-25".into(),
+            wave: None,
+            rules: "retention_time 2w3d, archival_rules daily:7".into(),
+        };
+        let json = serde_json::to_value(decision_info(&decision)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "backup_id": "b1", "backup_name": "vol-a-2026", "volume_id": "v1", "project_id": "p1",
+                "created_at": "2026-11-25T10:00:00Z", "status": "available", "kind": "incremental",
+                "action": "keep", "reason": {"code": "archival", "tiers": [["daily", "2026-11-25"]]},
+                "message": "kept by archival tiers: daily 2026-11-25", "wave": null,
+                "rules": "retention_time 2w3d, archival_rules daily:7"
+            })
+        );
+        let back: RetentionDecisionInfo = serde_json::from_value(json).unwrap();
+        assert_eq!(back, decision_info(&decision), "a client reads back what the server sent");
+        let gone = RetentionReason::Expired { age_secs: 90_000, retention_secs: 86_400, volume_gone: true };
+        assert_eq!(
+            serde_json::to_value(reason_info(&gone)).unwrap(),
+            serde_json::json!({"code": "expired", "age_secs": 90_000, "retention_secs": 86_400, "volume_gone": true})
+        );
+        for reason in [RetentionReason::LastSuccessful, RetentionReason::UnplacedDependents, gone] {
+            let code = serde_json::to_value(reason_info(&reason)).unwrap()["code"].clone();
+            assert_eq!(code, reason.code(), "the wire code is the reason's code");
+        }
+    }
 
     #[test]
     fn a_scoped_trigger_that_matched_nothing_says_so() {

@@ -2,7 +2,10 @@
 //! (`staffeln-conductor`), one server per conductor named `[DEFAULT] host`.
 //! [`super::manager`] serves it; the argument and result shapes below are
 //! the wire format of both, and a stock Python `RPCClient` sees the same
-//! (`client.prepare(version="1.0").call(ctxt, "get_status")`).
+//! (`client.prepare(version="1.0").call(ctxt, "get_status")`). They are the
+//! contract, written out here field by field: no internal type goes on the
+//! wire through a serde derive of its own, so that changing the conductor
+//! never changes the API by accident; the manager converts.
 //!
 //! Version history (add a line and bump [`VERSION`]; servers keep answering
 //! older calls within the major version):
@@ -58,20 +61,90 @@ pub struct BackupNowArgs {
     pub server_id: Option<String>,
 }
 
-/// `retention_now(project_id=None, dry_run=False)`.
+/// What `retention_now(dry_run=True)` returns: what a run would decide now.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionPreview {
     pub dry_run: bool,
-    pub decisions: Vec<super::retention::RetentionDecision>,
+    pub decisions: Vec<RetentionDecisionInfo>,
+}
+
+/// One backup's retention decision. Times are RFC 3339, UTC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionDecisionInfo {
+    pub backup_id: String,
+    pub backup_name: Option<String>,
+    pub volume_id: String,
+    pub project_id: String,
+    pub created_at: String,
+    /// Cinder's status of the backup (`available`, `error`, …).
+    pub status: String,
+    /// `full` or `incremental`.
+    pub kind: String,
+    /// `keep`, `delete` or `skip` (busy now; the next run decides).
+    pub action: String,
+    pub reason: RetentionReasonInfo,
+    /// The reason as a sentence.
+    pub message: String,
+    /// Deletes only: wave 0 goes first, wave n once waves below n are gone.
+    pub wave: Option<u32>,
+    /// The rules applied and where they came from.
+    pub rules: String,
+}
+
+/// Why, as a stable `code` with what the rule looked at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum RetentionReasonInfo {
+    /// Kept: not made by Staffeln (which of the two marks is missing).
+    NotStaffelns { missing_row: bool, missing_metadata: bool },
+    /// Skipped: Cinder is working on it.
+    InProgress { status: String },
+    /// Skipped: a status this version does not know.
+    UnknownStatus { status: String },
+    /// Kept: younger than the retention time.
+    WithinRetention { age_secs: i64, retention_secs: i64 },
+    /// Kept by archival tiers: `[tier, bucket]` pairs (`["daily", "2026-11-25"]`).
+    Archival { tiers: Vec<(String, String)> },
+    /// Kept: the newest successful backup of a volume that still exists.
+    LastSuccessful,
+    /// Kept: a backup that stays (`child`) is an incremental on it.
+    ChainParent { child: String },
+    /// Kept: Cinder says incrementals depend on it and none could be placed.
+    UnplacedDependents,
+    /// Deleted: older than the retention time and kept by no tier.
+    Expired { age_secs: i64, retention_secs: i64, volume_gone: bool },
+    /// Deleted: Cinder failed it.
+    ErrorState { status: String },
 }
 
 /// What `retention_now` without `dry_run` did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetentionRan {
     pub ran: bool,
-    pub summary: Option<super::rotation::RetentionSummary>,
+    pub summary: Option<RetentionSummaryInfo>,
     pub message: Option<String>,
+}
+
+/// What one retention run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionSummaryInfo {
+    pub run_id: String,
+    pub volumes: u64,
+    pub kept: u64,
+    pub skipped: u64,
+    /// Deletes decided.
+    pub to_delete: u64,
+    /// Deletes Cinder accepted (or the backup was already gone).
+    pub deleted: u64,
+    /// Left for the next run.
+    pub deferred: u64,
+    /// Refused for reasons Staffeln cannot fix itself (e.g. no role).
+    pub failed: u64,
+    /// `backup_data` rows forgotten because Cinder no longer has the backup.
+    pub rows_removed: u64,
+    /// Rule values reported and ignored (invalid server metadata).
+    pub warnings: Vec<String>,
 }
 
 /// Arguments of `retention_now`.

@@ -27,9 +27,9 @@ use tokio::sync::Notify;
 use tracing::instrument::WithSubscriber;
 use tracing::{Instrument, error, info, info_span, warn};
 
-use super::Conductor;
-use super::cycle::{BackupScope, CycleOutcome};
-use super::rotation::RetentionOutcome;
+use super::backup::cycle::{BackupScope, CycleOutcome};
+use super::node::Conductor;
+use super::retention::run::RetentionOutcome;
 use crate::notify::Mailer;
 use crate::service::Shutdown;
 

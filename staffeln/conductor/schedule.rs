@@ -7,14 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 
-/// A schedule that cannot be built from the options.
-#[derive(Debug, thiserror::Error)]
-pub enum ScheduleError {
-    #[error("[conductor] {option} = {value:?}: expected a cron expression such as \"0 2 * * *\" ({reason})")]
-    BadCron { option: &'static str, value: String, reason: String },
-    #[error("[conductor] {option} = {value:?}: expected an IANA time zone such as \"UTC\" or \"Europe/Berlin\"")]
-    BadZone { option: &'static str, value: String },
-}
+use crate::conf::SettingsError;
 
 /// A cron expression and/or a period.
 #[derive(Debug, Clone)]
@@ -24,24 +17,21 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// `cron` empty means no cron; `period` zero means no period. With
-    /// neither, the schedule never fires (only on-demand triggers run).
-    pub fn new(
-        cron_option: &'static str,
-        cron: &str,
-        zone_option: &'static str,
-        zone: &str,
-        period: Duration,
-    ) -> Result<Schedule, ScheduleError> {
-        let tz = Tz::from_str(zone.trim())
-            .map_err(|_| ScheduleError::BadZone { option: zone_option, value: zone.to_owned() })?;
+    /// `cron` (the value of `[conductor] <cron_option>`) in zone `tz`;
+    /// empty means no cron; `period` zero means no period. With neither, the
+    /// schedule never fires (only on-demand triggers run).
+    pub fn new(cron_option: &str, cron: &str, tz: Tz, period: Duration) -> Result<Schedule, SettingsError> {
         let cron = match cron.trim() {
             "" => None,
             expr => Some((
-                Cron::from_str(expr).map_err(|e| ScheduleError::BadCron {
-                    option: cron_option,
-                    value: cron.to_owned(),
-                    reason: e.to_string(),
+                Cron::from_str(expr).map_err(|e| {
+                    SettingsError::new(
+                        "conductor",
+                        cron_option,
+                        cron,
+                        "expected a cron expression such as \"0 2 * * *\"",
+                    )
+                    .caused_by(e)
                 })?,
                 tz,
             )),
@@ -80,7 +70,7 @@ mod tests {
 
     #[test]
     fn a_period_fires_at_once_then_every_period() {
-        let s = Schedule::new("backup_schedule", "", "backup_timezone", "UTC", Duration::seconds(1800)).unwrap();
+        let s = Schedule::new("backup_schedule", "", Tz::UTC, Duration::seconds(1800)).unwrap();
         let now = at(2026, 11, 25, 12, 0);
         assert_eq!(s.next_due(None, now), Some(now), "never ran: due at start");
         assert_eq!(s.next_due(Some(now - Duration::minutes(10)), now), Some(now + Duration::minutes(20)));
@@ -90,8 +80,7 @@ mod tests {
 
     #[test]
     fn cron_follows_the_zone_and_moves_past_a_dst_gap() {
-        let s = Schedule::new("backup_schedule", "30 2 * * *", "backup_timezone", "Europe/Berlin", Duration::zero())
-            .unwrap();
+        let s = Schedule::new("backup_schedule", "30 2 * * *", Tz::Europe__Berlin, Duration::zero()).unwrap();
         // 2026-03-29 02:30 does not exist in Berlin: croner moves to 03:00 local = 01:00 UTC.
         let next = s.next_due(None, at(2026, 3, 28, 12, 0)).unwrap();
         assert_eq!(next, at(2026, 3, 29, 1, 0));
@@ -103,22 +92,18 @@ mod tests {
 
     #[test]
     fn the_earlier_of_cron_and_period_wins() {
-        let s = Schedule::new("c", "0 * * * *", "z", "UTC", Duration::seconds(7200)).unwrap();
+        let s = Schedule::new("c", "0 * * * *", Tz::UTC, Duration::seconds(7200)).unwrap();
         let now = at(2026, 11, 25, 12, 10);
         assert_eq!(s.next_due(Some(now), now), Some(at(2026, 11, 25, 13, 0)));
     }
 
     #[test]
     fn bad_options_are_named() {
-        let err = Schedule::new("backup_schedule", "every day", "z", "UTC", Duration::zero()).unwrap_err().to_string();
-        assert!(err.contains("backup_schedule") && err.contains("every day"), "{err}");
-        let err = Schedule::new("c", "", "backup_timezone", "Mars/Olympus", Duration::zero()).unwrap_err().to_string();
-        assert!(err.contains("backup_timezone") && err.contains("Mars/Olympus"), "{err}");
+        let err = Schedule::new("backup_schedule", "every day", Tz::UTC, Duration::zero()).unwrap_err();
+        assert!(err.to_string().starts_with("[conductor] backup_schedule = \"every day\": expected a cron"), "{err}");
+        assert!(std::error::Error::source(&err).is_some(), "croner's reason is kept as the cause");
         assert!(
-            Schedule::new("c", "", "z", "UTC", Duration::zero())
-                .unwrap()
-                .next_due(None, at(2026, 1, 1, 0, 0))
-                .is_none()
+            Schedule::new("c", "", Tz::UTC, Duration::zero()).unwrap().next_due(None, at(2026, 1, 1, 0, 0)).is_none()
         );
     }
 }

@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use clap::ArgMatches;
 use clap::parser::ValueSource;
 
+use super::files::{PROJECT, default_config_dirs, default_config_files};
 use super::load::Source;
+use super::opts::REGISTRY;
 use super::types::Kind;
-use super::{PROJECT, default_config_dirs, default_config_files, registry};
 
 /// oslo's common options; flatten into a binary's clap parser with
 /// `#[command(flatten)]`. The argument ids are the option names, so that
@@ -87,7 +88,7 @@ impl OsloArgs {
         };
         add("config_file", &|v| Source::File(PathBuf::from(v)));
         add("config_dir", &|v| Source::Dir(PathBuf::from(v)));
-        for group in registry() {
+        for group in REGISTRY {
             for opt in group.opts.iter().filter(|o| o.cli.is_some()) {
                 let cli =
                     |value: String| Source::Cli { group: group.name.to_owned(), name: opt.name.to_owned(), value };
@@ -178,7 +179,7 @@ mod tests {
     #[test]
     fn every_cli_option_has_a_flag() {
         let cmd = Cmd::command();
-        for group in registry() {
+        for group in REGISTRY {
             for opt in group.opts {
                 if let Some(flag) = opt.cli {
                     let arg = cmd.get_arguments().find(|a| a.get_id() == opt.name);

@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::ConfigError;
+use super::error::ConfigError;
 use super::ini::{self, Sections};
 use super::opts::{GroupDef, OptDef, ValueSource};
 use super::types::{self, Constraints, Kind, Value};

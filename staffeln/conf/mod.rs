@@ -6,7 +6,11 @@
 //! types and their conversion rules ([`types`]); the loader ([`load()`]: files,
 //! `--config-dir`, `OS_<GROUP>__<OPT>`, interpolation, deprecated names); the
 //! `oslo-config-generator`-format sample ([`sample()`]); [`Secret`]; the
-//! oslo-style command-line arguments ([`OsloArgs`]).
+//! oslo-style command-line arguments ([`OsloArgs`]); where oslo looks for
+//! files (`files.rs`); and the two errors (`error.rs`): [`ConfigError`], a
+//! file that does not load, and [`SettingsError`], a value that loads but
+//! that a room's `from_config` refuses. Both make a binary exit with
+//! status 2 and one line.
 //!
 //! What it leaves to others: logging the warnings and the option dump
 //! (`service`), choosing the program name, exit codes and signal handling.
@@ -19,6 +23,8 @@
 //! [`load()`].
 
 pub mod cli;
+mod error;
+mod files;
 pub mod ini;
 pub mod load;
 pub mod opts;
@@ -30,6 +36,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use cli::OsloArgs;
+pub use error::{ConfigError, SettingsError};
+pub(crate) use files::hostname;
+pub use files::{PROJECT, default_config_dirs, default_config_files, default_sources};
 pub use load::{Resolved, Source, resolve};
 pub use opts::{
     ApiOpts, CephCompressionOpts, ConductorOpts, Config, CoordinationOpts, DatabaseOpts, DefaultOpts, GroupDef,
@@ -38,43 +47,6 @@ pub use opts::{
 pub use sample::sample;
 pub use secret::Secret;
 pub use types::{OsloDuration, Value};
-
-/// The project name: `staffeln.conf`, `/etc/staffeln/`, `~/.staffeln/`.
-pub const PROJECT: &str = "staffeln";
-
-/// What went wrong while loading the configuration; one line each, naming
-/// the file (or variable), group, option, value and what was expected.
-/// Secret values are shown as `****`.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{origin}: [{group}] {option} = {value:?}: expected {expected}")]
-    InvalidValue { origin: String, group: String, option: String, value: String, expected: String },
-    #[error("{origin}: [{group}] {option} = {value:?}: {reason}")]
-    Interpolation { origin: String, group: String, option: String, value: String, reason: String },
-    #[error("{}:{line}: {message}", .file.display())]
-    Parse { file: PathBuf, line: usize, message: &'static str },
-    #[error("config file not found: {}", .path.display())]
-    FileNotFound { path: PathBuf },
-    #[error("cannot read config file {}", .path.display())]
-    Unreadable {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("config directory not found: {}", .path.display())]
-    DirNotFound { path: PathBuf },
-    #[error("no such option [{group}] {option} on the command line")]
-    UnknownOption { group: String, option: String },
-    #[error("option [{group}] {option} is defined wrongly: {reason}")]
-    Definition { group: String, option: String, reason: String },
-}
-
-impl ConfigError {
-    /// The exit code of a binary that cannot start with this configuration.
-    pub fn exit_code(&self) -> u8 {
-        2
-    }
-}
 
 /// A loaded configuration and what the loader has to say about it.
 #[derive(Debug, Clone)]
@@ -118,52 +90,6 @@ impl Default for Config {
 /// Every group with its options, `[DEFAULT]` first.
 pub fn registry() -> &'static [GroupDef] {
     opts::REGISTRY
-}
-
-/// The directories oslo searches for default files and directories.
-fn search_dirs(project: &str) -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
-        dirs.push(home.join(format!(".{project}")));
-        dirs.push(home);
-    }
-    dirs.push(PathBuf::from("/etc").join(project));
-    dirs.push(PathBuf::from("/etc"));
-    dirs
-}
-
-fn find_first(project: &str, prog: &str, extension: &str) -> Vec<PathBuf> {
-    find_first_in(&search_dirs(project), project, prog, extension)
-}
-
-/// For each of `project` and `prog`, the first `<dir>/<name><extension>`
-/// that exists (oslo's `_search_dirs`).
-fn find_first_in(dirs: &[PathBuf], project: &str, prog: &str, extension: &str) -> Vec<PathBuf> {
-    [project, prog]
-        .iter()
-        .filter(|name| !name.is_empty())
-        .filter_map(|name| dirs.iter().map(|d| d.join(format!("{name}{extension}"))).find(|p| p.exists()))
-        .collect()
-}
-
-/// oslo's default config files: the first `<project>.conf` and the first
-/// `<prog>.conf` found in `~/.<project>/`, `~/`, `/etc/<project>/`, `/etc/`.
-pub fn default_config_files(project: &str, prog: &str) -> Vec<Source> {
-    find_first(project, prog, ".conf").into_iter().map(Source::File).collect()
-}
-
-/// oslo's default config dirs: `<project>.conf.d/` and `<prog>.conf.d/`,
-/// searched the same way; missing ones are skipped.
-pub fn default_config_dirs(project: &str, prog: &str) -> Vec<Source> {
-    find_first(project, prog, ".conf.d").into_iter().map(Source::Dir).collect()
-}
-
-/// The default files, then the default directories (oslo's order when
-/// neither `--config-file` nor `--config-dir` is given).
-pub fn default_sources(project: &str, prog: &str) -> Vec<Source> {
-    let mut sources = default_config_files(project, prog);
-    sources.extend(default_config_dirs(project, prog));
-    sources
 }
 
 /// One option that differs between two configurations (for SIGHUP).
@@ -227,17 +153,6 @@ pub fn dump(cfg: &Config) -> Vec<(String, String)> {
         }
     }
     out
-}
-
-/// The host name (Python's `socket.gethostname()`), the default of
-/// `[DEFAULT] host`.
-pub(crate) fn hostname() -> String {
-    ["/proc/sys/kernel/hostname", "/etc/hostname"]
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .map(|s| s.trim().to_owned())
-        .find(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ pub const WRAP_WIDTH: usize = 79;
 
 /// The full `staffeln.conf.sample` text.
 pub fn sample() -> String {
-    render(super::registry(), NAMESPACE, WRAP_WIDTH)
+    render(super::opts::REGISTRY, NAMESPACE, WRAP_WIDTH)
 }
 
 /// Renders `registry` like `oslo-config-generator --namespace <namespace>

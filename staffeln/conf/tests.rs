@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::files::find_first_in;
 use super::opts::{self, GroupDef, OptDef};
 use super::*;
 

@@ -274,7 +274,13 @@ fn int_expectation(min: Option<i64>, max: Option<i64>) -> String {
     }
 }
 
-/// oslo's Boolean: case-insensitive, no stripping.
+/// oslo.config's `Boolean` type: `true`, `1`, `on`, `yes` and their
+/// opposites, case-insensitive, no stripping; anything else is an error.
+///
+/// This is the configuration grammar, a different fact from how Staffeln
+/// reads Cinder and Nova metadata (`objects::metadata::parse_bool`, oslo's
+/// `strutils.bool_from_string`, which also takes `t`, `y`, `f`, `n`): a
+/// configuration file oslo.config refuses must be refused here too.
 pub fn parse_bool(text: &str) -> Option<bool> {
     match text.to_lowercase().as_str() {
         "true" | "1" | "on" | "yes" => Some(true),

@@ -2,7 +2,7 @@
 //! (which URL, masked; which migration; which query) and keeps the cause in
 //! `source()`. No variant ever holds a password: URLs are stored masked.
 
-use super::url::Backend;
+use super::backend::Backend;
 
 /// A failure of the database layer.
 #[derive(Debug, thiserror::Error)]

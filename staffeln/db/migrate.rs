@@ -13,10 +13,10 @@ use diesel::mysql::Mysql;
 use diesel::sqlite::Sqlite;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+use super::backend::Backend;
 use super::error::{DbError, MigrationDirection};
 use super::legacy;
 use super::pool::{AnyConnection, Database};
-use super::url::Backend;
 
 const MYSQL: EmbeddedMigrations = embed_migrations!("migrations/mysql");
 const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

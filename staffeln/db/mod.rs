@@ -2,6 +2,8 @@
 //! code path.
 //!
 //! What lives here:
+//! * `backend.rs`: [`Backend`], which server a connection speaks to (the
+//!   floor: the URL, the errors and the migrations name it);
 //! * [`url`]: `[database] connection` in its SQLAlchemy/OpenStack forms
 //!   (`mysql+pymysql://…?charset=utf8&plugin=dbcounter`, `sqlite:////abs/path`)
 //!   parsed into a typed [`DbUrl`] that prints its password as `***`;
@@ -25,11 +27,17 @@
 //! * [`legacy`]: the original (Python) Staffeln's tables, set aside and
 //!   adopted by [`migrate::upgrade_report`];
 //! * [`error`]: [`DbError`], which names the URL (masked), migration or query
-//!   that failed and keeps the cause in `source()`.
+//!   that failed and keeps the cause in `source()`;
+//! * `open.rs`: [`DbSettings::from_config`] (the `[database]` options,
+//!   the URL checked before anything starts) and [`open_database`] (connect
+//!   and check the schema is current), what the daemons start with.
 //!
 //! What it never knows: OpenStack (ids are plain strings here), AMQP, HTTP, or
 //! what a decision means; callers bring plain values and get rows back. The
 //! `[database]` options arrive as a plain [`DbSettings`].
+//!
+//! No file here imports another in a circle (`tests/it/house.rs`); this file
+//! only declares and re-exports.
 //!
 //! Everything here blocks (the MySQL client on its own I/O thread, SQLite
 //! compiled in). Async callers wrap a unit of
@@ -43,6 +51,7 @@
 //! as new migrations in both trees, never as edits to an applied one.
 
 pub mod audit;
+mod backend;
 pub mod backups;
 pub mod error;
 pub mod history;
@@ -51,6 +60,7 @@ pub mod legacy;
 pub mod migrate;
 pub mod models;
 pub mod mysql;
+mod open;
 pub mod pool;
 pub mod reports;
 pub mod schema;
@@ -58,6 +68,8 @@ pub mod stamps;
 pub mod tasks;
 pub mod url;
 
+pub use backend::Backend;
 pub use error::{DbError, MigrationDirection};
+pub use open::open_database;
 pub use pool::{AnyConnection, Database, DbConn, DbSettings, create_database};
-pub use url::{Backend, DbUrl, MysqlUrl};
+pub use url::{DbUrl, MysqlUrl};

@@ -40,9 +40,10 @@ use diesel::sql_types::Text;
 use diesel::{Connection, ConnectionError, QueryableByName, RunQueryDsl, SqliteConnection};
 use tracing::{debug, warn};
 
+use super::backend::Backend;
 use super::error::DbError;
 use super::mysql::{ClientOptions, MysqlConn};
-use super::url::{Backend, DbUrl};
+use super::url::DbUrl;
 
 /// How long a SQLite connection waits for another writer's lock before failing
 /// with `database is locked`.

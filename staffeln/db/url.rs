@@ -36,6 +36,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use super::backend::Backend;
 use super::error::DbError;
 
 /// Query arguments the client receives as they were written (see `super::mysql`).
@@ -47,22 +48,6 @@ const MYSQL_DROPPED_PARAMS: &[&str] = &["charset", "plugin"];
 const MYSQL_REJECTED_PARAMS: &[&str] = &["read_default_file", "read_default_group", "database"];
 /// Query argument names whose values are secrets (PyMySQL accepts a password there).
 const SECRET_PARAMS: &[&str] = &["password", "passwd"];
-
-/// Which database server a [`DbUrl`] speaks to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    Mysql,
-    Sqlite,
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Backend::Mysql => "MySQL",
-            Backend::Sqlite => "SQLite",
-        })
-    }
-}
 
 /// A parsed `[database] connection`.
 #[derive(Clone, PartialEq, Eq)]

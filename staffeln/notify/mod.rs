@@ -16,6 +16,9 @@
 //!   `digest.txt`, compiled in) or the operator's Jinja2 `template_file`
 //!   (minijinja, HTML part only), falling back to the built-in one on any
 //!   error in it.
+//! * [`settings`]: [`NotifySettings`], `[notification]` read and checked by
+//!   [`NotifySettings::from_config`] before the conductor starts (a sender
+//!   that is not an address is refused there, naming the option).
 //! * [`mail`]: the edge — lettre SMTP (`none`/`starttls`/`tls`, optional
 //!   login, timeout), or with no `sender_email` the log plus an HTML file in
 //!   `report_dir`.

@@ -1,11 +1,12 @@
-//! The `[notification]` options this room reads, as plain data. The conf room
-//! owns parsing and defaults; the integrator fills this struct from it.
+//! The `[notification]` options this room reads, as plain data, built and
+//! checked once by [`NotifySettings::from_config`]. The conf room owns
+//! parsing and defaults.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::conf::Secret;
+use crate::conf::{Config, Secret, SettingsError};
 
 /// How the connection to the SMTP server is protected (`smtp_security`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -102,9 +103,16 @@ impl Default for NotifySettings {
 }
 
 impl NotifySettings {
-    /// The settings of `[notification]`.
-    pub fn from_opts(opts: &crate::conf::NotificationOpts) -> NotifySettings {
-        NotifySettings {
+    /// The settings of `[notification]`; a sender that is not an e-mail
+    /// address names the option.
+    pub fn from_config(conf: &Config) -> Result<NotifySettings, SettingsError> {
+        let opts = &conf.notification;
+        if let Some(sender) = &opts.sender_email {
+            sender.parse::<lettre::Address>().map_err(|e| {
+                SettingsError::new("notification", "sender_email", sender, "expected an e-mail address").caused_by(e)
+            })?;
+        }
+        Ok(NotifySettings {
             receiver: opts.receiver.clone(),
             project_receiver_domain: opts.project_receiver_domain.clone(),
             admin_receiver: opts.admin_receiver.clone(),
@@ -118,7 +126,7 @@ impl NotifySettings {
             smtp_ca_file: opts.smtp_ca_file.as_ref().map(PathBuf::from),
             template_file: opts.template_file.as_ref().map(PathBuf::from),
             report_dir: opts.report_dir.as_ref().map(PathBuf::from),
-        }
+        })
     }
 }
 

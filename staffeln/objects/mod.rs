@@ -9,6 +9,11 @@
 //! values they do not know (`Unknown(String)`), so that a newer cloud never
 //! turns a volume or backup into an error, and nothing is silently dropped.
 //!
+//! [`metadata`] holds the facts every room reads the same way: Staffeln's
+//! metadata keys (`__automated_backup`, `__staffeln_task_id`,
+//! `__staffeln_instance_id`), how a metadata value reads as true, and the
+//! flag rule ([`Server::is_flagged`]).
+//!
 //! Only std, serde and chrono are used here.
 
 use std::collections::BTreeMap;
@@ -377,5 +382,6 @@ mod tests {
         assert_eq!(over.remaining(), Some(0));
     }
 }
+pub mod metadata;
 pub mod task;
 pub use task::TaskState;

@@ -11,9 +11,9 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::catalog::{Microversion, ServiceType};
+use super::client::{ItemStream, OpenStack, pair, seg};
 use super::error::OpenStackError;
 use super::wire::{self, BackupBody, BackupCreateBody, BackupRecordBody, CreatedBody, QuotaSetBody, VolumeBody};
-use super::{ItemStream, OpenStack, pair, seg};
 use crate::objects::{
     Backup, BackupId, BackupKind, BackupQuota, BackupRecord, BackupStatus, ProjectId, Volume, VolumeId,
 };

@@ -190,11 +190,7 @@ fn text(map: &Mapping, key: &str) -> Option<String> {
 fn boolean(map: &Mapping, key: &str) -> Option<bool> {
     match map.get(key)? {
         Value::Bool(b) => Some(*b),
-        Value::String(s) => match s.to_ascii_lowercase().as_str() {
-            "true" | "yes" | "1" | "on" => Some(true),
-            "false" | "no" | "0" | "off" => Some(false),
-            _ => None,
-        },
+        Value::String(s) => crate::objects::metadata::parse_bool(s),
         _ => None,
     }
 }

@@ -10,10 +10,10 @@ use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
 
 use super::catalog::ServiceType;
+use super::client::{ItemStream, OpenStack, pair, seg};
 use super::error::OpenStackError;
 use super::settings::Secret;
 use super::wire::{self, ProjectBody, RoleAssignmentBody, UserBody, ValidatedTokenBody};
-use super::{ItemStream, OpenStack, pair, seg};
 use crate::objects::{Project, ProjectId, RoleAssignment, TokenInfo, User, UserId};
 
 impl OpenStack {
@@ -66,7 +66,7 @@ impl OpenStack {
                 &query,
                 headers,
                 None,
-                super::Sending::retried(true),
+                super::client::Sending::retried(true),
             )
             .await;
         match answer {

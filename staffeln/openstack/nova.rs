@@ -3,9 +3,9 @@
 use reqwest::Method;
 
 use super::catalog::ServiceType;
+use super::client::{ItemStream, OpenStack, pair, seg};
 use super::error::OpenStackError;
 use super::wire::{self, ServerBody};
-use super::{ItemStream, OpenStack, pair, seg};
 use crate::objects::{ProjectId, Server, ServerId};
 
 impl OpenStack {

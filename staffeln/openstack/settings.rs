@@ -1,6 +1,7 @@
 //! What the client needs to know, as plain data: the `[openstack]` options
 //! by their names. The conf room owns parsing and defaults of the file; the
-//! `[openstack]` options become [`Settings`] through `From<&OpenStackOpts>`.
+//! `[openstack]` options become [`Settings`] through
+//! [`Settings::from_config`], which refuses values the client cannot use.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -8,6 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub use crate::conf::Secret;
+use crate::conf::SettingsError;
 
 /// Which catalog endpoints to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -121,7 +123,8 @@ pub fn parse_status_codes<S: AsRef<str>>(codes: &[S]) -> Result<Vec<u16>, String
 impl Settings {
     /// The client settings of the `[openstack]` options; fails on an
     /// `interface` or `skip_retry_codes` value the client cannot use.
-    pub fn from_opts(opts: &crate::conf::OpenStackOpts) -> Result<Settings, String> {
+    pub fn from_config(conf: &crate::conf::Config) -> Result<Settings, SettingsError> {
+        let opts = &conf.openstack;
         Ok(Settings {
             cloud: opts.cloud.clone(),
             auth_url: opts.auth_url.clone(),
@@ -133,14 +136,17 @@ impl Settings {
             application_credential_id: opts.application_credential_id.clone(),
             application_credential_secret: opts.application_credential_secret.clone(),
             region_name: opts.region_name.clone(),
-            interface: opts.interface.parse().map_err(|e| format!("[openstack] interface: {e}"))?,
+            interface: opts
+                .interface
+                .parse()
+                .map_err(|e: String| SettingsError::new("openstack", "interface", &opts.interface, e))?,
             cacert: opts.cacert.as_ref().map(PathBuf::from),
             insecure: opts.insecure,
             request_timeout: Duration::from_secs(opts.request_timeout),
             retry_timeout: Duration::from_secs(opts.retry_timeout),
             max_retry_interval: Duration::from_secs(opts.max_retry_interval),
             skip_retry_codes: parse_status_codes(&opts.skip_retry_codes)
-                .map_err(|e| format!("[openstack] skip_retry_codes: {e}"))?,
+                .map_err(|e| SettingsError::new("openstack", "skip_retry_codes", opts.skip_retry_codes.join(","), e))?,
         })
     }
 }

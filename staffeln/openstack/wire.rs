@@ -48,7 +48,7 @@ fn metadata_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Stri
 fn loose_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     Ok(match Option::<Value>::deserialize(d)? {
         Some(Value::Bool(b)) => b,
-        Some(Value::String(s)) => matches!(s.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on" | "t" | "y"),
+        Some(Value::String(s)) => crate::objects::metadata::is_true(&s),
         _ => false,
     })
 }

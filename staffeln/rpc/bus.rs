@@ -18,10 +18,10 @@ use lapin::{BasicProperties, Confirmation, ExchangeKind};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::RpcError;
+use super::connection::Connector;
 use super::envelope::CONTENT_TYPE;
+use super::error::RpcError;
 use super::topology::{Arg, ExchangeDecl, ExchangeType, QueueDecl};
-use super::transport::Connector;
 
 /// Completes once `stop` is true or its sender is gone.
 pub(crate) async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {

@@ -4,122 +4,17 @@
 //! `_msg_id`. The client times out by itself: nothing on the wire says that
 //! no server is listening.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::bus::{Outgoing, Subscription, stopped};
-use super::envelope::{Context, Reply, ReplyBody, ReplyTo, Request, new_id};
-use super::topology::QueueDecl;
-use super::transport::{Connector, Transport};
-use super::{RpcError, Target};
-
-type Pending = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<ReplyBody>>>>;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The reply queue of a transport and the task consuming it.
-pub(crate) struct ReplyListener {
-    queue: String,
-    pending: Pending,
-    stop: watch::Sender<bool>,
-    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
-}
-
-impl ReplyListener {
-    /// Declares and consumes the reply queue before returning, so that no
-    /// reply can arrive before it exists.
-    async fn start(connector: Arc<Connector>) -> Result<ReplyListener, RpcError> {
-        let queue = format!("reply_{}", new_id());
-        let decl = connector.rabbit().reply_queue(&queue);
-        let sub = Subscription::open(&connector, "reply", &[], std::slice::from_ref(&decl)).await?;
-        let pending = Pending::default();
-        let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(listen(connector, decl, sub, pending.clone(), stop_rx));
-        Ok(ReplyListener { queue, pending, stop, task: Mutex::new(Some(task)) })
-    }
-
-    /// Stops consuming and deletes the reply queue (the Python client leaves
-    /// it to `x-expires`; deleting it is harmless since nobody else uses it).
-    pub(crate) async fn close(&self) {
-        let _ = self.stop.send(true);
-        let task = lock(&self.task).take();
-        if let Some(task) = task {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for ReplyListener {
-    fn drop(&mut self) {
-        if let Some(task) = lock(&self.task).take() {
-            task.abort();
-        }
-    }
-}
-
-async fn listen(
-    connector: Arc<Connector>,
-    decl: QueueDecl,
-    mut sub: Subscription,
-    pending: Pending,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let next = tokio::select! {
-            () = stopped(&mut stop) => {
-                sub.delete_queue(&decl.name).await;
-                sub.close().await;
-                return;
-            }
-            next = sub.next() => next,
-        };
-        match next {
-            Ok(delivery) => {
-                match Reply::decode(&delivery.body) {
-                    Ok(reply) => {
-                        let tx = lock(&pending).get(&reply.msg_id).cloned();
-                        match tx {
-                            Some(tx) => {
-                                let _ = tx.send(reply.body);
-                            }
-                            None => {
-                                tracing::debug!(rpc.msg_id = %reply.msg_id, "ignoring a reply to {} that nobody awaits", reply.msg_id)
-                            }
-                        }
-                    }
-                    Err(err) => tracing::warn!("dropping a malformed reply on {}: {}", decl.name, super::chain(&err)),
-                }
-                // After routing: the caller need not wait for the ack.
-                delivery.ack().await;
-            }
-            Err(why) => {
-                tracing::warn!("reply queue {} lost its consumer ({why}); reconnecting", decl.name);
-                match Subscription::reopen(&connector, "reply", &[], std::slice::from_ref(&decl), &mut stop).await {
-                    Some(new) => sub = new,
-                    None => return,
-                }
-            }
-        }
-    }
-}
-
-struct PendingCall<'a> {
-    pending: &'a Pending,
-    msg_id: String,
-}
-
-impl Drop for PendingCall<'_> {
-    fn drop(&mut self) {
-        lock(self.pending).remove(&self.msg_id);
-    }
-}
+use super::bus::Outgoing;
+use super::envelope::{Context, ReplyBody, ReplyTo, Request, new_id};
+use super::error::RpcError;
+use super::replies::ReplyListener;
+use super::target::Target;
+use super::transport::Transport;
 
 /// A client for one target; cheap to clone. Clients made from one
 /// [`Transport`] share its connection and reply queue.
@@ -197,11 +92,9 @@ impl RpcClient {
             method,
             args,
             version,
-            Some(ReplyTo { msg_id: msg_id.clone(), reply_q: replies.queue.clone(), call_monitor_timeout: None }),
+            Some(ReplyTo { msg_id: msg_id.clone(), reply_q: replies.queue().to_owned(), call_monitor_timeout: None }),
         )?;
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        lock(&replies.pending).insert(msg_id.clone(), tx);
-        let _guard = PendingCall { pending: &replies.pending, msg_id };
+        let mut pending = replies.expect(msg_id);
         let exchange = self.exchange();
         let body = request.encode();
         let routing_key = self.target.routing_key();
@@ -215,8 +108,10 @@ impl RpcClient {
         };
         inner.publisher.publish(&msg, deadline).await?;
         loop {
-            let body =
-                tokio::time::timeout_at(deadline, rx.recv()).await.map_err(|_| timed_out())?.ok_or(RpcError::Closed)?;
+            let body = tokio::time::timeout_at(deadline, pending.recv())
+                .await
+                .map_err(|_| timed_out())?
+                .ok_or(RpcError::Closed)?;
             match body {
                 ReplyBody::Result(value) | ReplyBody::Partial(value) => return Ok(value),
                 ReplyBody::Heartbeat => continue,

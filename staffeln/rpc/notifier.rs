@@ -6,9 +6,9 @@
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::RpcError;
 use super::bus::Outgoing;
 use super::envelope::{Context, Notification, Priority};
+use super::error::RpcError;
 use super::transport::Transport;
 
 /// Emits notifications for one publisher (`<service>.<host>`).

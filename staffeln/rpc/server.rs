@@ -23,8 +23,10 @@ use tokio::time::Instant;
 
 use super::bus::{Delivery, Outgoing, Routed, Subscription, stopped};
 use super::envelope::{Context, Reply, ReplyBody, ReplyTo, Request, RpcFailure, RpcVersion, new_id};
+use super::error::RpcError;
+use super::target::Target;
 use super::transport::Transport;
-use super::{RpcError, Target, chain};
+use crate::errors::chain;
 
 /// One request as an endpoint sees it.
 #[derive(Clone, Debug, PartialEq)]

@@ -3,7 +3,7 @@
 //! that declares anything else gets `406 PRECONDITION_FAILED` from a broker
 //! shared with Python peers.
 
-use super::transport::RabbitSettings;
+use super::settings::RabbitSettings;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ExchangeType {

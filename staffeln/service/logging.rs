@@ -40,8 +40,10 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry, reload};
 
 use super::logfmt::{FieldValue, LogFormat, strftime};
+use crate::conf::{Config, SettingsError};
 
-/// The oslo.log options this module reads (filled from `[DEFAULT]`).
+/// The oslo.log options this module reads, from `[DEFAULT]`
+/// ([`LogSettings::from_config`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSettings {
     pub debug: bool,
@@ -49,7 +51,8 @@ pub struct LogSettings {
     pub log_dir: Option<PathBuf>,
     pub use_stderr: bool,
     pub log_date_format: String,
-    pub default_log_levels: Vec<String>,
+    /// `default_log_levels`, parsed: the logger (`oslo.messaging`) and its level.
+    pub default_log_levels: Vec<(String, LevelFilter)>,
     pub context_format: String,
     pub default_format: String,
     pub debug_suffix: String,
@@ -72,13 +75,48 @@ impl Default for LogSettings {
     }
 }
 
+impl LogSettings {
+    /// The logging options of `[DEFAULT]`; a `default_log_levels` entry that
+    /// is not `logger=LEVEL` names the option.
+    pub fn from_config(config: &Config) -> Result<LogSettings, SettingsError> {
+        let d = &config.default;
+        let mut levels = Vec::new();
+        for entry in &d.default_log_levels {
+            levels.push(parse_log_level(entry).ok_or_else(|| {
+                SettingsError::new(
+                    "DEFAULT",
+                    "default_log_levels",
+                    entry,
+                    "expected logger=LEVEL with LEVEL one of TRACE, DEBUG, INFO, WARNING, ERROR, CRITICAL or a number",
+                )
+            })?);
+        }
+        Ok(LogSettings {
+            debug: d.debug,
+            log_file: d.log_file.as_ref().map(Into::into),
+            log_dir: d.log_dir.as_ref().map(Into::into),
+            use_stderr: d.use_stderr,
+            log_date_format: d.log_date_format.clone(),
+            default_log_levels: levels,
+            context_format: d.logging_context_format_string.clone(),
+            default_format: d.logging_default_format_string.clone(),
+            debug_suffix: d.logging_debug_format_suffix.clone(),
+        })
+    }
+}
+
+/// One `default_log_levels` entry, `logger=LEVEL` (a Python level name or
+/// number).
+pub fn parse_log_level(entry: &str) -> Option<(String, LevelFilter)> {
+    let (logger, level) = entry.split_once('=')?;
+    let level = parse_level(level.trim())?;
+    let logger = logger.trim();
+    (!logger.is_empty()).then(|| (logger.to_owned(), level))
+}
+
 /// A logging option that cannot be applied.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    #[error(
-        "[DEFAULT] default_log_levels: {entry:?}: expected logger=LEVEL with LEVEL one of TRACE, DEBUG, INFO, WARNING, ERROR, CRITICAL or a number"
-    )]
-    BadLevel { entry: String },
     #[error("cannot open log file {}", .path.display())]
     File {
         path: PathBuf,
@@ -100,20 +138,13 @@ pub fn log_path(prog: &str, settings: &LogSettings) -> Option<PathBuf> {
 }
 
 /// Builds the level filter from `debug` and `default_log_levels`.
-pub fn level_filter(settings: &LogSettings) -> Result<Targets, LogError> {
+pub fn level_filter(settings: &LogSettings) -> Targets {
     let root = if settings.debug { LevelFilter::DEBUG } else { LevelFilter::INFO };
     let mut targets = Targets::new().with_default(root);
-    for entry in &settings.default_log_levels {
-        let bad = || LogError::BadLevel { entry: entry.clone() };
-        let (logger, level) = entry.split_once('=').ok_or_else(bad)?;
-        let level = parse_level(level.trim()).ok_or_else(bad)?;
-        let logger = logger.trim();
-        if logger.is_empty() {
-            return Err(bad());
-        }
-        targets = targets.with_target(logger.replace('.', "::"), level);
+    for (logger, level) in &settings.default_log_levels {
+        targets = targets.with_target(logger.replace('.', "::"), *level);
     }
-    Ok(targets)
+    targets
 }
 
 /// Python logging level names and numbers, mapped onto tracing's levels.
@@ -150,8 +181,8 @@ impl LogHandle {
     /// Re-applies `debug`, `default_log_levels` and the format strings.
     /// Destinations are not reopened: a changed `log_file`/`log_dir` needs a
     /// restart, and the caller says so.
-    pub fn apply(&self, settings: &LogSettings) -> Result<(), LogError> {
-        let targets = level_filter(settings)?;
+    pub fn apply(&self, settings: &LogSettings) {
+        let targets = level_filter(settings);
         // reload only fails when the subscriber is gone; then nothing logs anyway.
         let _ = self.filter.reload(targets);
         if let Ok(mut formats) = self.formats.write() {
@@ -160,7 +191,6 @@ impl LogHandle {
         if let Ok(mut current) = self.settings.lock() {
             *current = settings.clone();
         }
-        Ok(())
     }
 
     /// The settings in force.
@@ -169,11 +199,11 @@ impl LogHandle {
     }
 }
 
-/// Sets up logging for the process. Fails on a bad level, an unopenable log
-/// file, or when called twice.
+/// Sets up logging for the process. Fails on an unopenable log file, or
+/// when called twice.
 pub fn init(prog: &str, settings: &LogSettings) -> Result<LogHandle, LogError> {
     let (layer, handle) = build(prog, settings)?;
-    let (filter, filter_handle) = reload::Layer::new(level_filter(settings)?);
+    let (filter, filter_handle) = reload::Layer::new(level_filter(settings));
     Registry::default().with(filter).with(layer).try_init().map_err(|_| LogError::AlreadySet)?;
     Ok(LogHandle { filter: filter_handle, formats: handle, settings: Mutex::new(settings.clone()) })
 }
@@ -454,15 +484,24 @@ mod tests {
 
     #[test]
     fn default_log_levels_accept_names_and_numbers_and_reject_junk() {
-        let mut s = LogSettings {
-            default_log_levels: vec!["amqp=WARN".into(), "oslo.messaging=20".into(), "lapin=CRITICAL".into()],
-            ..LogSettings::default()
-        };
-        assert!(level_filter(&s).is_ok());
+        let mut conf = Config::default();
+        conf.default.default_log_levels = vec!["amqp=WARN".into(), "oslo.messaging=20".into(), "lapin=CRITICAL".into()];
+        let s = LogSettings::from_config(&conf).unwrap();
+        assert_eq!(
+            s.default_log_levels,
+            vec![
+                ("amqp".to_owned(), LevelFilter::WARN),
+                ("oslo.messaging".to_owned(), LevelFilter::INFO),
+                ("lapin".to_owned(), LevelFilter::ERROR)
+            ]
+        );
         for bad in ["amqp", "amqp=LOUD", "=INFO"] {
-            s.default_log_levels = vec![bad.into()];
-            let err = level_filter(&s).err().map(|e| e.to_string()).unwrap_or_default();
-            assert!(err.contains(bad), "{bad}: {err}");
+            conf.default.default_log_levels = vec![bad.into()];
+            let err = LogSettings::from_config(&conf).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("[DEFAULT] default_log_levels = {bad:?}: expected logger=LEVEL")),
+                "{err}"
+            );
         }
     }
 }

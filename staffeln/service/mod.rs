@@ -1,12 +1,15 @@
 //! What every binary needs: its command line, the configuration, oslo.log
 //! logging, the runtime, signals, and the one error line at the edge.
 //!
-//! A binary's `main` parses its command line with [`parse_cli`], calls
-//! [`start`] (configuration + logging), and either does its one-shot work or
-//! hands a service future to [`serve`], which runs it until it returns or a
-//! signal stops it (see [`signals`]). Errors end as one line,
-//! `prog: error: cause: cause`, with exit status 2 for a bad configuration and
-//! 1 otherwise. This room knows no OpenStack concept.
+//! A daemon's `main` is one call, [`daemon`]: parse the command line, load
+//! the configuration, build the settings of the room it starts with that
+//! room's `from_config` (a value the room cannot use stops it here, before
+//! logging and anything else start), set up logging, then run the room's
+//! service until it returns or a signal stops it (see [`signals`]). One-shot
+//! binaries call [`parse_cli`] and [`start_with`] and do their work. Errors
+//! end as one line, `prog: error: cause: cause`, with exit status 2 for a bad
+//! configuration and 1 otherwise. This room knows no OpenStack concept: it
+//! is handed the room's settings builder and service as functions.
 
 pub mod logfmt;
 pub mod logging;
@@ -23,7 +26,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
-use crate::conf::{self, Config, ConfigError, OsloArgs, Source};
+use crate::conf::{self, Config, ConfigError, OsloArgs, SettingsError, Source};
 pub use logging::{LogHandle, LogSettings};
 pub use signals::{Shutdown, ShutdownTrigger, shutdown_channel};
 
@@ -35,6 +38,9 @@ pub const EXIT_CONFIG: u8 = 2;
 pub enum StartError {
     #[error(transparent)]
     Config(Box<ConfigError>),
+    /// The configuration loads, but a value cannot be used.
+    #[error(transparent)]
+    Settings(Box<SettingsError>),
     #[error(transparent)]
     Logging(#[from] logging::LogError),
     #[error("cannot start the async runtime")]
@@ -47,13 +53,17 @@ impl From<ConfigError> for StartError {
     }
 }
 
+impl From<SettingsError> for StartError {
+    fn from(err: SettingsError) -> StartError {
+        StartError::Settings(Box::new(err))
+    }
+}
+
 impl StartError {
     /// 2 for anything the operator must fix in the configuration.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            StartError::Config(_) | StartError::Logging(logging::LogError::BadLevel { .. }) => {
-                ExitCode::from(EXIT_CONFIG)
-            }
+            StartError::Config(_) | StartError::Settings(_) => ExitCode::from(EXIT_CONFIG),
             _ => ExitCode::FAILURE,
         }
     }
@@ -70,11 +80,13 @@ pub fn parse_cli<C: CommandFactory + FromArgMatches>() -> (C, ArgMatches) {
 }
 
 /// The whole `main` of a daemon whose command line is oslo's options only:
-/// parse, load the configuration, set up logging, run `service` until it
+/// parse, load the configuration, build the room's settings with `settings`
+/// (its `from_config`), set up logging, run `service` with them until it
 /// returns or a signal stops it.
-pub fn daemon<F, Fut, E>(prog: &'static str, about: &'static str, service: F) -> ExitCode
+pub fn daemon<S, B, F, Fut, E>(prog: &'static str, about: &'static str, settings: B, service: F) -> ExitCode
 where
-    F: FnOnce(ServiceContext) -> Fut,
+    B: FnOnce(&Config) -> Result<S, SettingsError>,
+    F: FnOnce(S, ServiceContext) -> Fut,
     Fut: Future<Output = Result<(), E>> + Send + 'static,
     E: std::error::Error + Send + 'static,
 {
@@ -83,8 +95,8 @@ where
         Ok(oslo) => oslo,
         Err(err) => err.exit(),
     };
-    match start(prog, &oslo, &matches) {
-        Ok(started) => serve(started, service),
+    match start_with(prog, &oslo, &matches, settings) {
+        Ok((started, settings)) => serve(started, move |ctx| service(settings, ctx)),
         Err(err) => report(prog, &err, err.exit_code()),
     }
 }
@@ -109,36 +121,35 @@ pub fn environment() -> BTreeMap<String, String> {
     std::env::vars().filter(|(k, _)| k.starts_with("OS_")).collect()
 }
 
-/// The logging settings a configuration asks for.
-pub fn log_settings(config: &Config) -> LogSettings {
-    let d = &config.default;
-    LogSettings {
-        debug: d.debug,
-        log_file: d.log_file.as_ref().map(Into::into),
-        log_dir: d.log_dir.as_ref().map(Into::into),
-        use_stderr: d.use_stderr,
-        log_date_format: d.log_date_format.clone(),
-        default_log_levels: d.default_log_levels.clone(),
-        context_format: d.logging_context_format_string.clone(),
-        default_format: d.logging_default_format_string.clone(),
-        debug_suffix: d.logging_debug_format_suffix.clone(),
-    }
-}
-
 /// Loads the configuration named by the command line (and the environment),
 /// sets up logging, logs deprecation warnings and, with `log_options`, the
 /// effective options at DEBUG (secrets as `****`).
 pub fn start(prog: &'static str, oslo: &OsloArgs, matches: &ArgMatches) -> Result<Started, StartError> {
+    start_with(prog, oslo, matches, |_| Ok(())).map(|(started, ())| started)
+}
+
+/// [`start`], building the settings of the room the binary runs with
+/// `settings` once the configuration is loaded and before logging or
+/// anything else starts: a value the room cannot use is the binary's one
+/// line, with exit status 2.
+pub fn start_with<S>(
+    prog: &'static str,
+    oslo: &OsloArgs,
+    matches: &ArgMatches,
+    settings: impl FnOnce(&Config) -> Result<S, SettingsError>,
+) -> Result<(Started, S), StartError> {
     let sources = oslo.sources(matches);
     let loaded = conf::load(&sources, &environment())?;
-    let log = logging::init(prog, &log_settings(&loaded.config))?;
+    let log_settings = LogSettings::from_config(&loaded.config)?;
+    let settings = settings(&loaded.config)?;
+    let log = logging::init(prog, &log_settings)?;
     for warning in &loaded.warnings {
         warn!(target: "staffeln.conf", "{warning}");
     }
     if loaded.config.default.log_options {
         log_options(&loaded.config, &loaded.files);
     }
-    Ok(Started { prog, config: Arc::new(loaded.config), sources, log })
+    Ok((Started { prog, config: Arc::new(loaded.config), sources, log }, settings))
 }
 
 /// oslo.config's `log_opt_values`: a banner, the files, `name = value` lines.
@@ -312,9 +323,12 @@ fn reload(sources: &[Source], config_tx: &watch::Sender<Arc<Config>>, log: &LogH
     // service sees only what it may change.
     let mut effective = (*old).clone();
     conf::apply_mutable(&mut effective, &loaded.config);
-    if let Err(err) = log.apply(&log_settings(&effective)) {
-        error!(target: "staffeln.service", "new logging options not applied: {err}");
-        return;
+    match LogSettings::from_config(&effective) {
+        Ok(settings) => log.apply(&settings),
+        Err(err) => {
+            error!(target: "staffeln.service", "new logging options not applied: {}", chain(&err));
+            return;
+        }
     }
     let _ = config_tx.send(Arc::new(effective));
 }

@@ -205,7 +205,7 @@ done
 
 # install
 if [[ $SCENARIO == swift ]]; then
-    assert_called "cargo build --release --locked --bins (in $DEST/staffeln)"
+    assert_called "cargo build --release --locked -p staffeln --bins (in $DEST/staffeln)"
 else
     assert_not_called "cargo "
 fi

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use staffeln::api::{self, ApiHandle, ApiSettings, TlsFiles};
 use staffeln::db::backups;
 use staffeln::db::models::NewBackup;
-use staffeln::fakecloud::{FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service};
 use staffeln::openstack::{Secret, Settings};
+use staffeln_fakecloud::{FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service};
 
 use crate::support::{TestDb, python, run_python};
 
@@ -150,7 +150,8 @@ impl Rig {
         let demo = control.project_id("demo").unwrap();
         let other = control.project_id("other").unwrap();
         seed(&db, &demo, &other, &control.volume_id("vol-a").unwrap(), &control.volume_id("vol-b").unwrap());
-        let api = api::start(settings, db.db().clone(), Some(cloud_settings(&cloud))).await.unwrap();
+        let settings = ApiSettings { openstack: Some(cloud_settings(&cloud)), ..settings };
+        let api = api::start(settings, db.db().clone()).await.unwrap();
         let base = api.url(false);
         Rig { cloud, db, api: Some(api), base, http: client(), demo, other }
     }

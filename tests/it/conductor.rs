@@ -8,12 +8,13 @@ use std::time::Duration as StdDuration;
 
 use chrono::Duration;
 use futures_util::TryStreamExt;
-use staffeln::conductor::{Conductor, ConductorSettings, TASK_KEY};
+use staffeln::conductor::{Conductor, ConductorSettings};
 use staffeln::conf::Config;
 use staffeln::db::tasks::{self, TaskRow};
-use staffeln::fakecloud::{FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service};
+use staffeln::objects::metadata::TASK_KEY;
 use staffeln::objects::{BackupKind, ProjectId, TaskState, VolumeId};
 use staffeln::openstack::{BackupFilter, BackupRequest, OpenStack, Secret, Settings};
+use staffeln_fakecloud::{FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service};
 
 use crate::support::TestDb;
 
@@ -95,7 +96,7 @@ impl Rig {
     }
 
     /// Plans a cycle, starts its backups, lets the cloud finish them, records.
-    pub(crate) async fn full_cycle(&self) -> staffeln::conductor::cycle::CycleSummary {
+    pub(crate) async fn full_cycle(&self) -> staffeln::conductor::backup::cycle::CycleSummary {
         let summary = self.conductor.run_backup_cycle(true).await.unwrap().expect("this conductor leads");
         self.settle().await;
         summary

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use staffeln::fakecloud::{
+use staffeln_fakecloud::{
     BackupOutcome, BackupSpec, Credentials, FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service,
 };
 
@@ -925,7 +925,7 @@ fn form_fields(body: &str) -> std::collections::BTreeMap<String, Value> {
 
 #[test]
 fn cinder_asks_the_guard_before_backup_delete_exactly_as_oslo_policy_does() {
-    use staffeln::fakecloud::BackupDeletePolicy;
+    use staffeln_fakecloud::BackupDeletePolicy;
     let guard = StubGuard::start();
     let mut policy = BackupDeletePolicy::new(guard.url());
     policy.remote_timeout = Duration::from_secs(4); // generous for the checks that must pass
@@ -1050,7 +1050,7 @@ fn owners_edit_backup_metadata_at_3_43_and_readers_may_not() {
 /// guard gives up, and the call counter shows the guard's call back.
 #[test]
 fn a_single_worker_cinder_shows_a_guard_that_calls_back_into_it() {
-    use staffeln::fakecloud::BackupDeletePolicy;
+    use staffeln_fakecloud::BackupDeletePolicy;
     let guard = StubGuard::start();
     let cloud = start_with(
         policy_scenario(),

@@ -8,6 +8,7 @@ mod conf;
 mod db;
 mod deploy;
 mod fakecloud;
+mod house;
 mod notify;
 mod openstack;
 mod policy;

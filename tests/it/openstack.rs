@@ -1,4 +1,4 @@
-//! The OpenStack client against the in-process emulator (`staffeln::fakecloud`):
+//! The OpenStack client against the in-process emulator (`staffeln_fakecloud`):
 //! authentication, token caching and re-issue, per-project scoping, paging,
 //! backups, quotas, retries and error surfacing. Retry behaviour is asserted
 //! through the emulator's call counters, never through wall time.
@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
-use staffeln::fakecloud::{BackupOutcome, Credentials, FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service};
 use staffeln::objects::{BackupId, BackupKind, BackupStatus, ProjectId, VolumeId, VolumeStatus};
 use staffeln::openstack::{
     BackupFilter, BackupRequest, OpenStack, OpenStackError, SearchPaths, Secret, ServiceType, Settings,
 };
+use staffeln_fakecloud::{BackupOutcome, Credentials, FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service};
 
 const APP_CRED_ID: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
 

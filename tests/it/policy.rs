@@ -12,12 +12,12 @@ use chrono::{Duration, Utc};
 use diesel::connection::SimpleConnection;
 use serde_json::{Value, json};
 use staffeln::api::{self, ApiHandle, ApiSettings};
-use staffeln::conductor::rotation::RetentionSettings;
+use staffeln::conductor::retention::RetentionSettings;
 use staffeln::conductor::{Conductor, ConductorSettings};
 use staffeln::conf::Config;
 use staffeln::db::models::NewBackup;
-use staffeln::fakecloud::{BackupDeletePolicy, FakeCloud, FakeOptions, Scenario};
 use staffeln::openstack::{OpenStack, Secret, Settings};
+use staffeln_fakecloud::{BackupDeletePolicy, FakeCloud, FakeOptions, Scenario};
 
 use crate::support::TestDb;
 
@@ -117,9 +117,10 @@ impl Rig {
             port: 0,
             request_timeout: StdDuration::from_secs(5),
             lookup_timeout: StdDuration::from_secs(2),
+            openstack: Some(settings_of(&cloud, "staffeln")),
             ..ApiSettings::default()
         };
-        let api = api::start(settings, db.db().clone(), Some(settings_of(&cloud, "staffeln"))).await.unwrap();
+        let api = api::start(settings, db.db().clone()).await.unwrap();
         let guard = format!("{}/v1/backup?backup_id=%(id)s", api.url(false));
         control.set_backup_delete_policy(Some(BackupDeletePolicy {
             guard_url: guard,
@@ -191,7 +192,7 @@ fn retention_settings() -> RetentionSettings {
     let mut conf = Config::default();
     conf.conductor.retention_time = staffeln::conf::types::OsloDuration::parse("7d").unwrap();
     conf.conductor.max_concurrent_deletes = 4;
-    let mut s = RetentionSettings::from_config(&conf).unwrap();
+    let mut s = ConductorSettings::from_config(&conf).unwrap().retention;
     s.poll_interval = StdDuration::from_millis(20);
     s.delete_timeout = StdDuration::from_secs(30);
     s

@@ -10,17 +10,17 @@ use std::time::Duration as StdDuration;
 
 use chrono::Duration;
 use serde_json::{Value, json};
-use staffeln::conductor::cycle::BackupScope;
+use staffeln::conductor::backup::cycle::BackupScope;
 use staffeln::conductor::events::Events;
 use staffeln::conductor::manager::{self, RpcService};
 use staffeln::conductor::rpcapi::ConductorApi;
 use staffeln::conductor::{Conductor, ConductorSettings};
 use staffeln::conf::{Config, Secret};
 use staffeln::db::tasks;
-use staffeln::fakecloud::{FakeCloud, FakeOptions, Scenario};
 use staffeln::objects::{ProjectId, TaskState};
 use staffeln::openstack::{OpenStack, Settings};
 use staffeln::rpc::{Context, RpcError, RpcSettings, Transport};
+use staffeln_fakecloud::{FakeCloud, FakeOptions, Scenario};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::support::{self, Cleanup, TestDb, broker_addr, require_broker};
@@ -115,8 +115,8 @@ impl Names {
     }
 }
 
-fn settings() -> ConductorSettings {
-    let mut s = ConductorSettings::from_config(&Config::default()).unwrap();
+fn settings_of(conf: &Config) -> ConductorSettings {
+    let mut s = ConductorSettings::from_config(conf).unwrap();
     s.plan.backup_min_interval = Duration::zero();
     s.poll_interval = StdDuration::from_millis(20);
     s
@@ -144,15 +144,17 @@ struct Node {
 
 async fn node(cloud: &FakeCloud, db: &TestDb, conf: &Config) -> Node {
     let holder = format!("{}:1", conf.default.host);
-    let events = Events::from_config(conf).unwrap();
-    let conductor = Conductor::new(holder, db.db().clone(), openstack(cloud).await, settings()).with_events(events);
-    let rpc = manager::start_rpc(conf, conductor.clone()).await.unwrap();
+    let s = settings_of(conf);
+    let events = Events::start(&s.events).await.unwrap();
+    let mailer = std::sync::Arc::new(staffeln::notify::Mailer::new(s.notify.clone()).unwrap());
+    let conductor = Conductor::new(holder, db.db().clone(), openstack(cloud).await, s).with_events(events);
+    let rpc = manager::start_rpc(&conductor, mailer).await.unwrap();
     Node { conductor, rpc }
 }
 
 /// A client of the topic, once `host` answers.
 async fn client(conf: &Config, host: &str) -> (Transport, ConductorApi) {
-    let transport = Transport::new(&RpcSettings::from_config(conf)).unwrap();
+    let transport = Transport::new(&RpcSettings::from_config(conf).unwrap()).unwrap();
     let api = ConductorApi::new(&transport, &conf.conductor.topic).with_timeout(StdDuration::from_secs(20));
     let probe = api.to_server(host).with_timeout(StdDuration::from_secs(2));
     for _ in 0..30 {

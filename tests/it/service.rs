@@ -23,7 +23,7 @@ fn write(path: &Path, text: &str) {
 }
 
 /// A config file in `dir` using SQLite in `dir` and logging to `dir/conductor.log`.
-fn base_config(dir: &Path, extra: &str, cloud: Option<&staffeln::fakecloud::FakeCloud>) -> PathBuf {
+fn base_config(dir: &Path, extra: &str, cloud: Option<&staffeln_fakecloud::FakeCloud>) -> PathBuf {
     let conf = dir.join("staffeln.conf");
     let openstack = cloud.map_or(String::new(), |c| {
         let a = c.admin();
@@ -43,10 +43,10 @@ fn base_config(dir: &Path, extra: &str, cloud: Option<&staffeln::fakecloud::Fake
     conf
 }
 
-fn small_cloud() -> staffeln::fakecloud::FakeCloud {
-    staffeln::fakecloud::FakeCloud::start(
-        staffeln::fakecloud::Scenario::small(),
-        staffeln::fakecloud::FakeOptions::default(),
+fn small_cloud() -> staffeln_fakecloud::FakeCloud {
+    staffeln_fakecloud::FakeCloud::start(
+        staffeln_fakecloud::Scenario::small(),
+        staffeln_fakecloud::FakeOptions::default(),
     )
     .unwrap()
 }
@@ -308,14 +308,14 @@ fn the_demo_backs_up_the_seeded_fleet_and_writes_digests() {
 #[test]
 fn the_conductor_daemon_runs_cycles_on_its_schedule() {
     let dir = tempfile::tempdir().unwrap();
-    let mut scenario = staffeln::fakecloud::Scenario::small();
+    let mut scenario = staffeln_fakecloud::Scenario::small();
     scenario.servers[0].metadata.insert("__staffeln_backup".into(), "true".into());
     if let Some(user) = scenario.users.iter_mut().find(|u| u.name == "staffeln") {
         user.roles.insert("demo".into(), vec!["admin".into()]);
     }
-    let cloud = staffeln::fakecloud::FakeCloud::start(
+    let cloud = staffeln_fakecloud::FakeCloud::start(
         scenario,
-        staffeln::fakecloud::FakeOptions { auto_tick: Some(Duration::from_millis(100)), ..Default::default() },
+        staffeln_fakecloud::FakeOptions { auto_tick: Some(Duration::from_millis(100)), ..Default::default() },
     )
     .unwrap();
     let extra = "[conductor]\nbackup_service_period = 0\nbackup_schedule = */2 * * * * *\npoll_interval = 1\nbackup_min_interval = 3600";
@@ -340,13 +340,13 @@ fn the_conductor_daemon_runs_cycles_on_its_schedule() {
 #[test]
 fn a_conductor_stopped_by_sigterm_releases_its_leases() {
     let dir = tempfile::tempdir().unwrap();
-    let mut scenario = staffeln::fakecloud::Scenario::small();
+    let mut scenario = staffeln_fakecloud::Scenario::small();
     scenario.servers[0].metadata.insert("__staffeln_backup".into(), "true".into());
     if let Some(user) = scenario.users.iter_mut().find(|u| u.name == "staffeln") {
         user.roles.insert("demo".into(), vec!["admin".into()]);
     }
-    let opts = staffeln::fakecloud::FakeOptions { auto_tick: Some(Duration::from_millis(100)), ..Default::default() };
-    let cloud = staffeln::fakecloud::FakeCloud::start(scenario, opts).unwrap();
+    let opts = staffeln_fakecloud::FakeOptions { auto_tick: Some(Duration::from_millis(100)), ..Default::default() };
+    let cloud = staffeln_fakecloud::FakeCloud::start(scenario, opts).unwrap();
     let conf = base_config(dir.path(), "[conductor]\npoll_interval = 1\nleader_lease_time = 3600", Some(&cloud));
     assert!(manage(&conf, &["db", "upgrade"]).status.success());
     let log = dir.path().join("conductor.log");
@@ -403,4 +403,99 @@ fn manage_ceph_compression_applies_through_the_ceph_cli_and_refuses_bad_combinat
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("[ceph_compression]"), "{stderr}");
     assert!(!dir.path().join("calls").exists(), "no ceph call for a refused configuration");
+}
+
+/// Runs `name` on `conf` (with `args`) and returns its exit status and the
+/// lines it printed on stderr.
+fn run_once(name: &str, conf: &Path, args: &[&str]) -> (Option<i32>, Vec<String>) {
+    let out = Command::new(bin(name)).arg("--config-file").arg(conf).args(args).stdin(Stdio::null()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).lines().map(str::to_owned).collect();
+    (out.status.code(), stderr)
+}
+
+/// A configuration that loads but holds a value the room cannot use (a time
+/// zone that does not exist, a retention rule or schedule that does not
+/// parse, a limit that is not a number, a database URL of no known kind)
+/// stops the binary before anything starts, as a grammar error does: one
+/// line `prog: [group] option = "value": what was expected`, exit status 2,
+/// no log file opened, no database created.
+#[test]
+fn a_value_a_room_cannot_use_stops_the_binary_with_one_line_and_status_2() {
+    type Case<'a> = (&'a str, &'a [&'a str], &'a str, &'a str);
+    let cases: &[Case] = &[
+        (
+            "staffeln-conductor",
+            &[],
+            "[conductor]\nbackup_timezone = Mars/Olympus\n",
+            "[conductor] backup_timezone = \"Mars/Olympus\": expected an IANA time zone",
+        ),
+        (
+            "staffeln-conductor",
+            &[],
+            "[conductor]\nretention_time = 0d\n",
+            "[conductor] retention_time = \"0d\": expected a duration such as 2w3d",
+        ),
+        (
+            "staffeln-conductor",
+            &[],
+            "[conductor]\narchival_rules = daily:7,hourly:24\n",
+            "[conductor] archival_rules = \"daily:7,hourly:24\": expected tier:count pairs",
+        ),
+        (
+            "staffeln-conductor",
+            &[],
+            "[conductor]\nproject_volume_limits = p1:many\n",
+            "[conductor] project_volume_limits = \"p1:many\": expected project_id:number",
+        ),
+        (
+            "staffeln-conductor",
+            &[],
+            "[conductor]\nbackup_schedule = every night\n",
+            "[conductor] backup_schedule = \"every night\": expected a cron expression such as \"0 2 * * *\": ",
+        ),
+        (
+            "staffeln-conductor",
+            &[],
+            "[DEFAULT]\ntransport_url = amqp://guest:sekrit@broker/\n",
+            "[DEFAULT] transport_url = \"amqp://guest:***@broker/\": unsupported scheme \"amqp\"",
+        ),
+        (
+            "staffeln-api",
+            &[],
+            "[api]\nenabled_ssl = true\n",
+            "[api] enabled_ssl = \"True\": HTTPS needs both ssl_cert_file and ssl_key_file",
+        ),
+        (
+            "staffeln-api",
+            &[],
+            "[database]\nconnection = postgresql://staffeln:sekrit@db/staffeln\n",
+            "[database] connection = \"postgresql://staffeln:***@db/staffeln\": ",
+        ),
+        (
+            "staffeln-manage",
+            &["db", "version"],
+            "[database]\nconnection = postgresql://staffeln:sekrit@db/staffeln\n",
+            "[database] connection = \"postgresql://staffeln:***@db/staffeln\": ",
+        ),
+    ];
+    for (name, args, values, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("staffeln.conf");
+        // The bad value comes last, so that it overrides the base file's.
+        write(
+            &conf,
+            &format!(
+                "[DEFAULT]\nstate_path = {}\nlog_file = {}\n[database]\nconnection = sqlite:///$state_path/staffeln.sqlite\n{values}",
+                dir.path().display(),
+                dir.path().join("staffeln.log").display()
+            ),
+        );
+        let (code, lines) = run_once(name, &conf, args);
+        assert_eq!(code, Some(2), "{name} with {values:?}: {lines:?}");
+        assert_eq!(lines.len(), 1, "{name} with {values:?} must print exactly one line: {lines:?}");
+        assert!(lines[0].starts_with(&format!("{name}: {expected}")), "{name} with {values:?}: {:?}", lines[0]);
+        assert!(!lines[0].contains("sekrit"), "a password in {:?}", lines[0]);
+        assert!(!dir.path().join("staffeln.log").exists(), "{name} with {values:?} started logging");
+        assert!(!dir.path().join("staffeln.sqlite").exists(), "{name} with {values:?} touched the database");
+    }
 }

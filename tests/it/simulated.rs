@@ -17,17 +17,17 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use futures_util::TryStreamExt;
+use staffeln::conductor::backup::cycle::{BackupScope, CycleOutcome};
 use staffeln::conductor::clock::Clock;
-use staffeln::conductor::cycle::{BackupScope, CycleOutcome};
 use staffeln::conductor::runner::{self, Loops};
 use staffeln::conductor::{BACKUP_LEASE, Conductor, ConductorSettings};
 use staffeln::conf::Config;
 use staffeln::db::{leases, tasks};
-use staffeln::fakecloud::{BackupOutcome, FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service};
 use staffeln::notify::{Mailer, NotifySettings, SmtpSecurity};
 use staffeln::objects::VolumeId;
 use staffeln::openstack::{BackupFilter, OpenStack, Secret, Settings};
 use staffeln::service::{ShutdownTrigger, shutdown_channel};
+use staffeln_fakecloud::{BackupOutcome, FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service};
 use tokio::sync::Notify;
 use tracing::instrument::WithSubscriber;
 

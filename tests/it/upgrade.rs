@@ -19,8 +19,8 @@ use staffeln::api::{self, ApiSettings};
 use staffeln::conductor::{Conductor, ConductorSettings};
 use staffeln::conf::Config;
 use staffeln::db::{backups, migrate};
-use staffeln::fakecloud::{FakeCloud, FakeOptions, Scenario};
 use staffeln::openstack::{OpenStack, Secret, Settings};
+use staffeln_fakecloud::{FakeCloud, FakeOptions, Scenario};
 
 use crate::support::TestDb;
 
@@ -235,9 +235,14 @@ async fn db_upgrade_adopts_the_original_staffelns_backups_and_retention_rotates_
         project_name: Some(c.project_name),
         ..Settings::default()
     };
-    let api_settings =
-        ApiSettings { host: "127.0.0.1".into(), port: 0, cache_ttl: StdDuration::ZERO, ..ApiSettings::default() };
-    let api = api::start(api_settings, db.db().clone(), Some(cloud_settings)).await.unwrap();
+    let api_settings = ApiSettings {
+        host: "127.0.0.1".into(),
+        port: 0,
+        cache_ttl: StdDuration::ZERO,
+        openstack: Some(cloud_settings),
+        ..ApiSettings::default()
+    };
+    let api = api::start(api_settings, db.db().clone()).await.unwrap();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     let guard = |backup: &'static str| {

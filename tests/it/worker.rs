@@ -15,14 +15,15 @@ use std::time::Duration as StdDuration;
 
 use chrono::Duration;
 use staffeln::conductor::clock::Clock;
-use staffeln::conductor::{Conductor, ConductorSettings, TASK_KEY};
+use staffeln::conductor::{Conductor, ConductorSettings};
 use staffeln::conf::Config;
 use staffeln::db::stamps;
 use staffeln::db::tasks::{self, TaskRow};
-use staffeln::fakecloud::{FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service};
 use staffeln::notify::{Mailer, NotifySettings};
+use staffeln::objects::metadata::TASK_KEY;
 use staffeln::objects::{TaskState, VolumeId};
 use staffeln::openstack::{BackupFilter, OpenStack, Secret, Settings};
+use staffeln_fakecloud::{FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service};
 
 use crate::conductor::{Rig, conductor, scenario, state};
 use crate::support::TestDb;
@@ -178,7 +179,7 @@ async fn the_cancel_option_force_deletes_a_backup_past_the_timeout() {
     s.wait.cancel_on_timeout = true;
     let (rig, clock) = timed(TestDb::sqlite(), fleet(), s, StdDuration::from_secs(60)).await;
     let small = rig.vid("small");
-    rig.cloud.control().set_create_outcome(Some(&small), staffeln::fakecloud::BackupOutcome::Stick);
+    rig.cloud.control().set_create_outcome(Some(&small), staffeln_fakecloud::BackupOutcome::Stick);
     let cycle = rig.conductor.run_backup_cycle(true).await.unwrap().unwrap().cycle_id;
     rig.conductor.work_once().await.unwrap();
     let backup = task_of(&rig, &cycle, "small").await.backup_id;
@@ -202,7 +203,7 @@ async fn the_cancel_option_force_deletes_a_backup_past_the_timeout() {
 async fn a_stuck_backup_is_reported_and_never_deleted() {
     let (rig, clock) = timed(TestDb::sqlite(), fleet(), defaults(), StdDuration::from_secs(60)).await;
     let small = rig.vid("small");
-    rig.cloud.control().set_create_outcome(Some(&small), staffeln::fakecloud::BackupOutcome::Stick);
+    rig.cloud.control().set_create_outcome(Some(&small), staffeln_fakecloud::BackupOutcome::Stick);
     let cycle = rig.conductor.run_backup_cycle(true).await.unwrap().unwrap().cycle_id;
     rig.conductor.work_once().await.unwrap();
     let backup = task_of(&rig, &cycle, "small").await.backup_id;
@@ -240,9 +241,11 @@ async fn stuck_and_unfinished_backups_are_announced_to_a_stock_listener() {
     let mut listener = Listener::start(&names.exchange, &names.events).await;
     let conf = names.config("node-w", true);
     let (mut rig, clock) = timed(TestDb::sqlite(), fleet(), defaults(), StdDuration::from_secs(60)).await;
-    rig.conductor = rig.conductor.clone().with_events(staffeln::conductor::events::Events::from_config(&conf).unwrap());
+    let events = staffeln::conductor::events::EventSettings::from_config(&conf).unwrap();
+    rig.conductor =
+        rig.conductor.clone().with_events(staffeln::conductor::events::Events::start(&events).await.unwrap());
     let small = rig.vid("small");
-    rig.cloud.control().set_create_outcome(Some(&small), staffeln::fakecloud::BackupOutcome::Stick);
+    rig.cloud.control().set_create_outcome(Some(&small), staffeln_fakecloud::BackupOutcome::Stick);
     let cycle = rig.conductor.run_backup_cycle(true).await.unwrap().unwrap().cycle_id;
     rig.conductor.work_once().await.unwrap();
     let backup = task_of(&rig, &cycle, "small").await.backup_id;
@@ -334,7 +337,7 @@ async fn a_refused_metadata_write_is_retried_and_then_reported() {
 }
 
 fn stamps_max() -> i32 {
-    staffeln::conductor::stamps::MAX_ATTEMPTS
+    staffeln::conductor::backup::stamps::MAX_ATTEMPTS
 }
 
 // --- point 6: fencing ------------------------------------------------------------

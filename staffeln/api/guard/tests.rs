@@ -173,33 +173,3 @@ fn bad_requests_are_refused_with_what_was_wrong() {
     assert_eq!(err(None, Some("text/plain"), b"x"), IdError::UnsupportedContentType("text/plain".into()));
     assert!(matches!(err(Some("backup_id=not-a-uuid-but-36-characters-long!!"), None, b""), IdError::Malformed { .. }));
 }
-
-#[test]
-fn metadata_truth() {
-    for yes in ["True", "true", " TRUE ", "1", "yes"] {
-        assert!(is_true(yes), "{yes}");
-    }
-    for no in ["False", "", "0", "no", "y"] {
-        assert!(!is_true(no), "{no}");
-    }
-}
-
-#[test]
-fn the_cache_remembers_automated_backups_and_stays_bounded() {
-    let cache = AutomatedCache::new(Duration::from_secs(60), 2);
-    cache.insert("a");
-    cache.insert("b");
-    assert!(cache.contains("a") && cache.contains("b") && !cache.contains("e"));
-    cache.insert("c"); // full, nothing expired: starts over
-    assert!(cache.contains("c"));
-    assert!(cache.lock().len() <= 2);
-    let off = AutomatedCache::new(Duration::ZERO, 10);
-    off.insert("a");
-    assert!(!off.contains("a"));
-}
-
-#[test]
-fn the_keys_match_the_conductors() {
-    assert_eq!(AUTOMATED_KEY, crate::conductor::AUTOMATED_KEY);
-    assert_eq!(TASK_KEY, crate::conductor::TASK_KEY);
-}

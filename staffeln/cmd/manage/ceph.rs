@@ -2,7 +2,6 @@
 
 use clap::Subcommand;
 use staffeln::ceph;
-use staffeln::conf::Config;
 
 use crate::Failure;
 
@@ -14,11 +13,10 @@ pub enum CephCommand {
     Apply,
 }
 
-pub fn run(cmd: CephCommand, config: &Config) -> Result<(), Failure> {
-    let settings = ceph::Settings::from_opts(&config.ceph_compression).map_err(Failure::config)?;
+pub fn run(cmd: CephCommand, settings: &ceph::Settings) -> Result<(), Failure> {
     let properties = match cmd {
-        CephCommand::Show => ceph::show(&settings)?,
-        CephCommand::Apply => ceph::apply(&settings)?,
+        CephCommand::Show => ceph::show(settings)?,
+        CephCommand::Apply => ceph::apply(settings)?,
     };
     for (name, value) in properties {
         println!("{name} = {value}");

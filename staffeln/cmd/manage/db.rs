@@ -1,7 +1,6 @@
 //! `staffeln-manage db upgrade|version|create_schema`.
 
 use clap::Subcommand;
-use staffeln::conf::Config;
 use staffeln::db::{Database, DbSettings, migrate};
 
 use crate::Failure;
@@ -19,8 +18,8 @@ pub enum DbCommand {
     CreateSchema,
 }
 
-pub fn run(cmd: DbCommand, config: &Config) -> Result<(), Failure> {
-    let db = Database::connect(&DbSettings::from(&config.database))?;
+pub fn run(cmd: DbCommand, settings: &DbSettings) -> Result<(), Failure> {
+    let db = Database::connect(settings)?;
     match cmd {
         DbCommand::Upgrade | DbCommand::CreateSchema => {
             let upgrade = migrate::upgrade_report(&db)?;

@@ -16,17 +16,20 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::Duration;
-use staffeln::api::ApiHandle;
-use staffeln::conductor::cycle::CycleSummary;
+use std::sync::Arc;
+
+use staffeln::api::{ApiHandle, ApiSettings};
+use staffeln::conductor::backup::cycle::CycleSummary;
 use staffeln::conductor::rpcapi::ConductorApi;
-use staffeln::conductor::{self, Conductor, manager};
+use staffeln::conductor::{self, Conductor, ConductorSettings, manager};
 use staffeln::conf::{self, Config, Source};
-use staffeln::db::{Database, DbSettings, migrate, tasks};
-use staffeln::fakecloud::{BackupDeletePolicy, FakeCloud, FakeOptions, Scenario};
-use staffeln::notify::{Mailer, NotifySettings};
+use staffeln::db::{Database, migrate, tasks};
+use staffeln::notify::Mailer;
 use staffeln::objects::TaskState;
-use staffeln::rpc::{RpcSettings, Transport};
-use staffeln::service::{self, logging};
+use staffeln::rpc::Transport;
+use staffeln::service;
+use staffeln::service::logging::{self, LogSettings};
+use staffeln_fakecloud::{BackupDeletePolicy, FakeCloud, FakeOptions, Scenario};
 
 use crate::Failure;
 
@@ -125,18 +128,20 @@ async fn demo(dir: &Path) -> Result<(), Failure> {
     let cloud = FakeCloud::start(fleet()?, options)?;
     step(started, &format!("emulated cloud up at {} (Keystone v3, Nova v2.1, Cinder v3)", cloud.auth_url()));
     let config = demo_config(dir, &cloud)?;
-    let _log = logging::init("staffeln-demo", &service::log_settings(&config))?;
+    let _log = logging::init("staffeln-demo", &LogSettings::from_config(&config).map_err(Failure::config)?)?;
+    let settings = ConductorSettings::from_config(&config).map_err(Failure::config)?;
+    let api_settings = ApiSettings::from_config(&config).map_err(Failure::config)?;
     step(
         started,
         &format!("configuration: embedded defaults; oslo.log lines go to {}", dir.join("staffeln-demo.log").display()),
     );
 
-    let db = Database::connect(&DbSettings::from(&config.database))?;
+    let db = Database::connect(&settings.database)?;
     let applied = migrate::upgrade(&db)?;
     step(started, &format!("database {} created ({} migrations)", db.url(), applied.len()));
     drop(db);
 
-    let conductor: Conductor = conductor::connect(&config).await?;
+    let conductor: Conductor = conductor::connect(&settings).await?;
     step(started, "conductor connected to the cloud as the service user; discovering flagged servers in all projects");
     let first = conductor
         .run_backup_cycle(true)
@@ -148,10 +153,12 @@ async fn demo(dir: &Path) -> Result<(), Failure> {
 
     // On-demand triggers go over the conductor's RPC topic (fake:// here,
     // RabbitMQ in a deployment), exactly as `staffeln backup trigger` sends them.
-    let rpc = manager::start_rpc(&config, conductor.clone()).await?;
+    let mailer = Arc::new(Mailer::new(settings.notify.clone())?);
+    let rpc = manager::start_rpc(&conductor, mailer.clone()).await?;
     rpc.serving().await;
-    let transport = Transport::new(&RpcSettings::from_config(&config))?;
-    let api = ConductorApi::new(&transport, &config.conductor.topic);
+    let rpc_settings = settings.rpc.clone().unwrap_or_default();
+    let transport = Transport::new(&rpc_settings)?;
+    let api = ConductorApi::new(&transport, &settings.topic);
     let ctx = Default::default();
     for n in 2..=3 {
         let triggered = api.backup_now(&ctx, None, None).await?;
@@ -174,11 +181,9 @@ async fn demo(dir: &Path) -> Result<(), Failure> {
 
     // From here on Cinder asks staffeln-api before every backup:delete, with
     // the rule the devstack plugin writes into Cinder's policy.yaml.
-    let db = Database::connect(&DbSettings::from(&config.database))?;
-    let os_settings = staffeln::openstack::Settings::from_opts(&config.openstack).map_err(std::io::Error::other)?;
-    let api =
-        staffeln::api::start(staffeln::api::ApiSettings::from_config(&config)?, db.clone(), Some(os_settings.clone()))
-            .await?;
+    let db = Database::connect(&api_settings.database)?;
+    let os_settings = settings.openstack.clone();
+    let api = staffeln::api::start(api_settings, db.clone()).await?;
     let policy = BackupDeletePolicy::new(format!("http://{}/v1/backup?backup_id=%(id)s", api.addr));
     step(started, &format!("staffeln-api listening on {}; Cinder's policy now reads", api.addr));
     println!("          \"backup:delete\": \"{}\"", policy.rule());
@@ -217,7 +222,6 @@ async fn demo(dir: &Path) -> Result<(), Failure> {
     );
     cloud.control().settle();
 
-    let mailer = Mailer::new(NotifySettings::from_opts(&config.notification))?;
     let report = conductor.send_reports(&mailer, Duration::zero(), true, None).await?;
     step(started, &format!("digests for {} projects written (no SMTP sender configured)", report.delivered.len()));
 

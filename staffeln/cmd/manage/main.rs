@@ -4,6 +4,7 @@
 mod ceph;
 mod config;
 mod db;
+#[cfg(feature = "demo")]
 mod demo;
 
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use staffeln::conf::OsloArgs;
+use staffeln::db::DbSettings;
 use staffeln::service;
 
 const PROG: &str = "staffeln-manage";
@@ -68,15 +70,27 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         // Neither needs the operator's configuration.
         Command::Config(config::ConfigCommand::Generate { output_file }) => config::generate(output_file.as_deref()),
+        #[cfg(feature = "demo")]
         Command::Demo { dir } => demo::run(dir.as_deref()),
-        command => match service::start(PROG, &cli.oslo, &matches) {
+        #[cfg(not(feature = "demo"))]
+        Command::Demo { .. } => Err(Failure::from(std::io::Error::other(
+            "this staffeln-manage was built without the demo (cargo feature `demo`, on by default)",
+        ))),
+        // The rest build their room's settings before doing anything: a value
+        // the room cannot use is one line and exit status 2.
+        Command::Db(cmd) => match service::start_with(PROG, &cli.oslo, &matches, DbSettings::from_config) {
             Err(err) => return service::report(PROG, &err, err.exit_code()),
-            Ok(started) => match command {
-                Command::Db(cmd) => db::run(cmd, &started.config),
-                Command::Config(cmd) => config::run(cmd, &started.config),
-                Command::CephCompression(cmd) => ceph::run(cmd, &started.config),
-                Command::Demo { .. } => Ok(()),
-            },
+            Ok((_, settings)) => db::run(cmd, &settings),
+        },
+        Command::CephCompression(cmd) => {
+            match service::start_with(PROG, &cli.oslo, &matches, staffeln::ceph::Settings::from_config) {
+                Err(err) => return service::report(PROG, &err, err.exit_code()),
+                Ok((_, settings)) => ceph::run(cmd, &settings),
+            }
+        }
+        Command::Config(cmd) => match service::start(PROG, &cli.oslo, &matches) {
+            Err(err) => return service::report(PROG, &err, err.exit_code()),
+            Ok(started) => config::run(cmd, &started.config),
         },
     };
     match outcome {

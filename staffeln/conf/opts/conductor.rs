@@ -102,11 +102,12 @@ options! {
     backup_stuck_throughput: u32 = integer(10).min(1);
 
     /// The server (VM) metadata key that marks all volumes attached to the
-    /// server for backup, when its value is true, yes or 1 (any case).
+    /// server for backup, when its value reads true as OpenStack reads
+    /// boolean strings: true, yes, on, 1, t or y (any case).
     backup_metadata_key: String = string("__staffeln_backup");
 
     /// The volume metadata key that excludes a volume from backups when its
-    /// value is true, yes or 1 (any case).
+    /// value reads true: true, yes, on, 1, t or y (any case).
     skip_volume_metadata_key: String = string("skip-volume-backup");
 
     /// The server metadata key Staffeln sets to the time (ISO 8601, UTC) at

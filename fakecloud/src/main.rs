@@ -1,0 +1,147 @@
+//! staffeln-fakecloud: serves the in-process OpenStack emulator on a port,
+//! prints the auth URL and credentials, and runs until SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use staffeln_fakecloud::{BackupDeletePolicy, FakeCloud, FakeOptions, Scenario};
+
+/// Keystone v3, Nova v2.1 and Cinder v3 emulator for tests and demos.
+#[derive(Debug, Parser)]
+#[command(name = "staffeln-fakecloud", version)]
+struct Args {
+    /// JSON scenario file (projects, users, servers, volumes, backups);
+    /// without it and --generate, the small built-in scenario.
+    #[arg(long, conflicts_with = "generate")]
+    scenario: Option<PathBuf>,
+    /// Generate a fleet instead: PROJECTS,SERVERS,VOLUMES (e.g. 500,5000,10000).
+    #[arg(long, value_parser = parse_fleet)]
+    generate: Option<(usize, usize, usize)>,
+    /// Seed for --generate and for generated ids.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Seconds a backup stays `creating` (emulated clock).
+    #[arg(long, default_value_t = 5.0)]
+    backup_seconds: f64,
+    /// Milliseconds between two ticks of the backup state machine.
+    #[arg(long, default_value_t = 500)]
+    tick_ms: u64,
+    /// Enforce Cinder's backup:delete as Staffeln's deployment configures
+    /// it, with this http: check (e.g.
+    /// http://127.0.0.1:8808/v1/backup?backup_id=%(id)s); also settable later
+    /// with PUT /_fake/policy/backup_delete.
+    #[arg(long)]
+    guard_url: Option<String>,
+    /// Seconds Cinder waits for the guard ([oslo_policy] remote_timeout).
+    #[arg(long, default_value = "60", value_parser = parse_seconds, requires = "guard_url")]
+    guard_timeout: Duration,
+    /// Cinder API workers: requests served at a time (1: a single-worker
+    /// cinder-api); unlimited when absent.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    cinder_workers: Option<u16>,
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<f64>() {
+        Ok(secs) if secs > 0.0 => Duration::try_from_secs_f64(secs).map_err(|e| format!("{text:?}: {e}")),
+        _ => Err(format!("{text:?} is not a positive number of seconds")),
+    }
+}
+
+fn parse_fleet(text: &str) -> Result<(usize, usize, usize), String> {
+    let parts: Vec<&str> = text.split(',').collect();
+    let [p, s, v] = parts.as_slice() else {
+        return Err("expected PROJECTS,SERVERS,VOLUMES".into());
+    };
+    let n = |x: &str| x.trim().parse::<usize>().map_err(|e| format!("{x:?}: {e}"));
+    Ok((n(p)?, n(s)?, n(v)?))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let scenario = match (&args.scenario, args.generate) {
+        (Some(path), _) => match Scenario::from_file(path) {
+            Ok(s) => s,
+            Err(err) => return fail(&err, ExitCode::from(2)),
+        },
+        (None, Some((p, s, v))) => Scenario::generate(p, s, v, args.seed),
+        (None, None) => Scenario::small(),
+    };
+    let opts = FakeOptions {
+        listen: args.listen,
+        backup_duration: Duration::from_secs_f64(args.backup_seconds.max(0.0)),
+        auto_tick: Some(Duration::from_millis(args.tick_ms.max(1))),
+        seed: args.seed,
+        backup_delete_policy: args
+            .guard_url
+            .clone()
+            .map(|url| BackupDeletePolicy { guard_url: url, remote_timeout: args.guard_timeout }),
+        cinder_workers: args.cinder_workers.map(usize::from),
+        ..FakeOptions::default()
+    };
+    let opts_policy = opts.backup_delete_policy.clone();
+    let cloud = match FakeCloud::start(scenario, opts) {
+        Ok(c) => c,
+        Err(err) => return fail(&err, ExitCode::FAILURE),
+    };
+    let admin = cloud.admin();
+    println!("OS_AUTH_URL={}", cloud.auth_url());
+    println!("OS_USERNAME={}", admin.username);
+    println!("OS_PASSWORD={}", admin.password);
+    println!("OS_PROJECT_NAME={}", admin.project_name);
+    println!("OS_USER_DOMAIN_NAME={}", admin.user_domain_name);
+    println!("OS_PROJECT_DOMAIN_NAME={}", admin.project_domain_name);
+    println!("OS_IDENTITY_API_VERSION=3");
+    println!("# control: {}", cloud.control_url());
+    if let Some(policy) = &opts_policy {
+        println!("# backup:delete: {}", policy.rule());
+    }
+    let waited = tokio::runtime::Builder::new_current_thread().enable_all().build().map(|rt| rt.block_on(stopped()));
+    if let Err(err) = waited {
+        return fail(&err, ExitCode::FAILURE);
+    }
+    cloud.shutdown();
+    ExitCode::SUCCESS
+}
+
+async fn stopped() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn fail(err: &dyn std::error::Error, code: ExitCode) -> ExitCode {
+    let mut line = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        line.push_str(": ");
+        line.push_str(&c.to_string());
+        cause = c.source();
+    }
+    eprintln!("staffeln-fakecloud: {line}");
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Args::command().debug_assert();
+    }
+}

@@ -1,0 +1,37 @@
+//! [`ConductorError`]: why the conductor, or one step of it, failed at run
+//! time. Configuration problems never get here: they are
+//! [`crate::conf::SettingsError`]s, found before the conductor starts.
+
+use crate::db::DbError;
+use crate::notify::MailError;
+use crate::openstack::OpenStackError;
+use crate::rpc::TransportError;
+
+/// Why the conductor (or one of its steps) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConductorError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    OpenStack(Box<OpenStackError>),
+    /// The messaging transport cannot be set up (a TLS file cannot be read).
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The digest mailer cannot be set up (its CA file cannot be read).
+    #[error(transparent)]
+    Mail(Box<MailError>),
+    #[error("database work did not finish")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+impl From<OpenStackError> for ConductorError {
+    fn from(err: OpenStackError) -> ConductorError {
+        ConductorError::OpenStack(Box::new(err))
+    }
+}
+
+impl From<MailError> for ConductorError {
+    fn from(err: MailError) -> ConductorError {
+        ConductorError::Mail(Box::new(err))
+    }
+}
