@@ -405,6 +405,48 @@ async fn the_guard_does_not_need_cinder_and_fails_closed_when_it_must_ask() {
     rig.stop().await;
 }
 
+/// A Keystone slower than `[api] lookup_timeout` delays learning Staffeln's
+/// service user, but cannot keep the guard from learning it: the background
+/// learner waits as long as any OpenStack request may. (Found by running a
+/// deployment on a loaded machine: with the learner bounded by
+/// lookup_timeout, each slow token request was cancelled and retention was
+/// refused for minutes.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keystone_slower_than_lookup_timeout_still_lets_the_guard_learn_the_service_user() {
+    let db = TestDb::sqlite();
+    let cloud = FakeCloud::start(scenario(), FakeOptions::default()).unwrap();
+    let control = cloud.control();
+    let (demo, other) = (control.project_id("demo").unwrap(), control.project_id("other").unwrap());
+    seed(&db, &demo, &other, &control.volume_id("vol-a").unwrap(), &control.volume_id("vol-b").unwrap());
+    control.add_fault(Fault::new(
+        Service::Identity,
+        Some("POST"),
+        Some("/auth/tokens"),
+        FaultEffect::Latency { millis: 1_500 },
+    ));
+    let settings = ApiSettings {
+        lookup_timeout: Duration::from_secs(1),
+        openstack: Some(cloud_settings(&cloud)),
+        ..test_settings()
+    };
+    let api = api::start(settings, db.db().clone()).await.unwrap();
+    let base = api.url(false);
+    let mut rig = Rig { cloud, db, api: Some(api), base, http: client(), demo: demo.clone(), other };
+    let staffeln = rig.cloud.control().user_id("staffeln").unwrap();
+    let marked = json!({"__automated_backup": "True"});
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let case = case_with("service-user-marked", MARKED, &demo, marked.clone(), Some(&staffeln));
+        let results = rig.enforce_cases(vec![case], FORM).await;
+        if results.get("service-user-marked") == Some(&Value::Bool(true)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the guard never learned the service user: {results:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    rig.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_refused_with_what_was_wrong() {
     let mut rig = Rig::new(TestDb::sqlite(), ApiSettings { max_body_size: 4096, ..test_settings() }).await;
