@@ -15,6 +15,7 @@ use chrono::Duration;
 use futures_util::TryStreamExt;
 use tracing::{info, warn};
 
+use crate::conductor::checkpoint::{self, Point};
 use crate::conductor::error::ConductorError;
 use crate::conductor::lease::REPORT_LEASE;
 use crate::conductor::node::{Conductor, naive};
@@ -185,7 +186,9 @@ impl Conductor {
                 p.member_emails = self.member_emails(&id).await;
             }
         }
+        checkpoint::reach(Point::DigestSend);
         let outcome = mailer.send_cycle(&projects, now).await;
+        checkpoint::reach(Point::DigestSent);
         let mut summary = ReportSummary::default();
         for p in outcome.projects {
             match p.result {

@@ -38,6 +38,7 @@ use tracing::{Instrument, info, info_span, warn};
 use super::limits::{Slot, pick};
 use super::stamps::{AfterFailure, Owed, VolumeOutcome, after_failure, classify_write_error, owed, superseded};
 use super::waiting::{InFlight, WaitAction, give_up_reason, judge, stuck_reason};
+use crate::conductor::checkpoint::{self, Point};
 use crate::conductor::error::ConductorError;
 use crate::conductor::node::Conductor;
 use crate::db::models::NewBackup;
@@ -144,6 +145,9 @@ impl Conductor {
     /// `claimed` tasks (or adopts the ones an earlier attempt made) and
     /// records the outcomes. Errors are recorded on the task, never lost.
     pub async fn execute_claimed(&self, claimed: Vec<TaskRow>) {
+        if !claimed.is_empty() {
+            checkpoint::reach(Point::Claiming);
+        }
         let runs = claimed.into_iter().map(|task| {
             let span =
                 info_span!("task", task.id = %task.task_id, volume.id = %task.volume_id, project.id = %task.project_id);
@@ -214,6 +218,7 @@ impl Conductor {
             let request = backup_request(task, kind);
             let err = match os.create_backup_once(&request).await {
                 Ok(id) => {
+                    checkpoint::reach(Point::AfterCreate);
                     info!("{kind} backup {id} of volume {} started", task.volume_id);
                     let incremental = kind == BackupKind::Incremental;
                     if self.mark_creating(task, &id, incremental, note).await? {
@@ -346,6 +351,7 @@ impl Conductor {
     }
 
     async fn check_backups(&self, watched: Vec<TaskRow>) -> Result<usize, ConductorError> {
+        checkpoint::reach(Point::Polling);
         let now = self.clock.now();
         // One list call (usually one page) for everything still creating.
         let still: HashMap<String, Backup> = self
