@@ -105,9 +105,7 @@ pub fn reach(point: Point) {
         Action::Abort => std::process::abort(),
         Action::Stop => {
             // No unsafe code in the crate: the `kill` command stops us.
-            let _ = std::process::Command::new("kill")
-                .args(["-STOP", &std::process::id().to_string()])
-                .status();
+            let _ = std::process::Command::new("kill").args(["-STOP", &std::process::id().to_string()]).status();
         }
     }
 }

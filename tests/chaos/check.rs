@@ -28,8 +28,11 @@ pub struct Violations {
     /// Retention deleted a user's backup, a full with live incrementals, or
     /// the last good backup of a volume.
     pub wrong_deletes: u32,
-    /// A project's digest arrived more than once.
+    /// A project's digest arrived more than once as different messages.
     pub duplicate_digests: u32,
+    /// Not a violation: a digest delivered again with the same Message-ID
+    /// (the conductor died between the delivery and the "reported" mark).
+    pub resent_digests: u32,
     /// A project with results got no digest.
     pub missing_digests: u32,
     /// `panicked` in a log or on stderr.
@@ -62,6 +65,7 @@ impl Violations {
         self.untracked += other.untracked;
         self.wrong_deletes += other.wrong_deletes;
         self.duplicate_digests += other.duplicate_digests;
+        self.resent_digests += other.resent_digests;
         self.missing_digests += other.missing_digests;
         self.panics += other.panics;
         self.secrets += other.secrets;
@@ -123,7 +127,10 @@ pub fn check(e: &Evidence) -> Violations {
             TaskState::Done => {
                 if !made.iter().any(|b| b.id == task.backup_id) {
                     v.lost += 1;
-                    v.details.push(format!("lost: task of {name} is done with backup {:?} Cinder never had", task.backup_id));
+                    v.details.push(format!(
+                        "lost: task of {name} is done with backup {:?} Cinder never had",
+                        task.backup_id
+                    ));
                 }
             }
             TaskState::Failed | TaskState::Skipped | TaskState::Waiting => {
@@ -131,9 +138,9 @@ pub fn check(e: &Evidence) -> Violations {
                     v.lost += 1;
                     v.details.push(format!("lost: task of {name} is {} without a reason", task.state));
                 }
-                let own = made.iter().find(|b| {
-                    b.status == "available" && b.metadata.get(TASK_KEY).is_some_and(|t| t == &task.task_id)
-                });
+                let own = made
+                    .iter()
+                    .find(|b| b.status == "available" && b.metadata.get(TASK_KEY).is_some_and(|t| t == &task.task_id));
                 if let Some(b) = own {
                     v.misrecorded += 1;
                     v.details.push(format!(
@@ -197,10 +204,16 @@ pub fn check(e: &Evidence) -> Violations {
     }
     for address in &e.digest_addresses {
         let got = per_address.get(address.as_str()).map_or(0, Vec::len);
-        if got > 1 {
-            v.duplicate_digests += u32::try_from(got - 1).unwrap_or(u32::MAX);
-            let ids: BTreeSet<Option<&str>> = per_address[address.as_str()].iter().copied().collect();
+        let ids: BTreeSet<Option<&str>> =
+            per_address.get(address.as_str()).map(|m| m.iter().copied().collect()).unwrap_or_default();
+        let distinct = ids.iter().filter(|i| i.is_some()).count()
+            + per_address.get(address.as_str()).map_or(0, |m| m.iter().filter(|i| i.is_none()).count());
+        if distinct > 1 {
+            v.duplicate_digests += u32::try_from(distinct - 1).unwrap_or(u32::MAX);
             v.details.push(format!("duplicate digest: {address} got {got} mails (Message-IDs {ids:?})"));
+        }
+        if got > distinct {
+            v.resent_digests += u32::try_from(got - distinct).unwrap_or(u32::MAX);
         }
         if got == 0 && (e.reported.contains(address) || !e.digests_may_be_pending) {
             v.missing_digests += 1;

@@ -62,5 +62,10 @@ fn chaos_trials_lose_duplicate_and_wrongly_delete_nothing() {
     let trials = env_or("CHAOS_TRIALS", 3u32);
     let seed = env_or("CHAOS_SEED", 18u64);
     let figures = suite(&kinds, trials, seed);
-    assert!(figures.failed.is_empty(), "{} trial(s) broke an invariant:\n{}", figures.failed.len(), figures.failed.join("\n"));
+    assert!(
+        figures.failed.is_empty(),
+        "{} trial(s) broke an invariant:\n{}",
+        figures.failed.len(),
+        figures.failed.join("\n")
+    );
 }

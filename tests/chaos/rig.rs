@@ -112,7 +112,8 @@ impl ChaosDb {
             id: i64,
         }
         let Ok(mut conn) = self.admin.conn() else { return Vec::new() };
-        let q = format!("SELECT CAST(ID AS SIGNED) AS id FROM information_schema.PROCESSLIST WHERE DB = '{}'", self.name);
+        let q =
+            format!("SELECT CAST(ID AS SIGNED) AS id FROM information_schema.PROCESSLIST WHERE DB = '{}'", self.name);
         diesel::sql_query(q)
             .load::<Id>(&mut conn)
             .map(|rows| rows.into_iter().filter_map(|r| u64::try_from(r.id).ok()).collect())
@@ -256,7 +257,15 @@ impl Conductor {
         let log = dir.join(format!("conductor-{index}.log"));
         let text = format!("[DEFAULT]\nhost = {host}\nlog_file = {}\n{conf_text}", log.display());
         std::fs::write(&conf, text).unwrap_or_else(|e| panic!("{}: {e}", conf.display()));
-        Conductor { index, host, conf, stderr: dir.join(format!("conductor-{index}.stderr")), log, child: None, stopped: false }
+        Conductor {
+            index,
+            host,
+            conf,
+            stderr: dir.join(format!("conductor-{index}.stderr")),
+            log,
+            child: None,
+            stopped: false,
+        }
     }
 
     /// Starts the process; `checkpoint` arms `STAFFELN_TEST_CHECKPOINT`.
@@ -372,7 +381,7 @@ pub struct World {
 
 /// Three projects; in each two flagged servers with two volumes each, one
 /// unflagged server with one volume. Each flagged volume starts with an old
-/// automated chain (full + incremental, past `retention_time`), an old
+/// automated chain (a full and two incrementals, past `retention_time`), an old
 /// automated backup in `error`, and a user's own backup.
 pub fn scenario() -> (Scenario, World) {
     let mut projects = vec![serde_json::json!({"name": "admin"})];
@@ -381,8 +390,12 @@ pub fn scenario() -> (Scenario, World) {
         "default_project": "admin", "roles": {"admin": ["admin"]}
     })];
     let (mut servers, mut volumes, mut backups) = (Vec::new(), Vec::new(), Vec::new());
-    let mut world =
-        World { projects: Vec::new(), flagged_volumes: Vec::new(), flagged_servers: Vec::new(), unflagged_volumes: Vec::new() };
+    let mut world = World {
+        projects: Vec::new(),
+        flagged_volumes: Vec::new(),
+        flagged_servers: Vec::new(),
+        unflagged_volumes: Vec::new(),
+    };
     let old = |days: i64| (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339();
     for p in 0..3 {
         let project = format!("chaos-p{p}");
@@ -404,6 +417,8 @@ pub fn scenario() -> (Scenario, World) {
                 backups.push(serde_json::json!({"volume": v, "name": format!("{v}-F0"), "created_at": old(40), "metadata": auto}));
                 backups.push(serde_json::json!({"volume": v, "name": format!("{v}-I0"), "created_at": old(39),
                     "parent": format!("{v}-F0"), "metadata": auto}));
+                backups.push(serde_json::json!({"volume": v, "name": format!("{v}-I1"), "created_at": old(38),
+                    "parent": format!("{v}-I0"), "metadata": auto}));
                 backups.push(serde_json::json!({"volume": v, "name": format!("{v}-E0"), "created_at": old(38),
                     "status": "error", "metadata": auto}));
                 backups.push(serde_json::json!({"volume": v, "name": format!("{v}-user"), "created_at": old(40)}));
@@ -454,14 +469,20 @@ pub fn record_initial_rows(db: &Database, cloud: &FakeCloud) {
 }
 
 /// The conductors' common configuration (after `[DEFAULT] host/log_file`).
-pub fn conductor_conf(cloud: &FakeCloud, db_url: &str, smtp_port: u16, state: &Path, extra: &BTreeMap<&str, String>) -> String {
+pub fn conductor_conf(
+    cloud: &FakeCloud,
+    db_url: &str,
+    smtp_port: u16,
+    state: &Path,
+    extra: &BTreeMap<&str, String>,
+) -> String {
     let a = cloud.admin();
     let transport = extra.get("transport_url").map(|t| format!("transport_url = {t}\n")).unwrap_or_default();
     format!(
         "state_path = {state}\ngraceful_shutdown_timeout = 5\n{transport}\
          [conductor]\nbackup_service_period = 3600\nbackup_min_interval = 3600\npoll_interval = 1\n\
          claim_timeout = 10\nleader_lease_time = 10\nretention_service_period = 4\nretention_time = 2w3d\n\
-         full_backup_depth = 2\nreport_period = 3600\nretention_delete_timeout = 20s\n\
+         full_backup_depth = 1\nreport_period = 3600\nretention_delete_timeout = 20s\n\
          [database]\nconnection = {db_url}\nmax_retries = -1\nretry_interval = 1\n\
          [notification]\nsender_email = staffeln@example.org\nsmtp_server_domain = 127.0.0.1\n\
          smtp_server_port = {smtp_port}\nsmtp_security = none\nproject_receiver_domain = example.org\nsmtp_timeout = 10\n\

@@ -138,7 +138,8 @@ pub fn run(kind: Kind, seed: u64, n: u32, infra: &mut Infra, keep: bool) -> Outc
     let mut plan: Vec<(f64, Action)> = Vec::new();
     let mut armed: Vec<Option<String>> = vec![None, None, None];
     let mut label = kind.name().to_owned();
-    let victim = |rng: &mut StdRng| if rng.random_bool(0.5) { Victim::Holder } else { Victim::One(rng.random_range(0..3)) };
+    let victim =
+        |rng: &mut StdRng| if rng.random_bool(0.5) { Victim::Holder } else { Victim::One(rng.random_range(0..3)) };
     match kind {
         Kind::Kill9 => {
             for _ in 0..rng.random_range(1..=3) {
@@ -156,12 +157,12 @@ pub fn run(kind: Kind, seed: u64, n: u32, infra: &mut Infra, keep: bool) -> Outc
             plan.push((at, Action::Stop(victim(&mut rng))));
         }
         Kind::Checkpoint => {
-            let point = Point::ALL[rng.random_range(0..Point::ALL.len())].name();
+            let point = Point::ALL[usize::try_from(seed).unwrap_or(0) % Point::ALL.len()].name();
             label = format!("checkpoint {point}");
             armed = vec![Some(format!("{point}:abort")); 3];
         }
         Kind::CheckpointStop => {
-            let point = Point::ALL[rng.random_range(0..Point::ALL.len())].name();
+            let point = Point::ALL[usize::try_from(seed).unwrap_or(0) % Point::ALL.len()].name();
             label = format!("checkpoint-stop {point}");
             armed[rng.random_range(0..3)] = Some(format!("{point}:stop"));
         }
@@ -301,7 +302,11 @@ pub fn run(kind: Kind, seed: u64, n: u32, infra: &mut Infra, keep: bool) -> Outc
                 later.push((now + CLAIM_TIMEOUT + Duration::from_secs(3), Action::Cont(i)));
             }
         }
-        if kind == Kind::SmtpDown && smtp_round_failed(&conductors) && !later.iter().any(|(_, a)| matches!(a, Action::SmtpStart)) && !smtp.is_up() {
+        if kind == Kind::SmtpDown
+            && smtp_round_failed(&conductors)
+            && !later.iter().any(|(_, a)| matches!(a, Action::SmtpStart))
+            && !smtp.is_up()
+        {
             later.push((now + Duration::from_secs(1), Action::SmtpStart));
         }
         if plan.is_empty() && later.is_empty() && finished(&db, kind, &conductors) {
@@ -336,7 +341,8 @@ pub fn run(kind: Kind, seed: u64, n: u32, infra: &mut Infra, keep: bool) -> Outc
         .collect();
     let digest_addresses: BTreeSet<String> = world.projects.iter().map(|p| format!("{p}@example.org")).collect();
     let mails = smtp.mails().into_iter().map(|m| (m.rcpt_tos, m.message_id)).collect();
-    let logs: Vec<(String, String)> = conductors.iter().map(|c| (format!("conductor-{}", c.index), c.output())).collect();
+    let logs: Vec<(String, String)> =
+        conductors.iter().map(|c| (format!("conductor-{}", c.index), c.output())).collect();
     let evidence = Evidence {
         initial: &initial,
         live: control.backups(),
@@ -395,8 +401,7 @@ fn finished(db: &ChaosDb, kind: Kind, conductors: &[Conductor]) -> bool {
         return false;
     }
     let digests_done = if kind == Kind::SmtpDown {
-        smtp_round_failed(conductors)
-            || reports::latest(&mut conn).is_ok_and(|r| r.is_some())
+        smtp_round_failed(conductors) || reports::latest(&mut conn).is_ok_and(|r| r.is_some())
     } else {
         reports::latest(&mut conn).is_ok_and(|r| r.is_some())
             && tasks::unreported(&mut conn).is_ok_and(|r| r.is_empty())
@@ -421,22 +426,17 @@ impl Figures {
         entry.0 += 1;
         entry.1.add(&o.violations);
         if o.violations.total() > 0 || o.violations.details.iter().any(|d| d.starts_with("conductor ")) {
-            self.failed.push(format!(
-                "{} (seed {}): {}",
-                o.label,
-                o.seed,
-                o.violations.details.join("\n    ")
-            ));
+            self.failed.push(format!("{} (seed {}): {}", o.label, o.seed, o.violations.details.join("\n    ")));
         }
     }
 
     pub fn table(&self) -> String {
         let mut out = String::from(
-            "| fault | trials | duplicates | lost | misrecorded | stuck | untracked | wrong deletes | dup digests | missing digests | panics | secrets |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+            "| fault | trials | duplicates | lost | misrecorded | stuck | untracked | wrong deletes | dup digests | resent (same Message-ID) | missing digests | panics | secrets |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         for (kind, (n, v)) in &self.by_kind {
             out.push_str(&format!(
-                "| {} | {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 kind.name(),
                 v.duplicates,
                 v.lost,
@@ -445,6 +445,7 @@ impl Figures {
                 v.untracked,
                 v.wrong_deletes,
                 v.duplicate_digests,
+                v.resent_digests,
                 v.missing_digests,
                 v.panics,
                 v.secrets

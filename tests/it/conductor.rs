@@ -471,6 +471,50 @@ async fn digests_follow_a_cycle_and_survive_an_smtp_outage() {
     assert_eq!(sink.mails().len(), mails.len());
 }
 
+/// Issue 18 (chaos, checkpoint `digest_sent`): a conductor that died after a
+/// digest was delivered but before its results were marked as reported made
+/// every conductor after it send the digest again, each a new mail. Each
+/// digest is now marked as soon as it is delivered, and a resend of the same
+/// results carries the same Message-ID, so mail systems can drop the copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_sent_again_after_a_crash_keeps_its_message_id() {
+    use crate::notify::{Mode, SmtpSink};
+    use diesel::connection::SimpleConnection;
+    use staffeln::notify::{Mailer, NotifySettings, SmtpSecurity};
+    let rig = rig_with(TestDb::sqlite(), scenario(), settings()).await;
+    rig.full_cycle().await;
+    let sink = SmtpSink::start(Mode::Plain, None);
+    let notify = NotifySettings {
+        project_receiver_domain: Some("corp.example".into()),
+        sender_email: Some("staffeln@corp.example".into()),
+        smtp_server_domain: "127.0.0.1".into(),
+        smtp_server_port: sink.port,
+        smtp_security: SmtpSecurity::None,
+        smtp_timeout: StdDuration::from_secs(10),
+        ..NotifySettings::default()
+    };
+    let mailer = Mailer::new(notify).unwrap();
+    let first = rig.conductor.send_reports(&mailer, Duration::zero(), true, None).await.unwrap();
+    assert_eq!(first.delivered.len(), 3, "{first:?}");
+    // The crash: delivered, never marked.
+    rig.db
+        .db()
+        .conn()
+        .unwrap()
+        .batch_execute("UPDATE queue_data SET reported_at = NULL; DELETE FROM report_timestamp;")
+        .unwrap();
+    let again = rig.conductor.send_reports(&mailer, Duration::zero(), true, None).await.unwrap();
+    assert_eq!(again.delivered.len(), 3, "{again:?}");
+    let mails = sink.mails();
+    let p1: Vec<_> = mails.iter().filter(|m| m.rcpt_tos.iter().any(|r| r == "p1@corp.example")).collect();
+    assert_eq!(p1.len(), 2, "{mails:#?}");
+    let id = p1[0].message_id.clone().expect("a digest carries a Message-ID");
+    assert!(id.starts_with("<staffeln-digest-") && id.ends_with("@corp.example>"), "{id}");
+    assert_eq!(p1[1].message_id.as_deref(), Some(id.as_str()), "the resend is recognisable as the same digest");
+    let p2 = mails.iter().find(|m| m.rcpt_tos.iter().any(|r| r == "p2@corp.example")).unwrap();
+    assert_ne!(p2.message_id.as_deref(), Some(id.as_str()), "another project's digest is another message");
+}
+
 /// Issue 10.4, at Cinder: when the quota could not be checked beforehand,
 /// Cinder's 413 `BackupLimitExceeded` fails the task with Cinder's reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
