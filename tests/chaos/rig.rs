@@ -477,7 +477,11 @@ pub fn conductor_conf(
     extra: &BTreeMap<&str, String>,
 ) -> String {
     let a = cloud.admin();
-    let transport = extra.get("transport_url").map(|t| format!("transport_url = {t}\n")).unwrap_or_default();
+    // With a broker: the RPC server, and the notifications through it.
+    let (transport, notifications) = match extra.get("transport_url") {
+        Some(t) => (format!("transport_url = {t}\n"), "[oslo_messaging_notifications]\ndriver = messagingv2\n"),
+        None => (String::new(), ""),
+    };
     format!(
         "state_path = {state}\ngraceful_shutdown_timeout = 5\n{transport}\
          [conductor]\nbackup_service_period = 3600\nbackup_min_interval = 3600\npoll_interval = 1\n\
@@ -486,7 +490,7 @@ pub fn conductor_conf(
          [database]\nconnection = {db_url}\nmax_retries = -1\nretry_interval = 1\n\
          [notification]\nsender_email = staffeln@example.org\nsmtp_server_domain = 127.0.0.1\n\
          smtp_server_port = {smtp_port}\nsmtp_security = none\nproject_receiver_domain = example.org\nsmtp_timeout = 10\n\
-         [openstack]\nauth_url = {}\nusername = {}\npassword = {}\nproject_name = {}\n",
+         {notifications}[openstack]\nauth_url = {}\nusername = {}\npassword = {}\nproject_name = {}\n",
         a.auth_url,
         a.username,
         a.password,

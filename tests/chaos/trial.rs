@@ -314,7 +314,7 @@ pub fn run(kind: Kind, seed: u64, n: u32, infra: &mut Infra, keep: bool) -> Outc
         }
         if start.elapsed() > TRIAL_LIMIT {
             timed_out = true;
-            details.push(format!("the trial did not finish within {TRIAL_LIMIT:?}"));
+            details.push(format!("stuck: the trial did not finish within {TRIAL_LIMIT:?}"));
             break;
         }
     }
@@ -359,6 +359,7 @@ pub fn run(kind: Kind, seed: u64, n: u32, infra: &mut Infra, keep: bool) -> Outc
         secrets: vec![rig::DB_PASSWORD.to_owned(), rig::KEYSTONE_PASSWORD.to_owned()],
     };
     let mut violations = check(&evidence);
+    violations.stuck += u32::from(timed_out);
     violations.details.extend(details);
     let seconds = begun.elapsed().as_secs_f64();
     if keep || violations.total() > 0 {

@@ -515,6 +515,49 @@ async fn a_digest_sent_again_after_a_crash_keeps_its_message_id() {
     assert_ne!(p2.message_id.as_deref(), Some(id.as_str()), "another project's digest is another message");
 }
 
+/// Issue 18 (chaos, a server going to ERROR mid-cycle): a server that could
+/// not be stamped while its cycle was still running made a digest round of
+/// its own, which took the report period: the cycle's results waited a day.
+/// Stamp failures now go out with their cycle's digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stamp_failure_waits_for_its_cycles_digest() {
+    use crate::notify::{Mode, SmtpSink};
+    use diesel::connection::SimpleConnection;
+    use staffeln::notify::{Mailer, NotifySettings, SmtpSecurity};
+    let rig = rig_with(TestDb::sqlite(), scenario(), settings()).await;
+    rig.full_cycle().await;
+    let sink = SmtpSink::start(Mode::Plain, None);
+    let notify = NotifySettings {
+        project_receiver_domain: Some("corp.example".into()),
+        sender_email: Some("staffeln@corp.example".into()),
+        smtp_server_domain: "127.0.0.1".into(),
+        smtp_server_port: sink.port,
+        smtp_security: SmtpSecurity::None,
+        smtp_timeout: StdDuration::from_secs(10),
+        ..NotifySettings::default()
+    };
+    let mailer = Mailer::new(notify).unwrap();
+    let first = rig.conductor.send_reports(&mailer, Duration::zero(), true, None).await.unwrap();
+    assert_eq!(first.delivered.len(), 3, "{first:?}");
+    // The next cycle is planned, and one of its servers fails to be stamped
+    // (in ERROR) before its backups are done.
+    let open = rig.conductor.run_backup_cycle(true).await.unwrap().expect("this conductor leads");
+    let failed = format!(
+        "UPDATE server_stamps SET state = 'failed', reason = 'server is in ERROR' WHERE cycle_id = '{}'",
+        open.cycle_id
+    );
+    rig.db.db().conn().unwrap().batch_execute(&failed).unwrap();
+    let early = rig.conductor.send_reports(&mailer, Duration::zero(), true, None).await.unwrap();
+    assert!(early.delivered.is_empty(), "no digest while the cycle runs: {early:?}");
+    assert_eq!(sink.mails().len(), 3);
+    // Once the cycle is closed, the failure goes out with its results.
+    rig.settle().await;
+    let later = rig.conductor.send_reports(&mailer, Duration::zero(), true, None).await.unwrap();
+    assert!(!later.delivered.is_empty(), "{later:?}");
+    let mails = sink.mails();
+    assert!(mails[3..].iter().any(|m| m.html().contains("server is in ERROR")), "{mails:#?}");
+}
+
 /// Issue 10.4, at Cinder: when the quota could not be checked beforehand,
 /// Cinder's 413 `BackupLimitExceeded` fails the task with Cinder's reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

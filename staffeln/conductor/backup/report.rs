@@ -160,7 +160,10 @@ impl Conductor {
         let mut rows = self.db_call(tasks::unreported).await?;
         rows.retain(|r| !open.contains(&r.cycle_id) && project.is_none_or(|p| p.as_str() == r.project_id));
         let mut unstamped = self.db_call(stamps::unreported_failures).await?;
-        unstamped.retain(|s| project.is_none_or(|p| p.as_str() == s.project_id));
+        // A server that could not be stamped is reported with its cycle's
+        // results: alone, before the cycle closes, it would take the round
+        // (and the report period) from the cycle's own digest.
+        unstamped.retain(|s| !open.contains(&s.cycle_id) && project.is_none_or(|p| p.as_str() == s.project_id));
         if rows.is_empty() && unstamped.is_empty() {
             return Ok(ReportSummary { held_back: Some("no unreported results".into()), ..Default::default() });
         }
