@@ -36,8 +36,13 @@ fn wait_for_port(port: u16, what: &str, child: &mut Child, log: &Path) {
     }
 }
 
+/// SIGKILL to the child's process group (it was started as its leader).
+/// The `--` matters: util-linux `kill -KILL -<n>` without it does not read
+/// `-<n>` as a process group, and ends up signalling every process the
+/// user may signal.
 fn kill_group(child: &mut Child) {
-    let _ = Command::new("kill").args(["-KILL", &format!("-{}", child.id())]).status();
+    let group = format!("-{}", child.id());
+    let _ = Command::new("kill").args(["-KILL", "--", group.as_str()]).status();
     let _ = child.kill();
     let _ = child.wait();
 }
