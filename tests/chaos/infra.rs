@@ -148,7 +148,7 @@ impl OwnRabbit {
         let log = d.join("server.out");
         let out = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}"));
         let err = out.try_clone().unwrap_or_else(|e| panic!("{e}"));
-        let mut child = Command::new("rabbitmq-server")
+        let mut child = Command::new("/usr/lib/rabbitmq/bin/rabbitmq-server")
             .env("RABBITMQ_NODE_PORT", self.port.to_string())
             .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
             .env("RABBITMQ_DIST_PORT", free_port().to_string())
