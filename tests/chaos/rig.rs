@@ -78,6 +78,7 @@ impl ChaosDb {
                 chain(&e)
             )
         });
+        sweep_leftovers(&admin);
         let name = format!("{DB_PREFIX}{}_{n}", std::process::id());
         let sql = format!(
             "DROP DATABASE IF EXISTS `{name}`; CREATE DATABASE `{name}` CHARACTER SET utf8mb4; \
@@ -118,6 +119,26 @@ impl ChaosDb {
             .load::<Id>(&mut conn)
             .map(|rows| rows.into_iter().filter_map(|r| u64::try_from(r.id).ok()).collect())
             .unwrap_or_default()
+    }
+}
+
+/// Drops the databases of chaos runs whose process is gone (killed before
+/// its rig was dropped).
+fn sweep_leftovers(admin: &Database) {
+    use diesel::{QueryableByName, RunQueryDsl, sql_types::Text};
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    let Ok(mut conn) = admin.conn() else { return };
+    let q = "SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'staffeln\\_chaos\\_%'";
+    let names = diesel::sql_query(q).load::<Name>(&mut conn).unwrap_or_default();
+    for Name { name } in names {
+        let pid = name.strip_prefix(DB_PREFIX).and_then(|rest| rest.split('_').next()).unwrap_or("");
+        if !pid.is_empty() && !Path::new("/proc").join(pid).exists() {
+            let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS `{name}`"));
+        }
     }
 }
 

@@ -410,6 +410,15 @@ fn finished(db: &ChaosDb, kind: Kind, conductors: &[Conductor]) -> bool {
     if !digests_done {
         return false;
     }
+    // After a broker restart, every conductor's RPC server is back.
+    if kind == Kind::BrokerRestart
+        && !conductors.iter().all(|c| {
+            let text = std::fs::read_to_string(&c.log).unwrap_or_default();
+            text.matches("RPC server listening").count() >= 2
+        })
+    {
+        return false;
+    }
     let Ok(Some(run)) = tasks::latest_finished_cycle(&mut conn, "retention") else { return false };
     run.started_at > closed + chrono::Duration::seconds(1) && run.finished_at.is_some()
 }
