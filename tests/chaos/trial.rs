@@ -414,7 +414,7 @@ fn finished(db: &ChaosDb, kind: Kind, conductors: &[Conductor]) -> bool {
     if kind == Kind::BrokerRestart
         && !conductors.iter().all(|c| {
             let text = std::fs::read_to_string(&c.log).unwrap_or_default();
-            text.matches("RPC server listening").count() >= 2
+            text.contains("rpc-server consumer reconnected") || text.matches("RPC server listening").count() >= 2
         })
     {
         return false;
