@@ -325,6 +325,7 @@ pub fn run(kind: Kind, seed: u64, n: u32, infra: &mut Infra, keep: bool) -> Outc
     }
     let mut conn = db.db.conn().unwrap_or_else(|e| panic!("the chaos database: {e}"));
     let all_tasks = tasks::list(&mut conn, None, None, 10_000).unwrap_or_default();
+    let rows: BTreeSet<String> = staffeln::db::backups::all_ids(&mut conn).unwrap_or_default().into_iter().collect();
     let cycles = all_tasks.iter().map(|t| t.cycle_id.clone()).collect::<BTreeSet<_>>().len();
     let ids = |names: &[String]| -> BTreeMap<String, String> {
         names.iter().filter_map(|n| control.volume_id(n).map(|id| (n.clone(), id))).collect()
@@ -350,6 +351,7 @@ pub fn run(kind: Kind, seed: u64, n: u32, infra: &mut Infra, keep: bool) -> Outc
         due: ids(&world.flagged_volumes),
         never: ids(&world.unflagged_volumes),
         tasks: all_tasks,
+        rows,
         cycles,
         mails,
         digest_addresses,

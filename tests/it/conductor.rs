@@ -558,6 +558,59 @@ async fn a_stamp_failure_waits_for_its_cycles_digest() {
     assert!(mails[3..].iter().any(|m| m.html().contains("server is in ERROR")), "{mails:#?}");
 }
 
+/// Issue 18 (chaos, SIGSTOP past claim_timeout): a conductor whose create
+/// reached Cinder only after another conductor had taken its task over made
+/// a backup no task records and no `backup_data` row owns, so retention
+/// never rotated it. It is now recorded as Staffeln's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_created_after_its_task_was_taken_over_is_recorded() {
+    let db = TestDb::sqlite();
+    let mut s = settings();
+    s.claim_timeout = Duration::zero(); // a claim expires at once
+    let rig = rig_with(db, scenario(), s.clone()).await;
+    rig.conductor.run_backup_cycle(true).await.unwrap().unwrap();
+    // The slow conductor's creates reach Cinder three seconds late.
+    let slow = Fault::new(Service::Volume, Some("POST"), Some("/backups"), FaultEffect::Latency { millis: 3000 });
+    let fault = rig.cloud.control().add_fault(slow);
+    let a = rig.conductor.clone();
+    let late = tokio::spawn(async move { a.work_once().await });
+    while rig.cloud.control().call_count("POST", "/volume/backups") == 0 {
+        tokio::time::sleep(StdDuration::from_millis(10)).await;
+    }
+    rig.cloud.control().remove_fault(fault);
+    // Another conductor takes the expired claims over and makes its backups.
+    let b = conductor(&rig.cloud, &rig.db, "host-b:2", s).await;
+    b.work_once().await.unwrap();
+    // Its backups are done (the volumes are no longer backing-up, so Cinder
+    // accepts the late creates) before those reach Cinder.
+    rig.cloud.control().settle();
+    late.await.unwrap().unwrap();
+    rig.cloud.control().settle();
+    b.poll_once().await.unwrap();
+    let rows: std::collections::HashSet<String> =
+        rig.conductor.db_call(staffeln::db::backups::all_ids).await.unwrap().into_iter().collect();
+    let recorded: std::collections::HashSet<String> = rig
+        .conductor
+        .db_call(|c| tasks::list(c, None, None, 100))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.backup_id)
+        .collect();
+    let mut extra = 0;
+    for name in ["vol-a", "vol-b", "vol-d"] {
+        for b in rig.backups_of(name).await {
+            assert!(
+                rows.contains(&b.id.0) || recorded.contains(&b.id.0),
+                "{name}: backup {} is owned by nothing",
+                b.id
+            );
+            extra += usize::from(!recorded.contains(&b.id.0));
+        }
+    }
+    assert!(extra > 0, "the late creates made backups of their own (the window this test is about)");
+}
+
 /// Issue 10.4, at Cinder: when the quota could not be checked beforehand,
 /// Cinder's 413 `BackupLimitExceeded` fails the task with Cinder's reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

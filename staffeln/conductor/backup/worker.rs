@@ -41,6 +41,7 @@ use super::waiting::{InFlight, WaitAction, give_up_reason, judge, stuck_reason};
 use crate::conductor::checkpoint::{self, Point};
 use crate::conductor::error::ConductorError;
 use crate::conductor::node::Conductor;
+use crate::db::backups;
 use crate::db::models::NewBackup;
 use crate::db::stamps::{self, StampRow};
 use crate::db::tasks::{self, TaskRow};
@@ -224,11 +225,29 @@ impl Conductor {
                     if self.mark_creating(task, &id, incremental, note).await? {
                         self.events.backup_create_start(task, &id.0, incremental);
                     } else {
+                        // Staffeln made it: recorded as its own (a row beside
+                        // the marker), so that retention rotates it like any
+                        // other instead of leaving it unowned for ever.
+                        let row = NewBackup {
+                            backup_id: id.0.clone(),
+                            project_id: task.project_id.clone(),
+                            volume_id: task.volume_id.clone(),
+                            instance_id: task.instance_id.clone(),
+                            backup_completed: 0,
+                            incremental: kind == BackupKind::Incremental,
+                        };
+                        let recorded = self.db_call(move |conn| backups::insert(conn, &row)).await;
                         warn!(
                             "backup {id} of volume {} was created for task {} after another conductor took the task \
-                             over; if that conductor made its own backup, this one is a duplicate (it carries {} and \
-                             is rotated by retention)",
-                            task.volume_id, task.task_id, AUTOMATED_KEY
+                             over; if that conductor made its own backup, this one is a duplicate ({}; it carries {} \
+                             and is rotated by retention)",
+                            task.volume_id,
+                            task.task_id,
+                            match &recorded {
+                                Ok(_) => "recorded as Staffeln's".to_owned(),
+                                Err(err) => format!("not recorded: {err}"),
+                            },
+                            AUTOMATED_KEY
                         );
                     }
                     return Ok(());
