@@ -412,11 +412,15 @@ fn finished(db: &ChaosDb, kind: Kind, conductors: &[Conductor]) -> bool {
     if !digests_done {
         return false;
     }
-    // After a broker restart, every conductor's RPC server is back.
+    // After a broker restart, every conductor's RPC server is back: its
+    // last word on the broker is that it listens (again).
     if kind == Kind::BrokerRestart
         && !conductors.iter().all(|c| {
             let text = std::fs::read_to_string(&c.log).unwrap_or_default();
-            text.contains("rpc-server consumer reconnected") || text.matches("RPC server listening").count() >= 2
+            let up = ["RPC server listening", "rpc-server consumer reconnected"];
+            let down = ["lost its consumers", "cannot serve RPC topic", "consumer cannot reconnect"];
+            let last = |words: &[&str]| words.iter().filter_map(|w| text.rfind(w)).max();
+            last(&up) > last(&down)
         })
     {
         return false;
