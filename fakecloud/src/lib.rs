@@ -58,7 +58,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-pub use control::Control;
+pub use control::{BackupRecord, Control};
 pub use http::{Microversion, Service};
 pub use scenario::{
     AppCredentialSpec, BackupSpec, ProjectSpec, QuotaSpec, Scenario, ScenarioError, ServerSpec, UserSpec, VolumeSpec,

@@ -155,6 +155,8 @@ pub(crate) struct World {
     pub servers: HashMap<String, Server>,
     pub volumes: HashMap<String, Volume>,
     pub backups: HashMap<String, Backup>,
+    /// Backups deleted since the start, in the order they went.
+    pub deleted: Vec<Backup>,
     pub tokens: HashMap<String, Token>,
     pub clock: Clock,
     pub timing: Timing,
@@ -465,6 +467,7 @@ impl World {
             servers,
             volumes,
             backups,
+            deleted: Vec::new(),
             tokens: HashMap::new(),
             clock,
             timing,
@@ -597,7 +600,9 @@ impl World {
             Pending::Delete => match self.outcome(false, &volume_id) {
                 BackupOutcome::Stick => false,
                 BackupOutcome::Succeed => {
-                    self.backups.remove(id);
+                    if let Some(gone) = self.backups.remove(id) {
+                        self.deleted.push(gone);
+                    }
                     if let Some(p) = parent_id.and_then(|p| self.backups.get_mut(&p)) {
                         p.num_dependent_backups = (p.num_dependent_backups - 1).max(0);
                     }

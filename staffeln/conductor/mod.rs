@@ -35,6 +35,7 @@
 //! room's files use.
 
 pub mod backup;
+pub mod checkpoint;
 pub mod clock;
 mod daemon;
 mod error;
