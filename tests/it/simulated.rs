@@ -633,6 +633,11 @@ async fn a_slot_freed_by_a_finished_backup_is_refilled_on_the_same_poll() {
     assert_eq!(most_in_flight, cap, "the zone's limit is kept and filled");
     let batches = i64::try_from(volumes.div_ceil(cap)).unwrap();
     assert_eq!(elapsed, batches * 60, "{batches} batches of 60 s back to back, no poll lost between batches");
+    // Recorded for the metric: 12 × 60 busy slot-seconds of 4 slots × 180 s
+    // (0.9 when a poll was lost between batches).
+    let cycle = c.db_call(|c| tasks::latest_finished_cycle(c, "backup")).await.unwrap().expect("the cycle closed");
+    let used = cycle.slot_utilisation.expect("slot utilisation recorded");
+    assert!(used > 0.99, "slot utilisation {used}");
     for i in 0..volumes {
         assert_eq!(sim.backups_of(&format!("vol-{i}")).await.len(), 1, "vol-{i}: one backup");
     }
