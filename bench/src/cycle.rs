@@ -71,6 +71,9 @@ struct Cli {
 fn settings(cli: &Cli, db_url: &str, auth_url: &str) -> Result<ConductorSettings, Box<dyn std::error::Error>> {
     let mut conf = Config::default();
     conf.conductor.poll_interval = cli.poll_interval;
+    // One cycle: the next is not due before this one ends.
+    conf.conductor.backup_service_period = 30 * 86_400;
+    conf.conductor.backup_min_interval = 30 * 86_400;
     let mut s = ConductorSettings::from_config(&conf)?;
     s.database = DbSettings::new(db_url);
     s.openstack = Settings {
