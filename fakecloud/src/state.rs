@@ -171,6 +171,8 @@ pub(crate) struct World {
     pub backup_delete_policy: Option<BackupDeletePolicy>,
     /// The `http:` checks of `backup:delete` made, by outcome.
     pub policy_checks: PolicyChecks,
+    /// The cinder-backup services.
+    pub backup_hosts: Vec<super::scenario::BackupHostSpec>,
 }
 
 /// Role ids are fixed so that tokens, assignments and tests agree.
@@ -479,6 +481,11 @@ impl World {
             calls: BTreeMap::new(),
             backup_delete_policy: None,
             policy_checks: PolicyChecks::default(),
+            backup_hosts: if s.backup_hosts.is_empty() {
+                vec![super::scenario::BackupHostSpec::new("backup-1", "nova")]
+            } else {
+                s.backup_hosts.clone()
+            },
         })
     }
 

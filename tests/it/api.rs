@@ -137,8 +137,8 @@ fn seed(db: &TestDb, demo: &str, other: &str, vol_a: &str, vol_b: &str) {
         .unwrap();
     }
     conn.batch_execute(
-        "INSERT INTO cycles (id, kind, leader, fencing_token, started_at, finished_at, planned) VALUES \
-         ('c1', 'backup', 'h:1', 1, '2026-11-25 10:00:00', '2026-11-25 10:00:42.5', 5)",
+        "INSERT INTO cycles (id, kind, leader, fencing_token, started_at, finished_at, planned, slot_utilisation) \
+         VALUES ('c1', 'backup', 'h:1', 1, '2026-11-25 10:00:00', '2026-11-25 10:00:42.5', 5, 0.97)",
     )
     .unwrap();
 }
@@ -756,6 +756,7 @@ async fn metrics_parse_and_count() {
     assert_eq!(get("staffeln_queue_tasks", &[("state", "planned")]), 1.0);
     assert_eq!(get("staffeln_queue_tasks", &[("state", "creating")]), 0.0);
     assert_eq!(get("staffeln_last_backup_cycle_duration_seconds", &[]), 42.5);
+    assert_eq!(get("staffeln_last_backup_cycle_slot_utilisation", &[]), 0.97);
     rig.stop().await;
 }
 
