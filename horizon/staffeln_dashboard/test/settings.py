@@ -17,3 +17,6 @@ settings_utils.update_dashboards(
 INSTALLED_APPS = list(dict.fromkeys(INSTALLED_APPS))
 
 STAFFELN_API_URL = "http://staffeln-api.test:8808"
+
+# The stock Volume Backups panel's Delete, as deployments enable it.
+HORIZON_CONFIG["customization_module"] = "staffeln_dashboard.overrides"
