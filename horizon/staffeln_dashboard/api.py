@@ -98,7 +98,7 @@ def volumes(request):
 
 def server_names(request):
     """The project's servers: id -> name."""
-    servers = nova.novaclient(request).servers.list(detailed=False)
+    servers, _more = nova.server_list(request, detailed=False)
     return {s.id: s.name for s in servers}
 
 
