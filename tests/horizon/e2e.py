@@ -41,7 +41,10 @@ REPO = Path(__file__).resolve().parents[2]
 HOME = Path(os.environ.get("STAFFELN_FUNCTIONAL_HOME")
             or Path.home() / ".cache/staffeln-functional")
 ENV_JSON = HOME / "run/env.json"
-TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
+# staffeln-api and staffeln-manage: the functional test passes its own build.
+BIN_DIR = Path(os.environ.get("STAFFELN_E2E_BIN_DIR") or
+               Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
+               / "debug")
 HANG = 120
 
 
@@ -107,9 +110,8 @@ def environment():
          "another functional run is going on; run this after it"
          % env["ports"]["guard"])
     for binary in ("staffeln-api", "staffeln-manage"):
-        need((TARGET / "debug" / binary).exists(),
-             "%s is missing: cargo build --bin %s" % (TARGET / "debug" / binary,
-                                                      binary))
+        need((BIN_DIR / binary).exists(),
+             "%s is missing: cargo build --bin %s" % (BIN_DIR / binary, binary))
     return env
 
 
@@ -311,11 +313,11 @@ def start_staffeln_api(env, procs):
             db, env["ports"]["guard"], env["auth_url"],
             env["staffeln"]["username"], env["staffeln"]["password"],
             env["region"]))
-    out = subprocess.run([str(TARGET / "debug/staffeln-manage"),
+    out = subprocess.run([str(BIN_DIR / "staffeln-manage"),
                           "--config-file", conf, "db", "upgrade"],
                          capture_output=True, text=True)
     need(out.returncode == 0, "staffeln-manage db upgrade: %s" % out.stderr)
-    child = procs.start("staffeln-api", [str(TARGET / "debug/staffeln-api"),
+    child = procs.start("staffeln-api", [str(BIN_DIR / "staffeln-api"),
                                          "--config-file", conf])
     wait_for("staffeln-api listening", lambda: child.poll() is not None or
              port_open(env["ports"]["guard"]))
