@@ -298,14 +298,16 @@ class Processes(object):
 
 
 def start_staffeln_api(env, procs):
-    """staffeln-api as the devstack plugin configures it, on SQLite."""
+    """staffeln-api as the devstack plugin configures it, on SQLite, with a
+    generous request timeout: Keystone answers slowly on a loaded machine,
+    and a 503 there would only hide Delete (fail closed)."""
     d = procs.dir.name
     conf = os.path.join(d, "staffeln.conf")
     db = os.path.join(d, "staffeln.sqlite")
     Path(conf).write_text(
         "[DEFAULT]\nuse_stderr = true\n"
         "[database]\nconnection = sqlite:///%s\n"
-        "[api]\nhost = 127.0.0.1\nport = %d\n"
+        "[api]\nhost = 127.0.0.1\nport = %d\nrequest_timeout = 60\n"
         "[openstack]\nauth_url = %s\nusername = %s\npassword = %s\n"
         "user_domain_name = Default\nproject_name = service\n"
         "project_domain_name = Default\nregion_name = %s\n"

@@ -18,6 +18,9 @@ SECRET_KEY = "staffeln-e2e-only"
 OPENSTACK_KEYSTONE_URL = os.environ["STAFFELN_E2E_KEYSTONE_URL"]
 OPENSTACK_ENDPOINT_TYPE = "publicURL"
 STAFFELN_API_URL = os.environ["STAFFELN_E2E_API_URL"]
+# Generous: the test machine is shared and loaded (the run is about what the
+# panel shows, not how fast staffeln-api answers).
+STAFFELN_API_TIMEOUT = 60
 API_RESULT_PAGE_SIZE = int(os.environ.get("STAFFELN_E2E_PAGE_SIZE", "2"))
 # Horizon's stock Volume Backups panel shows only with this (devstack sets
 # it when cinder-backup runs).

@@ -10,6 +10,8 @@ against the real services.
 
 import copy
 import datetime
+import json
+from unittest import mock
 
 from django.test.utils import override_settings
 from django.urls import reverse
@@ -277,3 +279,55 @@ class BackupsPanelTests(test.TestCase):
         self.assertEqual(res.status_code, 200)
         self.assertMessageCount(res, error=1)
         self.assertNotIn("Traceback", res.content.decode())
+
+
+class ApiTests(test.TestCase):
+    """The plugin's API module over Horizon's own API and HTTP answers."""
+
+    @test.create_mocks({api.nova: ["server_list"]})
+    def test_server_names_through_horizons_nova(self):
+        servers = self.servers.list()
+        self.mock_server_list.return_value = (servers, False)
+        names = api.server_names(self.request)
+        self.assertEqual(names, {s.id: s.name for s in servers})
+        self.mock_server_list.assert_called_once_with(
+            test.IsHttpRequest(), detailed=False)
+
+    def _answer(self, status, body):
+        resp = mock.Mock(status_code=status, text=json.dumps(body))
+        resp.json.return_value = body
+        return resp
+
+    def test_recorded_ids_follow_the_next_links(self):
+        pages = [
+            self._answer(200, {"backups": [{"id": "a"}, {"id": "b"}],
+                               "backups_links": [{"rel": "next",
+                                                  "href": "x"}]}),
+            self._answer(200, {"backups": [{"id": "c"}]}),
+        ]
+        with mock.patch.object(api.requests, "get",
+                               side_effect=pages) as get:
+            self.assertEqual(api.recorded_ids(self.request), {"a", "b", "c"})
+        self.assertEqual(get.call_count, 2)
+        self.assertEqual(get.call_args_list[1][1]["params"], {"marker": "b"})
+        self.assertEqual(get.call_args_list[0][1]["headers"]["X-Auth-Token"],
+                         self.request.user.token.id)
+
+    def test_recorded_ids_name_what_went_wrong(self):
+        cases = [
+            (self._answer(401, {"error": "no"}), "answered 401"),
+            (self._answer(200, {"nothing": []}), "staffeln-api's listing"),
+            (api.requests.ConnectionError("refused"), "refused"),
+        ]
+        for answer, message in cases:
+            with mock.patch.object(api.requests, "get",
+                                   side_effect=[answer]):
+                with self.assertRaises(api.StaffelnApiError) as e:
+                    api.recorded_ids(self.request)
+                self.assertIn(message, str(e.exception))
+
+    @override_settings(STAFFELN_API_URL=None)
+    def test_recorded_ids_without_the_setting(self):
+        with self.assertRaises(api.StaffelnApiError) as e:
+            api.recorded_ids(self.request)
+        self.assertIn("STAFFELN_API_URL", str(e.exception))
