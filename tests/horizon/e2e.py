@@ -105,10 +105,15 @@ def environment():
          port_open(env["ports"]["cinder"]),
          "Keystone or Cinder of the functional environment does not answer: "
          "tools/functional-env status")
-    need(not port_open(env["ports"]["guard"]),
+    # staffeln-api goes where Cinder's policy asks, unless told otherwise
+    # (STAFFELN_E2E_API_PORT: the panel then asks this one, and Cinder keeps
+    # asking whatever guard answers on the policy's port).
+    env["api_port"] = int(os.environ.get("STAFFELN_E2E_API_PORT") or
+                          env["ports"]["guard"])
+    need(not port_open(env["api_port"]),
          "port %s (staffeln-api, where Cinder's policy asks) is taken: "
          "another functional run is going on; run this after it"
-         % env["ports"]["guard"])
+         % env["api_port"])
     for binary in ("staffeln-api", "staffeln-manage"):
         need((BIN_DIR / binary).exists(),
              "%s is missing: cargo build --bin %s" % (BIN_DIR / binary, binary))
@@ -312,7 +317,7 @@ def start_staffeln_api(env, procs):
         "user_domain_name = Default\nproject_name = service\n"
         "project_domain_name = Default\nregion_name = %s\n"
         "interface = public\n" % (
-            db, env["ports"]["guard"], env["auth_url"],
+            db, env["api_port"], env["auth_url"],
             env["staffeln"]["username"], env["staffeln"]["password"],
             env["region"]))
     out = subprocess.run([str(BIN_DIR / "staffeln-manage"),
@@ -322,10 +327,10 @@ def start_staffeln_api(env, procs):
     child = procs.start("staffeln-api", [str(BIN_DIR / "staffeln-api"),
                                          "--config-file", conf])
     wait_for("staffeln-api listening", lambda: child.poll() is not None or
-             port_open(env["ports"]["guard"]))
+             port_open(env["api_port"]))
     need(child.poll() is None,
          "staffeln-api exited: %s" % procs.log("staffeln-api"))
-    return "http://127.0.0.1:%d" % env["ports"]["guard"], db
+    return "http://127.0.0.1:%d" % env["api_port"], db
 
 
 def start_horizon(env, procs, api_url, page_size):
