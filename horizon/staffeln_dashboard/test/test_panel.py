@@ -363,6 +363,20 @@ class CallsPerPageTests(test.TestCase):
 
     @test.create_mocks({api: ["backup_fetcher", "volumes", "server_names",
                               "recorded_ids"]})
+    def test_nova_is_not_asked_when_no_row_has_a_server(self):
+        self._mock()
+        for r in self.cinder.rows:
+            r.metadata.pop(rules.INSTANCE_KEY, None)
+        self.mock_volumes.return_value = {"vol-0": ("data", None),
+                                          "vol-1": ("scratch", None)}
+        res, calls = self._calls(INDEX_URL)
+        self.assertEqual(len(res.context["table"].data), 20)
+        self.assertEqual(calls, {
+            "cinder backup pages": 1, "cinder volume listings": 1,
+            "nova server listings": 0, "staffeln-api questions": 1})
+
+    @test.create_mocks({api: ["backup_fetcher", "volumes", "server_names",
+                              "recorded_ids"]})
     def test_a_walked_filter_asks_once_per_cinder_page_read(self):
         self._mock()
         self.client.post(INDEX_URL, data={

@@ -47,12 +47,21 @@ class IndexView(tables.PagedTableMixin, tables.DataTableView):
             volumes = {}
             exceptions.handle(self.request,
                               _("Unable to retrieve the project's volumes."))
-        try:
-            servers = api.server_names(self.request)
-        except Exception:
-            servers = {}
-            exceptions.handle(self.request,
-                              _("Unable to retrieve the project's servers."))
+        # Nova is asked (once) only when a row has a server to name.
+        servers = []
+
+        def server_name(server_id):
+            if server_id is None:
+                return None
+            if not servers:
+                try:
+                    servers.append(api.server_names(self.request))
+                except Exception:
+                    servers.append({})
+                    exceptions.handle(
+                        self.request,
+                        _("Unable to retrieve the project's servers."))
+            return servers[0].get(server_id)
 
         field = self.table.get_filter_field()
         value = self.table.get_filter_string()
@@ -89,7 +98,7 @@ class IndexView(tables.PagedTableMixin, tables.DataTableView):
             row.volume_name = name
             if row.server_id is None:
                 row.server_id = attached
-            row.server_name = servers.get(row.server_id)
+            row.server_name = server_name(row.server_id)
             return row
 
         fetch_cinder = None
