@@ -27,12 +27,14 @@ from staffeln_dashboard import rules
 _stock_allowed = stock.DeleteBackup.allowed
 
 
-def recorded_for(request):
-    """staffeln-api's record of the project's backups, asked once per
-    request; ``None`` when it cannot be asked."""
+def recorded_for(request, table):
+    """Which of the table's backups staffeln-api lists, asked once per
+    request for the whole page (the rows on it, not the project's whole
+    record); ``None`` when it cannot be asked."""
     if not hasattr(request, "_staffeln_recorded"):
+        ids = [row.id for row in (getattr(table, "data", None) or [])]
         try:
-            request._staffeln_recorded = api.recorded_ids(request)
+            request._staffeln_recorded = api.recorded_ids(request, ids)
         except api.StaffelnApiError:
             request._staffeln_recorded = None
     return request._staffeln_recorded
@@ -46,7 +48,7 @@ def allowed(self, request, backup=None):
     resource = getattr(backup, "_apiresource", backup)
     metadata = getattr(resource, "metadata", None) or {}
     return not rules.made_by_staffeln(backup.id, metadata,
-                                      recorded_for(request))
+                                      recorded_for(request, self.table))
 
 
 stock.DeleteBackup.allowed = allowed

@@ -14,7 +14,9 @@
 //!   A backup deleted behind Staffeln's back stays listed until retention
 //!   forgets it. `name` and `size` come from the task that made the backup
 //!   (null for backups older than the task queue).
-//! * **Filters** `volume_id`, `server_id`, `status`, `created_since` (at or
+//! * **Filters** `id` (comma-separated backup UUIDs, at most `[api]
+//!   max_limit` of them: "which of these did Staffeln make?" in one call),
+//!   `volume_id`, `server_id`, `status`, `created_since` (at or
 //!   after), `created_until` (before), all combined with `and`; unknown or
 //!   repeated parameters are refused (400), so that a typo never widens a
 //!   listing. **Paging**: `limit` (at most `[api] max_limit`, also the
@@ -170,11 +172,17 @@ pub(crate) async fn list(
     let q = parse_query(query)?;
     let project = scope(&token, q.all_projects)?;
     let limit = q.limit.unwrap_or(app.settings.max_limit).min(app.settings.max_limit);
+    if let Some(ids) = &q.ids
+        && ids.len() > app.settings.max_limit as usize
+    {
+        return Err(QueryError::TooManyIds { given: ids.len(), max: app.settings.max_limit }.into());
+    }
     let page = match completed_filter(q.status.as_deref()) {
         Some(None) => Page::default(),
         completed => {
             let filter = ListFilter {
                 project_id: project.clone(),
+                backup_ids: q.ids.clone(),
                 volume_id: q.volume_id.clone(),
                 instance_id: q.server_id.clone(),
                 completed: completed.flatten(),
@@ -258,6 +266,9 @@ mod tests {
         // A `+` the query turned into a space.
         assert!(parse_query(Some("created_since=2026-11-25T10:00:00+02:00")).is_ok());
         assert_eq!(parse_query(None).unwrap(), ListQuery::default());
+        let q = parse_query(Some(&format!("id={V},%20{V}"))).unwrap();
+        assert_eq!(q.ids, Some(vec![V.to_owned()]), "ids parse, trimmed and each once");
+        assert_eq!(q.filters, vec![("id".to_owned(), format!("{V}, {V}"))], "and stay in the next link");
     }
 
     #[test]
@@ -270,6 +281,8 @@ mod tests {
         assert!(err("status=gone").contains("expected one of creating, available"));
         assert!(err("created_since=yesterday").contains("ISO 8601"));
         assert!(err("marker=abc").contains("marker \"abc\""));
+        assert!(err("id=abc").contains("id \"abc\""));
+        assert!(err("id=").contains("separated by commas"));
         assert!(err("all_projects=maybe").contains("true or false"));
         assert!(err("server_id=%27%20OR%201=1").contains("server_id"));
     }

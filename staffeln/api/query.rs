@@ -13,7 +13,7 @@ const CINDER_STATUSES: &[&str] = &["creating", "available", "deleting", "error",
 
 /// The query parameters of the listing.
 const PARAMETERS: &[&str] =
-    &["all_projects", "volume_id", "server_id", "status", "created_since", "created_until", "limit", "marker"];
+    &["all_projects", "id", "volume_id", "server_id", "status", "created_since", "created_until", "limit", "marker"];
 
 /// Why the query of a listing cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,6 +24,8 @@ pub enum QueryError {
     Repeated { name: String },
     #[error("{name} {shown} is not valid: {reason}")]
     Invalid { name: &'static str, shown: String, reason: String },
+    #[error("id lists {given} backups; at most {max} ([api] max_limit) in one request")]
+    TooManyIds { given: usize, max: u32 },
     #[error("marker {0} is not a backup of this listing")]
     MarkerNotFound(String),
 }
@@ -32,6 +34,8 @@ pub enum QueryError {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ListQuery {
     pub all_projects: bool,
+    /// `id`: only these backups (comma-separated UUIDs, duplicates dropped).
+    pub ids: Option<Vec<String>>,
     pub volume_id: Option<String>,
     pub server_id: Option<String>,
     pub status: Option<String>,
@@ -55,6 +59,23 @@ fn uuid_param(name: &'static str, value: &str) -> Result<String, QueryError> {
 /// (`objects::metadata::parse_bool`).
 fn parse_bool(name: &'static str, value: &str) -> Result<bool, QueryError> {
     metadata::parse_bool(value).ok_or_else(|| invalid(name, value, "expected true or false"))
+}
+
+/// `id`: one or more backup UUIDs separated by commas, in the order given,
+/// each once.
+fn parse_ids(value: &str) -> Result<Vec<String>, QueryError> {
+    let mut ids: Vec<String> = Vec::new();
+    for part in value.split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            return Err(invalid("id", value, "expected backup UUIDs separated by commas"));
+        }
+        let id = parse_uuid("id", part).map_err(|_| invalid("id", part, "expected a UUID"))?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
 }
 
 /// ISO 8601: `2026-11-25T10:00:00Z`, with an offset, without a zone (UTC),
@@ -89,6 +110,7 @@ pub fn parse_query(query: Option<&str>) -> Result<ListQuery, QueryError> {
         let value = value.as_ref();
         match known {
             "all_projects" => q.all_projects = parse_bool(known, value)?,
+            "id" => q.ids = Some(parse_ids(value)?),
             "volume_id" => q.volume_id = Some(uuid_param(known, value)?),
             "server_id" => q.server_id = Some(uuid_param(known, value)?),
             "status" => {

@@ -82,6 +82,8 @@ pub fn adopted_ids(conn: &mut AnyConnection) -> Result<Vec<String>, DbError> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ListFilter {
     pub project_id: Option<String>,
+    /// Only these backups (`backup_id IN (...)`).
+    pub backup_ids: Option<Vec<String>>,
     pub volume_id: Option<String>,
     pub instance_id: Option<String>,
     /// `Some(true)`: `backup_completed != 0`; `Some(false)`: `= 0`.
@@ -100,6 +102,9 @@ pub fn list(conn: &mut AnyConnection, filter: &ListFilter) -> Result<Vec<BackupR
     let mut query = dsl::backup_data.into_boxed();
     if let Some(project) = &filter.project_id {
         query = query.filter(dsl::project_id.eq(project.clone()));
+    }
+    if let Some(ids) = &filter.backup_ids {
+        query = query.filter(dsl::backup_id.eq_any(ids.clone()));
     }
     if let Some(volume) = &filter.volume_id {
         query = query.filter(dsl::volume_id.eq(volume.clone()));

@@ -661,6 +661,48 @@ async fn listing_needs_a_token_and_shows_only_its_project() {
     rig.stop().await;
 }
 
+/// `id`: "which of these backups did Staffeln record?" in one call, within
+/// the token's project, at most `[api] max_limit` ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_filters_by_a_set_of_ids() {
+    let mut rig = Rig::new(TestDb::sqlite(), ApiSettings { max_limit: 3, ..test_settings() }).await;
+    let alice = token(&rig.cloud, "alice").await;
+    let asked = |ids: &[&str]| format!("?id={}", ids.join(","));
+    // Of a page of ids, only the recorded ones of the token's project come back:
+    // not the manual one, not an unknown one, not another project's.
+    let (status, doc) = list(&rig, Some(&alice), &asked(&[MANUAL, RECORDED, OTHER_RECORDED])).await;
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(ids(&doc), vec![RECORDED.to_owned()], "{doc}");
+    let (status, doc) = list(&rig, Some(&alice), &asked(&[UNKNOWN, MARKED])).await;
+    assert_eq!((status, ids(&doc)), (200, vec![]), "{doc}");
+    // The admin, across projects; a repeated id counts once.
+    let admin = token(&rig.cloud, "staffeln").await;
+    let (status, doc) =
+        list(&rig, Some(&admin), &format!("?all_projects=true&id={RECORDED},{OTHER_RECORDED},{RECORDED}")).await;
+    assert_eq!(status, 200, "{doc}");
+    let mut got = ids(&doc);
+    got.sort();
+    assert_eq!(got, vec![RECORDED.to_owned(), OTHER_RECORDED.to_owned()]);
+    // Combined with the other filters (and).
+    let (_, doc) = list(&rig, Some(&admin), &format!("?all_projects=true&id={RECORDED}&status=creating")).await;
+    assert_eq!(ids(&doc), Vec::<String>::new(), "{doc}");
+    // Refused, naming what was wrong: more ids than max_limit, a bad id, an empty item.
+    let message = |doc: &Value| doc["badRequest"]["message"].as_str().unwrap_or_default().to_owned();
+    let (status, doc) = list(&rig, Some(&alice), &asked(&[MANUAL, RECORDED, MARKED, UNKNOWN])).await;
+    assert_eq!(status, 400, "{doc}");
+    assert!(message(&doc).contains("id lists 4 backups; at most 3"), "{doc}");
+    let (status, doc) = list(&rig, Some(&alice), &format!("?id={RECORDED},nope")).await;
+    assert_eq!(status, 400, "{doc}");
+    assert!(message(&doc).contains("id \"nope\"") && message(&doc).contains("UUID"), "{doc}");
+    let (status, doc) = list(&rig, Some(&alice), &format!("?id={RECORDED},")).await;
+    assert_eq!(status, 400, "{doc}");
+    assert!(message(&doc).contains("separated by commas"), "{doc}");
+    let (status, doc) = list(&rig, Some(&alice), &format!("?id={RECORDED}&id={MANUAL}")).await;
+    assert_eq!(status, 400, "{doc}");
+    assert!(message(&doc).contains("id is given more than once"), "{doc}");
+    rig.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_endpoints_and_the_version_document() {
     let mut rig = Rig::new(TestDb::mysql(), test_settings()).await;

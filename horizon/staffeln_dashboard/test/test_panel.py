@@ -19,6 +19,7 @@ from django.urls import reverse
 from openstack_dashboard.test import helpers as test
 
 from staffeln_dashboard import api
+from staffeln_dashboard.content.backups import views
 from staffeln_dashboard import rules
 
 INDEX_URL = reverse("horizon:project:staffeln_backups:index")
@@ -83,7 +84,9 @@ class BackupsPanelTests(test.TestCase):
             "vol-0": ("data", "srv-1"), "vol-1": ("scratch", "srv-2")}
         self.mock_server_names.return_value = {"srv-1": "web",
                                                "srv-2": "db"}
-        self.mock_recorded_ids.return_value = self.recorded
+        # staffeln-api answers which of the ids asked about it recorded.
+        self.mock_recorded_ids.side_effect = \
+            lambda request, ids: self.recorded & set(ids)
 
     def _ids(self, res):
         return [r.id for r in res.context["table"].data]
@@ -113,7 +116,11 @@ class BackupsPanelTests(test.TestCase):
         self.assertFalse(table._meta.has_prev_data)
         self.assertIn("?backup_marker=bk-007", content)
         self.assertMessageCount(res, error=0, warning=0)
-        self.mock_recorded_ids.assert_called_once_with(test.IsHttpRequest())
+        # Asked about the unmarked rows of the one Cinder page read (the
+        # page and the one that tells whether there is a next page), not
+        # about the project's whole record.
+        self.mock_recorded_ids.assert_called_once_with(
+            test.IsHttpRequest(), ["bk-011", "bk-009", "bk-007"])
 
     @test.create_mocks({api: ["backup_fetcher", "volumes", "server_names",
                               "recorded_ids"]})
@@ -281,6 +288,113 @@ class BackupsPanelTests(test.TestCase):
         self.assertNotIn("Traceback", res.content.decode())
 
 
+@override_settings(API_RESULT_PAGE_SIZE=20)
+class CallsPerPageTests(test.TestCase):
+    """What one page load costs in API calls, for a project with 1,000
+    backups (half of them Staffeln's, 500 recorded by staffeln-api): the
+    count does not grow with the project, and staffeln-api is asked only
+    about the page's unmarked rows. (Load time is measured by
+    ``tests/horizon/e2e.py load-time``, not asserted here.)"""
+
+    def setUp(self):
+        super().setUp()
+        rows = [backup(i, automated=(i % 2 == 0), recorded_only=(i % 4 == 0))
+                for i in range(1000)]
+        self.cinder = CinderModel(rows)
+        self.recorded = {r.id for r in rows if int(r.id[3:]) % 2 == 0}
+        self.asked = []
+
+    def _mock(self):
+        self.mock_backup_fetcher.side_effect = self.cinder.fetcher
+        self.mock_volumes.return_value = {"vol-0": ("data", "srv-1"),
+                                          "vol-1": ("scratch", "srv-2")}
+        self.mock_server_names.return_value = {"srv-1": "web"}
+
+        def recorded_ids(request, ids):
+            self.asked.append(list(ids))
+            return self.recorded & set(ids)
+        self.mock_recorded_ids.side_effect = recorded_ids
+
+    def _calls(self, url):
+        self.cinder.calls = []
+        self.asked = []
+        for m in (self.mock_volumes, self.mock_server_names,
+                  self.mock_backup_fetcher):
+            m.reset_mock()
+        res = self.client.get(url)
+        self.assertEqual(res.status_code, 200)
+        self.assertNotIn("Traceback", res.content.decode())
+        return res, {
+            "cinder backup pages": len(self.cinder.calls),
+            "cinder volume listings": self.mock_volumes.call_count,
+            "nova server listings": self.mock_server_names.call_count,
+            "staffeln-api questions": len(self.asked),
+        }
+
+    @test.create_mocks({api: ["backup_fetcher", "volumes", "server_names",
+                              "recorded_ids"]})
+    def test_one_call_of_each_kind_per_page_without_a_walked_filter(self):
+        self._mock()
+        one_each = {"cinder backup pages": 1, "cinder volume listings": 1,
+                    "nova server listings": 1, "staffeln-api questions": 1}
+        for url in (INDEX_URL, INDEX_URL + "?backup_marker=bk-980",
+                    INDEX_URL + "?backup_marker=bk-500",
+                    INDEX_URL + "?prev_backup_marker=bk-500"):
+            res, calls = self._calls(url)
+            self.assertEqual(calls, one_each, url)
+            ids = [r.id for r in res.context["table"].data]
+            self.assertEqual(len(ids), 20, url)
+            # One Cinder page: the panel's page and one row to know
+            # whether there is another.
+            self.assertEqual(self.cinder.calls[0][2], 21, url)
+            # Asked only about the unmarked rows Cinder returned: at most
+            # a page and one, never the project's 500 recorded backups.
+            self.assertLessEqual(len(self.asked[0]), 21, url)
+            self.assertTrue(set(self.asked[0]) <= {
+                "bk-%03d" % i for i in range(1000)
+                if i % 2 == 1 or i % 4 == 0}, url)
+        # A Cinder filter (name, status, volume) is still one page.
+        self.client.post(INDEX_URL, data={
+            FILTER: "vol-0", FILTER + "_field": "volume",
+            "action": "staffeln_backups__filter"})
+        res, calls = self._calls(INDEX_URL)
+        self.assertEqual(calls, one_each)
+        self.assertEqual(self.cinder.calls[0][0], {"volume_id": "vol-0"})
+
+    @test.create_mocks({api: ["backup_fetcher", "volumes", "server_names",
+                              "recorded_ids"]})
+    def test_nova_is_not_asked_when_no_row_has_a_server(self):
+        self._mock()
+        for r in self.cinder.rows:
+            r.metadata.pop(rules.INSTANCE_KEY, None)
+        self.mock_volumes.return_value = {"vol-0": ("data", None),
+                                          "vol-1": ("scratch", None)}
+        res, calls = self._calls(INDEX_URL)
+        self.assertEqual(len(res.context["table"].data), 20)
+        self.assertEqual(calls, {
+            "cinder backup pages": 1, "cinder volume listings": 1,
+            "nova server listings": 0, "staffeln-api questions": 1})
+
+    @test.create_mocks({api: ["backup_fetcher", "volumes", "server_names",
+                              "recorded_ids"]})
+    def test_a_walked_filter_asks_once_per_cinder_page_read(self):
+        self._mock()
+        self.client.post(INDEX_URL, data={
+            FILTER: "manual", FILTER + "_field": "made_by",
+            "action": "staffeln_backups__filter"})
+        res, calls = self._calls(INDEX_URL)
+        ids = [r.id for r in res.context["table"].data]
+        self.assertEqual(len(ids), 20)
+        self.assertTrue(all(int(i[3:]) % 2 == 1 for i in ids), ids)
+        self.assertEqual(self.cinder.calls[0][2], views.WALK_BATCH)
+        # 21 manual rows are among the newest 42: one batch of WALK_BATCH.
+        self.assertEqual(calls["cinder backup pages"], 1)
+        self.assertEqual(calls["staffeln-api questions"],
+                         calls["cinder backup pages"])
+        self.assertEqual(calls["cinder volume listings"], 1)
+        self.assertEqual(calls["nova server listings"], 1)
+
+
 class ApiTests(test.TestCase):
     """The plugin's API module over Horizon's own API and HTTP answers."""
 
@@ -298,20 +412,29 @@ class ApiTests(test.TestCase):
         resp.json.return_value = body
         return resp
 
-    def test_recorded_ids_follow_the_next_links(self):
-        pages = [
-            self._answer(200, {"backups": [{"id": "a"}, {"id": "b"}],
-                               "backups_links": [{"rel": "next",
-                                                  "href": "x"}]}),
-            self._answer(200, {"backups": [{"id": "c"}]}),
+    def test_recorded_ids_asks_only_about_the_ids_given(self):
+        ids = ["id-%03d" % i for i in range(150)] + ["id-000"]
+        answers = [
+            self._answer(200, {"backups": [{"id": "id-001"},
+                                           {"id": "id-099"}]}),
+            self._answer(200, {"backups": [{"id": "id-149"},
+                                           {"id": "not-asked"}]}),
         ]
         with mock.patch.object(api.requests, "get",
-                               side_effect=pages) as get:
-            self.assertEqual(api.recorded_ids(self.request), {"a", "b", "c"})
+                               side_effect=answers) as get:
+            self.assertEqual(api.recorded_ids(self.request, ids),
+                             {"id-001", "id-099", "id-149"})
+        # 150 distinct ids: two calls of at most IDS_PER_CALL.
         self.assertEqual(get.call_count, 2)
-        self.assertEqual(get.call_args_list[1][1]["params"], {"marker": "b"})
+        first, second = [c[1]["params"] for c in get.call_args_list]
+        self.assertEqual(first["id"].split(","), ids[:100])
+        self.assertEqual(first["limit"], 100)
+        self.assertEqual(second["id"].split(","), ids[100:150])
         self.assertEqual(get.call_args_list[0][1]["headers"]["X-Auth-Token"],
                          self.request.user.token.id)
+        with mock.patch.object(api.requests, "get") as get:
+            self.assertEqual(api.recorded_ids(self.request, []), set())
+        get.assert_not_called()
 
     def test_recorded_ids_name_what_went_wrong(self):
         cases = [
@@ -323,11 +446,11 @@ class ApiTests(test.TestCase):
             with mock.patch.object(api.requests, "get",
                                    side_effect=[answer]):
                 with self.assertRaises(api.StaffelnApiError) as e:
-                    api.recorded_ids(self.request)
+                    api.recorded_ids(self.request, ["a"])
                 self.assertIn(message, str(e.exception))
 
     @override_settings(STAFFELN_API_URL=None)
     def test_recorded_ids_without_the_setting(self):
         with self.assertRaises(api.StaffelnApiError) as e:
-            api.recorded_ids(self.request)
+            api.recorded_ids(self.request, ["a"])
         self.assertIn("STAFFELN_API_URL", str(e.exception))

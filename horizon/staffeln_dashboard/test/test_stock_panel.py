@@ -35,7 +35,8 @@ class StockBackupsPanelTests(test.TestCase):
         staffelns = backups[0].id
         own = [b.id for b in backups[1:] if b.status == "available"]
         self.assertTrue(own)
-        self.mock_recorded_ids.return_value = {staffelns}
+        self.mock_recorded_ids.side_effect = \
+            lambda request, ids: {staffelns} & set(ids)
         res, _ = self._index()
         content = res.content.decode()
         self.assertNotIn("volume_backups__row_%s__action_delete" % staffelns,
@@ -43,8 +44,10 @@ class StockBackupsPanelTests(test.TestCase):
         for backup_id in own:
             self.assertIn("volume_backups__row_%s__action_delete" % backup_id,
                           content)
-        # One question to staffeln-api per page, not one per row.
-        self.mock_recorded_ids.assert_called_once_with(test.IsHttpRequest())
+        # One question to staffeln-api per page, not one per row, about
+        # the page's backups only.
+        self.mock_recorded_ids.assert_called_once_with(
+            test.IsHttpRequest(), [b.id for b in backups])
 
     @test.create_mocks({dashboard_api.cinder: (
         "volume_list", "volume_snapshot_list",

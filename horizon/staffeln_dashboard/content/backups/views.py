@@ -47,12 +47,21 @@ class IndexView(tables.PagedTableMixin, tables.DataTableView):
             volumes = {}
             exceptions.handle(self.request,
                               _("Unable to retrieve the project's volumes."))
-        try:
-            servers = api.server_names(self.request)
-        except Exception:
-            servers = {}
-            exceptions.handle(self.request,
-                              _("Unable to retrieve the project's servers."))
+        # Nova is asked (once) only when a row has a server to name.
+        servers = []
+
+        def server_name(server_id):
+            if server_id is None:
+                return None
+            if not servers:
+                try:
+                    servers.append(api.server_names(self.request))
+                except Exception:
+                    servers.append({})
+                    exceptions.handle(
+                        self.request,
+                        _("Unable to retrieve the project's servers."))
+            return servers[0].get(server_id)
 
         field = self.table.get_filter_field()
         value = self.table.get_filter_string()
@@ -63,24 +72,33 @@ class IndexView(tables.PagedTableMixin, tables.DataTableView):
             messages.error(self.request, _("Invalid filter: %s") % e)
             return []
 
-        try:
-            recorded = api.recorded_ids(self.request)
-        except api.StaffelnApiError as e:
-            # Fail closed, as the guard does: no Delete while Staffeln
-            # cannot say which backups are its own.
-            recorded = None
-            messages.warning(self.request, _(
-                "Unable to ask Staffeln which backups it made (%s); Delete "
-                "is not offered until it answers.") % e)
+        # staffeln-api is asked only about the rows Cinder returned (one
+        # call per Cinder page, none for rows that carry the mark), not
+        # for the project's whole record. Fail closed, as the guard does:
+        # no Delete while Staffeln cannot say which backups are its own.
+        unreachable = []
 
-        def annotate(row):
+        def recorded_among(rows):
+            if unreachable:
+                return None
+            unmarked = [r.id for r in rows if not r.marked]
+            try:
+                return api.recorded_ids(self.request, unmarked)
+            except api.StaffelnApiError as e:
+                unreachable.append(e)
+                messages.warning(self.request, _(
+                    "Unable to ask Staffeln which backups it made (%s); "
+                    "Delete is not offered until it answers.") % e)
+                return None
+
+        def annotate(row, recorded):
             row.automated = rules.made_by_staffeln(
                 row.id, row.metadata, recorded)
             name, attached = volumes.get(row.volume_id, (None, None))
             row.volume_name = name
             if row.server_id is None:
                 row.server_id = attached
-            row.server_name = servers.get(row.server_id)
+            row.server_name = server_name(row.server_id)
             return row
 
         fetch_cinder = None
@@ -89,7 +107,8 @@ class IndexView(tables.PagedTableMixin, tables.DataTableView):
 
             def fetch(cursor, limit, sort_dir):
                 rows, more = fetch_cinder(cursor, limit, sort_dir)
-                return [annotate(r) for r in rows], more
+                recorded = recorded_among(rows)
+                return [annotate(r, recorded) for r in rows], more
 
             page_size = utils.get_page_size(self.request)
             # Without a filter applied while walking, one call of a page.
