@@ -611,7 +611,7 @@ fn many_volumes(count: usize) -> Scenario {
 async fn a_slot_freed_by_a_finished_backup_is_refilled_on_the_same_poll() {
     let (volumes, cap, poll) = (12_usize, 4_usize, 10_i64);
     let s = settings(|conf| {
-        conf.conductor.max_concurrent_backups_per_az = u32::try_from(cap).unwrap();
+        conf.conductor.max_concurrent_backups_per_az = Some(u32::try_from(cap).unwrap());
         conf.conductor.poll_interval = u64::try_from(poll).unwrap();
     });
     let opts = FakeOptions { backup_duration: StdDuration::from_secs(59), ..FakeOptions::default() };
