@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use super::catalog::{Catalog, CatalogService, Endpoint};
 use super::settings::Secret;
 use crate::objects::{
-    Backup, BackupHost, BackupId, BackupQuota, BackupRecord, BackupStatus, Project, ProjectId, Quota, RoleAssignment, Server,
-    ServerId, TokenInfo, User, UserId, Volume, VolumeId, VolumeStatus,
+    Backup, BackupHost, BackupId, BackupQuota, BackupRecord, BackupStatus, Project, ProjectId, Quota, RoleAssignment,
+    Server, ServerId, TokenInfo, User, UserId, Volume, VolumeId, VolumeStatus,
 };
 
 // ---------------------------------------------------------------- helpers
