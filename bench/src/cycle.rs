@@ -334,7 +334,8 @@ async fn drive(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         })
         .await??
     };
-    let cap = s.limits.overall.min(s.limits.per_az).max(1);
+    // The fleet's one zone has the emulator's one backup host: one host's share.
+    let cap = s.limits.overall.min(s.limits.fallback_per_az()).max(1);
     let ideal = (done as f64 / cap as f64).ceil() * cli.backup_seconds;
     let cycle = (ended_at - due).num_milliseconds() as f64 / 1000.0;
     let available = available_at.map(|a| (a - due).num_milliseconds() as f64 / 1000.0).unwrap_or(cycle);

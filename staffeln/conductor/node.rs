@@ -2,7 +2,7 @@
 //! both halves (backup and retention) and the RPC manager see it: its
 //! identity, database, cloud, settings, clock and events.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
@@ -11,6 +11,7 @@ use super::error::ConductorError;
 use super::events;
 use super::settings::ConductorSettings;
 use crate::db::{AnyConnection, Database, DbError};
+use crate::objects::BackupHost;
 use crate::openstack::OpenStack;
 
 /// One conductor: its identity, database, cloud and settings.
@@ -28,6 +29,19 @@ pub struct Conductor {
     pub events: events::Events,
     /// The conductor's time (the system clock; tests emulate it).
     pub clock: clock::Clock,
+    /// What it last read of Cinder's backup hosts (the zones' caps).
+    pub(crate) backup_hosts: Arc<Mutex<BackupHostsSeen>>,
+}
+
+/// What a conductor last read of Cinder's cinder-backup services.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BackupHostsSeen {
+    /// When it last tried (its clock); `None`: never.
+    pub read_at: Option<DateTime<Utc>>,
+    /// The hosts; `None` while the list cannot be read.
+    pub hosts: Option<Vec<BackupHost>>,
+    /// Whether it said once why the list cannot be read.
+    pub warned: bool,
 }
 
 impl Conductor {
@@ -40,6 +54,7 @@ impl Conductor {
             started_at: Utc::now(),
             events: events::Events::noop(),
             clock: clock::Clock::system(),
+            backup_hosts: Arc::default(),
         }
     }
 

@@ -108,9 +108,13 @@ impl ConductorSettings {
                 project_volume_limit_overrides: overrides,
             },
             limits: Limits {
-                overall: c.max_concurrent_backups as usize,
+                overall: match c.max_concurrent_backups {
+                    0 => usize::MAX,
+                    n => n as usize,
+                },
                 per_project: c.max_concurrent_backups_per_project as usize,
-                per_az: c.max_concurrent_backups_per_az as usize,
+                per_backup_host: c.max_concurrent_backups_per_backup_host as usize,
+                per_az: c.max_concurrent_backups_per_az.map(|n| n as usize),
             },
             backup_schedule: Schedule::new(
                 "backup_schedule",

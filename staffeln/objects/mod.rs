@@ -349,6 +349,25 @@ pub struct BackupRecord {
     pub backup_url: String,
 }
 
+/// A cinder-backup service as Cinder's service list shows it: its host, the
+/// availability zone it serves, whether it reports (`up`) and whether the
+/// operator left it enabled. Cinder sends a volume's backups only to the
+/// backup services of the volume's zone that are up and enabled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupHost {
+    pub host: String,
+    pub zone: String,
+    pub up: bool,
+    pub enabled: bool,
+}
+
+impl BackupHost {
+    /// Whether Cinder may send it backups (up and enabled).
+    pub fn usable(&self) -> bool {
+        self.up && self.enabled
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

@@ -1,5 +1,6 @@
 //! Cinder v3 calls: volumes and backups across projects, backup create, show,
-//! delete, force-delete, export, and the backup quotas.
+//! delete, force-delete, export, the backup quotas and the cinder-backup
+//! services.
 //!
 //! Create a backup through the handle of the volume's project
 //! (`os.for_project(&volume.project_id)?.create_backup(..)`): Cinder gives
@@ -13,9 +14,11 @@ use serde_json::json;
 use super::catalog::{Microversion, ServiceType};
 use super::client::{ItemStream, OpenStack, pair, seg};
 use super::error::OpenStackError;
-use super::wire::{self, BackupBody, BackupCreateBody, BackupRecordBody, CreatedBody, QuotaSetBody, VolumeBody};
+use super::wire::{
+    self, BackupBody, BackupCreateBody, BackupRecordBody, CreatedBody, QuotaSetBody, ServiceBody, VolumeBody,
+};
 use crate::objects::{
-    Backup, BackupId, BackupKind, BackupQuota, BackupRecord, BackupStatus, ProjectId, Volume, VolumeId,
+    Backup, BackupHost, BackupId, BackupKind, BackupQuota, BackupRecord, BackupStatus, ProjectId, Volume, VolumeId,
 };
 
 /// A backup to create.
@@ -177,6 +180,16 @@ impl OpenStack {
         let path = format!("/backups/{}/export_record", seg(id.as_str()));
         let resp = self.call::<()>(ServiceType::BlockStorage, Method::GET, &path, &[], None, true).await?;
         Ok(resp.decode(|b| wire::parse_one::<BackupRecordBody>(b, "backup-record"))?.into_record())
+    }
+
+    /// The cinder-backup services (admin):
+    /// `GET /os-services?binary=cinder-backup`. Entries of other binaries
+    /// (a Cinder that ignores the filter) are left out.
+    pub async fn backup_hosts(&self) -> Result<Vec<BackupHost>, OpenStackError> {
+        let query = [pair("binary", "cinder-backup")];
+        let resp = self.call::<()>(ServiceType::BlockStorage, Method::GET, "/os-services", &query, None, true).await?;
+        let services: Vec<ServiceBody> = resp.decode(|b| wire::parse_one(b, "services"))?;
+        Ok(services.into_iter().filter_map(ServiceBody::into_backup_host).collect())
     }
 
     /// Backup count and gigabyte quotas of `project` with usage:

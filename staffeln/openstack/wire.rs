@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use super::catalog::{Catalog, CatalogService, Endpoint};
 use super::settings::Secret;
 use crate::objects::{
-    Backup, BackupId, BackupQuota, BackupRecord, BackupStatus, Project, ProjectId, Quota, RoleAssignment, Server,
-    ServerId, TokenInfo, User, UserId, Volume, VolumeId, VolumeStatus,
+    Backup, BackupHost, BackupId, BackupQuota, BackupRecord, BackupStatus, Project, ProjectId, Quota, RoleAssignment,
+    Server, ServerId, TokenInfo, User, UserId, Volume, VolumeId, VolumeStatus,
 };
 
 // ---------------------------------------------------------------- helpers
@@ -536,6 +536,33 @@ pub(super) struct BackupRecordBody {
 impl BackupRecordBody {
     pub(super) fn into_record(self) -> BackupRecord {
         BackupRecord { backup_service: self.backup_service, backup_url: self.backup_url }
+    }
+}
+
+/// One entry of `GET /os-services`.
+#[derive(Deserialize)]
+pub(super) struct ServiceBody {
+    #[serde(default, deserialize_with = "null_default")]
+    binary: String,
+    #[serde(default, deserialize_with = "null_default")]
+    host: String,
+    #[serde(default, deserialize_with = "null_default")]
+    zone: String,
+    #[serde(default, deserialize_with = "null_default")]
+    state: String,
+    #[serde(default, deserialize_with = "null_default")]
+    status: String,
+}
+
+impl ServiceBody {
+    /// The backup host, when this is a cinder-backup service.
+    pub(super) fn into_backup_host(self) -> Option<BackupHost> {
+        (self.binary == "cinder-backup").then(|| BackupHost {
+            up: self.state == "up",
+            enabled: self.status == "enabled",
+            host: self.host,
+            zone: self.zone,
+        })
     }
 }
 

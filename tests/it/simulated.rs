@@ -611,7 +611,7 @@ fn many_volumes(count: usize) -> Scenario {
 async fn a_slot_freed_by_a_finished_backup_is_refilled_on_the_same_poll() {
     let (volumes, cap, poll) = (12_usize, 4_usize, 10_i64);
     let s = settings(|conf| {
-        conf.conductor.max_concurrent_backups_per_az = u32::try_from(cap).unwrap();
+        conf.conductor.max_concurrent_backups_per_az = Some(u32::try_from(cap).unwrap());
         conf.conductor.poll_interval = u64::try_from(poll).unwrap();
     });
     let opts = FakeOptions { backup_duration: StdDuration::from_secs(59), ..FakeOptions::default() };
@@ -642,4 +642,91 @@ async fn a_slot_freed_by_a_finished_backup_is_refilled_on_the_same_poll() {
         assert_eq!(sim.backups_of(&format!("vol-{i}")).await.len(), 1, "vol-{i}: one backup");
     }
     sim.stop().await;
+}
+
+/// `per_zone` flagged servers in project p1 in each of zones `a` and `b`
+/// (volume `vol-{zone}-{i}`), with four backup hosts in `a` and, in `b`, one
+/// up and one down.
+fn two_zones(per_zone: usize) -> Scenario {
+    let mut servers = Vec::new();
+    let mut volumes = Vec::new();
+    for zone in ["a", "b"] {
+        for i in 0..per_zone {
+            servers.push(serde_json::json!({"project": "p1", "name": format!("vm-{zone}-{i}"),
+                "availability_zone": zone,
+                "metadata": {"__staffeln_backup": "true"}, "volumes": [format!("vol-{zone}-{i}")]}));
+            volumes.push(serde_json::json!({"project": "p1", "name": format!("vol-{zone}-{i}"), "size": 1,
+                "availability_zone": zone}));
+        }
+    }
+    serde_json::from_value(serde_json::json!({
+        "service_user": "staffeln",
+        "projects": [{"name": "admin"}, {"name": "p1", "quota": {"backups": 1000, "backup_gigabytes": 100000}}],
+        "users": [{"name": "staffeln", "password": "staffeln-secret", "default_project": "admin",
+                   "roles": {"admin": ["admin"], "p1": ["admin"]}}],
+        "servers": servers,
+        "volumes": volumes,
+        "backup_hosts": [
+            {"host": "backup-a1", "zone": "a"}, {"host": "backup-a2", "zone": "a"},
+            {"host": "backup-a3", "zone": "a"}, {"host": "backup-a4", "zone": "a"},
+            {"host": "backup-b1", "zone": "b"}, {"host": "backup-b2", "zone": "b", "state": "down"}
+        ]
+    }))
+    .unwrap()
+}
+
+/// Runs a cycle over [`two_zones`] (70 volumes in each) with one conductor,
+/// `faults` set on the cloud first, and returns the most backups seen being
+/// created at once in zone `a` and in zone `b`. Every volume gets its one
+/// backup.
+async fn most_at_once_per_zone(faults: &[Fault]) -> (usize, usize) {
+    let (per_zone, poll) = (70_usize, 10_i64);
+    let s = settings(|conf| {
+        conf.conductor.max_concurrent_backups_per_project = 1000;
+        conf.conductor.poll_interval = u64::try_from(poll).unwrap();
+    });
+    let opts = FakeOptions { backup_duration: StdDuration::from_secs(59), ..FakeOptions::default() };
+    let cloud = cloud_with(two_zones(per_zone), opts);
+    for fault in faults {
+        cloud.control().add_fault(fault.clone());
+    }
+    let mut sim = Sim::with_cloud(TestDb::sqlite(), cloud, 1, s).await;
+    sim.start(quiet_mailer());
+    let c = &sim.conductors[0];
+    let due = c.settings.backup_schedule.next_due(c.last_cycle_start().await.unwrap(), c.started_at).unwrap();
+    sim.step_to(due).await;
+    assert_eq!(sim.active().await.len(), 2 * per_zone, "the cycle planned every volume");
+    let (mut most_a, mut most_b, mut elapsed) = (0, 0, 0);
+    while !sim.active().await.is_empty() {
+        let creating = c.db_call(|c| tasks::in_states(c, &[staffeln::objects::TaskState::Creating])).await.unwrap();
+        let in_a = creating.iter().filter(|t| t.availability_zone.as_deref() == Some("a")).count();
+        most_a = most_a.max(in_a);
+        most_b = most_b.max(creating.len() - in_a);
+        assert!(elapsed < 1200, "the cycle did not end in 1200 s; still active: {:?}", sim.active().await);
+        sim.step(Duration::seconds(poll)).await;
+        elapsed += poll;
+    }
+    for zone in ["a", "b"] {
+        for i in 0..per_zone {
+            assert_eq!(sim.backups_of(&format!("vol-{zone}-{i}")).await.len(), 1, "vol-{zone}-{i}: one backup");
+        }
+    }
+    sim.stop().await;
+    (most_a, most_b)
+}
+
+/// Issue 17.2: a zone's cap follows its cinder-backup hosts, as Cinder's
+/// service list gives them: four up in `a` run 4 × 15 = 60 backups at once,
+/// `b` (one up, one down) runs 15.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_zone_runs_one_share_per_usable_backup_host_at_once() {
+    assert_eq!(most_at_once_per_zone(&[]).await, (60, 15));
+}
+
+/// Issue 17.2: when the service list cannot be read (the service user may
+/// not list services: 403), every zone falls back to one host's share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_service_list_each_zone_runs_one_hosts_share() {
+    let refused = Fault::new(Service::Volume, Some("GET"), Some("/os-services"), FaultEffect::Status { code: 403 });
+    assert_eq!(most_at_once_per_zone(&[refused]).await, (15, 15));
 }

@@ -35,7 +35,7 @@ use chrono::{Duration, SubsecRound, Utc};
 use futures_util::TryStreamExt;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::limits::{Slot, Utilisation, most_at_once, pick};
+use super::limits::{Slot, Utilisation, ZoneCaps, most_at_once, pick, zone_caps};
 use super::stamps::{AfterFailure, Owed, VolumeOutcome, after_failure, classify_write_error, owed, superseded};
 use super::waiting::{InFlight, WaitAction, give_up_reason, judge, stuck_reason};
 use crate::conductor::checkpoint::{self, Point};
@@ -54,6 +54,9 @@ use crate::openstack::{BackupFilter, BackupRequest, OpenStack, OpenStackError};
 const CLAIM_WINDOW: i64 = 500;
 /// How long a conductor holds a stamp it is writing before another may try.
 const STAMP_HOLD: Duration = Duration::minutes(5);
+/// How long the cinder-backup hosts read from Cinder are used before they
+/// are read again.
+const BACKUP_HOSTS_TTL: Duration = Duration::seconds(60);
 /// Metadata writes in flight at once.
 const STAMP_CONCURRENCY: usize = 8;
 
@@ -133,13 +136,51 @@ impl Conductor {
         let holder = self.holder.clone();
         let ttl = self.settings.claim_timeout;
         let limits = self.settings.limits;
+        let zones = self.zone_caps().await;
         let now = self.clock.db_now();
         self.db_call(move |conn| {
             tasks::claim(conn, &holder, now, ttl, CLAIM_WINDOW, |candidates, in_flight| {
-                pick(&slots(candidates), &slots(in_flight), limits, limits.overall)
+                pick(&slots(candidates), &slots(in_flight), limits, &zones, limits.overall)
             })
         })
         .await
+    }
+
+    /// The cap of each availability zone, from Cinder's cinder-backup hosts
+    /// (read again after [`BACKUP_HOSTS_TTL`]); while they cannot be read,
+    /// every zone has the fallback cap, and why is logged once (again only
+    /// after the list was read in between).
+    pub async fn zone_caps(&self) -> ZoneCaps {
+        let now = self.clock.now();
+        let fresh = {
+            let seen = self.backup_hosts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            seen.read_at.is_some_and(|at| now - at < BACKUP_HOSTS_TTL)
+        };
+        if !fresh {
+            let read = self.os.backup_hosts().await;
+            let mut seen = self.backup_hosts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            seen.read_at = Some(now);
+            match read {
+                Ok(hosts) => {
+                    seen.hosts = Some(hosts);
+                    seen.warned = false;
+                }
+                Err(err) => {
+                    seen.hosts = None;
+                    if !seen.warned {
+                        seen.warned = true;
+                        let cap = self.settings.limits.fallback_per_az();
+                        warn!(
+                            "cannot read Cinder's cinder-backup services ({err}); every availability zone runs at \
+                             most {cap} backups at once (max_concurrent_backups_per_az, or one backup host's share) \
+                             until they can be read"
+                        );
+                    }
+                }
+            }
+        }
+        let seen = self.backup_hosts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        zone_caps(seen.hosts.as_deref(), self.settings.limits)
     }
 
     /// The second half of [`Conductor::work_once`]: creates the backups of
@@ -664,7 +705,8 @@ impl Conductor {
                 *counts.entry(row.state.as_str()).or_default() += 1;
             }
             let summary = counts.iter().map(|(s, n)| format!("{n} {s}")).collect::<Vec<_>>().join(", ");
-            let used = utilisation(&rows, cycle.started_at, self.clock.db_now(), self.settings.limits);
+            let zones = self.zone_caps().await;
+            let used = utilisation(&rows, cycle.started_at, self.clock.db_now(), self.settings.limits, &zones);
             info!(cycle.id = %cycle.id, "backup cycle {} finished: {summary}; {used}", cycle.id);
             let (id, text, ratio) = (cycle.id.clone(), summary.clone(), used.ratio());
             self.db_call(move |conn| {
@@ -686,13 +728,14 @@ fn utilisation(
     started: chrono::NaiveDateTime,
     now: chrono::NaiveDateTime,
     limits: super::limits::Limits,
+    zones: &ZoneCaps,
 ) -> Utilisation {
     let ran: Vec<&TaskRow> = rows.iter().filter(|r| r.started_at.is_some() && r.finished_at.is_some()).collect();
     let seconds = |d: Duration| d.num_milliseconds().max(0) as f64 / 1000.0;
     let busy_slot_seconds = ran.iter().filter_map(|r| Some(seconds(r.finished_at? - r.started_at?))).sum::<f64>();
     let end = ran.iter().filter_map(|r| r.finished_at).max().unwrap_or(now);
     let ran: Vec<Slot<'_>> = ran.into_iter().map(slot).collect();
-    let slots = most_at_once(&ran, limits);
+    let slots = most_at_once(&ran, limits, zones);
     Utilisation { busy_slot_seconds, slots, cycle_seconds: seconds(end - started) }
 }
 

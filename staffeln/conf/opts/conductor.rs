@@ -10,7 +10,8 @@ options! {
     group "conductor" => ConductorOpts;
 
     /// Accepted for compatibility, ignored: how many backups run at once is
-    /// set by max_concurrent_backups and its per-project and per-AZ limits.
+    /// set by max_concurrent_backups and its per-project, per-backup-host and
+    /// per-AZ limits.
     ///
     /// Related options:
     ///
@@ -122,15 +123,39 @@ options! {
     /// The strftime format of {backup_date}, in UTC.
     backup_date_format: String = string("%Y-%m-%d-%H-%M-%S");
 
-    /// Backups being created at once, over all projects and conductors.
-    max_concurrent_backups: u32 = integer(30).min(1);
+    /// Backups being created at once, over all projects and conductors; 0
+    /// for no limit beyond the per-zone caps, which follow the cinder-backup
+    /// hosts (each takes backup_max_operations, 15 by default, at once).
+    ///
+    /// Related options:
+    ///
+    /// * max_concurrent_backups_per_backup_host
+    /// * max_concurrent_backups_per_az
+    max_concurrent_backups: u32 = integer(0).min(0);
 
     /// Backups being created at once in one project.
     max_concurrent_backups_per_project: u32 = integer(10).min(1);
 
-    /// Backups being created at once per availability zone (a cinder-backup
-    /// host takes 15 operations by default, backup_max_operations).
-    max_concurrent_backups_per_az: u32 = integer(15).min(1);
+    /// Backups being created at once per cinder-backup host that is up and
+    /// enabled; an availability zone runs this times its usable backup hosts
+    /// (read from Cinder's service list). Match it to Cinder's
+    /// backup_max_operations (15 by default).
+    ///
+    /// Related options:
+    ///
+    /// * max_concurrent_backups_per_az
+    max_concurrent_backups_per_backup_host: u32 = integer(15).min(1);
+
+    /// When set, at most this many backups are created at once in one
+    /// availability zone, however many backup hosts it has; also the cap of
+    /// every zone while Cinder's service list cannot be read (the service
+    /// user may not list services), which is one backup host's share,
+    /// max_concurrent_backups_per_backup_host, when unset.
+    ///
+    /// Related options:
+    ///
+    /// * max_concurrent_backups_per_backup_host
+    max_concurrent_backups_per_az: Option<u32> = super::unset_integer().min(1);
 
     /// Volumes one project may have backed up in one cycle; 0 for no limit.
     ///
