@@ -99,7 +99,12 @@ async fn conductor(cli: Cli, index: usize) -> Result<(), Box<dyn std::error::Err
     let clock = Clock::emulated(start);
     let c = Conductor::new(format!("bench-{index}:{}", std::process::id()), db, os, s).with_clock(clock.clone());
     let mailer = Arc::new(Mailer::new(NotifySettings::default())?);
-    let loops = Loops { mailer: mailer.clone(), report_period: Duration::days(1), wake: Arc::new(Notify::new()) };
+    let loops = Loops {
+        mailer: mailer.clone(),
+        report_period: Duration::days(1),
+        report_retry: Duration::minutes(5),
+        wake: Arc::new(Notify::new()),
+    };
     let (trigger, _) = shutdown_channel();
     let running = {
         let (c, shutdown) = (c.clone(), trigger.subscribe());

@@ -160,6 +160,32 @@ impl Control {
         }
     }
 
+    /// Deletes volume `id` as its owner would mid-cycle: detached from its
+    /// servers, then deleted; its backups stay (Cinder keeps them). Refused
+    /// as Cinder refuses it while the volume is `backing-up` (`Err` with
+    /// Cinder's reason; the caller may try again) or when there is no such
+    /// volume.
+    pub fn delete_volume(&self, id: &str) -> Result<(), String> {
+        let mut w = self.world();
+        let now = w.now();
+        let Some(volume) = w.volumes.get(id) else {
+            return Err(format!("Volume {id} could not be found."));
+        };
+        if volume.status == "backing-up" {
+            return Err(format!(
+                "Invalid volume: Volume {id} status must be available or error, but current status is: backing-up."
+            ));
+        }
+        for server in w.servers.values_mut() {
+            if server.volumes.iter().any(|v| v == id) {
+                server.volumes.retain(|v| v != id);
+                server.updated_at = now;
+            }
+        }
+        w.volumes.remove(id);
+        Ok(())
+    }
+
     /// The metadata of server `id`.
     pub fn server_metadata(&self, id: &str) -> Option<BTreeMap<String, String>> {
         self.world().servers.get(id).map(|s| s.metadata.clone())

@@ -42,7 +42,12 @@ pub async fn serve(settings: ConductorSettings, ctx: ServiceContext) -> Result<(
     let rpc = manager::start_rpc(&conductor, mailer.clone()).await?;
     ctx.ready();
     info!("conductor {} ready", conductor.holder);
-    let loops = runner::Loops { mailer, report_period: settings.report_period, wake: rpc.waker() };
+    let loops = runner::Loops {
+        mailer,
+        report_period: settings.report_period,
+        report_retry: settings.report_retry,
+        wake: rpc.waker(),
+    };
     runner::run(&conductor, &loops, ctx.shutdown.clone()).await;
     info!("conductor {} stopping", conductor.holder);
     rpc.stop().await;

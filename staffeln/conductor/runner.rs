@@ -22,7 +22,6 @@
 //! need not wait for them to expire.
 
 use std::sync::Arc;
-use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use tokio::sync::Notify;
@@ -34,9 +33,6 @@ use super::node::Conductor;
 use super::retention::run::RetentionOutcome;
 use crate::notify::Mailer;
 use crate::service::Shutdown;
-
-/// Pause before digests that could not be delivered are tried again.
-pub const REPORT_RETRY: StdDuration = StdDuration::from_secs(300);
 
 /// When a loop next tries what is due at `due`, held off until `not_before`
 /// (a lease another conductor holds, or a failed attempt's pause). `None`:
@@ -77,6 +73,8 @@ pub fn hold_off(attempt: &Attempt, now: DateTime<Utc>, retry: Duration) -> Optio
 pub struct Loops {
     pub mailer: Arc<Mailer>,
     pub report_period: Duration,
+    /// The pause before undelivered digests are tried again.
+    pub report_retry: Duration,
     /// Woken when an on-demand trigger planned a cycle.
     pub wake: Arc<Notify>,
 }
@@ -157,7 +155,7 @@ async fn backup_loop(conductor: &Conductor, loops: &Loops, mut shutdown: Shutdow
 /// Sends the digests that are due; the pause before the next try when some
 /// could not be delivered.
 async fn send_due_reports(conductor: &Conductor, loops: &Loops) -> Option<Duration> {
-    let retry = Duration::from_std(REPORT_RETRY).unwrap_or(Duration::minutes(5));
+    let retry = loops.report_retry;
     match conductor.send_reports(&loops.mailer, loops.report_period, false, None).await {
         Ok(summary) if summary.failed.is_empty() => None,
         Ok(_) => Some(retry),

@@ -41,6 +41,9 @@ pub struct ConductorSettings {
     pub retention: RetentionSettings,
     /// How often digests go out (`report_period`).
     pub report_period: Duration,
+    /// The pause before undelivered digests are tried again
+    /// (`report_retry_interval`).
+    pub report_retry: Duration,
     /// `[DEFAULT] host`: this conductor's name on the RPC topic and in its
     /// leases (`host:pid`).
     pub host: String,
@@ -133,6 +136,7 @@ impl ConductorSettings {
             last_backup_key: c.last_backup_metadata_key.clone(),
             retention: RetentionSettings::read(conf, zone)?,
             report_period: seconds(c.report_period),
+            report_retry: seconds(c.report_retry_interval),
             host: conf.default.host.clone(),
             topic: c.topic.clone(),
             rpc: match conf.default.transport_url {

@@ -83,6 +83,9 @@ pub struct Evidence<'a> {
     pub due: BTreeMap<String, String>,
     /// Volume ids that must never be backed up, by name.
     pub never: BTreeMap<String, String>,
+    /// Due volumes deleted by their owner during the trial: one deleted
+    /// before discovery has no task, and retention keeps no floor for it.
+    pub gone: BTreeSet<String>,
     /// Tasks of every backup cycle of the trial.
     pub tasks: Vec<TaskRow>,
     /// Backup ids with a `backup_data` row (Staffeln's own).
@@ -124,6 +127,10 @@ pub fn check(e: &Evidence) -> Violations {
         }
         let tasks: Vec<&TaskRow> = e.tasks.iter().filter(|t| &t.volume_id == id).collect();
         let Some(task) = tasks.first() else {
+            if e.gone.contains(id) {
+                v.details.push(format!("note: volume {name} was deleted before it was planned"));
+                continue;
+            }
             v.lost += 1;
             v.details.push(format!("lost: volume {name} has no task"));
             continue;
@@ -195,7 +202,7 @@ pub fn check(e: &Evidence) -> Violations {
     for (name, id) in &e.due {
         let had = e.initial.values().any(|b| &b.volume_id == id && b.status == "available");
         let has = e.live.iter().any(|b| &b.volume_id == id && b.status == "available" && automated(&b));
-        if had && !has {
+        if had && !has && !e.gone.contains(id) {
             v.wrong_deletes += 1;
             v.details.push(format!("wrong delete: volume {name} has no good backup of Staffeln's left"));
         }

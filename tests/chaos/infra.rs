@@ -210,13 +210,31 @@ impl Infra {
 
     /// `[DEFAULT] transport_url` of a trial of `kind`, if it has one.
     pub fn transport_url(&mut self, kind: Kind) -> Option<String> {
-        (kind == Kind::BrokerRestart).then(|| self.rabbit.get_or_insert_with(OwnRabbit::start).url())
+        matches!(kind, Kind::BrokerRestart | Kind::AmqpClose)
+            .then(|| self.rabbit.get_or_insert_with(OwnRabbit::start).url())
     }
 
     pub fn restart_mariadb(&mut self) {
         if let Some(m) = &mut self.mariadb {
             m.restart();
         }
+    }
+
+    /// Closes every client connection of the suite's own node, which stays
+    /// up; what `rabbitmqctl` said.
+    pub fn close_rabbit_connections(&mut self) -> String {
+        let Some(r) = &self.rabbit else { return "no node of the suite's own".to_owned() };
+        let out = Command::new("/usr/lib/rabbitmq/bin/rabbitmqctl")
+            .args(["-n", &r.name, "close_all_connections", "staffeln chaos: connections closed"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run rabbitmqctl (install rabbitmq-server): {e}"));
+        assert!(
+            out.status.success(),
+            "rabbitmqctl close_all_connections failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().replace('\n', "; ")
     }
 
     pub fn restart_rabbit(&mut self) {

@@ -507,7 +507,7 @@ pub fn conductor_conf(
         "state_path = {state}\ngraceful_shutdown_timeout = 5\n{transport}\
          [conductor]\nbackup_service_period = 3600\nbackup_min_interval = 3600\npoll_interval = 1\n\
          claim_timeout = 10\nleader_lease_time = 10\nretention_service_period = 4\nretention_time = 2w3d\n\
-         full_backup_depth = 1\nreport_period = 3600\nretention_delete_timeout = 20s\n\
+         full_backup_depth = 1\nreport_period = 3600\nreport_retry_interval = 3\nretention_delete_timeout = 20s\n\
          [database]\nconnection = {db_url}\nmax_retries = -1\nretry_interval = 1\n\
          [notification]\nsender_email = staffeln@example.org\nsmtp_server_domain = 127.0.0.1\n\
          smtp_server_port = {smtp_port}\nsmtp_security = none\nproject_receiver_domain = example.org\nsmtp_timeout = 10\n\

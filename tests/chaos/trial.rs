@@ -44,6 +44,11 @@ pub enum Kind {
     DbRestart,
     /// The suite's own RabbitMQ node restarted mid-cycle.
     BrokerRestart,
+    /// The conductors' AMQP connections closed by the suite's own RabbitMQ
+    /// node (`rabbitmqctl close_all_connections`), the node staying up.
+    AmqpClose,
+    /// A due volume detached and deleted by its owner mid-cycle.
+    VolumeDelete,
 }
 
 impl Kind {
@@ -59,6 +64,8 @@ impl Kind {
             "smtp" => Kind::SmtpDown,
             "dbrestart" => Kind::DbRestart,
             "brokerrestart" => Kind::BrokerRestart,
+            "amqpclose" => Kind::AmqpClose,
+            "voldelete" => Kind::VolumeDelete,
             _ => return None,
         })
     }
@@ -75,6 +82,8 @@ impl Kind {
             Kind::SmtpDown => "smtp",
             Kind::DbRestart => "dbrestart",
             Kind::BrokerRestart => "brokerrestart",
+            Kind::AmqpClose => "amqpclose",
+            Kind::VolumeDelete => "voldelete",
         }
     }
 }
@@ -101,6 +110,8 @@ enum Action {
     SmtpStart,
     DbRestart,
     BrokerRestart,
+    CloseAmqp,
+    DeleteVolume(String),
 }
 
 /// What a trial did and found.
@@ -182,6 +193,14 @@ pub fn run(kind: Kind, seed: u64, n: u32, infra: &mut Infra, keep: bool) -> Outc
         Kind::BrokerRestart => {
             plan.push((rng.random_range(1.0..8.0), Action::BrokerRestart));
         }
+        Kind::AmqpClose => {
+            plan.push((rng.random_range(1.0..8.0), Action::CloseAmqp));
+        }
+        Kind::VolumeDelete => {
+            let due = &world.flagged_volumes;
+            let name = due[rng.random_range(0..due.len())].clone();
+            plan.push((rng.random_range(0.0..4.0), Action::DeleteVolume(name)));
+        }
         Kind::Cloud => {}
     }
     let cloud_faults = kind == Kind::Cloud || rng.random_bool(0.5);
@@ -225,6 +244,8 @@ pub fn run(kind: Kind, seed: u64, n: u32, infra: &mut Infra, keep: bool) -> Outc
     let mut details = Vec::new();
     let mut stop_seen: BTreeSet<usize> = BTreeSet::new();
     let mut timed_out = false;
+    // Volumes deleted during the trial.
+    let mut gone: BTreeSet<String> = BTreeSet::new();
     loop {
         std::thread::sleep(Duration::from_millis(200));
         let now = Instant::now();
@@ -278,6 +299,23 @@ pub fn run(kind: Kind, seed: u64, n: u32, infra: &mut Infra, keep: bool) -> Outc
                 Action::SmtpStart => smtp.restart(),
                 Action::DbRestart => infra.restart_mariadb(),
                 Action::BrokerRestart => infra.restart_rabbit(),
+                Action::CloseAmqp => {
+                    let said = infra.close_rabbit_connections();
+                    journal(&jpath, &format!("rabbitmqctl close_all_connections: {said}"));
+                }
+                Action::DeleteVolume(name) => {
+                    let Some(id) = control.volume_id(&name) else { continue };
+                    match control.delete_volume(&id) {
+                        Ok(()) => {
+                            gone.insert(id);
+                        }
+                        Err(refused) => {
+                            // As its owner would: again a moment later.
+                            journal(&jpath, &format!("delete of {name} refused: {refused}"));
+                            later.push((now + Duration::from_millis(500), Action::DeleteVolume(name)));
+                        }
+                    }
+                }
             }
         }
         for (i, c) in conductors.iter_mut().enumerate() {
@@ -350,13 +388,14 @@ pub fn run(kind: Kind, seed: u64, n: u32, infra: &mut Infra, keep: bool) -> Outc
         deleted: control.deleted_backups(),
         due: ids(&world.flagged_volumes),
         never: ids(&world.unflagged_volumes),
+        gone: gone.clone(),
         tasks: all_tasks,
         rows,
         cycles,
         mails,
         digest_addresses,
         reported,
-        digests_may_be_pending: kind == Kind::SmtpDown || timed_out,
+        digests_may_be_pending: timed_out,
         logs,
         secrets: vec![rig::DB_PASSWORD.to_owned(), rig::KEYSTONE_PASSWORD.to_owned()],
     };
@@ -403,18 +442,17 @@ fn finished(db: &ChaosDb, kind: Kind, conductors: &[Conductor]) -> bool {
     if !tasks::open_cycles(&mut conn, "backup").is_ok_and(|o| o.is_empty()) {
         return false;
     }
-    let digests_done = if kind == Kind::SmtpDown {
-        smtp_round_failed(conductors) || reports::latest(&mut conn).is_ok_and(|r| r.is_some())
-    } else {
-        reports::latest(&mut conn).is_ok_and(|r| r.is_some())
-            && tasks::unreported(&mut conn).is_ok_and(|r| r.is_empty())
-    };
+    // With SMTP down, a round failed first and the retry
+    // (`report_retry_interval`, 3 s here) delivered them once it was back.
+    let digests_done = (kind != Kind::SmtpDown || smtp_round_failed(conductors))
+        && reports::latest(&mut conn).is_ok_and(|r| r.is_some())
+        && tasks::unreported(&mut conn).is_ok_and(|r| r.is_empty());
     if !digests_done {
         return false;
     }
-    // After a broker restart, every conductor's RPC server is back: its
+    // After a broker restart or closed connections, every conductor's RPC server is back: its
     // last word on the broker is that it listens (again).
-    if kind == Kind::BrokerRestart
+    if matches!(kind, Kind::BrokerRestart | Kind::AmqpClose)
         && !conductors.iter().all(|c| {
             let text = std::fs::read_to_string(&c.log).unwrap_or_default();
             let up = ["RPC server listening", "rpc-server consumer reconnected"];

@@ -1193,3 +1193,28 @@ fn lost_answers_multiattach_volumes_and_servers_that_refuse_metadata() {
     assert_eq!(u.compute("POST", &path, Some(&meta)).status, 200);
     assert_eq!(control.server_metadata(&a).unwrap()["last-backup-time"], "2026-12-02T00:00:00Z");
 }
+
+#[test]
+fn a_volume_deleted_mid_cycle_is_gone_and_its_backups_stay() {
+    let cloud = start(Scenario::small());
+    let admin = cloud.admin();
+    let control = cloud.control();
+    let data1 = control.volume_id("data-1").expect("data-1");
+    let web = control.server_id("web").expect("web");
+
+    let full = cli_ok(&admin, &["volume", "backup", "create", "--force", "--name", "full", &data1]);
+    let full_id = full["id"].as_str().expect("id").to_owned();
+    let refused = control.delete_volume(&data1).expect_err("Cinder refuses while it backs up");
+    assert!(refused.contains("current status is: backing-up"), "{refused}");
+    assert_eq!(control.settle(), 1);
+
+    control.delete_volume(&data1).expect("deleted once the backup is done");
+    let shown = cli(&admin, &["volume", "show", &data1]).expect_err("the volume is gone");
+    assert!(shown.contains(&format!("No Volume found for {data1}")), "{shown}");
+    let attached = cli_ok(&admin, &["server", "show", &web]);
+    assert!(!attached.to_string().contains(&data1), "still attached: {attached}");
+    assert_eq!(control.backup_status(&full_id).as_deref(), Some("available"), "its backup stays");
+    let refused = cli(&admin, &["volume", "backup", "create", "--force", &data1]).expect_err("nothing to back up");
+    assert!(refused.contains(&format!("No Volume found for {data1}")), "{refused}");
+    assert!(control.delete_volume(&data1).unwrap_err().contains("could not be found"));
+}

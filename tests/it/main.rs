@@ -8,6 +8,7 @@ mod conf;
 mod db;
 mod deploy;
 mod fakecloud;
+mod fuzz;
 mod horizon;
 mod house;
 mod notify;

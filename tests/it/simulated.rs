@@ -138,6 +138,7 @@ impl Sim {
             let loops = Loops {
                 mailer: mailer.clone(),
                 report_period: Duration::seconds(86_400),
+                report_retry: Duration::minutes(5),
                 wake: Arc::new(Notify::new()),
             };
             let (c, shutdown) = (c.clone(), self.trigger.subscribe());
@@ -432,8 +433,12 @@ async fn a_lease_left_by_a_dead_conductor_is_waited_out_not_polled_in_a_tight_lo
     let log = Captured::default();
     let subscriber = tracing_subscriber::fmt().with_writer(log.clone()).with_ansi(false).finish();
     let (c, shutdown) = (sim.conductors[0].clone(), sim.trigger.subscribe());
-    let loops =
-        Loops { mailer: Arc::new(quiet_mailer()), report_period: Duration::days(1), wake: Arc::new(Notify::new()) };
+    let loops = Loops {
+        mailer: Arc::new(quiet_mailer()),
+        report_period: Duration::days(1),
+        report_retry: Duration::minutes(5),
+        wake: Arc::new(Notify::new()),
+    };
     sim.loops.push(tokio::spawn(
         async move {
             runner::run(&c, &loops, shutdown).await;

@@ -61,6 +61,15 @@ options! {
     /// database (a round runs under a lease).
     report_period: u64 = integer(86400).min(600);
 
+    /// Seconds before digests that could not be delivered (the SMTP server
+    /// down or refusing) are tried again; their results stay unreported
+    /// until then.
+    ///
+    /// Related options:
+    ///
+    /// * report_period
+    report_retry_interval: u64 = integer(300).min(1);
+
     /// How long a backup cycle waits for each of its backups to finish, as
     /// <YEARS>y<MONTHS>mon<WEEKS>w<DAYS>d<HOURS>h<MINUTES>min<SECONDS>s (a
     /// year is 365 days, a month 30 days). A backup still being created then
