@@ -173,6 +173,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Restore drills: a backup restored into a scratch volume, its result
+    /// (`passed`, `failed`) and duration. Append-only.
+    restore_drills (id) {
+        id -> BigInt,
+        #[max_length = 100]
+        backup_id -> Varchar,
+        #[max_length = 100]
+        volume_id -> Varchar,
+        #[max_length = 100]
+        project_id -> Varchar,
+        #[max_length = 100]
+        scratch_volume_id -> Nullable<Varchar>,
+        #[max_length = 16]
+        result -> Varchar,
+        #[max_length = 1024]
+        message -> Nullable<Varchar>,
+        duration_secs -> BigInt,
+        #[max_length = 255]
+        conductor -> Varchar,
+        started_at -> Timestamp,
+        finished_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     backup_data,
     queue_data,
@@ -180,5 +205,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     leases,
     cycles,
     retention_audit,
-    server_stamps
+    server_stamps,
+    restore_drills
 );
