@@ -18,5 +18,7 @@ pub mod drill;
 pub mod quota;
 mod restore;
 pub mod rpo;
+mod settings;
 
 pub use restore::DrillReport;
+pub use settings::AssuranceSettings;
