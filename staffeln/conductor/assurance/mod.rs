@@ -14,11 +14,13 @@
 //!   volume, wait until it is `available`, check its size, delete it,
 //!   record the result.
 
+mod check;
 pub mod drill;
 pub mod quota;
 mod restore;
 pub mod rpo;
 mod settings;
 
+pub use check::{Assessment, schedule_period};
 pub use restore::DrillReport;
 pub use settings::AssuranceSettings;
