@@ -50,6 +50,7 @@
 //! `immediate_transaction` (writers serialised). New tables and columns come
 //! as new migrations in both trees, never as edits to an applied one.
 
+pub mod assurance;
 pub mod audit;
 mod backend;
 pub mod backups;

@@ -91,3 +91,20 @@ pub fn last_per_volume(conn: &mut AnyConnection) -> Result<Vec<(String, NaiveDat
         .map(|rows| rows.into_iter().filter_map(|(v, t)| t.map(|t| (v, t))).collect())
         .map_err(DbError::query("restore_drills last_per_volume"))
 }
+
+/// `(passed, failed, the newest drill's duration)`.
+pub fn summary(conn: &mut AnyConnection) -> Result<(i64, i64, Option<i64>), DbError> {
+    let counts: Vec<(String, i64)> = dsl::restore_drills
+        .group_by(dsl::result)
+        .select((dsl::result, diesel::dsl::count_star()))
+        .load(conn)
+        .map_err(DbError::query("restore_drills summary"))?;
+    let n = |r: &str| counts.iter().filter(|(k, _)| k == r).map(|(_, n)| *n).sum::<i64>();
+    let last = dsl::restore_drills
+        .order((dsl::finished_at.desc(), dsl::id.desc()))
+        .select(dsl::duration_secs)
+        .first::<i64>(conn)
+        .optional()
+        .map_err(DbError::query("restore_drills summary"))?;
+    Ok((n("passed"), n("failed"), last))
+}

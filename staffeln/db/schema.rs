@@ -198,6 +198,36 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// The newest RPO assessment of each flagged volume (replaced whole).
+    rpo_status (id) {
+        id -> BigInt,
+        #[max_length = 100]
+        project_id -> Varchar,
+        #[max_length = 100]
+        volume_id -> Varchar,
+        last_success -> Nullable<Timestamp>,
+        within_rpo -> Bool,
+        #[max_length = 1024]
+        reason -> Nullable<Varchar>,
+        assessed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// The newest quota projection of each project (replaced whole).
+    quota_projections (id) {
+        id -> BigInt,
+        #[max_length = 100]
+        project_id -> Varchar,
+        #[max_length = 32]
+        quota -> Nullable<Varchar>,
+        exhausted_at -> Nullable<Timestamp>,
+        warn -> Bool,
+        assessed_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     backup_data,
     queue_data,
@@ -206,5 +236,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     cycles,
     retention_audit,
     server_stamps,
-    restore_drills
+    restore_drills,
+    rpo_status,
+    quota_projections
 );

@@ -151,6 +151,7 @@ mod tests {
             backups_quota: Some(Quota { limit: 10, in_use: 5, reserved: 0 }),
             gigabytes_quota: None,
             member_emails: vec![],
+            assurance: None,
         };
         project_digest(&project, chrono::Utc.with_ymd_and_hms(2026, 11, 25, 16, 14, 48).unwrap())
     }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::quota::{self, Growth, Projection, QuotaInput};
 use super::rpo::{self, Compliance, RpoStatus, VolumeBackups};
 use crate::conductor::backup::plan::Fleet;
+use crate::db::assurance::{QuotaRow, RpoRow};
 use crate::conductor::error::ConductorError;
 use crate::conductor::node::Conductor;
 use crate::conductor::schedule::Schedule;
@@ -58,10 +59,37 @@ pub fn schedule_period(schedule: &Schedule, now: DateTime<Utc>) -> Duration {
 }
 
 impl Conductor {
-    /// Reads the fleet and assesses it now (the conductor's clock).
+    /// Reads the fleet and assesses it now (the conductor's clock), and
+    /// stores the result for staffeln-api's /metrics.
     pub async fn assess(&self) -> Result<Assessment, ConductorError> {
         let fleet = self.discover().await?;
-        Ok(self.assess_fleet(&fleet, self.clock.now()))
+        let a = self.assess_fleet(&fleet, self.clock.now());
+        let at = a.at.naive_utc();
+        let rpo: Vec<RpoRow> = a
+            .rpo
+            .iter()
+            .map(|s| RpoRow {
+                project_id: s.project_id.0.clone(),
+                volume_id: s.volume_id.0.clone(),
+                last_success: s.last_success.map(|t| t.naive_utc()),
+                within_rpo: s.within(),
+                reason: s.miss.as_ref().map(|m| m.reason().chars().take(1024).collect()),
+                assessed_at: at,
+            })
+            .collect();
+        let quotas: Vec<QuotaRow> = a
+            .projections
+            .iter()
+            .map(|p| QuotaRow {
+                project_id: p.project_id.0.clone(),
+                quota: p.exhausted.map(|(_, r)| r.as_str().to_owned()),
+                exhausted_at: p.exhausted.map(|(t, _)| t.naive_utc()),
+                warn: p.warn,
+                assessed_at: at,
+            })
+            .collect();
+        self.db_call(move |c| crate::db::assurance::replace(c, &rpo, &quotas)).await?;
+        Ok(a)
     }
 
     /// Assesses a fleet read earlier: flagged volumes (not skipped) against
@@ -128,5 +156,54 @@ impl Conductor {
             })
             .collect();
         Assessment { at: now, expected, rpo, projections }
+    }
+}
+
+impl Conductor {
+    /// What each project's digest says about its protection: RPO
+    /// compliance, a quota warning (also logged), and the drills since the
+    /// last digest. Empty when the fleet cannot be read (logged).
+    pub async fn assurance_for_digest(&self) -> BTreeMap<String, crate::notify::ProjectAssurance> {
+        let mut out: BTreeMap<String, crate::notify::ProjectAssurance> = BTreeMap::new();
+        let a = match self.assess().await {
+            Ok(a) => a,
+            Err(err) => {
+                tracing::warn!("cannot assess RPO compliance and quotas for the digests: {err}");
+                return out;
+            }
+        };
+        for (project, c) in a.compliance_by_project() {
+            let entry = out.entry(project.0).or_default();
+            entry.within = c.within;
+            entry.total = c.total;
+        }
+        for s in &a.rpo {
+            if let Some(miss) = &s.miss {
+                out.entry(s.project_id.0.clone()).or_default().misses.push(crate::notify::RpoMiss {
+                    volume: s.volume_name.clone().unwrap_or_else(|| s.volume_id.0.clone()),
+                    reason: miss.reason(),
+                });
+            }
+        }
+        for p in a.warnings() {
+            if let Some(message) = p.message(a.at) {
+                tracing::warn!(project.id = %p.project_id, "{message}");
+                out.entry(p.project_id.0.clone()).or_default().quota_warning = Some(message);
+            }
+        }
+        let since = (a.at - self.settings.report_period).naive_utc();
+        match self.db_call(move |c| crate::db::restore_drills::since(c, since)).await {
+            Ok(rows) => {
+                for d in rows {
+                    let text = match &d.message {
+                        None => format!("backup {} of volume {}: {} in {} s", d.backup_id, d.volume_id, d.result, d.duration_secs),
+                        Some(m) => format!("backup {} of volume {}: {} in {} s: {m}", d.backup_id, d.volume_id, d.result, d.duration_secs),
+                    };
+                    out.entry(d.project_id).or_default().drills.push(text);
+                }
+            }
+            Err(err) => tracing::warn!("cannot read the restore drills for the digests: {err}"),
+        }
+        out
     }
 }

@@ -20,6 +20,7 @@ pub mod quota;
 mod restore;
 pub mod rpo;
 mod settings;
+pub mod watch;
 
 pub use check::{Assessment, schedule_period};
 pub use restore::DrillReport;

@@ -6,7 +6,6 @@
 //! backups are restored here (its metadata mark, or a row it adopted).
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
@@ -16,11 +15,11 @@ use crate::conductor::error::ConductorError;
 use crate::conductor::node::Conductor;
 use crate::db::backups as backup_rows;
 use crate::db::restore_drills::{self, NewDrill};
-use crate::objects::{BackupId, VolumeId, VolumeStatus};
+use crate::objects::{BackupId, ProjectId, VolumeId, VolumeStatus};
 use crate::openstack::{BackupFilter, Restore};
 
 /// How often a drill looks at its scratch volume.
-const POLL: StdDuration = StdDuration::from_secs(10);
+const POLL: chrono::Duration = chrono::Duration::seconds(10);
 
 /// One drill's outcome, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,8 +34,13 @@ pub struct DrillReport {
 impl Conductor {
     /// Restores Staffeln's backup `id` into a new volume in the backup's
     /// project (named `name`, or as Cinder names it). Returns at once:
-    /// the volume is `restoring-backup` until Cinder is done.
-    pub async fn restore_backup(&self, id: &BackupId, name: Option<&str>) -> Result<Restore, ConductorError> {
+    /// the volume is `restoring-backup` until Cinder is done. Returns the
+    /// restore and the project it happens in.
+    pub async fn restore_backup(
+        &self,
+        id: &BackupId,
+        name: Option<&str>,
+    ) -> Result<(Restore, ProjectId), ConductorError> {
         let backup = self.os.backup(id).await?;
         if !backup.is_marked_automated() {
             let key = id.0.clone();
@@ -46,7 +50,9 @@ impl Conductor {
             }
         }
         let os = self.os.for_project(&backup.project_id)?;
-        Ok(os.restore_backup(id, None, name).await?)
+        let restore = os.restore_backup(id, None, name).await?;
+        tracing::info!(backup = %id, volume = %restore.volume_id, project = %backup.project_id, "restore started");
+        Ok((restore, backup.project_id))
     }
 
     /// One drill round: samples Staffeln's backups (within `caps`, leaving
@@ -128,7 +134,8 @@ impl Conductor {
             if self.clock.now() >= deadline {
                 break;
             }
-            self.clock.sleep(POLL).await;
+            // Parked, so that an emulated clock's `settled` counts the wait.
+            self.clock.park_until(Some(self.clock.now() + POLL)).await;
         }
         let finished_at = self.clock.now();
         let mut result = drill::judge(pick.size_gb, seen.as_ref().map(|(s, g)| (s, *g)));
