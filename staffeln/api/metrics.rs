@@ -214,7 +214,12 @@ pub fn render(counters: &Snapshot, db: Option<&DbStats>) -> String {
 
 /// RPO, quota foresight and restore drills.
 fn render_assurance(out: &mut String, db: &DbStats) {
-    header(out, "staffeln_volume_last_success_timestamp_seconds", "gauge", "Newest good backup of a flagged volume at the last assessment, in Unix seconds.");
+    header(
+        out,
+        "staffeln_volume_last_success_timestamp_seconds",
+        "gauge",
+        "Newest good backup of a flagged volume at the last assessment, in Unix seconds.",
+    );
     for r in &db.rpo {
         if let Some(at) = r.last_success {
             let _ = writeln!(
@@ -226,7 +231,12 @@ fn render_assurance(out: &mut String, db: &DbStats) {
             );
         }
     }
-    header(out, "staffeln_volume_within_rpo", "gauge", "1 when a flagged volume's newest good backup is within its expected period.");
+    header(
+        out,
+        "staffeln_volume_within_rpo",
+        "gauge",
+        "1 when a flagged volume's newest good backup is within its expected period.",
+    );
     let mut by_project: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     for r in &db.rpo {
         let _ = writeln!(
@@ -240,12 +250,22 @@ fn render_assurance(out: &mut String, db: &DbStats) {
         e.0 += u64::from(r.within_rpo);
         e.1 += 1;
     }
-    header(out, "staffeln_project_rpo_compliance", "gauge", "Share of a project's flagged volumes within RPO (0 to 1).");
+    header(
+        out,
+        "staffeln_project_rpo_compliance",
+        "gauge",
+        "Share of a project's flagged volumes within RPO (0 to 1).",
+    );
     for (project, (within, total)) in &by_project {
         let ratio = if *total == 0 { 1.0 } else { *within as f64 / *total as f64 };
         let _ = writeln!(out, "staffeln_project_rpo_compliance{{project_id=\"{}\"}} {ratio}", label(project));
     }
-    header(out, "staffeln_quota_exhaustion_days", "gauge", "Days from the last assessment until a project's backup quota is projected to run out.");
+    header(
+        out,
+        "staffeln_quota_exhaustion_days",
+        "gauge",
+        "Days from the last assessment until a project's backup quota is projected to run out.",
+    );
     for q in &db.quotas {
         if let (Some(quota), Some(at)) = (&q.quota, q.exhausted_at) {
             let days = (at - q.assessed_at).num_seconds().max(0) as f64 / 86_400.0;
@@ -257,7 +277,12 @@ fn render_assurance(out: &mut String, db: &DbStats) {
             );
         }
     }
-    header(out, "staffeln_quota_warning", "gauge", "1 when a project's backup quota is projected to run out within quota_warning_horizon.");
+    header(
+        out,
+        "staffeln_quota_warning",
+        "gauge",
+        "1 when a project's backup quota is projected to run out within quota_warning_horizon.",
+    );
     for q in &db.quotas {
         let _ = writeln!(out, "staffeln_quota_warning{{project_id=\"{}\"}} {}", label(&q.project_id), u8::from(q.warn));
     }

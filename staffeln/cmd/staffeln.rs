@@ -357,8 +357,16 @@ fn list_tasks(tasks: &[TaskInfo]) -> Output {
 }
 
 fn list_drills(drills: &[DrillInfo]) -> Output {
-    let columns =
-        ["finished_at", "result", "project_id", "volume_id", "backup_id", "scratch_volume_id", "duration_secs", "message"];
+    let columns = [
+        "finished_at",
+        "result",
+        "project_id",
+        "volume_id",
+        "backup_id",
+        "scratch_volume_id",
+        "duration_secs",
+        "message",
+    ];
     let rows = drills
         .iter()
         .map(|d| {

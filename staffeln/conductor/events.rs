@@ -19,10 +19,10 @@
 //! default driver (none, or `noop`) nothing is queued and no connection is
 //! opened.
 
-use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -317,7 +317,14 @@ impl Events {
 
 impl Events {
     /// `staffeln.rpo.missed` (`missed`) or `staffeln.rpo.restored`.
-    pub fn rpo(&self, missed: bool, project_id: &str, volume_id: &str, last_success: Option<DateTime<Utc>>, reason: &str) {
+    pub fn rpo(
+        &self,
+        missed: bool,
+        project_id: &str,
+        volume_id: &str,
+        last_success: Option<DateTime<Utc>>,
+        reason: &str,
+    ) {
         let p = serde_json::json!({
             "project_id": project_id,
             "volume_id": volume_id,

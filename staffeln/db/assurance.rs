@@ -39,11 +39,12 @@ pub fn replace(conn: &mut AnyConnection, rpo: &[RpoRow], quotas: &[QuotaRow]) ->
     conn.transaction(|c| {
         diesel::delete(rpo_status::table).execute(c)?;
         diesel::delete(quota_projections::table).execute(c)?;
-        for chunk in rpo.chunks(500) {
-            diesel::insert_into(rpo_status::table).values(chunk).execute(c)?;
+        // One row at a time: the multi-backend connection has no batch insert.
+        for row in rpo {
+            diesel::insert_into(rpo_status::table).values(row).execute(c)?;
         }
-        for chunk in quotas.chunks(500) {
-            diesel::insert_into(quota_projections::table).values(chunk).execute(c)?;
+        for row in quotas {
+            diesel::insert_into(quota_projections::table).values(row).execute(c)?;
         }
         Ok(())
     })

@@ -225,6 +225,32 @@ mod tests {
     }
 
     #[test]
+    fn the_digest_opens_with_rpo_compliance_and_shows_quota_warnings_and_drills() {
+        let mut digest = hostile_digest();
+        digest.projects[0].assurance = Some(crate::notify::digest::ProjectAssurance {
+            within: 3,
+            total: 4,
+            misses: vec![crate::notify::digest::RpoMiss { volume: "<v>".into(), reason: "no good backup yet".into() }],
+            quota_warning: Some("the backups quota is projected to run out on 2026-12-05 (in 3 days)".into()),
+            drills: vec!["backup b1 of volume v1: passed in 35 s".into()],
+        });
+        let rendered = render(&digest, None).unwrap();
+        let text = &rendered.text;
+        let project = text.find("== Project").unwrap();
+        let rpo = text.find("3 of 4 volumes within RPO").expect(text);
+        let counts = text.find("succeeded,").unwrap();
+        assert!(project < rpo && rpo < counts, "the RPO line opens the project section:\n{text}");
+        assert!(text.contains("out of RPO: <v>: no good backup yet"), "{text}");
+        assert!(text.contains("Quota warning: the backups quota is projected to run out on 2026-12-05"), "{text}");
+        assert!(text.contains("restore drill: backup b1 of volume v1: passed in 35 s"), "{text}");
+        assert!(rendered.html.contains("<strong>3 of 4 volumes within RPO</strong>"), "{}", rendered.html);
+        assert!(rendered.html.contains("<li>&#60;v&#62;: no good backup yet</li>"), "{}", rendered.html);
+        assert!(rendered.html.contains("class=\"quota-warning\""));
+        let plain = render(&hostile_digest(), None).unwrap();
+        assert!(!plain.text.contains("within RPO") && !plain.html.contains("within RPO"));
+    }
+
+    #[test]
     fn error_chains_do_not_repeat_causes() {
         #[derive(Debug, thiserror::Error)]
         #[error("outer: inner")]

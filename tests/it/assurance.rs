@@ -67,6 +67,9 @@ async fn a_simulated_month_shows_compliance_and_warns_of_the_quota_before_it_is_
     let s = settings(|c| {
         daily(c);
         c.conductor.retention_time = staffeln::conf::types::OsloDuration::parse("2w").expect("2w");
+        // Full backups only: retention deletes in one wave and never waits
+        // on the clock for a chain's newer backups (the loops stay parked).
+        c.conductor.full_backup_depth = 0;
     });
     let mut sim = Sim::new(TestDb::sqlite(), month_scenario(40), 1, s).await;
     sim.start(quiet_mailer());
@@ -81,7 +84,8 @@ async fn a_simulated_month_shows_compliance_and_warns_of_the_quota_before_it_is_
     for day in 0..30 {
         // Injected failures: vol-f's backups fail on days 5 to 8, vol-b's
         // on days 20 and 21.
-        let fail = |on: bool| if on { BackupOutcome::Error { reason: "injected".into() } } else { BackupOutcome::Succeed };
+        let fail =
+            |on: bool| if on { BackupOutcome::Error { reason: "injected".into() } } else { BackupOutcome::Succeed };
         control.set_create_outcome(Some(&vol_f), fail((5..=8).contains(&day)));
         control.set_create_outcome(Some(&vol_b), fail((20..=21).contains(&day)));
         one_cycle(&sim).await;
@@ -100,9 +104,11 @@ async fn a_simulated_month_shows_compliance_and_warns_of_the_quota_before_it_is_
         let misses: Vec<String> = a
             .rpo
             .iter()
-            .filter_map(|r| r.miss.as_ref().map(|m| format!("{}: {}", r.volume_name.clone().unwrap_or_default(), m.reason())))
+            .filter_map(|r| {
+                r.miss.as_ref().map(|m| format!("{}: {}", r.volume_name.clone().unwrap_or_default(), m.reason()))
+            })
             .collect();
-        lines.push(format!(
+        let line = format!(
             "day {day:2}: {} of {} volumes within RPO; p1 backups {}/{}; made today in p1: {made_today}; warning: {}{}",
             all.within,
             all.total,
@@ -110,13 +116,12 @@ async fn a_simulated_month_shows_compliance_and_warns_of_the_quota_before_it_is_
             quota.backups.limit,
             warn.is_some(),
             if misses.is_empty() { String::new() } else { format!("; misses: {}", misses.join(", ")) }
-        ));
+        );
+        println!("  {line}");
+        lines.push(line);
     }
     sim.stop().await;
-    println!("simulated month from {}:", start.to_rfc3339());
-    for l in &lines {
-        println!("  {l}");
-    }
+    println!("simulated month from {}", start.to_rfc3339());
     let (warned, message) = first_warning.expect("a projected quota warning");
     let hit = quota_hit.expect("the quota of 40 is hit within the month (4 a day kept 2 weeks)");
     println!("first warning on day {warned}: {message}");

@@ -8,10 +8,10 @@ use chrono::{DateTime, Duration, Utc};
 use super::quota::{self, Growth, Projection, QuotaInput};
 use super::rpo::{self, Compliance, RpoStatus, VolumeBackups};
 use crate::conductor::backup::plan::Fleet;
-use crate::db::assurance::{QuotaRow, RpoRow};
 use crate::conductor::error::ConductorError;
 use crate::conductor::node::Conductor;
 use crate::conductor::schedule::Schedule;
+use crate::db::assurance::{QuotaRow, RpoRow};
 use crate::objects::metadata::is_set;
 use crate::objects::{BackupStatus, ProjectId};
 
@@ -196,8 +196,14 @@ impl Conductor {
             Ok(rows) => {
                 for d in rows {
                     let text = match &d.message {
-                        None => format!("backup {} of volume {}: {} in {} s", d.backup_id, d.volume_id, d.result, d.duration_secs),
-                        Some(m) => format!("backup {} of volume {}: {} in {} s: {m}", d.backup_id, d.volume_id, d.result, d.duration_secs),
+                        None => format!(
+                            "backup {} of volume {}: {} in {} s",
+                            d.backup_id, d.volume_id, d.result, d.duration_secs
+                        ),
+                        Some(m) => format!(
+                            "backup {} of volume {}: {} in {} s: {m}",
+                            d.backup_id, d.volume_id, d.result, d.duration_secs
+                        ),
                     };
                     out.entry(d.project_id).or_default().drills.push(text);
                 }
