@@ -238,7 +238,7 @@ mod tests {
         let text = &rendered.text;
         let project = text.find("== Project").unwrap();
         let rpo = text.find("3 of 4 volumes within RPO").expect(text);
-        let counts = text.find("succeeded,").unwrap();
+        let counts = project + text[project..].find("succeeded,").unwrap();
         assert!(project < rpo && rpo < counts, "the RPO line opens the project section:\n{text}");
         assert!(text.contains("out of RPO: <v>: no good backup yet"), "{text}");
         assert!(text.contains("Quota warning: the backups quota is projected to run out on 2026-12-05"), "{text}");
