@@ -246,7 +246,7 @@ async fn a_stock_python_client_drives_the_conductor_topic() {
     };
 
     assert_eq!(ok(0)["host"], "node-a");
-    assert_eq!(ok(0)["version"], "1.1");
+    assert_eq!(ok(0)["version"], "1.2");
     let before = ok(1);
     assert_eq!((before["leader"].clone(), before["last_cycle"].clone()), (json!(false), Value::Null), "{before}");
     let states: BTreeSet<&str> = before["tasks"].as_object().unwrap().keys().map(String::as_str).collect();
