@@ -226,7 +226,7 @@ async fn a_stock_python_client_drives_the_conductor_topic() {
         {"kind": "call", "method": "list_tasks", "args": {"colour": "red"}},
         {"kind": "call", "method": "list_tasks", "args": {"limit": "ten"}},
         {"kind": "call", "method": "backup_now", "args": {"project_id": ""}},
-        {"kind": "call", "method": "ping", "version": "1.2"},
+        {"kind": "call", "method": "ping", "version": "1.3"},
         {"kind": "call", "method": "ping", "version": "2.0"},
         {"kind": "call", "method": "frobnicate"},
         {"kind": "call", "method": "retention_now", "args": {"dry_run": true}},
