@@ -11,6 +11,9 @@ if is_service_enabled staffeln; then
     if [[ "$1" == "stack" && "$2" == "install" ]]; then
         echo_summary "Installing Staffeln"
         install_staffeln
+        if is_service_enabled horizon; then
+            install_staffeln_dashboard
+        fi
     elif [[ "$1" == "stack" && "$2" == "post-config" ]]; then
         echo_summary "Configuring Staffeln"
         configure_staffeln
@@ -19,6 +22,9 @@ if is_service_enabled staffeln; then
             # Cinder starts after this phase; oslo.policy also re-reads
             # the file when it changes.
             configure_cinder_policy_for_staffeln
+        fi
+        if is_service_enabled horizon; then
+            configure_staffeln_dashboard
         fi
     elif [[ "$1" == "stack" && "$2" == "extra" ]]; then
         echo_summary "Initializing and starting Staffeln"
@@ -33,5 +39,8 @@ if is_service_enabled staffeln; then
 
     if [[ "$1" == "clean" ]]; then
         cleanup_staffeln
+        if is_service_enabled horizon; then
+            cleanup_staffeln_dashboard
+        fi
     fi
 fi

@@ -6,9 +6,9 @@
 //! next to this binary), so the RSS printed is the conductor's alone. Run:
 //! `cargo run --release --bin staffeln-bench-conductor -- [--projects 500 --servers 5000 --volumes 10000]`.
 
+mod fleet;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -16,7 +16,6 @@ use staffeln::conductor::{Conductor, ConductorSettings};
 use staffeln::conf::Config;
 use staffeln::db::{Database, DbSettings, migrate};
 use staffeln::openstack::{OpenStack, Secret, Settings};
-use staffeln_fakecloud::Scenario;
 
 #[derive(Parser)]
 #[command(name = "staffeln-bench-conductor", about = "Benchmarks one discovery-and-plan pass")]
@@ -29,91 +28,14 @@ struct Cli {
     volumes: usize,
 }
 
-struct Cloud {
-    child: Child,
-    auth_url: String,
-    control: String,
-}
-
-impl Drop for Cloud {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Every server flagged, every volume attached to a server of its project.
-fn fleet(cli: &Cli) -> Scenario {
-    let mut s = Scenario::generate(cli.projects, cli.servers, cli.volumes, 42);
-    let mut by_project: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, server) in s.servers.iter_mut().enumerate() {
-        server.metadata.insert("__staffeln_backup".into(), "true".into());
-        server.volumes.clear();
-        by_project.entry(server.project.clone()).or_default().push(i);
-    }
-    let mut next: BTreeMap<String, usize> = BTreeMap::new();
-    for v in &mut s.volumes {
-        v.metadata.clear();
-        v.status = "available".into();
-        if let Some(servers) = by_project.get(&v.project) {
-            let k = next.entry(v.project.clone()).or_default();
-            let server = servers[*k % servers.len()];
-            *k += 1;
-            if let Some(id) = &v.id {
-                s.servers[server].volumes.push(id.clone());
-            }
-        }
-    }
-    s
-}
-
-fn start_cloud(scenario: &Scenario, dir: &std::path::Path) -> Result<Cloud, Box<dyn std::error::Error>> {
-    let file = dir.join("fleet.json");
-    std::fs::write(&file, serde_json::to_vec(scenario)?)?;
-    let exe = std::env::current_exe()?.with_file_name("staffeln-fakecloud");
-    let mut child = Command::new(&exe)
-        .arg("--scenario")
-        .arg(&file)
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| {
-            format!("cannot start {}: {e} (build it: cargo build --release --bin staffeln-fakecloud)", exe.display())
-        })?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let (mut auth_url, mut control) = (String::new(), String::new());
-    for line in BufReader::new(stdout).lines() {
-        let line = line?;
-        if let Some(v) = line.strip_prefix("OS_AUTH_URL=") {
-            auth_url = v.to_owned();
-        } else if let Some(v) = line.strip_prefix("# control: ") {
-            control = v.to_owned();
-            break;
-        }
-    }
-    if auth_url.is_empty() || control.is_empty() {
-        return Err("staffeln-fakecloud did not print its URLs".into());
-    }
-    Ok(Cloud { child, auth_url, control })
-}
-
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
-}
-
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = std::env::temp_dir().join(format!("staffeln-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let scenario = fleet(&cli);
+    let scenario = fleet::fleet(cli.projects, cli.servers, cli.volumes, false);
     let flagged = scenario.servers.len();
     println!("fleet: {} projects, {flagged} flagged servers, {} volumes", cli.projects, scenario.volumes.len());
-    let cloud = start_cloud(&scenario, &dir)?;
+    let cloud = fleet::start_cloud(&scenario, &dir, &[])?;
     drop(scenario);
 
     let db = Database::connect(&DbSettings::new(format!("sqlite:///{}", dir.join("bench.sqlite").display())))?;
@@ -164,7 +86,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         "API calls: {total} total; list pages {list_pages} + creates {creates} + quota reads {quota_reads} = {floor}; ratio {:.4} (target <= 1.05)",
         total as f64 / floor.max(1) as f64
     );
-    println!("peak RSS: {:.1} MiB (target < 64 MiB)", peak_rss_kib() as f64 / 1024.0);
+    println!("peak RSS: {:.1} MiB (target < 64 MiB)", fleet::peak_rss_kib("self") as f64 / 1024.0);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

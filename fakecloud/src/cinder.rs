@@ -1,6 +1,7 @@
 //! Cinder v3: discovery, volumes, backups (create, list, show, update,
 //! delete, force-delete, reset-status, export and import records) and quota
-//! sets (spec §4, §2.5).
+//! sets (spec §4, §2.5), and the service list (`os-services`) with the
+//! scenario's cinder-backup hosts.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -192,6 +193,7 @@ fn api(w: &mut World, ctx: &Ctx, req: &Req, rest: &[&str]) -> Resp {
         ["backups", id, "restore"] if m == Method::POST => restore_backup(w, ctx, req, id),
         ["volumes", id] if m == Method::DELETE => delete_volume(w, ctx, id),
         ["backups", id, "export_record"] if m == Method::GET => export_record(w, ctx, id),
+        ["os-services"] if m == Method::GET => list_services(w, ctx, req),
         ["os-quota-sets", target] if m == Method::GET => show_quota(w, ctx, req, target),
         ["os-quota-sets", target] if m == Method::PUT => update_quota(w, ctx, req, target),
         ["volumes" | "backups", ..] | ["os-quota-sets", _] => {
@@ -1195,6 +1197,29 @@ fn import_record(w: &mut World, ctx: &Ctx, req: &Req) -> Resp {
 }
 
 // ---------------------------------------------------------------- quotas
+
+/// `GET /os-services` (admin): the scheduler, one volume service and the
+/// scenario's cinder-backup services, filtered by `binary` and `host`.
+fn list_services(w: &World, ctx: &Ctx, req: &Req) -> Resp {
+    if !ctx.admin {
+        return policy("volume_extension:services:index");
+    }
+    let updated = w.now().format("%Y-%m-%dT%H:%M:%S%.6f").to_string();
+    let service = |binary: &str, host: &str, zone: &str, status: &str, state: &str| {
+        json!({"binary": binary, "host": host, "zone": zone, "status": status, "state": state,
+               "updated_at": updated, "disabled_reason": null})
+    };
+    let mut all = vec![
+        service("cinder-scheduler", "controller", "nova", "enabled", "up"),
+        service("cinder-volume", "controller@lvmdriver-1", "nova", "enabled", "up"),
+    ];
+    for h in &w.backup_hosts {
+        all.push(service("cinder-backup", &h.host, &h.zone, &h.status, &h.state));
+    }
+    let keep = |v: &Value, key: &str| req.q(key).is_none_or(|want| v[key].as_str() == Some(want));
+    let services: Vec<Value> = all.into_iter().filter(|v| keep(v, "binary") && keep(v, "host")).collect();
+    Resp::ok(&json!({ "services": services }))
+}
 
 fn show_quota(w: &World, ctx: &Ctx, req: &Req, target: &str) -> Resp {
     if !ctx.admin && target != ctx.project {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, MutexGuard};
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::http::{Req, Resp, Service};
@@ -194,12 +194,55 @@ impl Control {
         self.world().backups.get(id).map(|b| b.status.clone())
     }
 
+    /// Every backup Cinder has now, any status, by id.
+    pub fn backups(&self) -> Vec<BackupRecord> {
+        let mut all: Vec<BackupRecord> = self.world().backups.values().map(BackupRecord::of).collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    /// Every backup deleted since the cloud started, in the order they went.
+    pub fn deleted_backups(&self) -> Vec<BackupRecord> {
+        self.world().deleted.iter().map(BackupRecord::of).collect()
+    }
+
     /// Ids of the backups of a volume, any status.
     pub fn backups_of(&self, volume_id: &str) -> Vec<String> {
         let mut ids: Vec<String> =
             self.world().backups.values().filter(|b| b.volume_id == volume_id).map(|b| b.id.clone()).collect();
         ids.sort();
         ids
+    }
+}
+
+/// A backup as the controls show it (live or deleted): what a test checks
+/// after the fact.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BackupRecord {
+    pub id: String,
+    pub project_id: String,
+    pub volume_id: String,
+    pub name: Option<String>,
+    pub status: String,
+    pub parent_id: Option<String>,
+    pub fail_reason: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl BackupRecord {
+    fn of(b: &super::state::Backup) -> BackupRecord {
+        BackupRecord {
+            id: b.id.clone(),
+            project_id: b.project_id.clone(),
+            volume_id: b.volume_id.clone(),
+            name: b.name.clone(),
+            status: b.status.clone(),
+            parent_id: b.parent_id.clone(),
+            fail_reason: b.fail_reason.clone(),
+            metadata: b.metadata.clone(),
+            created_at: b.created_at,
+        }
     }
 }
 

@@ -58,10 +58,11 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-pub use control::Control;
+pub use control::{BackupRecord, Control};
 pub use http::{Microversion, Service};
 pub use scenario::{
-    AppCredentialSpec, BackupSpec, ProjectSpec, QuotaSpec, Scenario, ScenarioError, ServerSpec, UserSpec, VolumeSpec,
+    AppCredentialSpec, BackupHostSpec, BackupSpec, ProjectSpec, QuotaSpec, Scenario, ScenarioError, ServerSpec,
+    UserSpec, VolumeSpec,
 };
 pub use steering::{BackupDeletePolicy, BackupOutcome, Fault, FaultEffect, PolicyChecks};
 

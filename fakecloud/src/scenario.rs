@@ -36,6 +36,38 @@ pub struct Scenario {
     pub volumes: Vec<VolumeSpec>,
     #[serde(default)]
     pub backups: Vec<BackupSpec>,
+    /// The cinder-backup services (`GET /os-services`); none: one,
+    /// `backup-1` in zone `nova`, up.
+    #[serde(default)]
+    pub backup_hosts: Vec<BackupHostSpec>,
+}
+
+/// A cinder-backup service as `os-services` lists it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BackupHostSpec {
+    pub host: String,
+    #[serde(default = "nova_az")]
+    pub zone: String,
+    /// `up` or `down` (the service stopped reporting).
+    #[serde(default = "up")]
+    pub state: String,
+    /// `enabled` or `disabled` (by the operator).
+    #[serde(default = "enabled")]
+    pub status: String,
+}
+
+impl BackupHostSpec {
+    pub fn new(host: &str, zone: &str) -> BackupHostSpec {
+        BackupHostSpec { host: host.into(), zone: zone.into(), state: up(), status: enabled() }
+    }
+}
+
+fn up() -> String {
+    "up".into()
+}
+
+fn enabled() -> String {
+    "enabled".into()
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

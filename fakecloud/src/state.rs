@@ -159,6 +159,8 @@ pub(crate) struct World {
     pub servers: HashMap<String, Server>,
     pub volumes: HashMap<String, Volume>,
     pub backups: HashMap<String, Backup>,
+    /// Backups deleted since the start, in the order they went.
+    pub deleted: Vec<Backup>,
     pub tokens: HashMap<String, Token>,
     pub clock: Clock,
     pub timing: Timing,
@@ -175,6 +177,8 @@ pub(crate) struct World {
     pub backup_delete_policy: Option<BackupDeletePolicy>,
     /// The `http:` checks of `backup:delete` made, by outcome.
     pub policy_checks: PolicyChecks,
+    /// The cinder-backup services.
+    pub backup_hosts: Vec<super::scenario::BackupHostSpec>,
 }
 
 /// Role ids are fixed so that tokens, assignments and tests agree.
@@ -473,6 +477,7 @@ impl World {
             servers,
             volumes,
             backups,
+            deleted: Vec::new(),
             tokens: HashMap::new(),
             clock,
             timing,
@@ -485,6 +490,11 @@ impl World {
             calls: BTreeMap::new(),
             backup_delete_policy: None,
             policy_checks: PolicyChecks::default(),
+            backup_hosts: if s.backup_hosts.is_empty() {
+                vec![super::scenario::BackupHostSpec::new("backup-1", "nova")]
+            } else {
+                s.backup_hosts.clone()
+            },
         })
     }
 
@@ -621,7 +631,9 @@ impl World {
             Pending::Delete => match self.outcome(false, &volume_id) {
                 BackupOutcome::Stick => false,
                 BackupOutcome::Succeed => {
-                    self.backups.remove(id);
+                    if let Some(gone) = self.backups.remove(id) {
+                        self.deleted.push(gone);
+                    }
                     if let Some(p) = parent_id.and_then(|p| self.backups.get_mut(&p)) {
                         p.num_dependent_backups = (p.num_dependent_backups - 1).max(0);
                     }

@@ -78,9 +78,10 @@ const SERVICE_USER_RETRY: Duration = Duration::from_secs(5);
 /// start, and keeps following it, so that retention's deletions pass the
 /// guard from the first one on.
 async fn learn_service_user(app: Arc<App>) {
+    let wait = app.settings.openstack.as_ref().map_or(app.settings.lookup_timeout, |os| os.request_timeout);
     let mut failing = false;
     loop {
-        let pause = match guard::learn_service_user(&app).await {
+        let pause = match guard::learn_service_user(&app, wait).await {
             Ok(_) => {
                 failing = false;
                 SERVICE_USER_REFRESH

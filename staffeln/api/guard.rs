@@ -168,7 +168,7 @@ fn log_decision(id: &BackupId, caller: Option<&str>, facts: &Facts, verdict: Ver
 }
 
 async fn learn_inline(app: &App) -> Option<String> {
-    match learn_service_user(app).await {
+    match learn_service_user(app, app.settings.lookup_timeout).await {
         Ok(id) => Some(id),
         Err(err) => {
             warn!("deletion guard: cannot learn Staffeln's service user, so its deletions are refused too: {err}");
@@ -245,9 +245,12 @@ async fn lookup_cinder(app: &App, id: &BackupId) -> (CinderLookup, Option<String
 }
 
 /// The service user's id from staffeln-api's own token (Keystone is asked
-/// only when the token is due), within `lookup_timeout`; remembered.
-pub(crate) async fn learn_service_user(app: &App) -> Result<String, String> {
-    let asked = tokio::time::timeout(app.settings.lookup_timeout, async {
+/// only when the token is due), within `wait`; remembered. A request that
+/// finds it unknown waits `[api] lookup_timeout` (Cinder is waiting); the
+/// background learner waits as long as any OpenStack request may take, so
+/// that a slow Keystone does not keep it from ever learning.
+pub(crate) async fn learn_service_user(app: &App, wait: std::time::Duration) -> Result<String, String> {
+    let asked = tokio::time::timeout(wait, async {
         let os = app.cloud.client().await.map_err(|e| chain(&e))?;
         os.user_id().await.map_err(|e| chain(&e))
     })
@@ -255,10 +258,7 @@ pub(crate) async fn learn_service_user(app: &App) -> Result<String, String> {
     let id = match asked {
         Ok(answer) => answer?,
         Err(_) => {
-            return Err(format!(
-                "Keystone did not answer within {} s ([api] lookup_timeout)",
-                app.settings.lookup_timeout.as_secs()
-            ));
+            return Err(format!("Keystone did not answer within {} s", wait.as_secs()));
         }
     };
     app.service_user.set(id.clone());

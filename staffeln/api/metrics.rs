@@ -16,6 +16,7 @@
 //! | `staffeln_backups_stuck{project_id}` | gauge | `queue_data`: backups still being created that look stuck (slower than `backup_stuck_throughput`) |
 //! | `staffeln_last_backup_cycle_duration_seconds` | gauge | newest finished backup cycle (`cycles`) |
 //! | `staffeln_last_backup_cycle_finished_timestamp_seconds` | gauge | the same cycle's end |
+//! | `staffeln_last_backup_cycle_slot_utilisation` | gauge | the same cycle: seconds its backups ran, summed, over (slots the limits allow at once × its duration), 0 to 1 |
 //! | `staffeln_volume_last_success_timestamp_seconds{project_id,volume_id}` | gauge | `rpo_status`: newest good backup at the last assessment |
 //! | `staffeln_volume_within_rpo{project_id,volume_id}` | gauge | `rpo_status`: 1 within, 0 out of RPO |
 //! | `staffeln_project_rpo_compliance{project_id}` | gauge | `rpo_status`: share of the project's flagged volumes within RPO |
@@ -208,6 +209,15 @@ pub fn render(counters: &Snapshot, db: Option<&DbStats>) -> String {
         );
         let _ =
             writeln!(out, "staffeln_last_backup_cycle_finished_timestamp_seconds {}", finished.and_utc().timestamp());
+        if let Some(ratio) = cycle.slot_utilisation {
+            header(
+                &mut out,
+                "staffeln_last_backup_cycle_slot_utilisation",
+                "gauge",
+                "Busy slot-seconds of the newest finished backup cycle over (slots allowed at once x its duration).",
+            );
+            let _ = writeln!(out, "staffeln_last_backup_cycle_slot_utilisation {ratio}");
+        }
     }
     out
 }
@@ -357,6 +367,7 @@ mod tests {
                 finished_at: Some(at + TimeDelta::milliseconds(1500)),
                 planned: 0,
                 summary: None,
+                slot_utilisation: Some(0.875),
             }),
             projects_without_role: vec!["p3".into()],
             stuck_by_project: vec![("p2".into(), 1)],
@@ -407,6 +418,7 @@ mod tests {
             "staffeln_queue_tasks{state=\"unfinished\"} 0",
             "staffeln_backups_stuck{project_id=\"p2\"} 1",
             "staffeln_last_backup_cycle_duration_seconds 1.5",
+            "staffeln_last_backup_cycle_slot_utilisation 0.875",
             "staffeln_volume_within_rpo{project_id=\"p1\",volume_id=\"v2\"} 0",
             "staffeln_volume_last_success_timestamp_seconds{project_id=\"p1\",volume_id=\"v1\"} 1795600800",
             "staffeln_project_rpo_compliance{project_id=\"p1\"} 0.5",

@@ -36,6 +36,7 @@
 
 pub mod assurance;
 pub mod backup;
+pub mod checkpoint;
 pub mod clock;
 mod daemon;
 mod error;

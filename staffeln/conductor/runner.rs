@@ -1,9 +1,11 @@
 //! The conductor's loops, side by side until a stop is requested:
 //!
 //! * the **backup loop** tries a backup cycle when one is due (whichever
-//!   conductor takes the lease plans it), then starts and checks backups and
-//!   sends the digests that are due, and waits: until the next attempt, at
-//!   most `poll_interval`, or until an on-demand trigger wakes it;
+//!   conductor takes the lease plans it), then checks the backups in flight
+//!   and at once refills the slots they freed (the pipeline stays full: a
+//!   batch never waits a poll), sends the digests that are due, and waits:
+//!   until the next attempt, at most `poll_interval`, or until an on-demand
+//!   trigger wakes it;
 //! * the **retention loop** runs retention when it is due. It runs beside the
 //!   backup loop, so that a retention run waiting for Cinder to delete a
 //!   chain (up to `retention_delete_timeout`) never holds up creating and
@@ -148,11 +150,13 @@ async fn backup_loop(conductor: &Conductor, loops: &Loops, mut shutdown: Shutdow
         }
         let report = clock.now() >= next_report;
         async {
-            if let Err(err) = conductor.work_once().await {
-                error!("starting backups failed: {err}");
-            }
+            // Checked first, so that the slots this poll finds free are
+            // refilled now, not one poll later.
             if let Err(err) = conductor.poll_once().await {
                 error!("checking backups failed: {err}");
+            }
+            if let Err(err) = conductor.work_once().await {
+                error!("starting backups failed: {err}");
             }
             if report && let Some(retry) = send_due_reports(conductor, loops).await {
                 next_report = clock.now() + retry;

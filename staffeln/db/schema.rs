@@ -114,6 +114,7 @@ diesel::table! {
         planned -> Integer,
         #[max_length = 1024]
         summary -> Nullable<Varchar>,
+        slot_utilisation -> Nullable<Double>,
     }
 }
 

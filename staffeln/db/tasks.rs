@@ -112,7 +112,7 @@ pub struct NewTask {
 }
 
 /// A cycle as stored.
-#[derive(Clone, Debug, PartialEq, Eq, Queryable, Selectable)]
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = super::schema::cycles)]
 #[diesel(check_for_backend(diesel::mysql::Mysql, diesel::sqlite::Sqlite))]
 pub struct CycleRow {
@@ -125,6 +125,8 @@ pub struct CycleRow {
     pub finished_at: Option<NaiveDateTime>,
     pub planned: i32,
     pub summary: Option<String>,
+    /// Backup cycles: busy slot-seconds over (slots × duration), 0 to 1.
+    pub slot_utilisation: Option<f64>,
 }
 
 fn clip(s: &str, max: usize) -> String {
@@ -577,6 +579,16 @@ pub fn finish_cycle(conn: &mut AnyConnection, id: &str, summary: &str) -> Result
         .execute(conn)
         .map(|_| ())
         .map_err(DbError::query("cycles finish"))
+}
+
+/// Records how full a backup cycle kept its slots (see
+/// `conductor::backup::limits::Utilisation`).
+pub fn set_slot_utilisation(conn: &mut AnyConnection, id: &str, value: f64) -> Result<(), DbError> {
+    diesel::update(cycles::cycles.find(id))
+        .set(cycles::slot_utilisation.eq(Some(value)))
+        .execute(conn)
+        .map(|_| ())
+        .map_err(DbError::query("cycles slot utilisation"))
 }
 
 /// The newest cycle of a kind.

@@ -269,6 +269,50 @@ pub struct Digest {
     pub generated_at: DateTime<Utc>,
     pub projects: Vec<ProjectSection>,
     pub counts: Counts,
+    /// What a resend of this digest shares with its first send: the scope
+    /// and the results reported (not the time of rendering, nor quotas
+    /// read at that moment). The Message-ID is made of it, so a digest sent
+    /// again after a conductor died between the delivery and the "reported"
+    /// mark carries the same Message-ID as the first, and mail systems can
+    /// drop the copy.
+    #[serde(skip)]
+    pub identity: String,
+}
+
+/// 128-bit FNV-1a over the parts of a digest that a resend repeats.
+fn identity<'a>(scope: &str, projects: impl Iterator<Item = &'a ProjectBackups>) -> String {
+    let mut h: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    let mut eat = |text: &str| {
+        for b in text.bytes().chain(std::iter::once(0xff)) {
+            h ^= u128::from(b);
+            h = h.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
+        }
+    };
+    eat(scope);
+    for p in projects {
+        eat(&p.project_id);
+        for r in &p.results {
+            eat(&r.volume_id);
+            eat(r.backup_id.as_deref().unwrap_or(""));
+            eat(if r.success {
+                "ok"
+            } else if r.in_progress {
+                "running"
+            } else {
+                "failed"
+            });
+            eat(r.fail_reason.as_deref().unwrap_or(""));
+        }
+        for s in &p.skipped {
+            eat(&s.volume_id);
+            eat(&s.reason);
+        }
+        for u in &p.unstamped {
+            eat(&u.server_id);
+            eat(&u.reason);
+        }
+    }
+    format!("{h:032x}")
 }
 
 impl Digest {
@@ -293,6 +337,7 @@ pub fn project_digest(project: &ProjectBackups, now: DateTime<Utc>) -> Digest {
         generated_at: now,
         projects: vec![section],
         counts,
+        identity: identity("project", std::iter::once(project)),
     }
 }
 
@@ -314,6 +359,7 @@ pub fn operator_digest(projects: &[ProjectBackups], now: DateTime<Utc>) -> Diges
         generated_at: now,
         projects: sections,
         counts,
+        identity: identity("operator", projects.iter().filter(|p| p.has_backups())),
     }
 }
 

@@ -181,7 +181,9 @@ impl Mailer {
             });
         }
         let to: Vec<String> = recipients.addresses.iter().map(Address::to_string).collect();
-        let mut builder = Message::builder().from(smtp.from.clone()).subject(digest.subject.clone());
+        let message_id = format!("<staffeln-digest-{}@{}>", digest.identity, smtp.from.email.domain());
+        let mut builder =
+            Message::builder().from(smtp.from.clone()).subject(digest.subject.clone()).message_id(Some(message_id));
         for address in &recipients.addresses {
             builder = builder.to(Mailbox::new(None, address.clone()));
         }
@@ -220,29 +222,44 @@ impl Mailer {
     pub async fn send_cycle(&self, projects: &[ProjectBackups], now: DateTime<Utc>) -> CycleOutcome {
         let mut outcomes = Vec::new();
         for project in projects.iter().filter(|p| p.has_backups()) {
-            let digest = project_digest(project, now);
-            let recipients = project_receivers(&self.settings, &project.project_name, &project.member_emails);
-            let result = self.send(&digest, &recipients).await;
-            if let Err(err) = &result {
-                warn!(
-                    project.id = %project.project_id,
-                    "{}; its results stay unreported until the next attempt",
-                    error_chain(err)
-                );
-            }
-            outcomes.push(ProjectOutcome { project_id: project.project_id.clone(), result });
+            outcomes.push(self.send_project(project, now).await);
         }
-        let admins = operator_receivers(&self.settings);
-        let operator = if (admins.is_empty() && admins.invalid.is_empty()) || outcomes.is_empty() {
-            None
-        } else {
-            let result = self.send(&operator_digest(projects, now), &admins).await;
-            if let Err(err) = &result {
-                warn!("{}", error_chain(err));
-            }
-            Some(result)
-        };
+        let operator = if outcomes.is_empty() { None } else { self.send_operator(projects, now).await };
         CycleOutcome { projects: outcomes, operator }
+    }
+
+    /// One project's digest (the caller checked `has_backups`), so that the
+    /// caller can mark it as reported as soon as it is delivered.
+    pub async fn send_project(&self, project: &ProjectBackups, now: DateTime<Utc>) -> ProjectOutcome {
+        let digest = project_digest(project, now);
+        let recipients = project_receivers(&self.settings, &project.project_name, &project.member_emails);
+        let result = self.send(&digest, &recipients).await;
+        if let Err(err) = &result {
+            warn!(
+                project.id = %project.project_id,
+                "{}; its results stay unreported until the next attempt",
+                error_chain(err)
+            );
+        }
+        ProjectOutcome { project_id: project.project_id.clone(), result }
+    }
+
+    /// The operator digest of `projects` (those with backups); `None` when
+    /// `admin_receiver` is empty.
+    pub async fn send_operator(
+        &self,
+        projects: &[ProjectBackups],
+        now: DateTime<Utc>,
+    ) -> Option<Result<Delivery, MailError>> {
+        let admins = operator_receivers(&self.settings);
+        if admins.is_empty() && admins.invalid.is_empty() {
+            return None;
+        }
+        let result = self.send(&operator_digest(projects, now), &admins).await;
+        if let Err(err) = &result {
+            warn!("{}", error_chain(err));
+        }
+        Some(result)
     }
 
     /// No sender: the text digest goes to the log, the HTML to `report_dir`.

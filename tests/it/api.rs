@@ -137,8 +137,8 @@ fn seed(db: &TestDb, demo: &str, other: &str, vol_a: &str, vol_b: &str) {
         .unwrap();
     }
     conn.batch_execute(
-        "INSERT INTO cycles (id, kind, leader, fencing_token, started_at, finished_at, planned) VALUES \
-         ('c1', 'backup', 'h:1', 1, '2026-11-25 10:00:00', '2026-11-25 10:00:42.5', 5)",
+        "INSERT INTO cycles (id, kind, leader, fencing_token, started_at, finished_at, planned, slot_utilisation) \
+         VALUES ('c1', 'backup', 'h:1', 1, '2026-11-25 10:00:00', '2026-11-25 10:00:42.5', 5, 0.97)",
     )
     .unwrap();
 }
@@ -402,6 +402,48 @@ async fn the_guard_does_not_need_cinder_and_fails_closed_when_it_must_ask() {
     assert_eq!(rig.guard(RECORDED).await, (401, "False".to_owned()));
     control.remove_fault(slow);
     assert_eq!(rig.guard(MANUAL).await, (200, "True".to_owned()));
+    rig.stop().await;
+}
+
+/// A Keystone slower than `[api] lookup_timeout` delays learning Staffeln's
+/// service user, but cannot keep the guard from learning it: the background
+/// learner waits as long as any OpenStack request may. (Found by running a
+/// deployment on a loaded machine: with the learner bounded by
+/// lookup_timeout, each slow token request was cancelled and retention was
+/// refused for minutes.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keystone_slower_than_lookup_timeout_still_lets_the_guard_learn_the_service_user() {
+    let db = TestDb::sqlite();
+    let cloud = FakeCloud::start(scenario(), FakeOptions::default()).unwrap();
+    let control = cloud.control();
+    let (demo, other) = (control.project_id("demo").unwrap(), control.project_id("other").unwrap());
+    seed(&db, &demo, &other, &control.volume_id("vol-a").unwrap(), &control.volume_id("vol-b").unwrap());
+    control.add_fault(Fault::new(
+        Service::Identity,
+        Some("POST"),
+        Some("/auth/tokens"),
+        FaultEffect::Latency { millis: 1_500 },
+    ));
+    let settings = ApiSettings {
+        lookup_timeout: Duration::from_secs(1),
+        openstack: Some(cloud_settings(&cloud)),
+        ..test_settings()
+    };
+    let api = api::start(settings, db.db().clone()).await.unwrap();
+    let base = api.url(false);
+    let mut rig = Rig { cloud, db, api: Some(api), base, http: client(), demo: demo.clone(), other };
+    let staffeln = rig.cloud.control().user_id("staffeln").unwrap();
+    let marked = json!({"__automated_backup": "True"});
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let case = case_with("service-user-marked", MARKED, &demo, marked.clone(), Some(&staffeln));
+        let results = rig.enforce_cases(vec![case], FORM).await;
+        if results.get("service-user-marked") == Some(&Value::Bool(true)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the guard never learned the service user: {results:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     rig.stop().await;
 }
 
@@ -714,6 +756,7 @@ async fn metrics_parse_and_count() {
     assert_eq!(get("staffeln_queue_tasks", &[("state", "planned")]), 1.0);
     assert_eq!(get("staffeln_queue_tasks", &[("state", "creating")]), 0.0);
     assert_eq!(get("staffeln_last_backup_cycle_duration_seconds", &[]), 42.5);
+    assert_eq!(get("staffeln_last_backup_cycle_slot_utilisation", &[]), 0.97);
     rig.stop().await;
 }
 

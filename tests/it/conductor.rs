@@ -471,6 +471,146 @@ async fn digests_follow_a_cycle_and_survive_an_smtp_outage() {
     assert_eq!(sink.mails().len(), mails.len());
 }
 
+/// Issue 18 (chaos, checkpoint `digest_sent`): a conductor that died after a
+/// digest was delivered but before its results were marked as reported made
+/// every conductor after it send the digest again, each a new mail. Each
+/// digest is now marked as soon as it is delivered, and a resend of the same
+/// results carries the same Message-ID, so mail systems can drop the copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_sent_again_after_a_crash_keeps_its_message_id() {
+    use crate::notify::{Mode, SmtpSink};
+    use diesel::connection::SimpleConnection;
+    use staffeln::notify::{Mailer, NotifySettings, SmtpSecurity};
+    let rig = rig_with(TestDb::sqlite(), scenario(), settings()).await;
+    rig.full_cycle().await;
+    let sink = SmtpSink::start(Mode::Plain, None);
+    let notify = NotifySettings {
+        project_receiver_domain: Some("corp.example".into()),
+        sender_email: Some("staffeln@corp.example".into()),
+        smtp_server_domain: "127.0.0.1".into(),
+        smtp_server_port: sink.port,
+        smtp_security: SmtpSecurity::None,
+        smtp_timeout: StdDuration::from_secs(10),
+        ..NotifySettings::default()
+    };
+    let mailer = Mailer::new(notify).unwrap();
+    let first = rig.conductor.send_reports(&mailer, Duration::zero(), true, None).await.unwrap();
+    assert_eq!(first.delivered.len(), 3, "{first:?}");
+    // The crash: delivered, never marked.
+    rig.db
+        .db()
+        .conn()
+        .unwrap()
+        .batch_execute("UPDATE queue_data SET reported_at = NULL; DELETE FROM report_timestamp;")
+        .unwrap();
+    let again = rig.conductor.send_reports(&mailer, Duration::zero(), true, None).await.unwrap();
+    assert_eq!(again.delivered.len(), 3, "{again:?}");
+    let mails = sink.mails();
+    let p1: Vec<_> = mails.iter().filter(|m| m.rcpt_tos.iter().any(|r| r == "p1@corp.example")).collect();
+    assert_eq!(p1.len(), 2, "{mails:#?}");
+    let id = p1[0].message_id.clone().expect("a digest carries a Message-ID");
+    assert!(id.starts_with("<staffeln-digest-") && id.ends_with("@corp.example>"), "{id}");
+    assert_eq!(p1[1].message_id.as_deref(), Some(id.as_str()), "the resend is recognisable as the same digest");
+    let p2 = mails.iter().find(|m| m.rcpt_tos.iter().any(|r| r == "p2@corp.example")).unwrap();
+    assert_ne!(p2.message_id.as_deref(), Some(id.as_str()), "another project's digest is another message");
+}
+
+/// Issue 18 (chaos, a server going to ERROR mid-cycle): a server that could
+/// not be stamped while its cycle was still running made a digest round of
+/// its own, which took the report period: the cycle's results waited a day.
+/// Stamp failures now go out with their cycle's digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stamp_failure_waits_for_its_cycles_digest() {
+    use crate::notify::{Mode, SmtpSink};
+    use diesel::connection::SimpleConnection;
+    use staffeln::notify::{Mailer, NotifySettings, SmtpSecurity};
+    let rig = rig_with(TestDb::sqlite(), scenario(), settings()).await;
+    rig.full_cycle().await;
+    let sink = SmtpSink::start(Mode::Plain, None);
+    let notify = NotifySettings {
+        project_receiver_domain: Some("corp.example".into()),
+        sender_email: Some("staffeln@corp.example".into()),
+        smtp_server_domain: "127.0.0.1".into(),
+        smtp_server_port: sink.port,
+        smtp_security: SmtpSecurity::None,
+        smtp_timeout: StdDuration::from_secs(10),
+        ..NotifySettings::default()
+    };
+    let mailer = Mailer::new(notify).unwrap();
+    let first = rig.conductor.send_reports(&mailer, Duration::zero(), true, None).await.unwrap();
+    assert_eq!(first.delivered.len(), 3, "{first:?}");
+    // The next cycle is planned, and one of its servers fails to be stamped
+    // (in ERROR) before its backups are done.
+    let open = rig.conductor.run_backup_cycle(true).await.unwrap().expect("this conductor leads");
+    let failed = format!(
+        "UPDATE server_stamps SET state = 'failed', reason = 'server is in ERROR' WHERE cycle_id = '{}'",
+        open.cycle_id
+    );
+    rig.db.db().conn().unwrap().batch_execute(&failed).unwrap();
+    let early = rig.conductor.send_reports(&mailer, Duration::zero(), true, None).await.unwrap();
+    assert!(early.delivered.is_empty(), "no digest while the cycle runs: {early:?}");
+    assert_eq!(sink.mails().len(), 3);
+    // Once the cycle is closed, the failure goes out with its results.
+    rig.settle().await;
+    let later = rig.conductor.send_reports(&mailer, Duration::zero(), true, None).await.unwrap();
+    assert!(!later.delivered.is_empty(), "{later:?}");
+    let mails = sink.mails();
+    assert!(mails[3..].iter().any(|m| m.html().contains("server is in ERROR")), "{mails:#?}");
+}
+
+/// Issue 18 (chaos, SIGSTOP past claim_timeout): a conductor whose create
+/// reached Cinder only after another conductor had taken its task over made
+/// a backup no task records and no `backup_data` row owns, so retention
+/// never rotated it. It is now recorded as Staffeln's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_created_after_its_task_was_taken_over_is_recorded() {
+    let db = TestDb::sqlite();
+    let mut s = settings();
+    s.claim_timeout = Duration::zero(); // a claim expires at once
+    let rig = rig_with(db, scenario(), s.clone()).await;
+    rig.conductor.run_backup_cycle(true).await.unwrap().unwrap();
+    // The slow conductor's creates reach Cinder three seconds late.
+    let slow = Fault::new(Service::Volume, Some("POST"), Some("/backups"), FaultEffect::Latency { millis: 3000 });
+    let fault = rig.cloud.control().add_fault(slow);
+    let a = rig.conductor.clone();
+    let late = tokio::spawn(async move { a.work_once().await });
+    while rig.cloud.control().call_count("POST", "/volume/backups") == 0 {
+        tokio::time::sleep(StdDuration::from_millis(10)).await;
+    }
+    rig.cloud.control().remove_fault(fault);
+    // Another conductor takes the expired claims over and makes its backups.
+    let b = conductor(&rig.cloud, &rig.db, "host-b:2", s).await;
+    b.work_once().await.unwrap();
+    // Its backups are done (the volumes are no longer backing-up, so Cinder
+    // accepts the late creates) before those reach Cinder.
+    rig.cloud.control().settle();
+    late.await.unwrap().unwrap();
+    rig.cloud.control().settle();
+    b.poll_once().await.unwrap();
+    let rows: std::collections::HashSet<String> =
+        rig.conductor.db_call(staffeln::db::backups::all_ids).await.unwrap().into_iter().collect();
+    let recorded: std::collections::HashSet<String> = rig
+        .conductor
+        .db_call(|c| tasks::list(c, None, None, 100))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.backup_id)
+        .collect();
+    let mut extra = 0;
+    for name in ["vol-a", "vol-b", "vol-d"] {
+        for b in rig.backups_of(name).await {
+            assert!(
+                rows.contains(&b.id.0) || recorded.contains(&b.id.0),
+                "{name}: backup {} is owned by nothing",
+                b.id
+            );
+            extra += usize::from(!recorded.contains(&b.id.0));
+        }
+    }
+    assert!(extra > 0, "the late creates made backups of their own (the window this test is about)");
+}
+
 /// Issue 10.4, at Cinder: when the quota could not be checked beforehand,
 /// Cinder's 413 `BackupLimitExceeded` fails the task with Cinder's reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use staffeln_fakecloud::{
-    BackupOutcome, BackupSpec, Credentials, FakeCloud, FakeOptions, Fault, FaultEffect, Scenario, Service,
+    BackupHostSpec, BackupOutcome, BackupSpec, Credentials, FakeCloud, FakeOptions, Fault, FaultEffect, Scenario,
+    Service,
 };
 
 use crate::support;
@@ -393,6 +394,54 @@ fn keystone_lists_projects_in_pages_and_only_for_admins() {
 }
 
 // ------------------------------------------------------------------ Cinder
+
+/// Issue 17.2: the emulator lists its cinder-backup hosts as Cinder's
+/// `os-services` does (admin only, filtered by binary and host); a scenario
+/// without any has one, `backup-1` in `nova`.
+#[test]
+fn os_services_lists_the_scenarios_cinder_backup_hosts_to_admins() {
+    let cloud = start(Scenario::small());
+    let admin = Api::as_user(&cloud, "staffeln");
+    let r = admin.volume("GET", "/os-services?binary=cinder-backup", None, None);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let services = r.body["services"].as_array().expect("services").clone();
+    assert_eq!(services.len(), 1, "{services:?}");
+    assert_eq!((services[0]["host"].as_str(), services[0]["zone"].as_str()), (Some("backup-1"), Some("nova")));
+    assert_eq!((services[0]["state"].as_str(), services[0]["status"].as_str()), (Some("up"), Some("enabled")));
+    assert_eq!(Api::as_user(&cloud, "alice").volume("GET", "/os-services", None, None).status, 403);
+    drop(cloud);
+
+    let mut sc = Scenario::small();
+    sc.backup_hosts = vec![
+        BackupHostSpec::new("bk-a", "nova"),
+        BackupHostSpec::new("bk-b", "nova"),
+        BackupHostSpec { state: "down".into(), ..BackupHostSpec::new("bk-c", "nova") },
+        BackupHostSpec::new("bk-d", "az2"),
+    ];
+    let cloud = start(sc);
+    let admin = Api::as_user(&cloud, "staffeln");
+    let all = admin.volume("GET", "/os-services", None, None);
+    let binaries: HashSet<&str> =
+        all.body["services"].as_array().unwrap().iter().filter_map(|s| s["binary"].as_str()).collect();
+    assert_eq!(binaries, HashSet::from(["cinder-scheduler", "cinder-volume", "cinder-backup"]));
+    let backup = admin.volume("GET", "/os-services?binary=cinder-backup", None, None);
+    let hosts: Vec<(String, String, String)> = backup.body["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["host"].as_str().unwrap().into(),
+                s["zone"].as_str().unwrap().into(),
+                s["state"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let expected = [("bk-a", "nova", "up"), ("bk-b", "nova", "up"), ("bk-c", "nova", "down"), ("bk-d", "az2", "up")];
+    assert_eq!(hosts, expected.map(|(h, z, s)| (h.to_owned(), z.to_owned(), s.to_owned())));
+    let one = admin.volume("GET", "/os-services?binary=cinder-backup&host=bk-d", None, None);
+    assert_eq!(one.body["services"].as_array().map(Vec::len), Some(1));
+}
 
 #[test]
 fn backup_create_checks_run_in_the_spec_order() {

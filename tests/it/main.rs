@@ -9,6 +9,7 @@ mod conf;
 mod db;
 mod deploy;
 mod fakecloud;
+mod horizon;
 mod house;
 mod notify;
 mod openstack;

@@ -97,6 +97,7 @@ for name in sorted(f for f in os.listdir(d) if f.endswith(".json")):
     out.append({"mail_from": rec["mail_from"], "rcpt_tos": rec["rcpt_tos"],
                 "authenticated": rec["authenticated"], "tls": rec["tls"],
                 "subject": str(msg["subject"]), "from": str(msg["from"]), "to": str(msg["to"]),
+                "message_id": msg["message-id"] and str(msg["message-id"]),
                 "content_type": msg.get_content_type(), "parts": parts})
 print(json.dumps(out))
 "#;
@@ -108,6 +109,7 @@ pub struct Mail {
     pub authenticated: bool,
     pub tls: bool,
     pub subject: String,
+    pub message_id: Option<String>,
     pub from: String,
     pub to: String,
     pub content_type: String,

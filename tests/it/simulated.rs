@@ -71,8 +71,12 @@ fn scenario() -> Scenario {
 const BACKED_UP: [&str; 4] = ["vol-a", "vol-b", "vol-c", "vol-f"];
 
 fn cloud(scenario: Scenario) -> FakeCloud {
+    cloud_with(scenario, FakeOptions::default())
+}
+
+fn cloud_with(scenario: Scenario, opts: FakeOptions) -> FakeCloud {
     // Tokens outlive the simulated days: the clock jumps by hours.
-    let opts = FakeOptions { token_ttl: StdDuration::from_secs(40 * 86_400), ..FakeOptions::default() };
+    let opts = FakeOptions { token_ttl: StdDuration::from_secs(40 * 86_400), ..opts };
     FakeCloud::start(scenario, opts).unwrap()
 }
 
@@ -111,7 +115,10 @@ pub(crate) struct Sim {
 
 impl Sim {
     pub(crate) async fn new(db: TestDb, scenario: Scenario, n: usize, s: ConductorSettings) -> Sim {
-        let cloud = cloud(scenario);
+        Sim::with_cloud(db, cloud(scenario), n, s).await
+    }
+
+    pub(crate) async fn with_cloud(db: TestDb, cloud: FakeCloud, n: usize, s: ConductorSettings) -> Sim {
         let clock = Clock::emulated(cloud.control().now());
         let mut conductors = Vec::new();
         for i in 0..n {
@@ -572,4 +579,67 @@ async fn three_conductors_sending_digests_at_once_send_one_per_project() {
     assert_eq!(delivered, 2, "p1 and p2, once");
     let mails = sink.mails();
     assert_eq!(mails.len(), 2, "{:?}", mails.iter().map(|m| &m.rcpt_tos).collect::<Vec<_>>());
+}
+
+/// `count` flagged servers in project p1 (quota for a day), one volume each.
+fn many_volumes(count: usize) -> Scenario {
+    let servers: Vec<serde_json::Value> = (0..count)
+        .map(|i| {
+            serde_json::json!({"project": "p1", "name": format!("vm-{i}"),
+                "metadata": {"__staffeln_backup": "true"}, "volumes": [format!("vol-{i}")]})
+        })
+        .collect();
+    let volumes: Vec<serde_json::Value> =
+        (0..count).map(|i| serde_json::json!({"project": "p1", "name": format!("vol-{i}"), "size": 1})).collect();
+    serde_json::from_value(serde_json::json!({
+        "service_user": "staffeln",
+        "projects": [{"name": "admin"}, {"name": "p1", "quota": {"backups": 1000, "backup_gigabytes": 100000}}],
+        "users": [{"name": "staffeln", "password": "staffeln-secret", "default_project": "admin",
+                   "roles": {"admin": ["admin"], "p1": ["admin"]}}],
+        "servers": servers,
+        "volumes": volumes
+    }))
+    .unwrap()
+}
+
+/// Issue 17.1: a freed slot is refilled on the poll that sees it free, not on
+/// the poll after. 12 volumes, 4 at a time (the zone's limit), backups that
+/// take 59 emulated seconds, polled every 10 s: each batch is seen finished
+/// on the poll at +60 s and the next starts on that same poll, so the cycle
+/// ends after 3 × 60 s (it took 3 × 60 + 2 × 10 s when a batch waited a poll).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_freed_by_a_finished_backup_is_refilled_on_the_same_poll() {
+    let (volumes, cap, poll) = (12_usize, 4_usize, 10_i64);
+    let s = settings(|conf| {
+        conf.conductor.max_concurrent_backups_per_az = u32::try_from(cap).unwrap();
+        conf.conductor.poll_interval = u64::try_from(poll).unwrap();
+    });
+    let opts = FakeOptions { backup_duration: StdDuration::from_secs(59), ..FakeOptions::default() };
+    let mut sim = Sim::with_cloud(TestDb::sqlite(), cloud_with(many_volumes(volumes), opts), 1, s).await;
+    sim.start(quiet_mailer());
+    let c = &sim.conductors[0];
+    let due = c.settings.backup_schedule.next_due(c.last_cycle_start().await.unwrap(), c.started_at).unwrap();
+    sim.step_to(due).await;
+    assert_eq!(sim.active().await.len(), volumes, "the cycle planned every volume");
+    let mut elapsed = 0;
+    let mut most_in_flight = 0;
+    while !sim.active().await.is_empty() {
+        let creating = c.db_call(|c| tasks::in_states(c, &[staffeln::objects::TaskState::Creating])).await.unwrap();
+        most_in_flight = most_in_flight.max(creating.len());
+        assert!(elapsed < 600, "the cycle did not end in 600 s; still active: {:?}", sim.active().await);
+        sim.step(Duration::seconds(poll)).await;
+        elapsed += poll;
+    }
+    assert_eq!(most_in_flight, cap, "the zone's limit is kept and filled");
+    let batches = i64::try_from(volumes.div_ceil(cap)).unwrap();
+    assert_eq!(elapsed, batches * 60, "{batches} batches of 60 s back to back, no poll lost between batches");
+    // Recorded for the metric: 12 × 60 busy slot-seconds of 4 slots × 180 s
+    // (0.9 when a poll was lost between batches).
+    let cycle = c.db_call(|c| tasks::latest_finished_cycle(c, "backup")).await.unwrap().expect("the cycle closed");
+    let used = cycle.slot_utilisation.expect("slot utilisation recorded");
+    assert!(used > 0.99, "slot utilisation {used}");
+    for i in 0..volumes {
+        assert_eq!(sim.backups_of(&format!("vol-{i}")).await.len(), 1, "vol-{i}: one backup");
+    }
+    sim.stop().await;
 }

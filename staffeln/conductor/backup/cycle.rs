@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
 use super::plan::{Decision, plan};
+use crate::conductor::checkpoint::{self, Point};
 use crate::conductor::error::ConductorError;
 use crate::conductor::lease::{BACKUP_LEASE, LeaseHeld};
 use crate::conductor::node::{Conductor, naive};
@@ -128,6 +129,7 @@ impl Conductor {
         let mut fleet = self.discover().await?;
         fleet.servers.retain(|s| scope.admits(s));
         let planned = plan(&fleet, &self.settings.plan, started);
+        checkpoint::reach(Point::Planning);
         let mut summary = CycleSummary { cycle_id: cycle_id.clone(), ..CycleSummary::default() };
         let mut new_tasks = Vec::with_capacity(planned.len());
         for p in &planned {

@@ -9,6 +9,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use tracing::{debug, warn};
 
 use super::plan::{Fleet, flagged};
+use crate::conductor::checkpoint::{self, Point};
 use crate::conductor::error::ConductorError;
 use crate::conductor::node::Conductor;
 use crate::objects::{BackupId, BackupStatus, ProjectId, VolumeId};
@@ -21,6 +22,7 @@ impl Conductor {
     /// Reads the fleet: flagged servers, their volumes, those volumes'
     /// backups, the quotas of their projects, and Staffeln's own records.
     pub async fn discover(&self) -> Result<Fleet, ConductorError> {
+        checkpoint::reach(Point::Discovery);
         let plan = &self.settings.plan;
         let servers: Vec<_> =
             self.os.servers(None).try_filter(|s| std::future::ready(flagged(s, plan))).try_collect().await?;

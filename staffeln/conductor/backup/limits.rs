@@ -53,9 +53,83 @@ pub fn pick(candidates: &[Slot<'_>], in_flight: &[Slot<'_>], limits: Limits, max
     chosen
 }
 
+/// The most backups the limits let run at once for `tasks` (a cycle's
+/// backups): no more than the overall limit, than each zone's limit or each
+/// project's limit summed over the zones and projects the tasks are in, nor
+/// than the tasks themselves.
+pub fn most_at_once(tasks: &[Slot<'_>], limits: Limits) -> usize {
+    let mut by_project: HashMap<&str, usize> = HashMap::new();
+    let mut by_az: HashMap<&str, usize> = HashMap::new();
+    for slot in tasks {
+        *by_project.entry(slot.project_id).or_default() += 1;
+        *by_az.entry(slot.availability_zone.unwrap_or("")).or_default() += 1;
+    }
+    let zones: usize = by_az.values().map(|n| (*n).min(limits.per_az)).sum();
+    let projects: usize = by_project.values().map(|n| (*n).min(limits.per_project)).sum();
+    limits.overall.min(zones).min(projects)
+}
+
+/// How full a cycle kept its slots: the seconds its backups ran, summed,
+/// against the slots the limits allow at once times the cycle's duration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Utilisation {
+    pub busy_slot_seconds: f64,
+    pub slots: usize,
+    pub cycle_seconds: f64,
+}
+
+impl Utilisation {
+    /// Busy slot-seconds / (slots × cycle seconds), 0 to 1; `None` when the
+    /// cycle ran no backup or took no time.
+    pub fn ratio(&self) -> Option<f64> {
+        let capacity = self.slots as f64 * self.cycle_seconds;
+        (capacity > 0.0 && self.busy_slot_seconds > 0.0).then(|| (self.busy_slot_seconds / capacity).min(1.0))
+    }
+}
+
+impl std::fmt::Display for Utilisation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.ratio() {
+            Some(r) => write!(
+                f,
+                "slot utilisation {:.1}% ({:.0} busy slot-seconds of {} slots × {:.0} s)",
+                r * 100.0,
+                self.busy_slot_seconds,
+                self.slots,
+                self.cycle_seconds
+            ),
+            None => write!(f, "slot utilisation n/a (no backup ran)"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_slots_of_a_cycle_are_bounded_by_every_limit_and_by_its_tasks() {
+        let limits = Limits { overall: 30, per_project: 10, per_az: 15 };
+        let many: Vec<Slot<'_>> = (0..40).map(|i| slot(i, if i % 2 == 0 { "p1" } else { "p2" }, "az1")).collect();
+        assert_eq!(most_at_once(&many, limits), 15, "one zone: its limit");
+        let two_zones: Vec<Slot<'_>> = (0..40).map(|i| slot(i, "p1", if i % 2 == 0 { "a" } else { "b" })).collect();
+        assert_eq!(most_at_once(&two_zones, limits), 10, "one project: its limit");
+        let spread: Vec<Slot<'_>> = (0..100)
+            .map(|i| slot(i, ["p1", "p2", "p3", "p4"][i as usize % 4], ["a", "b", "c"][i as usize % 3]))
+            .collect();
+        assert_eq!(most_at_once(&spread, limits), 30, "overall");
+        assert_eq!(most_at_once(&many[..3], limits), 3, "fewer tasks than slots");
+        assert_eq!(most_at_once(&[], limits), 0);
+    }
+
+    #[test]
+    fn utilisation_is_busy_slot_seconds_over_slots_times_duration() {
+        let u = Utilisation { busy_slot_seconds: 12.0 * 59.0, slots: 4, cycle_seconds: 180.0 };
+        assert!((u.ratio().unwrap() - 708.0 / 720.0).abs() < 1e-9);
+        assert_eq!(u.to_string(), "slot utilisation 98.3% (708 busy slot-seconds of 4 slots × 180 s)");
+        assert_eq!(Utilisation { busy_slot_seconds: 0.0, slots: 4, cycle_seconds: 10.0 }.ratio(), None);
+        assert_eq!(Utilisation { busy_slot_seconds: 5.0, slots: 0, cycle_seconds: 10.0 }.ratio(), None);
+    }
 
     fn slot(id: i64, project: &'static str, az: &'static str) -> Slot<'static> {
         Slot { id, project_id: project, availability_zone: Some(az) }

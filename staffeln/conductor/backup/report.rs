@@ -15,6 +15,7 @@ use chrono::Duration;
 use futures_util::TryStreamExt;
 use tracing::{info, warn};
 
+use crate::conductor::checkpoint::{self, Point};
 use crate::conductor::error::ConductorError;
 use crate::conductor::lease::REPORT_LEASE;
 use crate::conductor::node::{Conductor, naive};
@@ -127,7 +128,8 @@ impl Conductor {
                 });
             }
         };
-        let round = self.with_lease(REPORT_LEASE, token, ttl, self.report_round(mailer, report_period, force, project));
+        let round =
+            self.with_lease(REPORT_LEASE, token, ttl, self.report_round(mailer, report_period, force, project, token));
         let out = round.await;
         let (holder, now) = (self.holder.clone(), naive(self.clock.now()));
         if let Err(err) = self.db_call(move |c| leases::release_at(c, REPORT_LEASE, &holder, now)).await {
@@ -145,6 +147,7 @@ impl Conductor {
         report_period: Duration,
         force: bool,
         project: Option<&ProjectId>,
+        token: i64,
     ) -> Result<ReportSummary, ConductorError> {
         let now = self.clock.now();
         if !force
@@ -158,7 +161,10 @@ impl Conductor {
         let mut rows = self.db_call(tasks::unreported).await?;
         rows.retain(|r| !open.contains(&r.cycle_id) && project.is_none_or(|p| p.as_str() == r.project_id));
         let mut unstamped = self.db_call(stamps::unreported_failures).await?;
-        unstamped.retain(|s| project.is_none_or(|p| p.as_str() == s.project_id));
+        // A server that could not be stamped is reported with its cycle's
+        // results: alone, before the cycle closes, it would take the round
+        // (and the report period) from the cycle's own digest.
+        unstamped.retain(|s| !open.contains(&s.cycle_id) && project.is_none_or(|p| p.as_str() == s.project_id));
         if rows.is_empty() && unstamped.is_empty() {
             return Ok(ReportSummary { held_back: Some("no unreported results".into()), ..Default::default() });
         }
@@ -190,9 +196,20 @@ impl Conductor {
                 p.member_emails = self.member_emails(&id).await;
             }
         }
-        let outcome = mailer.send_cycle(&projects, now).await;
+        checkpoint::reach(Point::DigestSend);
+        // Each digest is marked as reported as soon as it is delivered, and
+        // only while this conductor still holds the round: a conductor that
+        // dies (or is paused) mid-round leaves only the undelivered ones to
+        // the next round, and one that lost the lease sends nothing more.
         let mut summary = ReportSummary::default();
-        for p in outcome.projects {
+        for project in projects.iter().filter(|p| p.has_backups()) {
+            let (holder, name) = (self.holder.clone(), REPORT_LEASE);
+            if !self.db_call(move |c| leases::holds(c, name, &holder, token)).await? {
+                warn!("lost the report-round lease during the round; the other digests are left to its holder");
+                return Ok(ReportSummary { held_back: Some("lost the report-round lease".into()), ..summary });
+            }
+            let p = mailer.send_project(project, now).await;
+            checkpoint::reach(Point::DigestSent);
             match p.result {
                 Ok(_) => {
                     let ids: Vec<i64> = rows.iter().filter(|r| r.project_id == p.project_id).map(|r| r.id).collect();
@@ -215,7 +232,12 @@ impl Conductor {
         if !quiet.is_empty() {
             self.db_call(move |c| tasks::mark_reported(c, &quiet)).await?;
         }
-        if let Some(Err(err)) = &outcome.operator {
+        let operator = if summary.delivered.is_empty() && summary.failed.is_empty() {
+            None
+        } else {
+            mailer.send_operator(&projects, now).await
+        };
+        if let Some(Err(err)) = &operator {
             warn!("the operator digest was not delivered: {err}");
         }
         if !summary.delivered.is_empty() {

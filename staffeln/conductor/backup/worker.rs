@@ -35,11 +35,13 @@ use chrono::{Duration, SubsecRound, Utc};
 use futures_util::TryStreamExt;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::limits::{Slot, pick};
+use super::limits::{Slot, Utilisation, most_at_once, pick};
 use super::stamps::{AfterFailure, Owed, VolumeOutcome, after_failure, classify_write_error, owed, superseded};
 use super::waiting::{InFlight, WaitAction, give_up_reason, judge, stuck_reason};
+use crate::conductor::checkpoint::{self, Point};
 use crate::conductor::error::ConductorError;
 use crate::conductor::node::Conductor;
+use crate::db::backups;
 use crate::db::models::NewBackup;
 use crate::db::stamps::{self, StampRow};
 use crate::db::tasks::{self, TaskRow};
@@ -144,6 +146,9 @@ impl Conductor {
     /// `claimed` tasks (or adopts the ones an earlier attempt made) and
     /// records the outcomes. Errors are recorded on the task, never lost.
     pub async fn execute_claimed(&self, claimed: Vec<TaskRow>) {
+        if !claimed.is_empty() {
+            checkpoint::reach(Point::Claiming);
+        }
         let runs = claimed.into_iter().map(|task| {
             let span =
                 info_span!("task", task.id = %task.task_id, volume.id = %task.volume_id, project.id = %task.project_id);
@@ -214,16 +219,35 @@ impl Conductor {
             let request = backup_request(task, kind);
             let err = match os.create_backup_once(&request).await {
                 Ok(id) => {
+                    checkpoint::reach(Point::AfterCreate);
                     info!("{kind} backup {id} of volume {} started", task.volume_id);
                     let incremental = kind == BackupKind::Incremental;
                     if self.mark_creating(task, &id, incremental, note).await? {
                         self.events.backup_create_start(task, &id.0, incremental);
                     } else {
+                        // Staffeln made it: recorded as its own (a row beside
+                        // the marker), so that retention rotates it like any
+                        // other instead of leaving it unowned for ever.
+                        let row = NewBackup {
+                            backup_id: id.0.clone(),
+                            project_id: task.project_id.clone(),
+                            volume_id: task.volume_id.clone(),
+                            instance_id: task.instance_id.clone(),
+                            backup_completed: 0,
+                            incremental: kind == BackupKind::Incremental,
+                        };
+                        let recorded = self.db_call(move |conn| backups::insert(conn, &row)).await;
                         warn!(
                             "backup {id} of volume {} was created for task {} after another conductor took the task \
-                             over; if that conductor made its own backup, this one is a duplicate (it carries {} and \
-                             is rotated by retention)",
-                            task.volume_id, task.task_id, AUTOMATED_KEY
+                             over; if that conductor made its own backup, this one is a duplicate ({}; it carries {} \
+                             and is rotated by retention)",
+                            task.volume_id,
+                            task.task_id,
+                            match &recorded {
+                                Ok(_) => "recorded as Staffeln's".to_owned(),
+                                Err(err) => format!("not recorded: {err}"),
+                            },
+                            AUTOMATED_KEY
                         );
                     }
                     return Ok(());
@@ -346,6 +370,7 @@ impl Conductor {
     }
 
     async fn check_backups(&self, watched: Vec<TaskRow>) -> Result<usize, ConductorError> {
+        checkpoint::reach(Point::Polling);
         let now = self.clock.now();
         // One list call (usually one page) for everything still creating.
         let still: HashMap<String, Backup> = self
@@ -639,20 +664,45 @@ impl Conductor {
                 *counts.entry(row.state.as_str()).or_default() += 1;
             }
             let summary = counts.iter().map(|(s, n)| format!("{n} {s}")).collect::<Vec<_>>().join(", ");
-            info!(cycle.id = %cycle.id, "backup cycle {} finished: {summary}", cycle.id);
-            let (id, text) = (cycle.id.clone(), summary.clone());
-            self.db_call(move |conn| tasks::finish_cycle(conn, &id, &text)).await?;
+            let used = utilisation(&rows, cycle.started_at, self.clock.db_now(), self.settings.limits);
+            info!(cycle.id = %cycle.id, "backup cycle {} finished: {summary}; {used}", cycle.id);
+            let (id, text, ratio) = (cycle.id.clone(), summary.clone(), used.ratio());
+            self.db_call(move |conn| {
+                tasks::finish_cycle(conn, &id, &text)?;
+                ratio.map_or(Ok(()), |r| tasks::set_slot_utilisation(conn, &id, r))
+            })
+            .await?;
             self.events.cycle_end(&cycle, &counts, &summary);
         }
         Ok(())
     }
 }
 
+/// How full the cycle that started at `started` kept its slots: the tasks
+/// whose backups were created count from the create to when their end was
+/// recorded; the cycle lasts until the last of those ends (`now` when none).
+fn utilisation(
+    rows: &[TaskRow],
+    started: chrono::NaiveDateTime,
+    now: chrono::NaiveDateTime,
+    limits: super::limits::Limits,
+) -> Utilisation {
+    let ran: Vec<&TaskRow> = rows.iter().filter(|r| r.started_at.is_some() && r.finished_at.is_some()).collect();
+    let seconds = |d: Duration| d.num_milliseconds().max(0) as f64 / 1000.0;
+    let busy_slot_seconds = ran.iter().filter_map(|r| Some(seconds(r.finished_at? - r.started_at?))).sum::<f64>();
+    let end = ran.iter().filter_map(|r| r.finished_at).max().unwrap_or(now);
+    let ran: Vec<Slot<'_>> = ran.into_iter().map(slot).collect();
+    let slots = most_at_once(&ran, limits);
+    Utilisation { busy_slot_seconds, slots, cycle_seconds: seconds(end - started) }
+}
+
 /// The tasks as the limits see them.
 fn slots(rows: &[TaskRow]) -> Vec<Slot<'_>> {
-    rows.iter()
-        .map(|r| Slot { id: r.id, project_id: &r.project_id, availability_zone: r.availability_zone.as_deref() })
-        .collect()
+    rows.iter().map(slot).collect()
+}
+
+fn slot(r: &TaskRow) -> Slot<'_> {
+    Slot { id: r.id, project_id: &r.project_id, availability_zone: r.availability_zone.as_deref() }
 }
 
 /// The create request of a task.

@@ -29,6 +29,7 @@ use tracing::{debug, info, warn};
 use super::inventory::Listing;
 use super::plan::{RetentionAction, RetentionDecision, RetentionPlan, plan, stale_rows};
 use super::settings::RetentionSettings;
+use crate::conductor::checkpoint::{self, Point};
 use crate::conductor::error::ConductorError;
 use crate::conductor::lease::{LeaseHeld, RETENTION_LEASE};
 use crate::conductor::node::{Conductor, naive};
@@ -515,6 +516,7 @@ impl Conductor {
     }
 
     async fn delete_one(&self, d: &RetentionDecision) -> Outcome {
+        checkpoint::reach(Point::RetentionDelete);
         // A plain delete goes through the backup's project, with a token
         // scoped there (the service user needs only `member`), so that Cinder
         // checks its dependents there and its `backup:delete` policy asks

@@ -1,0 +1,411 @@
+//! staffeln-bench-cycle: a whole backup cycle, from discovery to every
+//! backup available, `last-backup-time` on every server, a retention run and
+//! the digests, by several conductors sharing one MariaDB database, against
+//! the emulator with backups that take `--backup-seconds` of emulated time.
+//!
+//! Each conductor runs its real loops (`conductor::runner`) in a process of
+//! its own (this binary, started with `--conductor`), on an emulated clock
+//! that this process moves one `poll_interval` at a time, after which it
+//! waits until every loop of every conductor is parked again; the emulator's
+//! clock is moved with them. So an hour of emulated backups takes the
+//! seconds the conductors need for their work, and the figures printed are
+//! on the emulated clock (cycle time) and the real one (what the machine
+//! spent), with API calls by endpoint and the peak RSS of each conductor.
+//!
+//! `cargo build --release -p staffeln-fakecloud && cargo run --release --bin
+//! staffeln-bench-cycle -- --projects 50 --servers 500 --volumes 1000`
+//! (defaults: the issue's 500 / 5,000 / 10,000, 60 s backups, 3 conductors).
+
+mod fleet;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::{DateTime, Duration, Utc};
+use clap::Parser;
+use diesel::connection::SimpleConnection;
+use staffeln::conductor::clock::Clock;
+use staffeln::conductor::runner::{self, Loops};
+use staffeln::conductor::{Conductor, ConductorSettings};
+use staffeln::conf::Config;
+use staffeln::db::{Database, DbSettings, create_database, migrate, stamps, tasks};
+use staffeln::notify::{Mailer, NotifySettings};
+use staffeln::openstack::{OpenStack, Secret, Settings};
+use staffeln::service::shutdown_channel;
+use tokio::sync::Notify;
+
+#[derive(Parser, Clone)]
+#[command(name = "staffeln-bench-cycle", about = "Benchmarks a whole backup cycle with several conductors")]
+struct Cli {
+    #[arg(long, default_value_t = 500)]
+    projects: usize,
+    #[arg(long, default_value_t = 5000)]
+    servers: usize,
+    #[arg(long, default_value_t = 10000)]
+    volumes: usize,
+    /// Emulated seconds a backup takes in Cinder.
+    #[arg(long, default_value_t = 60.0)]
+    backup_seconds: f64,
+    #[arg(long, default_value_t = 3)]
+    conductors: usize,
+    /// MariaDB server (a database staffeln_bench_<pid> is made and dropped).
+    #[arg(long, default_value = "mysql://root@127.0.0.1:3306")]
+    mysql: String,
+    /// `[conductor] poll_interval`, seconds.
+    #[arg(long, default_value_t = 10)]
+    poll_interval: u64,
+    // The conductor process's arguments (set by the benchmark).
+    #[arg(long, hide = true)]
+    conductor: Option<usize>,
+    #[arg(long, hide = true)]
+    db_url: Option<String>,
+    #[arg(long, hide = true)]
+    auth_url: Option<String>,
+    #[arg(long, hide = true)]
+    start: Option<DateTime<Utc>>,
+}
+
+fn settings(cli: &Cli, db_url: &str, auth_url: &str) -> Result<ConductorSettings, Box<dyn std::error::Error>> {
+    let mut conf = Config::default();
+    conf.conductor.poll_interval = cli.poll_interval;
+    // One cycle: the next is not due before this one ends.
+    conf.conductor.backup_service_period = 30 * 86_400;
+    conf.conductor.backup_min_interval = 30 * 86_400;
+    let mut s = ConductorSettings::from_config(&conf)?;
+    s.database = DbSettings::new(db_url);
+    s.openstack = Settings {
+        auth_url: Some(auth_url.to_owned()),
+        username: Some("staffeln".into()),
+        password: Some(Secret::new("staffeln-secret")),
+        project_name: Some("admin".into()),
+        ..Settings::default()
+    };
+    Ok(s)
+}
+
+/// The conductor process: its loops on an emulated clock; on stdin
+/// `advance <rfc3339>` (answered `settled` once every loop is parked again),
+/// `retention`, `digests` (answered `done <seconds>`) and `stop`.
+async fn conductor(cli: Cli, index: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let (Some(db_url), Some(auth_url), Some(start)) = (&cli.db_url, &cli.auth_url, cli.start) else {
+        return Err("--conductor needs --db-url, --auth-url and --start".into());
+    };
+    let s = settings(&cli, db_url, auth_url)?;
+    let db = Database::connect(&s.database)?;
+    let os = OpenStack::connect(&s.openstack).await?;
+    let clock = Clock::emulated(start);
+    let c = Conductor::new(format!("bench-{index}:{}", std::process::id()), db, os, s).with_clock(clock.clone());
+    let mailer = Arc::new(Mailer::new(NotifySettings::default())?);
+    let loops = Loops { mailer: mailer.clone(), report_period: Duration::days(1), wake: Arc::new(Notify::new()) };
+    let (trigger, _) = shutdown_channel();
+    let running = {
+        let (c, shutdown) = (c.clone(), trigger.subscribe());
+        tokio::spawn(async move { runner::run(&c, &loops, shutdown).await })
+    };
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(tokio::io::stdin()));
+    let mut out = std::io::stdout();
+    while let Some(line) = lines.next_line().await? {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("advance"), Some(at)) => {
+                clock.advance_to(at.parse()?);
+                clock.settled(2, StdDuration::from_secs(3600)).await?;
+                writeln!(out, "settled")?;
+            }
+            (Some("retention"), _) => {
+                let t = Instant::now();
+                let ran = c.run_retention(&c.settings.retention, true).await?;
+                writeln!(
+                    out,
+                    "done {:.3} {}",
+                    t.elapsed().as_secs_f64(),
+                    ran.map(|s| format!("{s:?}")).unwrap_or_default()
+                )?;
+            }
+            (Some("digests"), _) => {
+                let t = Instant::now();
+                let sent = c.send_reports(&mailer, Duration::days(1), true, None).await?;
+                writeln!(
+                    out,
+                    "done {:.3} {} projects",
+                    t.elapsed().as_secs_f64(),
+                    sent.delivered.len() + sent.failed.len()
+                )?;
+            }
+            (Some("stop"), _) => break,
+            _ => return Err(format!("unknown command {line:?}").into()),
+        }
+        out.flush()?;
+    }
+    trigger.trigger();
+    running.await?;
+    c.release_leases().await;
+    Ok(())
+}
+
+/// A conductor process as the driver sees it.
+struct Node {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Node {
+    fn ask(&mut self, line: &str) -> Result<String, Box<dyn std::error::Error>> {
+        writeln!(self.stdin, "{line}")?;
+        self.stdin.flush()?;
+        let mut answer = String::new();
+        if self.stdout.read_line(&mut answer)? == 0 {
+            return Err(format!("conductor {} exited while asked {line:?}", self.child.id()).into());
+        }
+        Ok(answer.trim().to_owned())
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "stop");
+        let _ = self.stdin.flush();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(StdDuration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Drops the benchmark's database at the end, also after an error.
+struct BenchDb {
+    server: Database,
+    name: String,
+}
+
+impl Drop for BenchDb {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = self.server.conn() {
+            let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS `{}`", self.name));
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Calls {
+    calls: BTreeMap<String, u64>,
+}
+
+#[derive(serde::Deserialize)]
+struct CloudClock {
+    now: DateTime<Utc>,
+}
+
+fn sum(calls: &BTreeMap<String, u64>, f: impl Fn(&str) -> bool) -> u64 {
+    calls.iter().filter(|(k, _)| f(k)).map(|(_, n)| n).sum()
+}
+
+fn diff(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after.iter().map(|(k, n)| (k.clone(), n - before.get(k).copied().unwrap_or(0))).filter(|(_, n)| *n > 0).collect()
+}
+
+async fn drive(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = std::env::temp_dir().join(format!("staffeln-bench-cycle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let scenario = fleet::fleet(cli.projects, cli.servers, cli.volumes, true);
+    println!(
+        "fleet: {} projects, {} flagged servers, {} volumes; backups take {} emulated s; {} conductors on MariaDB; \
+         poll_interval {} s",
+        cli.projects,
+        scenario.servers.len(),
+        scenario.volumes.len(),
+        cli.backup_seconds,
+        cli.conductors,
+        cli.poll_interval
+    );
+    let cloud = fleet::start_cloud(&scenario, &dir, &["--backup-seconds".into(), cli.backup_seconds.to_string()])?;
+    drop(scenario);
+
+    let name = format!("staffeln_bench_{}", std::process::id());
+    let db_url = format!("{}/{name}", cli.mysql.trim_end_matches('/'));
+    let bench_db = BenchDb { server: Database::connect(&DbSettings::new(cli.mysql.clone()))?, name };
+    create_database(&DbSettings::new(db_url.clone()))?;
+    let db = Database::connect(&DbSettings::new(db_url.clone()))?;
+    migrate::upgrade(&db)?;
+
+    let http = reqwest::Client::builder().timeout(StdDuration::from_secs(120)).build()?;
+    let cloud_now = || async {
+        Ok::<_, reqwest::Error>(
+            http.get(format!("{}/clock", cloud.control)).send().await?.json::<CloudClock>().await?.now,
+        )
+    };
+    let calls = || async {
+        Ok::<_, reqwest::Error>(http.get(format!("{}/calls", cloud.control)).send().await?.json::<Calls>().await?.calls)
+    };
+    let start = cloud_now().await?;
+    let exe = std::env::current_exe()?;
+    let mut nodes = Vec::new();
+    for i in 0..cli.conductors {
+        let mut child = Command::new(&exe)
+            .args(["--conductor", &i.to_string(), "--db-url", &db_url, "--auth-url", &cloud.auth_url])
+            .args(["--start", &start.to_rfc3339(), "--poll-interval", &cli.poll_interval.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdin = child.stdin.take().ok_or("no stdin")?;
+        let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+        nodes.push(Node { child, stdin, stdout });
+    }
+    let s = settings(&cli, &db_url, &cloud.auth_url)?;
+    let poll = Duration::from_std(s.poll_interval)?;
+    let due = s.backup_schedule.next_due(None, start).ok_or("no backup schedule")?;
+    http.delete(format!("{}/calls", cloud.control)).send().await?;
+
+    // Step the clocks one poll at a time until every backup is available
+    // and every server stamped.
+    let real = Instant::now();
+    let mut at = due;
+    let mut steps = 0_u64;
+    let (mut available_at, mut planned_calls) = (None, None);
+    let (ended_at, utilisation) = loop {
+        let lag = (at - cloud_now().await?).num_milliseconds();
+        if lag > 0 {
+            http.post(format!("{}/advance", cloud.control))
+                .json(&serde_json::json!({"seconds": lag as f64 / 1000.0}))
+                .send()
+                .await?;
+        }
+        for node in &mut nodes {
+            node.ask(&format!("advance {}", at.to_rfc3339()))?;
+        }
+        steps += 1;
+        let db_now = at.naive_utc();
+        let (active, due_stamps, open, finished) = {
+            let db = db.clone();
+            tokio::task::spawn_blocking(move || -> Result<_, staffeln::db::DbError> {
+                let mut c = db.conn()?;
+                Ok((
+                    tasks::active_volume_ids(&mut c)?.len(),
+                    stamps::due(&mut c, db_now)?.len(),
+                    tasks::open_cycles(&mut c, "backup")?.len(),
+                    tasks::latest_finished_cycle(&mut c, "backup")?,
+                ))
+            })
+            .await??
+        };
+        if planned_calls.is_none() {
+            planned_calls = Some(calls().await?);
+        }
+        if active == 0 && available_at.is_none() && finished.is_some() {
+            available_at = Some(at);
+        }
+        if active == 0 && due_stamps == 0 && open == 0 && finished.is_some() {
+            break (at, finished.and_then(|f| f.slot_utilisation));
+        }
+        if at - due > Duration::days(7) {
+            return Err(format!("after 7 emulated days, {active} tasks are still active").into());
+        }
+        at += poll;
+    };
+    let real_backup = real.elapsed();
+    let backup_calls = calls().await?;
+    let planned_calls = planned_calls.unwrap_or_default();
+
+    let t = Instant::now();
+    let retention = nodes[0].ask("retention")?;
+    let retention_real = t.elapsed();
+    let after_retention = calls().await?;
+    let digests = nodes[0].ask("digests")?;
+    let after_digests = calls().await?;
+
+    // Figures.
+    let (done, failed) = {
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || -> Result<_, staffeln::db::DbError> {
+            let mut c = db.conn()?;
+            Ok((
+                tasks::in_state(&mut c, staffeln::objects::TaskState::Done)?.len(),
+                tasks::in_state(&mut c, staffeln::objects::TaskState::Failed)?.len(),
+            ))
+        })
+        .await??
+    };
+    let cap = s.limits.overall.min(s.limits.per_az).max(1);
+    let ideal = (done as f64 / cap as f64).ceil() * cli.backup_seconds;
+    let cycle = (ended_at - due).num_milliseconds() as f64 / 1000.0;
+    let available = available_at.map(|a| (a - due).num_milliseconds() as f64 / 1000.0).unwrap_or(cycle);
+    println!("backups: {done} done, {failed} failed; {steps} polls");
+    println!(
+        "cycle (emulated): every backup available after {available:.0} s, every server stamped after {cycle:.0} s; \
+         ideal ceil({done} / {cap} slots) x {} s = {ideal:.0} s; ratio {:.3} (target <= 1.05)",
+        cli.backup_seconds,
+        cycle / ideal.max(1.0)
+    );
+    println!(
+        "slot utilisation (recorded for the metric): {}",
+        utilisation.map(|u| format!("{:.1}%", u * 100.0)).unwrap_or_else(|| "n/a".into())
+    );
+    println!(
+        "real time: backup phase {:.1} s, retention {:.1} s ({retention}), digests: {digests}",
+        real_backup.as_secs_f64(),
+        retention_real.as_secs_f64()
+    );
+    println!("API calls of the backup phase by endpoint:");
+    for (endpoint, n) in &backup_calls {
+        println!("  {n:>7}  {endpoint}");
+    }
+    let total = sum(&backup_calls, |_| true);
+    let discovery = sum(&planned_calls, |k| k.starts_with("GET ") && k.ends_with("/detail"));
+    let creates = sum(&backup_calls, |k| k.starts_with("POST ") && k.ends_with("/backups"));
+    let metadata = sum(&backup_calls, |k| k.contains("/metadata"));
+    let quota = sum(&backup_calls, |k| k.contains("os-quota-sets"));
+    let auth = sum(&backup_calls, |k| k.contains("/auth/tokens"));
+    let intervals = steps.saturating_sub(1);
+    let unavoidable = discovery + creates + metadata + quota + intervals;
+    println!(
+        "API calls: {total} total ({auth} token requests); unavoidable: discovery list pages {discovery} + creates \
+         {creates} + metadata writes {metadata} + quota reads {quota} + one poll per interval {intervals} = \
+         {unavoidable}; ratio {:.3} (target <= 1.05)",
+        total as f64 / unavoidable.max(1) as f64
+    );
+    println!("API calls of the retention run: {}", sum(&diff(&after_retention, &backup_calls), |_| true));
+    println!("API calls of the digests: {}", sum(&diff(&after_digests, &after_retention), |_| true));
+    for (i, node) in nodes.iter().enumerate() {
+        println!(
+            "conductor {i}: peak RSS {:.1} MiB (target < 64 MiB)",
+            fleet::peak_rss_kib(&node.child.id().to_string()) as f64 / 1024.0
+        );
+    }
+    drop(nodes);
+    drop(db);
+    drop(bench_db);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("staffeln-bench-cycle: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.conductor {
+        Some(index) => runtime.block_on(conductor(cli, index)),
+        None => runtime.block_on(drive(cli)),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("staffeln-bench-cycle: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,1 @@
+"""Staffeln's Horizon plugin: the project's volume backups, Staffeln's marked."""
