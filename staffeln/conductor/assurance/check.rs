@@ -63,7 +63,11 @@ impl Conductor {
     /// stores the result for staffeln-api's /metrics.
     pub async fn assess(&self) -> Result<Assessment, ConductorError> {
         let fleet = self.discover().await?;
-        let a = self.assess_fleet(&fleet, self.clock.now());
+        let last_cycle = self
+            .db_call(|c| crate::db::tasks::latest_finished_cycle(c, "backup"))
+            .await?
+            .and_then(|c| c.finished_at.map(|f| f - c.started_at));
+        let a = self.assess_fleet(&fleet, self.clock.now(), last_cycle);
         let at = a.at.naive_utc();
         let rpo: Vec<RpoRow> = a
             .rpo
@@ -93,13 +97,14 @@ impl Conductor {
     }
 
     /// Assesses a fleet read earlier: flagged volumes (not skipped) against
-    /// the schedule's period plus one cycle (`backup_cycle_timeout`), and
+    /// the schedule's period plus `last_cycle`, the newest finished backup
+    /// cycle's duration (see [`rpo::expected_period`]), and
     /// each project's quota against what a cycle adds (its flagged volumes)
     /// and what retention frees (Staffeln's backups at `retention_time`).
-    pub fn assess_fleet(&self, fleet: &Fleet, now: DateTime<Utc>) -> Assessment {
+    pub fn assess_fleet(&self, fleet: &Fleet, now: DateTime<Utc>, last_cycle: Option<Duration>) -> Assessment {
         let s = &self.settings;
         let period = schedule_period(&s.backup_schedule, now);
-        let expected = rpo::expected_period(period, s.wait.timeout);
+        let expected = rpo::expected_period(period, last_cycle);
         let mut volumes = Vec::new();
         let mut per_cycle: BTreeMap<ProjectId, Growth> = BTreeMap::new();
         let mut seen = std::collections::HashSet::new();

@@ -60,9 +60,11 @@ impl RpoStatus {
     }
 }
 
-/// The expected period: the schedule's period plus one cycle.
-pub fn expected_period(schedule_period: Duration, cycle: Duration) -> Duration {
-    schedule_period + cycle
+/// The expected period: the schedule's period plus the duration of the
+/// newest finished backup cycle (how long a cycle takes to reach every
+/// volume). Before any cycle finished, one more period stands in for it.
+pub fn expected_period(schedule_period: Duration, last_cycle: Option<Duration>) -> Duration {
+    schedule_period + last_cycle.map_or(schedule_period, |c| c.max(Duration::zero()))
 }
 
 /// Each volume's status at `now` against `expected` (see [`expected_period`]).
@@ -150,9 +152,21 @@ mod tests {
     }
 
     #[test]
+    fn the_expected_period_is_the_period_plus_the_newest_cycle_or_two_periods_before_any() {
+        let period = Duration::minutes(30);
+        assert_eq!(expected_period(period, Some(Duration::minutes(7))), Duration::minutes(37));
+        assert_eq!(expected_period(period, Some(Duration::zero())), period);
+        assert_eq!(expected_period(period, None), Duration::hours(1));
+        // A clock step backwards never shortens the period below the schedule.
+        assert_eq!(expected_period(period, Some(Duration::minutes(-5))), period);
+        // A cycle longer than the period is counted whole.
+        assert_eq!(expected_period(period, Some(Duration::hours(2))), Duration::minutes(150));
+    }
+
+    #[test]
     fn a_volume_is_within_until_its_newest_good_backup_is_older_than_period_plus_a_cycle() {
         let now = DateTime::<Utc>::UNIX_EPOCH + Duration::days(100);
-        let expected = expected_period(Duration::hours(24), Duration::hours(1));
+        let expected = expected_period(Duration::hours(24), Some(Duration::hours(1)));
         assert_eq!(expected, Duration::hours(25));
         let volumes = [
             vol("fresh", Some(2), None),
