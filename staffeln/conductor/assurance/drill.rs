@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
+use crate::conductor::retention::plan::RetentionAction;
 use crate::objects::{Backup, BackupId, BackupStatus, ProjectId, VolumeId, VolumeStatus};
 
 /// The caps of one drill run.
@@ -125,6 +126,12 @@ pub fn judge(expected_gb: u64, seen: Option<(&VolumeStatus, u64)>) -> DrillResul
     }
 }
 
+/// The volumes retention is about to rotate: those its plan deletes a
+/// backup of (each `(volume, action)` of the plan's decisions).
+pub fn rotating<'a>(plan: impl IntoIterator<Item = (&'a VolumeId, RetentionAction)>) -> HashSet<VolumeId> {
+    plan.into_iter().filter(|(_, a)| *a == RetentionAction::Delete).map(|(v, _)| v.clone()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,5 +203,18 @@ mod tests {
             Some("the restored volume is error_restoring, not available")
         );
         assert_eq!(judge(10, None).as_str(), "failed");
+    }
+
+    #[test]
+    fn the_volumes_retention_deletes_from_are_rotating_the_kept_and_skipped_not() {
+        let (va, vb, vc) = (VolumeId("va".into()), VolumeId("vb".into()), VolumeId("vc".into()));
+        let plan = [
+            (&va, RetentionAction::Keep),
+            (&va, RetentionAction::Delete),
+            (&vb, RetentionAction::Keep),
+            (&vc, RetentionAction::Skip),
+        ];
+        assert_eq!(rotating(plan), HashSet::from([va.clone()]));
+        assert!(rotating([]).is_empty());
     }
 }

@@ -59,14 +59,20 @@ pub async fn assurance_loop(conductor: Conductor, mut shutdown: Shutdown) {
             && now >= at
         {
             let a = &conductor.settings.assurance;
-            // Volumes retention is deleting from are left out by the sample
-            // (a backup `deleting`); none is named as rotating beyond that.
-            let rotating = std::collections::HashSet::new();
-            let work = conductor.run_drills(a.drill_caps, &rotating, a.drill_timeout);
-            match conductor.with_lease(ASSURANCE_LEASE, token, ttl, work).await {
-                Some(Ok(reports)) => info!("restore drill: {} backups restored and checked", reports.len()),
-                Some(Err(err)) => warn!("restore drill failed: {err}"),
-                None => warn!("restore drill: lost the assurance lease"),
+            // Volumes retention's plan deletes from now are rotating: the
+            // sample leaves out their only good backup. Without the plan no
+            // drill runs (fail closed).
+            match conductor.retention_preview(&conductor.settings.retention, None).await {
+                Ok(plan) => {
+                    let rotating = super::drill::rotating(plan.iter().map(|d| (&d.volume_id, d.action)));
+                    let work = conductor.run_drills(a.drill_caps, &rotating, a.drill_timeout);
+                    match conductor.with_lease(ASSURANCE_LEASE, token, ttl, work).await {
+                        Some(Ok(reports)) => info!("restore drill: {} backups restored and checked", reports.len()),
+                        Some(Err(err)) => warn!("restore drill failed: {err}"),
+                        None => warn!("restore drill: lost the assurance lease"),
+                    }
+                }
+                Err(err) => warn!("restore drill skipped: cannot read retention's plan: {err}"),
             }
             next_drill = a.drill_period.map(|p| clock.now() + p);
         }
