@@ -91,6 +91,19 @@ async fn a_simulated_month_shows_compliance_and_warns_of_the_quota_before_it_is_
         one_cycle(&sim).await;
         let c = &sim.conductors[0];
         let a = c.assess().await.expect("assessment");
+        let cycle = c
+            .db_call(|conn| staffeln::db::tasks::latest_finished_cycle(conn, "backup"))
+            .await
+            .expect("cycles")
+            .expect("a finished cycle");
+        let took = cycle.finished_at.expect("finished") - cycle.started_at;
+        assert!(took < Duration::hours(12), "a cycle, not backup_cycle_timeout: {took}");
+        // (A negative duration, a clock step between the two stamps, counts as 0.)
+        assert_eq!(
+            a.expected,
+            Duration::days(1) + took.max(Duration::zero()),
+            "the period plus the newest cycle's duration, not backup_cycle_timeout"
+        );
         let all = a.compliance();
         let quota = c.os.backup_quota(&p1).await.expect("quota");
         let made_today = sim_backups_made_since(&sim, &p1, sim.clock.now() - Duration::hours(20)).await;
