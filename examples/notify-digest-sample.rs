@@ -73,6 +73,7 @@ fn sample() -> ProjectBackups {
         backups_quota: Some(Quota { limit: 50, in_use: 41, reserved: 0 }),
         gigabytes_quota: Some(Quota { limit: 2000, in_use: 1100, reserved: 0 }),
         member_emails: vec![],
+        assurance: None,
     }
 }
 

@@ -190,6 +190,8 @@ fn api(w: &mut World, ctx: &Ctx, req: &Req, rest: &[&str]) -> Resp {
         ["backups", id] if m == Method::PUT && ctx.mv.at_least(3, 9) => update_backup(w, ctx, req, id),
         ["backups", id] if m == Method::DELETE => delete_backup(w, ctx, id, false),
         ["backups", id, "action"] if m == Method::POST => backup_action(w, ctx, req, id),
+        ["backups", id, "restore"] if m == Method::POST => restore_backup(w, ctx, req, id),
+        ["volumes", id] if m == Method::DELETE => delete_volume(w, ctx, id),
         ["backups", id, "export_record"] if m == Method::GET => export_record(w, ctx, id),
         ["os-services"] if m == Method::GET => list_services(w, ctx, req),
         ["os-quota-sets", target] if m == Method::GET => show_quota(w, ctx, req, target),
@@ -824,6 +826,7 @@ fn create_backup(w: &mut World, ctx: &Ctx, req: &Req) -> Resp {
             updated_at: now,
             data_timestamp: now,
             pending: Some((Pending::Create, due)),
+            restore_volume_id: None,
         },
     );
     Resp::json(202, &json!({"backup": {"id": id, "name": name, "links": ctx.links("backups", &id)}}))
@@ -900,6 +903,153 @@ fn delete_backup(w: &mut World, ctx: &Ctx, id: &str, force: bool) -> Resp {
         b.status = "deleting".into();
         b.updated_at = now;
         b.pending = Some((Pending::Delete, due));
+    }
+    Resp::empty(202)
+}
+
+// ---------------------------------------------------------------- restore
+
+/// `POST /backups/{id}/restore` (cinder/api/contrib/backups.py `restore`,
+/// cinder/backup/api.py `restore`): into a new volume of the backup's size
+/// (charged to the caller's project) or into an `available` volume at least
+/// that large. The backup goes `restoring`, the volume `restoring-backup`,
+/// and both come back when the restore is done.
+fn restore_backup(w: &mut World, ctx: &Ctx, req: &Req, id: &str) -> Resp {
+    let Some(body) = req.json() else {
+        return bad("Malformed request body");
+    };
+    let Some(obj) = body.as_object() else {
+        return bad(format!("{} is not of type 'object'", py_repr(&body)));
+    };
+    if let Some(k) = obj.keys().find(|k| *k != "restore") {
+        return bad(format!("Additional properties are not allowed ('{k}' was unexpected)"));
+    }
+    let Some(raw) = obj.get("restore") else {
+        return bad("'restore' is a required property");
+    };
+    let empty = Map::new();
+    let restore = match raw {
+        Value::Null => &empty,
+        Value::Object(o) => o,
+        other => return schema_error("restore", other, &format!("{} is not of type 'object', 'null'", py_repr(other))),
+    };
+    if let Some(k) = restore.keys().find(|k| *k != "volume_id" && *k != "name") {
+        return schema_error("restore", raw, &format!("Additional properties are not allowed ('{k}' was unexpected)"));
+    }
+    let volume_id = match restore.get("volume_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if is_uuid(s) => Some(s.clone()),
+        Some(v @ Value::String(_)) => return schema_error("volume_id", v, &format!("{} is not a 'uuid'", py_repr(v))),
+        Some(v) => {
+            return schema_error("volume_id", v, &format!("{} is not of type 'string', 'null'", py_repr(v)));
+        }
+    };
+    let name = match optional_text(restore, "name") {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let Some(backup) = visible_backup(w, ctx, id) else {
+        return not_found(format!("Backup {id} could not be found."));
+    };
+    if backup.status != "available" {
+        return bad("Invalid backup: Backup status must be available");
+    }
+    let size = backup.size;
+    let now = w.now();
+    let target = match volume_id {
+        None => {
+            let (count, gigabytes) = w.volume_usage(&ctx.project);
+            let q = w.quota(&ctx.project);
+            if q.gigabytes >= 0 && q.gigabytes < gigabytes + size {
+                return over_limit(format!(
+                    "VolumeSizeExceedsAvailableQuota: Requested volume or snapshot exceeds allowed gigabytes quota. \
+                     Requested {size}G, quota is {}G and {gigabytes}G has been consumed.",
+                    q.gigabytes
+                ));
+            }
+            if q.volumes >= 0 && q.volumes < count + 1 {
+                return over_limit(format!(
+                    "VolumeLimitExceeded: Maximum number of volumes allowed ({}) exceeded for quota 'volumes'.",
+                    q.volumes
+                ));
+            }
+            let vid = w.new_uuid();
+            let name = name.unwrap_or_else(|| format!("restore_backup_{id}"));
+            w.volumes.insert(
+                vid.clone(),
+                Volume {
+                    id: vid.clone(),
+                    project_id: ctx.project.clone(),
+                    user_id: ctx.token.user_id.clone(),
+                    name: Some(name),
+                    size,
+                    status: "available".into(),
+                    previous_status: None,
+                    metadata: BTreeMap::new(),
+                    availability_zone: "nova".into(),
+                    bootable: false,
+                    multiattach: false,
+                    attachments: Vec::new(),
+                    created_at: now,
+                    updated_at: now,
+                    delete_due: None,
+                },
+            );
+            vid
+        }
+        Some(vid) => {
+            let Some(volume) = visible_volume(w, ctx, &vid) else {
+                return not_found(format!("Volume {vid} could not be found."));
+            };
+            if volume.status != "available" {
+                return bad("Invalid volume: Volume to be restored to must be available");
+            }
+            if size > volume.size {
+                return bad(format!(
+                    "Invalid volume: volume size {} is too small to restore backup of size {size}.",
+                    volume.size
+                ));
+            }
+            vid
+        }
+    };
+    let due = now + w.timing.backup_duration;
+    let mut volume_name = Value::Null;
+    if let Some(v) = w.volumes.get_mut(&target) {
+        v.status = "restoring-backup".into();
+        v.updated_at = now;
+        volume_name = json!(v.name);
+    }
+    if let Some(b) = w.backups.get_mut(id) {
+        b.status = "restoring".into();
+        b.updated_at = now;
+        b.pending = Some((Pending::Restore, due));
+        b.restore_volume_id = Some(target.clone());
+    }
+    Resp::json(202, &json!({"restore": {"backup_id": id, "volume_id": target, "volume_name": volume_name}}))
+}
+
+/// `DELETE /volumes/{id}` (202): `deleting`, then gone once the emulated
+/// delete time has passed. Refused for attached volumes and busy statuses,
+/// with cinder/volume/api.py's text.
+fn delete_volume(w: &mut World, ctx: &Ctx, id: &str) -> Resp {
+    let Some(v) = visible_volume(w, ctx, id) else {
+        return not_found(format!("Volume {id} could not be found."));
+    };
+    let deletable = ["available", "error", "error_restoring", "error_extending", "error_managing"];
+    if !deletable.contains(&v.status.as_str()) || !v.attachments.is_empty() {
+        return bad(
+            "Invalid volume: Volume status must be available or error or error_restoring or error_extending or \
+             error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a \
+             transfer, or be disassociated from snapshots after volume transfer.",
+        );
+    }
+    let now = w.now();
+    let due = now + w.timing.delete_duration;
+    if let Some(v) = w.volumes.get_mut(id) {
+        v.status = "deleting".into();
+        v.updated_at = now;
+        v.delete_due = Some(due);
     }
     Resp::empty(202)
 }
@@ -1040,6 +1190,7 @@ fn import_record(w: &mut World, ctx: &Ctx, req: &Req) -> Resp {
             updated_at: now,
             data_timestamp: now,
             pending: Some((Pending::Create, due)),
+            restore_volume_id: None,
         },
     );
     Resp::json(201, &json!({"backup": {"id": id, "name": name, "links": ctx.links("backups", &id)}}))

@@ -96,6 +96,26 @@ impl Control {
         self.world().delete_outcomes.insert(volume_id.map(str::to_owned), outcome);
     }
 
+    /// Outcome of restores, by the backed-up volume's id or (`None`) for
+    /// all: `Error` leaves the new volume `error_restoring`.
+    pub fn set_restore_outcome(&self, volume_id: Option<&str>, outcome: BackupOutcome) {
+        self.world().restore_outcomes.insert(volume_id.map(str::to_owned), outcome);
+    }
+
+    /// Volumes of a project (ids), e.g. to find the ones restores made.
+    pub fn volume_ids(&self, project_id: &str) -> Vec<String> {
+        let w = self.world();
+        let mut ids: Vec<String> =
+            w.volumes.values().filter(|v| v.project_id == project_id).map(|v| v.id.clone()).collect();
+        ids.sort();
+        ids
+    }
+
+    /// Size (GiB) of a volume; `None` once it is gone.
+    pub fn volume_size(&self, id: &str) -> Option<i64> {
+        self.world().volumes.get(id).map(|v| v.size)
+    }
+
     /// Runs the backup transitions that are due now; returns how many ran.
     pub fn tick(&self) -> usize {
         self.world().tick(false)
@@ -349,7 +369,11 @@ pub(crate) fn handle(control: &Control, req: &Req, rest: &[&str]) -> Resp {
                     control.set_delete_outcome(b.volume_id.as_deref(), b.outcome);
                     Resp::empty(204)
                 }
-                Ok(_) => bad("operation is create or delete"),
+                Ok(b) if b.operation == "restore" => {
+                    control.set_restore_outcome(b.volume_id.as_deref(), b.outcome);
+                    Resp::empty(204)
+                }
+                Ok(_) => bad("operation is create, delete or restore"),
                 Err(e) => bad(&format!("invalid outcome: {e}")),
             }
         }

@@ -86,6 +86,8 @@ pub(crate) struct Volume {
     pub attachments: Vec<Attachment>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When a `deleting` volume is gone.
+    pub delete_due: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +119,8 @@ pub(crate) struct Backup {
     pub updated_at: DateTime<Utc>,
     pub data_timestamp: DateTime<Utc>,
     pub pending: Option<(Pending, DateTime<Utc>)>,
+    /// The volume a running restore writes to.
+    pub restore_volume_id: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -164,6 +168,8 @@ pub(crate) struct World {
     /// Backup outcomes per volume id; `None` is the default for all volumes.
     pub create_outcomes: HashMap<Option<String>, BackupOutcome>,
     pub delete_outcomes: HashMap<Option<String>, BackupOutcome>,
+    /// Restore outcomes per backed-up volume id.
+    pub restore_outcomes: HashMap<Option<String>, BackupOutcome>,
     pub faults: Vec<(u64, Fault)>,
     pub next_fault_id: u64,
     pub calls: BTreeMap<String, u64>,
@@ -337,6 +343,7 @@ impl World {
                     attachments: Vec::new(),
                     created_at: created,
                     updated_at: created,
+                    delete_due: None,
                 },
             );
         }
@@ -457,6 +464,7 @@ impl World {
                     updated_at: created,
                     data_timestamp: created,
                     pending,
+                    restore_volume_id: None,
                 },
             );
         }
@@ -476,6 +484,7 @@ impl World {
             rng,
             create_outcomes: HashMap::new(),
             delete_outcomes: HashMap::new(),
+            restore_outcomes: HashMap::new(),
             faults: Vec::new(),
             next_fault_id: 1,
             calls: BTreeMap::new(),
@@ -538,6 +547,11 @@ impl World {
         table.get(&Some(volume_id.to_owned())).or_else(|| table.get(&None)).cloned().unwrap_or(BackupOutcome::Succeed)
     }
 
+    fn restore_outcome(&self, volume_id: &str) -> BackupOutcome {
+        let table = &self.restore_outcomes;
+        table.get(&Some(volume_id.to_owned())).or_else(|| table.get(&None)).cloned().unwrap_or(BackupOutcome::Succeed)
+    }
+
     /// Runs every pending backup transition that is due (all of them when
     /// `everything`); returns how many backups changed.
     pub fn tick(&mut self, everything: bool) -> usize {
@@ -553,6 +567,16 @@ impl World {
             if self.step(&id, now) {
                 changed += 1;
             }
+        }
+        let gone: Vec<String> = self
+            .volumes
+            .values()
+            .filter(|v| v.delete_due.is_some_and(|at| everything || at <= now))
+            .map(|v| v.id.clone())
+            .collect();
+        for id in gone {
+            self.volumes.remove(&id);
+            changed += 1;
         }
         changed
     }
@@ -628,12 +652,24 @@ impl World {
                 }
             },
             Pending::Restore => {
+                let failure = match self.restore_outcome(&volume_id) {
+                    BackupOutcome::Stick => return false,
+                    BackupOutcome::Succeed => None,
+                    BackupOutcome::Error { reason } | BackupOutcome::ErrorDeleting { reason } => Some(reason),
+                };
                 let Some(b) = self.backups.get_mut(id) else {
                     return false;
                 };
                 b.pending = None;
                 b.status = "available".into();
                 b.updated_at = now;
+                let target = b.restore_volume_id.take();
+                if let Some(v) = target.and_then(|t| self.volumes.get_mut(&t))
+                    && v.status == "restoring-backup"
+                {
+                    v.status = if failure.is_some() { "error_restoring" } else { "available" }.into();
+                    v.updated_at = now;
+                }
                 true
             }
         }

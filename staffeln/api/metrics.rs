@@ -17,6 +17,13 @@
 //! | `staffeln_last_backup_cycle_duration_seconds` | gauge | newest finished backup cycle (`cycles`) |
 //! | `staffeln_last_backup_cycle_finished_timestamp_seconds` | gauge | the same cycle's end |
 //! | `staffeln_last_backup_cycle_slot_utilisation` | gauge | the same cycle: seconds its backups ran, summed, over (slots the limits allow at once × its duration), 0 to 1 |
+//! | `staffeln_volume_last_success_timestamp_seconds{project_id,volume_id}` | gauge | `rpo_status`: newest good backup at the last assessment |
+//! | `staffeln_volume_within_rpo{project_id,volume_id}` | gauge | `rpo_status`: 1 within, 0 out of RPO |
+//! | `staffeln_project_rpo_compliance{project_id}` | gauge | `rpo_status`: share of the project's flagged volumes within RPO |
+//! | `staffeln_quota_exhaustion_days{project_id,quota}` | gauge | `quota_projections`: days from the assessment to the projected exhaustion |
+//! | `staffeln_quota_warning{project_id}` | gauge | `quota_projections`: 1 when that is within `quota_warning_horizon` |
+//! | `staffeln_restore_drills{result}` | gauge | `restore_drills`: drills recorded, `passed` and `failed` |
+//! | `staffeln_restore_drill_last_duration_seconds` | gauge | `restore_drills`: the newest drill's duration |
 //!
 //! The database series are gauges: they follow the tables, which the
 //! conductor may prune.
@@ -52,6 +59,11 @@ pub struct DbStats {
     pub projects_without_role: Vec<String>,
     /// `(project_id, backups being created that look stuck)`.
     pub stuck_by_project: Vec<(String, i64)>,
+    /// The newest assessment (`rpo_status`, `quota_projections`).
+    pub rpo: Vec<crate::db::assurance::RpoRow>,
+    pub quotas: Vec<crate::db::assurance::QuotaRow>,
+    /// `(passed, failed)` drills and the newest one's duration.
+    pub drills: (i64, i64, Option<i64>),
 }
 
 fn read_db(conn: &mut crate::db::AnyConnection) -> Result<DbStats, DbError> {
@@ -67,6 +79,9 @@ fn read_db(conn: &mut crate::db::AnyConnection) -> Result<DbStats, DbError> {
         last_cycle,
         projects_without_role,
         stuck_by_project: tasks::stuck_by_project(conn)?,
+        rpo: crate::db::assurance::rpo(conn)?,
+        quotas: crate::db::assurance::quotas(conn)?,
+        drills: crate::db::restore_drills::summary(conn)?,
     })
 }
 
@@ -174,6 +189,7 @@ pub fn render(counters: &Snapshot, db: Option<&DbStats>) -> String {
     for (state, n) in &by_state {
         let _ = writeln!(out, "staffeln_queue_tasks{{state=\"{}\"}} {n}", label(state));
     }
+    render_assurance(&mut out, db);
     if let Some(cycle) = &db.last_cycle
         && let Some(finished) = cycle.finished_at
     {
@@ -204,6 +220,90 @@ pub fn render(counters: &Snapshot, db: Option<&DbStats>) -> String {
         }
     }
     out
+}
+
+/// RPO, quota foresight and restore drills.
+fn render_assurance(out: &mut String, db: &DbStats) {
+    header(
+        out,
+        "staffeln_volume_last_success_timestamp_seconds",
+        "gauge",
+        "Newest good backup of a flagged volume at the last assessment, in Unix seconds.",
+    );
+    for r in &db.rpo {
+        if let Some(at) = r.last_success {
+            let _ = writeln!(
+                out,
+                "staffeln_volume_last_success_timestamp_seconds{{project_id=\"{}\",volume_id=\"{}\"}} {}",
+                label(&r.project_id),
+                label(&r.volume_id),
+                at.and_utc().timestamp()
+            );
+        }
+    }
+    header(
+        out,
+        "staffeln_volume_within_rpo",
+        "gauge",
+        "1 when a flagged volume's newest good backup is within its expected period.",
+    );
+    let mut by_project: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for r in &db.rpo {
+        let _ = writeln!(
+            out,
+            "staffeln_volume_within_rpo{{project_id=\"{}\",volume_id=\"{}\"}} {}",
+            label(&r.project_id),
+            label(&r.volume_id),
+            u8::from(r.within_rpo)
+        );
+        let e = by_project.entry(&r.project_id).or_default();
+        e.0 += u64::from(r.within_rpo);
+        e.1 += 1;
+    }
+    header(
+        out,
+        "staffeln_project_rpo_compliance",
+        "gauge",
+        "Share of a project's flagged volumes within RPO (0 to 1).",
+    );
+    for (project, (within, total)) in &by_project {
+        let ratio = if *total == 0 { 1.0 } else { *within as f64 / *total as f64 };
+        let _ = writeln!(out, "staffeln_project_rpo_compliance{{project_id=\"{}\"}} {ratio}", label(project));
+    }
+    header(
+        out,
+        "staffeln_quota_exhaustion_days",
+        "gauge",
+        "Days from the last assessment until a project's backup quota is projected to run out.",
+    );
+    for q in &db.quotas {
+        if let (Some(quota), Some(at)) = (&q.quota, q.exhausted_at) {
+            let days = (at - q.assessed_at).num_seconds().max(0) as f64 / 86_400.0;
+            let _ = writeln!(
+                out,
+                "staffeln_quota_exhaustion_days{{project_id=\"{}\",quota=\"{}\"}} {days:.2}",
+                label(&q.project_id),
+                label(quota)
+            );
+        }
+    }
+    header(
+        out,
+        "staffeln_quota_warning",
+        "gauge",
+        "1 when a project's backup quota is projected to run out within quota_warning_horizon.",
+    );
+    for q in &db.quotas {
+        let _ = writeln!(out, "staffeln_quota_warning{{project_id=\"{}\"}} {}", label(&q.project_id), u8::from(q.warn));
+    }
+    header(out, "staffeln_restore_drills", "gauge", "Restore drills recorded, by result.");
+    let (passed, failed, last) = db.drills;
+    let _ = writeln!(out, "staffeln_restore_drills{{result=\"passed\"}} {passed}");
+    let _ = writeln!(out, "staffeln_restore_drills{{result=\"failed\"}} {failed}");
+    if let Some(secs) = last {
+        header(out, "staffeln_restore_drill_last_duration_seconds", "gauge", "Duration of the newest restore drill.");
+        let _ = writeln!(out, "staffeln_restore_drill_last_duration_seconds {secs}");
+    }
 }
 
 /// `/metrics`.
@@ -271,6 +371,32 @@ mod tests {
             }),
             projects_without_role: vec!["p3".into()],
             stuck_by_project: vec![("p2".into(), 1)],
+            rpo: vec![
+                crate::db::assurance::RpoRow {
+                    project_id: "p1".into(),
+                    volume_id: "v1".into(),
+                    last_success: Some(at),
+                    within_rpo: true,
+                    reason: None,
+                    assessed_at: at,
+                },
+                crate::db::assurance::RpoRow {
+                    project_id: "p1".into(),
+                    volume_id: "v2".into(),
+                    last_success: None,
+                    within_rpo: false,
+                    reason: Some("no good backup yet".into()),
+                    assessed_at: at,
+                },
+            ],
+            quotas: vec![crate::db::assurance::QuotaRow {
+                project_id: "p1".into(),
+                quota: Some("backups".into()),
+                exhausted_at: Some(at + TimeDelta::hours(36)),
+                warn: true,
+                assessed_at: at,
+            }],
+            drills: (4, 1, Some(42)),
         };
         let text = render(&c.snapshot(), Some(&db));
         for line in [
@@ -293,6 +419,13 @@ mod tests {
             "staffeln_backups_stuck{project_id=\"p2\"} 1",
             "staffeln_last_backup_cycle_duration_seconds 1.5",
             "staffeln_last_backup_cycle_slot_utilisation 0.875",
+            "staffeln_volume_within_rpo{project_id=\"p1\",volume_id=\"v2\"} 0",
+            "staffeln_volume_last_success_timestamp_seconds{project_id=\"p1\",volume_id=\"v1\"} 1795600800",
+            "staffeln_project_rpo_compliance{project_id=\"p1\"} 0.5",
+            "staffeln_quota_exhaustion_days{project_id=\"p1\",quota=\"backups\"} 1.50",
+            "staffeln_quota_warning{project_id=\"p1\"} 1",
+            "staffeln_restore_drills{result=\"failed\"} 1",
+            "staffeln_restore_drill_last_duration_seconds 42",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }

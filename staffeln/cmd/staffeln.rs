@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
-use staffeln::conductor::rpcapi::{ApiError, BackupTriggered, ConductorApi, Pong, ReportSent, Status, TaskInfo};
+use staffeln::conductor::rpcapi::{
+    ApiError, BackupTriggered, ConductorApi, DrillInfo, Pong, ReportSent, Status, TaskInfo,
+};
 use staffeln::conf::{self, Config, OsloArgs};
 use staffeln::objects::TaskState;
 use staffeln::rpc::{Context, RpcError, RpcSettings, Transport};
@@ -64,6 +66,31 @@ enum Command {
     Task(TaskCommand),
     /// Checks that a conductor answers.
     Ping,
+    /// Restores a Staffeln backup into a new volume in the backup's project
+    /// (through Cinder's restore API, as the project's own users restore).
+    /// Prints the new volume; it is `restoring-backup` until Cinder is done.
+    Restore {
+        /// The backup's id.
+        #[arg(value_name = "BACKUP")]
+        backup: String,
+        /// The new volume's name (default: Cinder's restore_backup_<id>).
+        #[arg(long, value_name = "NAME")]
+        volume_name: Option<String>,
+    },
+    /// Restore drills (`[conductor] restore_drill_period`).
+    #[command(subcommand, name = "restore-drill")]
+    RestoreDrill(DrillCommand),
+}
+
+#[derive(Subcommand)]
+enum DrillCommand {
+    /// Lists recorded restore drills, newest first.
+    List {
+        #[arg(long, value_name = "PROJECT_ID")]
+        project: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -226,6 +253,18 @@ async fn execute(
         Command::Retention(RetentionCommand::Trigger { dry_run, project }) => {
             ok(show_any(api.retention_now(ctx, project.as_deref(), *dry_run).await?))
         }
+        Command::Restore { backup, volume_name } => {
+            let r = api.restore_backup(ctx, backup, volume_name.as_deref()).await?;
+            ok(Output::Show(vec![
+                field("backup_id", r.backup_id),
+                field("volume_id", r.volume_id),
+                field("volume_name", r.volume_name),
+                field("project_id", r.project_id),
+            ]))
+        }
+        Command::RestoreDrill(DrillCommand::List { project, limit }) => {
+            ok(list_drills(&api.list_restore_drills(ctx, project.as_deref(), Some(*limit)).await?))
+        }
         Command::Report(ReportCommand::Send { project }) => {
             let sent = api.report_now(ctx, project.as_deref()).await?;
             let code = if sent.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
@@ -311,6 +350,35 @@ fn list_tasks(tasks: &[TaskInfo]) -> Output {
                 json!(t.backup_id),
                 json!(t.finished_at),
                 json!(t.reason),
+            ]
+        })
+        .collect();
+    Output::List { columns: columns.iter().map(|c| (*c).to_owned()).collect(), rows }
+}
+
+fn list_drills(drills: &[DrillInfo]) -> Output {
+    let columns = [
+        "finished_at",
+        "result",
+        "project_id",
+        "volume_id",
+        "backup_id",
+        "scratch_volume_id",
+        "duration_secs",
+        "message",
+    ];
+    let rows = drills
+        .iter()
+        .map(|d| {
+            vec![
+                json!(d.finished_at),
+                json!(d.result),
+                json!(d.project_id),
+                json!(d.volume_id),
+                json!(d.backup_id),
+                json!(d.scratch_volume_id),
+                json!(d.duration_secs),
+                json!(d.message),
             ]
         })
         .collect();

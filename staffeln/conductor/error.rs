@@ -20,6 +20,9 @@ pub enum ConductorError {
     /// The digest mailer cannot be set up (its CA file cannot be read).
     #[error(transparent)]
     Mail(Box<MailError>),
+    /// A restore of a backup Staffeln did not make (no metadata mark, no row).
+    #[error("backup {backup} was not made by Staffeln: restore it through Cinder (openstack volume backup restore)")]
+    NotStaffelns { backup: String },
     #[error("database work did not finish")]
     Join(#[from] tokio::task::JoinError),
 }

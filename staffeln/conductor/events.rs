@@ -19,10 +19,10 @@
 //! default driver (none, or `noop`) nothing is queued and no connection is
 //! opened.
 
-use std::collections::BTreeMap;
-
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -38,6 +38,12 @@ pub const BACKUP_CREATE_STUCK: &str = "staffeln.backup.create.stuck";
 pub const BACKUP_CREATE_UNFINISHED: &str = "staffeln.backup.create.unfinished";
 pub const BACKUP_DELETE_END: &str = "staffeln.backup.delete.end";
 pub const CYCLE_END: &str = "staffeln.cycle.end";
+/// A flagged volume's newest good backup is older than its expected period.
+pub const RPO_MISSED: &str = "staffeln.rpo.missed";
+/// A volume that was out of its RPO is back within it.
+pub const RPO_RESTORED: &str = "staffeln.rpo.restored";
+/// A project's backup quota is projected to run out within the horizon.
+pub const QUOTA_PROJECTED: &str = "staffeln.quota.exhaustion.projected";
 
 /// Events waiting for the broker; more are dropped.
 const QUEUE: usize = 1024;
@@ -306,6 +312,41 @@ impl Events {
             summary: summary.to_owned(),
         };
         self.emit(Priority::Info, CYCLE_END, p);
+    }
+}
+
+impl Events {
+    /// `staffeln.rpo.missed` (`missed`) or `staffeln.rpo.restored`.
+    pub fn rpo(
+        &self,
+        missed: bool,
+        project_id: &str,
+        volume_id: &str,
+        last_success: Option<DateTime<Utc>>,
+        reason: &str,
+    ) {
+        let p = serde_json::json!({
+            "project_id": project_id,
+            "volume_id": volume_id,
+            "last_success": last_success.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            "reason": (!reason.is_empty()).then_some(reason),
+        });
+        if missed {
+            self.emit(Priority::Warn, RPO_MISSED, p);
+        } else {
+            self.emit(Priority::Info, RPO_RESTORED, p);
+        }
+    }
+
+    /// `staffeln.quota.exhaustion.projected`.
+    pub fn quota_projected(&self, project_id: &str, quota: &str, at: DateTime<Utc>, message: &str) {
+        let p = serde_json::json!({
+            "project_id": project_id,
+            "quota": quota,
+            "exhausted_at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "message": message,
+        });
+        self.emit(Priority::Warn, QUOTA_PROJECTED, p);
     }
 }
 

@@ -280,6 +280,53 @@ impl Manager {
     }
 }
 
+/// Restores and drills (1.2), kept apart from the cycle methods.
+impl Manager {
+    async fn restore_backup(self: Arc<Self>, call: Call) -> Result<Value, RpcFailure> {
+        let args: rpcapi::RestoreBackupArgs = call.args()?;
+        let id = non_empty("backup_id", Some(args.backup_id))?.unwrap_or_default();
+        let name = non_empty("name", args.name)?;
+        let id = crate::objects::BackupId(id);
+        match self.conductor.restore_backup(&id, name.as_deref()).await {
+            Ok((r, project)) => reply(&rpcapi::RestoreStarted {
+                backup_id: r.backup_id.0,
+                volume_id: r.volume_id.0,
+                volume_name: r.volume_name,
+                project_id: project.0,
+            }),
+            Err(err @ ConductorError::NotStaffelns { .. }) => Err(invalid(err.to_string())),
+            Err(err) => Err(failed("restore_backup", &err)),
+        }
+    }
+
+    async fn list_restore_drills(self: Arc<Self>, call: Call) -> Result<Value, RpcFailure> {
+        let args: rpcapi::ListDrillsArgs = call.args()?;
+        let limit = args.limit.unwrap_or(rpcapi::DEFAULT_LIST_LIMIT);
+        if !(1..=rpcapi::MAX_LIST_LIMIT).contains(&limit) {
+            return Err(invalid(format!("limit {limit} is not between 1 and {}", rpcapi::MAX_LIST_LIMIT)));
+        }
+        let project = non_empty("project_id", args.project_id)?;
+        let rows = self
+            .conductor
+            .db_call(move |c| crate::db::restore_drills::list(c, project.as_deref(), i64::from(limit)))
+            .await
+            .map_err(|err| failed("list_restore_drills", &err))?;
+        let info = |d: crate::db::restore_drills::DrillRow| rpcapi::DrillInfo {
+            backup_id: d.backup_id,
+            volume_id: d.volume_id,
+            project_id: d.project_id,
+            scratch_volume_id: d.scratch_volume_id,
+            result: d.result,
+            message: d.message,
+            duration_secs: d.duration_secs,
+            conductor: d.conductor,
+            started_at: time(d.started_at),
+            finished_at: time(d.finished_at),
+        };
+        reply(&rows.into_iter().map(info).collect::<Vec<_>>())
+    }
+}
+
 /// `retention_now`: the preview (`dry_run`, optionally of one project) or a
 /// run now, on whichever conductor leads retention.
 async fn retention(conductor: &Conductor, args: &RetentionNowArgs) -> Result<Value, RpcFailure> {
@@ -374,6 +421,8 @@ pub fn endpoint(manager: Arc<Manager>) -> MethodTable {
         .method("backup_now", bind(&manager, Manager::backup_now))
         .method("retention_now", bind(&manager, Manager::retention_now))
         .method("report_now", bind(&manager, Manager::report_now))
+        .method("restore_backup", bind(&manager, Manager::restore_backup))
+        .method("list_restore_drills", bind(&manager, Manager::list_restore_drills))
 }
 
 fn bind<F, Fut>(manager: &Arc<Manager>, method: F) -> impl Fn(Call) -> Fut + Send + Sync + 'static

@@ -34,6 +34,7 @@
 //! front door only: it declares and re-exports, and defines nothing the
 //! room's files use.
 
+pub mod assurance;
 pub mod backup;
 pub mod checkpoint;
 pub mod clock;

@@ -14,6 +14,8 @@
 //!   lease, when it expires and how many seconds are left
 //!   (`lease_holder`, `lease_expires_at`, `retry_after`) when nothing was
 //!   planned because of it.
+//! * 1.2: restore_backup (a Staffeln backup into a new volume in its
+//!   project) and list_restore_drills.
 //!
 //! Failures come back as oslo does it: `NoSuchMethod`, `UnsupportedVersion`,
 //! `TypeError` for keyword arguments that do not fit (unknown name, wrong
@@ -31,7 +33,7 @@ use crate::objects::TaskState;
 use crate::rpc::{Context, RpcClient, RpcError, Target, Transport};
 
 /// The newest version this client speaks and the manager serves.
-pub const VERSION: &str = "1.1";
+pub const VERSION: &str = "1.2";
 /// `[conductor] topic`'s default.
 pub const DEFAULT_TOPIC: &str = "staffeln-conductor";
 /// `list_tasks`' default `limit`.
@@ -296,6 +298,52 @@ pub struct ReportSent {
     pub held_back: Option<String>,
 }
 
+/// `restore_backup(backup_id, name=None)` (1.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreBackupArgs {
+    pub backup_id: String,
+    /// The new volume's name; Cinder's `restore_backup_<id>` when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// What `restore_backup` returns: the volume Cinder restores into, in the
+/// backup's project (`restoring-backup` until done).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreStarted {
+    pub backup_id: String,
+    pub volume_id: String,
+    pub volume_name: Option<String>,
+    pub project_id: String,
+}
+
+/// `list_restore_drills(project_id=None, limit=None)` (1.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListDrillsArgs {
+    #[serde(default)]
+    pub project_id: Option<String>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// One recorded restore drill, newest first. Times are RFC 3339, UTC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillInfo {
+    pub backup_id: String,
+    pub volume_id: String,
+    pub project_id: String,
+    pub scratch_volume_id: Option<String>,
+    /// `passed` or `failed`.
+    pub result: String,
+    pub message: Option<String>,
+    pub duration_secs: i64,
+    pub conductor: String,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
 /// A call that failed, or whose result does not have the documented shape.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -406,6 +454,26 @@ impl ConductorApi {
     /// whatever `report_period` says (of one project when given).
     pub async fn report_now(&self, ctx: &Context, project_id: Option<&str>) -> Result<ReportSent, ApiError> {
         self.call(ctx, "report_now", json!({"project_id": project_id}), "1.0").await
+    }
+
+    /// Restores a Staffeln backup into a new volume in the backup's project.
+    pub async fn restore_backup(
+        &self,
+        ctx: &Context,
+        backup_id: &str,
+        name: Option<&str>,
+    ) -> Result<RestoreStarted, ApiError> {
+        self.call(ctx, "restore_backup", json!({"backup_id": backup_id, "name": name}), "1.2").await
+    }
+
+    /// Recorded restore drills, newest first.
+    pub async fn list_restore_drills(
+        &self,
+        ctx: &Context,
+        project_id: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Vec<DrillInfo>, ApiError> {
+        self.call(ctx, "list_restore_drills", json!({"project_id": project_id, "limit": limit}), "1.2").await
     }
 }
 

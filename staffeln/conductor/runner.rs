@@ -88,7 +88,20 @@ pub async fn run(conductor: &Conductor, loops: &Loops, shutdown: Shutdown) {
             .instrument(info_span!("retention"))
             .with_current_subscriber(),
     );
+    let assurance = super::assurance::watch::wanted(conductor).then(|| {
+        tokio::spawn(
+            super::assurance::watch::assurance_loop(conductor.clone(), shutdown.clone())
+                .instrument(info_span!("assurance"))
+                .with_current_subscriber(),
+        )
+    });
     backup_loop(conductor, loops, shutdown).await;
+    if let Some(Err(err)) = match assurance {
+        Some(task) => Some(task.await),
+        None => None,
+    } {
+        error!("the assurance loop failed: {err}");
+    }
     if let Err(err) = retention.await {
         error!("the retention loop failed: {err}");
     }

@@ -12,6 +12,7 @@ use std::time::Duration as StdDuration;
 use chrono::Duration;
 use chrono_tz::Tz;
 
+use super::assurance::AssuranceSettings;
 use super::backup::limits::Limits;
 use super::backup::plan::PlanSettings;
 use super::backup::waiting::WaitSettings;
@@ -60,6 +61,8 @@ pub struct ConductorSettings {
     pub database: DbSettings,
     /// `[openstack]`.
     pub openstack: openstack::Settings,
+    /// Quota foresight and restore drills.
+    pub assurance: AssuranceSettings,
 }
 
 /// Seconds of an option as a chrono duration (options are bounded far below
@@ -147,6 +150,7 @@ impl ConductorSettings {
             notify: NotifySettings::from_config(conf)?,
             database: DbSettings::from_config(conf)?,
             openstack: openstack::Settings::from_config(conf)?,
+            assurance: AssuranceSettings::read(conf),
         })
     }
 }

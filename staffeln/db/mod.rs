@@ -22,7 +22,7 @@
 //! * one file per table with its queries: [`backups`] (`backup_data`),
 //!   [`reports`] (`report_timestamp`), [`tasks`] (`queue_data` as the
 //!   conductors' queue, `cycles`), [`leases`], [`stamps`] (`server_stamps`),
-//!   [`audit`] (`retention_audit`); [`history`] joins a backup with the cycle
+//!   [`audit`] (`retention_audit`), [`restore_drills`]; [`history`] joins a backup with the cycle
 //!   that made it;
 //! * [`legacy`]: the original (Python) Staffeln's tables, set aside and
 //!   adopted by [`migrate::upgrade_report`];
@@ -50,6 +50,7 @@
 //! `immediate_transaction` (writers serialised). New tables and columns come
 //! as new migrations in both trees, never as edits to an applied one.
 
+pub mod assurance;
 pub mod audit;
 mod backend;
 pub mod backups;
@@ -63,6 +64,7 @@ pub mod mysql;
 mod open;
 pub mod pool;
 pub mod reports;
+pub mod restore_drills;
 pub mod schema;
 pub mod stamps;
 pub mod tasks;

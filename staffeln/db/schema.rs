@@ -174,6 +174,61 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Restore drills: a backup restored into a scratch volume, its result
+    /// (`passed`, `failed`) and duration. Append-only.
+    restore_drills (id) {
+        id -> BigInt,
+        #[max_length = 100]
+        backup_id -> Varchar,
+        #[max_length = 100]
+        volume_id -> Varchar,
+        #[max_length = 100]
+        project_id -> Varchar,
+        #[max_length = 100]
+        scratch_volume_id -> Nullable<Varchar>,
+        #[max_length = 16]
+        result -> Varchar,
+        #[max_length = 1024]
+        message -> Nullable<Varchar>,
+        duration_secs -> BigInt,
+        #[max_length = 255]
+        conductor -> Varchar,
+        started_at -> Timestamp,
+        finished_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// The newest RPO assessment of each flagged volume (replaced whole).
+    rpo_status (id) {
+        id -> BigInt,
+        #[max_length = 100]
+        project_id -> Varchar,
+        #[max_length = 100]
+        volume_id -> Varchar,
+        last_success -> Nullable<Timestamp>,
+        within_rpo -> Bool,
+        #[max_length = 1024]
+        reason -> Nullable<Varchar>,
+        assessed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// The newest quota projection of each project (replaced whole).
+    quota_projections (id) {
+        id -> BigInt,
+        #[max_length = 100]
+        project_id -> Varchar,
+        #[max_length = 32]
+        quota -> Nullable<Varchar>,
+        exhausted_at -> Nullable<Timestamp>,
+        warn -> Bool,
+        assessed_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     backup_data,
     queue_data,
@@ -181,5 +236,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     leases,
     cycles,
     retention_audit,
-    server_stamps
+    server_stamps,
+    restore_drills,
+    rpo_status,
+    quota_projections
 );

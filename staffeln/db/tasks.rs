@@ -572,10 +572,11 @@ pub fn mark_reported(conn: &mut AnyConnection, ids: &[i64]) -> Result<usize, DbE
     Ok(total)
 }
 
-/// Marks cycle `id` finished with a one-line summary.
-pub fn finish_cycle(conn: &mut AnyConnection, id: &str, summary: &str) -> Result<(), DbError> {
+/// Marks cycle `id` finished at `at` (the conductor's clock, as its
+/// `started_at`) with a one-line summary.
+pub fn finish_cycle(conn: &mut AnyConnection, id: &str, summary: &str, at: NaiveDateTime) -> Result<(), DbError> {
     diesel::update(cycles::cycles.find(id))
-        .set((cycles::finished_at.eq(Some(now())), cycles::summary.eq(Some(clip(summary, 1024)))))
+        .set((cycles::finished_at.eq(Some(at)), cycles::summary.eq(Some(clip(summary, 1024)))))
         .execute(conn)
         .map(|_| ())
         .map_err(DbError::query("cycles finish"))

@@ -68,6 +68,30 @@ pub struct ProjectBackups {
     /// assignments); only used when neither `receiver` nor
     /// `project_receiver_domain` is set, see `receivers::needs_member_emails`.
     pub member_emails: Vec<String>,
+    /// RPO compliance, quota foresight and restore drills of the project;
+    /// `None` when they could not be assessed.
+    pub assurance: Option<ProjectAssurance>,
+}
+
+/// What the digest says about a project's protection (issue 19): how many
+/// flagged volumes are within their RPO, which are not and why, a
+/// projected quota exhaustion, and the restore drills since the last digest.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct ProjectAssurance {
+    pub within: usize,
+    pub total: usize,
+    pub misses: Vec<RpoMiss>,
+    /// The warning's sentence, when the quota runs out within the horizon.
+    pub quota_warning: Option<String>,
+    /// One sentence per drill.
+    pub drills: Vec<String>,
+}
+
+/// A volume out of its RPO, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RpoMiss {
+    pub volume: String,
+    pub reason: String,
 }
 
 impl ProjectBackups {
@@ -221,6 +245,7 @@ pub struct ProjectSection {
     /// Servers whose `last-backup-time` could not be set.
     pub unstamped: Vec<UnstampedLine>,
     pub counts: Counts,
+    pub assurance: Option<ProjectAssurance>,
 }
 
 /// Whom a digest is about.
@@ -484,6 +509,7 @@ fn project_section(project: &ProjectBackups) -> ProjectSection {
         skipped,
         unstamped,
         counts,
+        assurance: project.assurance.clone(),
     }
 }
 
@@ -548,6 +574,7 @@ mod tests {
             backups_quota: Some(Quota { limit: 10, in_use: 4, reserved: 0 }),
             gigabytes_quota: Some(Quota { limit: -1, in_use: 300, reserved: 0 }),
             member_emails: vec![],
+            assurance: None,
         }
     }
 

@@ -49,8 +49,8 @@ pub mod render;
 pub mod settings;
 
 pub use digest::{
-    BackupKind, BackupResult, Band, Counts, Digest, ProjectBackups, Quota, Scope, SkippedVolume, UnstampedServer,
-    colour_band, operator_digest, project_digest,
+    BackupKind, BackupResult, Band, Counts, Digest, ProjectAssurance, ProjectBackups, Quota, RpoMiss, Scope,
+    SkippedVolume, UnstampedServer, colour_band, operator_digest, project_digest,
 };
 pub use mail::{CycleOutcome, Delivery, DeliveryMethod, MailError, Mailer, ProjectOutcome};
 pub use receivers::{ReceiverSource, Recipients, needs_member_emails, operator_receivers, project_receivers};

@@ -151,6 +151,7 @@ mod tests {
             backups_quota: Some(Quota { limit: 10, in_use: 5, reserved: 0 }),
             gigabytes_quota: None,
             member_emails: vec![],
+            assurance: None,
         };
         project_digest(&project, chrono::Utc.with_ymd_and_hms(2026, 11, 25, 16, 14, 48).unwrap())
     }
@@ -221,6 +222,32 @@ mod tests {
         assert!(rendered.html.contains("<li class=\"yellow\">Backups: 5 of 10 (50 %)</li>"), "{}", rendered.html);
         assert!(rendered.html.contains("<li class=\"unknown\">Backup gigabytes"), "{}", rendered.html);
         assert!(rendered.html.contains("Skipped: &lt;i&gt;tmp&lt;&#x2f;i&gt; (skip &lt;now&gt;)"), "{}", rendered.html);
+    }
+
+    #[test]
+    fn the_digest_opens_with_rpo_compliance_and_shows_quota_warnings_and_drills() {
+        let mut digest = hostile_digest();
+        digest.projects[0].assurance = Some(crate::notify::digest::ProjectAssurance {
+            within: 3,
+            total: 4,
+            misses: vec![crate::notify::digest::RpoMiss { volume: "<v>".into(), reason: "no good backup yet".into() }],
+            quota_warning: Some("the backups quota is projected to run out on 2026-12-05 (in 3 days)".into()),
+            drills: vec!["backup b1 of volume v1: passed in 35 s".into()],
+        });
+        let rendered = render(&digest, None).unwrap();
+        let text = &rendered.text;
+        let project = text.find("== Project").unwrap();
+        let rpo = text.find("3 of 4 volumes within RPO").expect(text);
+        let counts = project + text[project..].find("succeeded,").unwrap();
+        assert!(project < rpo && rpo < counts, "the RPO line opens the project section:\n{text}");
+        assert!(text.contains("out of RPO: <v>: no good backup yet"), "{text}");
+        assert!(text.contains("Quota warning: the backups quota is projected to run out on 2026-12-05"), "{text}");
+        assert!(text.contains("restore drill: backup b1 of volume v1: passed in 35 s"), "{text}");
+        assert!(rendered.html.contains("<strong>3 of 4 volumes within RPO</strong>"), "{}", rendered.html);
+        assert!(rendered.html.contains("<li>&#60;v&#62;: no good backup yet</li>"), "{}", rendered.html);
+        assert!(rendered.html.contains("class=\"quota-warning\""));
+        let plain = render(&hostile_digest(), None).unwrap();
+        assert!(!plain.text.contains("within RPO") && !plain.html.contains("within RPO"));
     }
 
     #[test]

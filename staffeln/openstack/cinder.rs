@@ -15,7 +15,7 @@ use super::catalog::{Microversion, ServiceType};
 use super::client::{ItemStream, OpenStack, pair, seg};
 use super::error::OpenStackError;
 use super::wire::{
-    self, BackupBody, BackupCreateBody, BackupRecordBody, CreatedBody, QuotaSetBody, ServiceBody, VolumeBody,
+    self, BackupBody, BackupCreateBody, BackupRecordBody, CreatedBody, QuotaSetBody, RestoreBody, ServiceBody, VolumeBody,
 };
 use crate::objects::{
     Backup, BackupHost, BackupId, BackupKind, BackupQuota, BackupRecord, BackupStatus, ProjectId, Volume, VolumeId,
@@ -57,6 +57,15 @@ pub struct BackupFilter {
     pub volume_id: Option<VolumeId>,
     pub status: Option<BackupStatus>,
     pub name: Option<String>,
+}
+
+/// What Cinder answered to a restore: the backup and the volume it writes
+/// (new, or the one named), which stays `restoring-backup` until done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restore {
+    pub backup_id: BackupId,
+    pub volume_id: VolumeId,
+    pub volume_name: Option<String>,
 }
 
 const AZ_MICROVERSION: Microversion = Microversion::new(3, 51);
@@ -190,6 +199,47 @@ impl OpenStack {
         let resp = self.call::<()>(ServiceType::BlockStorage, Method::GET, "/os-services", &query, None, true).await?;
         let services: Vec<ServiceBody> = resp.decode(|b| wire::parse_one(b, "services"))?;
         Ok(services.into_iter().filter_map(ServiceBody::into_backup_host).collect())
+    }
+
+    /// One volume: `GET /volumes/{id}`.
+    pub async fn volume(&self, id: &VolumeId) -> Result<Volume, OpenStackError> {
+        let path = format!("/volumes/{}", seg(id.as_str()));
+        let resp = self.call::<()>(ServiceType::BlockStorage, Method::GET, &path, &[], None, true).await?;
+        Ok(resp.decode(|b| wire::parse_one::<VolumeBody>(b, "volume"))?.into_volume(&self.project_id))
+    }
+
+    /// Starts deleting a volume (`available`, `error`, `error_restoring`, …,
+    /// not attached): `DELETE /volumes/{id}` (202). Gone when `GET` is 404.
+    pub async fn delete_volume(&self, id: &VolumeId) -> Result<(), OpenStackError> {
+        let path = format!("/volumes/{}", seg(id.as_str()));
+        self.call::<()>(ServiceType::BlockStorage, Method::DELETE, &path, &[], None, true).await?;
+        Ok(())
+    }
+
+    /// Restores a backup: `POST /backups/{id}/restore` (202). Without
+    /// `volume`, Cinder makes a new volume of the backup's size in this
+    /// handle's project (named `name`, or `restore_backup_{id}`), charged to
+    /// its volume quota (413 when over). The backup is `restoring` and the
+    /// volume `restoring-backup` until Cinder is done: poll
+    /// [`OpenStack::volume`]. Sent once (a second POST would restore twice).
+    pub async fn restore_backup(
+        &self,
+        id: &BackupId,
+        volume: Option<&VolumeId>,
+        name: Option<&str>,
+    ) -> Result<Restore, OpenStackError> {
+        let path = format!("/backups/{}/restore", seg(id.as_str()));
+        let mut restore = serde_json::Map::new();
+        if let Some(v) = volume {
+            restore.insert("volume_id".to_owned(), json!(v.as_str()));
+        }
+        if let Some(n) = name {
+            restore.insert("name".to_owned(), json!(n));
+        }
+        let body = json!({ "restore": restore });
+        let resp = self.call_once(ServiceType::BlockStorage, Method::POST, &path, Some(&body)).await?;
+        let r: RestoreBody = resp.decode(|b| wire::parse_one(b, "restore"))?;
+        Ok(Restore { backup_id: BackupId(r.backup_id), volume_id: VolumeId(r.volume_id), volume_name: r.volume_name })
     }
 
     /// Backup count and gigabyte quotas of `project` with usage:

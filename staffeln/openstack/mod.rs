@@ -83,7 +83,7 @@ mod settings;
 mod wire;
 
 pub use catalog::{Microversion, ServiceType};
-pub use cinder::{BackupFilter, BackupRequest};
+pub use cinder::{BackupFilter, BackupRequest, Restore};
 pub use client::{CINDER_MICROVERSION, CINDER_MIN_MICROVERSION, ItemStream, NOVA_MICROVERSION, OpenStack};
 pub use clouds::SearchPaths;
 pub use error::OpenStackError;

@@ -498,6 +498,15 @@ pub(super) struct BackupCreateBody<'a> {
     pub availability_zone: Option<&'a str>,
 }
 
+/// The answer of `POST /backups/{id}/restore`.
+#[derive(Deserialize)]
+pub(super) struct RestoreBody {
+    pub backup_id: String,
+    pub volume_id: String,
+    #[serde(default)]
+    pub volume_name: Option<String>,
+}
+
 #[derive(Deserialize)]
 pub(super) struct CreatedBody {
     pub id: String,
@@ -691,6 +700,16 @@ mod tests {
         let quota = parse_one::<QuotaSetBody>(q, "quota_set").unwrap().into_quota(ProjectId::from("p"));
         assert_eq!(quota.backups, Quota { limit: 10, in_use: 2, reserved: 0 });
         assert!(quota.gigabytes.is_unlimited());
+    }
+
+    #[test]
+    fn restore_answer_reads_cinders_sample() {
+        let body = br#"{"restore": {"backup_id": "2ef47aee-8844-490c-804d-2a8efe561c65",
+            "volume_id": "795114e8-7489-40be-a978-83797f2c1dd3", "volume_name": null}}"#;
+        let r: RestoreBody = parse_one(body, "restore").unwrap();
+        assert_eq!(r.backup_id, "2ef47aee-8844-490c-804d-2a8efe561c65");
+        assert_eq!(r.volume_id, "795114e8-7489-40be-a978-83797f2c1dd3");
+        assert_eq!(r.volume_name, None);
     }
 
     #[test]

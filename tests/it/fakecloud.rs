@@ -599,6 +599,104 @@ fn backups_move_through_their_states_on_the_emulated_clock() {
 }
 
 #[test]
+fn restores_make_a_volume_that_becomes_available_and_answer_errors_as_cinder_does() {
+    let opts = FakeOptions { backup_duration: Duration::from_secs(60), ..FakeOptions::default() };
+    let cloud = start_with(Scenario::small(), opts);
+    let control = cloud.control();
+    let alice = Api::as_user(&cloud, "alice");
+    let admin = Api::as_user(&cloud, "staffeln");
+    let spare = control.volume_id("spare").expect("spare");
+    let tiny = control.volume_id("tiny").expect("tiny");
+    let demo = control.project_id("demo").expect("demo");
+    let backup = alice.create_backup(&spare, json!({}));
+    let backup = backup.body["backup"]["id"].as_str().expect("id").to_owned();
+    let restore =
+        |api: &Api<'_>, id: &str, body: Value| api.volume("POST", &format!("/backups/{id}/restore"), None, Some(&body));
+
+    // Not yet available: 400 as Cinder's backup API says it.
+    let r = restore(&alice, &backup, json!({"restore": {}}));
+    assert_eq!((r.status, r.message().as_str()), (400, "Invalid backup: Backup status must be available"));
+    control.settle();
+
+    // Into a new volume: 202, the volume `restoring-backup`, the backup `restoring`.
+    let r = restore(&alice, &backup, json!({"restore": {"name": "drill-1"}}));
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert_eq!(r.body["restore"]["backup_id"], backup.as_str());
+    assert_eq!(r.body["restore"]["volume_name"], "drill-1");
+    let restored = r.body["restore"]["volume_id"].as_str().expect("volume_id").to_owned();
+    assert_eq!(control.volume_status(&restored).as_deref(), Some("restoring-backup"));
+    assert_eq!(control.backup_status(&backup).as_deref(), Some("restoring"));
+    assert_eq!(control.volume_size(&restored), Some(20), "the backup's size");
+    assert!(control.volume_ids(&demo).contains(&restored), "charged to the caller's project");
+    let r = restore(&alice, &backup, json!({"restore": null}));
+    assert_eq!((r.status, r.message().as_str()), (400, "Invalid backup: Backup status must be available"));
+    let r = alice.volume("DELETE", &format!("/volumes/{restored}"), None, None);
+    assert_eq!(r.status, 400, "a restoring volume cannot be deleted");
+    assert_eq!(control.advance(Duration::from_secs(61)), 1);
+    assert_eq!(control.volume_status(&restored).as_deref(), Some("available"));
+    assert_eq!(control.backup_status(&backup).as_deref(), Some("available"));
+    let shown = alice.volume("GET", &format!("/volumes/{restored}"), None, None);
+    assert_eq!(
+        (shown.body["volume"]["name"].as_str(), shown.body["volume"]["size"].as_i64()),
+        (Some("drill-1"), Some(20))
+    );
+
+    // Without a name Cinder names it after the backup.
+    let r = restore(&alice, &backup, json!({"restore": null}));
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert_eq!(r.body["restore"]["volume_name"], format!("restore_backup_{backup}"));
+    control.settle();
+
+    // Into an existing volume: it must be available and large enough.
+    let r = restore(&admin, &backup, json!({"restore": {"volume_id": tiny}}));
+    assert_eq!(
+        (r.status, r.message().as_str()),
+        (400, "Invalid volume: volume size 1 is too small to restore backup of size 20.")
+    );
+    let r = restore(&alice, &backup, json!({"restore": {"volume_id": restored}}));
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert_eq!(r.body["restore"]["volume_id"], restored.as_str());
+    let r = restore(&alice, &backup, json!({"restore": {"volume_id": restored}}));
+    assert_eq!(r.status, 400);
+    control.settle();
+
+    // A failed restore leaves the volume `error_restoring`; it can be deleted.
+    control.set_restore_outcome(Some(&spare), BackupOutcome::Error { reason: "restore failed".into() });
+    let r = restore(&alice, &backup, json!({"restore": {}}));
+    let failed = r.body["restore"]["volume_id"].as_str().expect("volume_id").to_owned();
+    control.settle();
+    assert_eq!(control.volume_status(&failed).as_deref(), Some("error_restoring"));
+    assert_eq!(control.backup_status(&backup).as_deref(), Some("available"));
+    assert_eq!(alice.volume("DELETE", &format!("/volumes/{failed}"), None, None).status, 202);
+    assert_eq!(control.volume_status(&failed).as_deref(), Some("deleting"));
+    control.settle();
+    assert_eq!(alice.volume("GET", &format!("/volumes/{failed}"), None, None).status, 404);
+    assert_eq!(alice.volume("DELETE", &format!("/volumes/{failed}"), None, None).status, 404);
+
+    // Unknown backup, bad bodies, an unknown volume.
+    let missing = "8d3ed3c1-4b3f-4a3e-9f0e-3c9d2b4f0a11";
+    let r = restore(&alice, missing, json!({"restore": {}}));
+    assert_eq!((r.status, r.message()), (404, format!("Backup {missing} could not be found.")));
+    assert_eq!(restore(&alice, &backup, json!({"volume_id": spare})).status, 400);
+    assert_eq!(restore(&alice, &backup, json!({"restore": {"volume_id": "nope"}})).status, 400);
+    assert_eq!(restore(&alice, &backup, json!({"restore": {"size": 3}})).status, 400);
+    let r = restore(&alice, &backup, json!({"restore": {"volume_id": missing}}));
+    assert_eq!((r.status, r.message()), (404, format!("Volume {missing} could not be found.")));
+
+    // Over the volume quota: 413 with Retry-After, nothing made.
+    let before = control.volume_ids(&demo);
+    let quota = json!({"quota_set": {"volumes": before.len()}});
+    let r = admin.volume("PUT", &format!("/os-quota-sets/{demo}"), None, Some(&quota));
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = restore(&alice, &backup, json!({"restore": {}}));
+    assert_eq!(r.status, 413, "{:?}", r.body);
+    assert!(r.message().starts_with("VolumeLimitExceeded"), "{}", r.message());
+    assert_eq!(r.header("retry-after"), Some("0"));
+    assert_eq!(control.volume_ids(&demo), before);
+    assert_eq!(control.backup_status(&backup).as_deref(), Some("available"));
+}
+
+#[test]
 fn volume_and_backup_lists_page_with_links() {
     let cloud = start(Scenario::small());
     let admin = Api::as_user(&cloud, "staffeln");

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api;
+mod assurance;
 mod conductor;
 mod conf;
 mod db;

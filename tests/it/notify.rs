@@ -253,6 +253,7 @@ fn projects() -> Vec<ProjectBackups> {
             backups_quota: Some(Quota { limit: 100, in_use: 49, reserved: 0 }),
             gigabytes_quota: Some(Quota { limit: 1000, in_use: 500, reserved: 0 }),
             member_emails: vec![],
+            assurance: None,
         },
         ProjectBackups {
             project_id: "p-other".into(),
@@ -263,6 +264,7 @@ fn projects() -> Vec<ProjectBackups> {
             backups_quota: Some(Quota { limit: 100, in_use: 80, reserved: 0 }),
             gigabytes_quota: Some(Quota { limit: 100, in_use: 81, reserved: 0 }),
             member_emails: vec![],
+            assurance: None,
         },
         ProjectBackups {
             project_id: "p-idle".into(),
@@ -273,6 +275,7 @@ fn projects() -> Vec<ProjectBackups> {
             backups_quota: None,
             gigabytes_quota: None,
             member_emails: vec![],
+            assurance: None,
         },
     ]
 }

@@ -226,7 +226,7 @@ async fn a_stock_python_client_drives_the_conductor_topic() {
         {"kind": "call", "method": "list_tasks", "args": {"colour": "red"}},
         {"kind": "call", "method": "list_tasks", "args": {"limit": "ten"}},
         {"kind": "call", "method": "backup_now", "args": {"project_id": ""}},
-        {"kind": "call", "method": "ping", "version": "1.2"},
+        {"kind": "call", "method": "ping", "version": "1.3"},
         {"kind": "call", "method": "ping", "version": "2.0"},
         {"kind": "call", "method": "frobnicate"},
         {"kind": "call", "method": "retention_now", "args": {"dry_run": true}},
@@ -246,7 +246,7 @@ async fn a_stock_python_client_drives_the_conductor_topic() {
     };
 
     assert_eq!(ok(0)["host"], "node-a");
-    assert_eq!(ok(0)["version"], "1.1");
+    assert_eq!(ok(0)["version"], "1.2");
     let before = ok(1);
     assert_eq!((before["leader"].clone(), before["last_cycle"].clone()), (json!(false), Value::Null), "{before}");
     let states: BTreeSet<&str> = before["tasks"].as_object().unwrap().keys().map(String::as_str).collect();
@@ -617,6 +617,61 @@ async fn a_stock_listener_receives_the_events_of_a_real_cycle() {
     assert_eq!(again.held_back.as_deref(), Some("no unreported results"), "{again:?}");
 
     listener.stop().await;
+    node.rpc.stop().await;
+    transport.close().await;
+}
+
+/// `staffeln restore` and `staffeln restore-drill list` through the real
+/// binary, over RPC, against a conductor and the emulator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_restores_a_staffeln_backup_into_a_new_volume_and_lists_drills() {
+    require_broker().await;
+    let names = Names::new(&["node-a"]);
+    let cloud = FakeCloud::start(scenario(), FakeOptions::default()).unwrap();
+    let control = cloud.control();
+    let db = TestDb::sqlite();
+    let conf = names.config("node-a", false);
+    let node = node(&cloud, &db, &conf).await;
+    let (transport, _api) = client(&conf, "node-a").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = names.cli_config(dir.path());
+    let file = file.to_str().unwrap();
+
+    // A backup Staffeln made (marked automated) of p1's 10 GB vol-a.
+    let p1 = control.project_id("p1").unwrap();
+    let vol_a = control.volume_id("vol-a").unwrap();
+    let mut request = staffeln::openstack::BackupRequest::new(staffeln::objects::VolumeId(vol_a.clone()));
+    request.metadata.insert(staffeln::objects::metadata::AUTOMATED_KEY.to_owned(), "true".to_owned());
+    let os = node.conductor.os.for_project(&ProjectId(p1.clone())).unwrap();
+    let backup = os.create_backup(&request).await.unwrap();
+    control.settle();
+    assert_eq!(control.backup_status(&backup.0).as_deref(), Some("available"));
+
+    let out =
+        staffeln(&["--config-file", file, "restore", &backup.0, "--volume-name", "restored-a", "-f", "json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)));
+    assert_eq!(shown["backup_id"], backup.0.as_str(), "{shown}");
+    assert_eq!(shown["project_id"], p1.as_str(), "{shown}");
+    assert_eq!(shown["volume_name"], "restored-a", "{shown}");
+    let volume = shown["volume_id"].as_str().expect("volume_id").to_owned();
+    assert_ne!(volume, vol_a);
+    control.settle();
+    assert_eq!(control.volume_status(&volume).as_deref(), Some("available"));
+    assert_eq!(control.volume_size(&volume), Some(10), "the backup's size");
+    assert!(control.volume_ids(&p1).contains(&volume), "the new volume is in the backup's project");
+
+    // A backup id Cinder does not know: a clear error, non-zero exit.
+    let out = staffeln(&["--config-file", file, "restore", "no-such-backup"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(err.contains("no-such-backup"), "the error names the backup: {err}");
+    assert!(control.volume_ids(&p1).len() == 3, "no volume was made: {:?}", control.volume_ids(&p1));
+
+    let out = staffeln(&["--config-file", file, "restore-drill", "list", "-f", "json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), json!([]), "no drill has run");
+
     node.rpc.stop().await;
     transport.close().await;
 }

@@ -95,7 +95,7 @@ async fn openstack(cloud: &FakeCloud) -> OpenStack {
 }
 
 /// The defaults of `[conductor]` (with `extra` applied).
-fn settings(extra: impl FnOnce(&mut Config)) -> ConductorSettings {
+pub(crate) fn settings(extra: impl FnOnce(&mut Config)) -> ConductorSettings {
     let mut conf = Config::default();
     extra(&mut conf);
     ConductorSettings::from_config(&conf).unwrap()
@@ -103,22 +103,22 @@ fn settings(extra: impl FnOnce(&mut Config)) -> ConductorSettings {
 
 /// Conductors sharing one database, one emulated clock and the cloud, with
 /// their loops running.
-struct Sim {
-    cloud: FakeCloud,
+pub(crate) struct Sim {
+    pub(crate) cloud: FakeCloud,
     /// Kept until the end (a MariaDB database is dropped with it).
     _db: TestDb,
-    clock: Clock,
-    conductors: Vec<Conductor>,
+    pub(crate) clock: Clock,
+    pub(crate) conductors: Vec<Conductor>,
     trigger: ShutdownTrigger,
     loops: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Sim {
-    async fn new(db: TestDb, scenario: Scenario, n: usize, s: ConductorSettings) -> Sim {
+    pub(crate) async fn new(db: TestDb, scenario: Scenario, n: usize, s: ConductorSettings) -> Sim {
         Sim::with_cloud(db, cloud(scenario), n, s).await
     }
 
-    async fn with_cloud(db: TestDb, cloud: FakeCloud, n: usize, s: ConductorSettings) -> Sim {
+    pub(crate) async fn with_cloud(db: TestDb, cloud: FakeCloud, n: usize, s: ConductorSettings) -> Sim {
         let clock = Clock::emulated(cloud.control().now());
         let mut conductors = Vec::new();
         for i in 0..n {
@@ -132,7 +132,7 @@ impl Sim {
     }
 
     /// Starts every conductor's loops, with `mailer` for the digests.
-    fn start(&mut self, mailer: Mailer) {
+    pub(crate) fn start(&mut self, mailer: Mailer) {
         let mailer = Arc::new(mailer);
         for c in &self.conductors {
             let loops = Loops {
@@ -151,7 +151,7 @@ impl Sim {
 
     /// The cloud's clock catches up with the conductors' and runs the
     /// backup transitions that are due.
-    fn sync_cloud(&self) {
+    pub(crate) fn sync_cloud(&self) {
         let control = self.cloud.control();
         match (self.clock.now() - control.now()).to_std() {
             Ok(lag) if !lag.is_zero() => {
@@ -164,23 +164,23 @@ impl Sim {
     }
 
     /// Moves the clock to `at` and waits until every loop is parked again.
-    async fn step_to(&self, at: DateTime<Utc>) {
+    pub(crate) async fn step_to(&self, at: DateTime<Utc>) {
         self.clock.advance_to(at);
         self.sync_cloud();
         let loops = 2 * self.loops.len();
         self.clock.settled(loops, SETTLE).await.unwrap_or_else(|e| panic!("at {}: {e}", at.to_rfc3339()));
     }
 
-    async fn step(&self, by: Duration) {
+    pub(crate) async fn step(&self, by: Duration) {
         self.step_to(self.clock.now() + by).await;
     }
 
-    async fn active(&self) -> Vec<String> {
+    pub(crate) async fn active(&self) -> Vec<String> {
         self.conductors[0].db_call(tasks::active_volume_ids).await.unwrap()
     }
 
     /// Steps by `poll` until no task is active.
-    async fn finish_tasks(&self, poll: Duration) {
+    pub(crate) async fn finish_tasks(&self, poll: Duration) {
         for _ in 0..30 {
             if self.active().await.is_empty() {
                 return;
@@ -190,16 +190,16 @@ impl Sim {
         panic!("tasks still active: {:?}", self.active().await);
     }
 
-    fn vid(&self, name: &str) -> String {
+    pub(crate) fn vid(&self, name: &str) -> String {
         self.cloud.control().volume_id(name).unwrap()
     }
 
-    async fn backups_of(&self, volume: &str) -> Vec<staffeln::objects::Backup> {
+    pub(crate) async fn backups_of(&self, volume: &str) -> Vec<staffeln::objects::Backup> {
         let filter = BackupFilter { volume_id: Some(VolumeId(self.vid(volume))), ..BackupFilter::default() };
         self.conductors[0].os.backups(&filter).try_collect().await.unwrap()
     }
 
-    async fn cycles(&self, kind: &'static str) -> usize {
+    pub(crate) async fn cycles(&self, kind: &'static str) -> usize {
         let rows = self.conductors[0]
             .db_call(move |c| {
                 use diesel::prelude::*;
@@ -215,7 +215,7 @@ impl Sim {
         usize::try_from(rows).unwrap()
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         self.trigger.trigger();
         for handle in std::mem::take(&mut self.loops) {
             tokio::time::timeout(StdDuration::from_secs(60), handle).await.expect("the loops stop").unwrap();
@@ -233,7 +233,7 @@ impl Drop for Sim {
 }
 
 /// A mailer that records nothing and sends nothing (no `sender_email`).
-fn quiet_mailer() -> Mailer {
+pub(crate) fn quiet_mailer() -> Mailer {
     Mailer::new(NotifySettings::default()).unwrap()
 }
 

@@ -53,6 +53,7 @@ pub fn group_results(
         backups_quota: None,
         gigabytes_quota: None,
         member_emails: Vec::new(),
+        assurance: None,
     };
     for row in rows {
         let entry = by_project.entry(row.project_id.as_str()).or_insert_with(|| new_project(&row.project_id));
@@ -176,6 +177,10 @@ impl Conductor {
             }
         };
         let mut projects = group_results(&rows, &unstamped, &names);
+        let assurance = self.assurance_for_digest().await;
+        for p in &mut projects {
+            p.assurance = assurance.get(p.project_id.as_str()).cloned();
+        }
         for p in &mut projects {
             let id = ProjectId(p.project_id.clone());
             match self.os.backup_quota(&id).await {

@@ -708,9 +708,9 @@ impl Conductor {
             let zones = self.zone_caps().await;
             let used = utilisation(&rows, cycle.started_at, self.clock.db_now(), self.settings.limits, &zones);
             info!(cycle.id = %cycle.id, "backup cycle {} finished: {summary}; {used}", cycle.id);
-            let (id, text, ratio) = (cycle.id.clone(), summary.clone(), used.ratio());
+            let (id, text, ratio, at) = (cycle.id.clone(), summary.clone(), used.ratio(), self.clock.db_now());
             self.db_call(move |conn| {
-                tasks::finish_cycle(conn, &id, &text)?;
+                tasks::finish_cycle(conn, &id, &text, at)?;
                 ratio.map_or(Ok(()), |r| tasks::set_slot_utilisation(conn, &id, r))
             })
             .await?;

@@ -241,7 +241,8 @@ impl Conductor {
         };
         let id = run_id.clone();
         let text = line.clone();
-        self.db_call(move |conn| tasks::finish_cycle(conn, &id, &text)).await?;
+        let at = self.clock.db_now();
+        self.db_call(move |conn| tasks::finish_cycle(conn, &id, &text, at)).await?;
         match result {
             Some(result) => result?,
             None => return Ok(RetentionOutcome::LeaseLost),

@@ -284,4 +284,48 @@ options! {
     ///
     /// * A duration such as 30min or 1h.
     retention_delete_timeout: OsloDuration = duration("30min");
+
+    /// How far ahead a projected exhaustion of a project's backups or
+    /// backup_gigabytes quota is warned about (the digest, the log, the
+    /// staffeln_quota_exhaustion_days metric and the
+    /// staffeln.quota.exhaustion.projected notification), so that the quota
+    /// or retention is raised before a backup fails.
+    ///
+    /// Possible values:
+    ///
+    /// * A duration such as 7d or 2w.
+    quota_warning_horizon: OsloDuration = duration("7d");
+
+    /// The time between two restore drills, in seconds: each drill restores
+    /// a sample of Staffeln's backups into scratch volumes in their
+    /// projects, checks that they become available with the right size,
+    /// deletes them and records the result. 0 (the default) runs no drills:
+    /// drills use the projects' volume quota and the backup service.
+    ///
+    /// Related options:
+    ///
+    /// * restore_drill_sample
+    /// * restore_drill_timeout
+    restore_drill_period: u64 = integer(0).min(0);
+
+    /// Backups a restore drill restores at most (at most
+    /// max_concurrent_backups_per_project of them in one project), the
+    /// volumes drilled longest ago first.
+    ///
+    /// Related options:
+    ///
+    /// * restore_drill_period
+    restore_drill_sample: u32 = integer(3).min(1);
+
+    /// How long a restore drill waits for its scratch volume to become
+    /// available before it counts the drill as failed.
+    ///
+    /// Possible values:
+    ///
+    /// * A duration such as 30min or 2h.
+    ///
+    /// Related options:
+    ///
+    /// * restore_drill_period
+    restore_drill_timeout: OsloDuration = duration("1h");
 }

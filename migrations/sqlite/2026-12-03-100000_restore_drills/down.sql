@@ -1,0 +1,3 @@
+DROP TABLE quota_projections;
+DROP TABLE rpo_status;
+DROP TABLE restore_drills;
