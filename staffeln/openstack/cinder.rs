@@ -15,7 +15,8 @@ use super::catalog::{Microversion, ServiceType};
 use super::client::{ItemStream, OpenStack, pair, seg};
 use super::error::OpenStackError;
 use super::wire::{
-    self, BackupBody, BackupCreateBody, BackupRecordBody, CreatedBody, QuotaSetBody, RestoreBody, ServiceBody, VolumeBody,
+    self, BackupBody, BackupCreateBody, BackupRecordBody, CreatedBody, QuotaSetBody, RestoreBody, ServiceBody,
+    VolumeBody,
 };
 use crate::objects::{
     Backup, BackupHost, BackupId, BackupKind, BackupQuota, BackupRecord, BackupStatus, ProjectId, Volume, VolumeId,

@@ -298,6 +298,8 @@ const QUERY_PIECES: &[&str] = &[
     "-1",
     "4294967296",
     "available",
+    "id=",
+    ",",
     "2026-11-25T10:00:00Z",
     "2026-11-25 10:00:00+01:00",
     "2026-13-45",
@@ -318,6 +320,7 @@ fn the_listing_query_never_panics_and_names_the_parameter() {
                 QueryError::Unknown { .. } => true,
                 QueryError::Repeated { name } => shown.contains(name.as_str()),
                 QueryError::Invalid { name, .. } => shown.starts_with(name),
+                QueryError::TooManyIds { .. } => shown.starts_with("id "),
                 QueryError::MarkerNotFound(_) => false,
             };
             prop_assert!(named, "the parameter is not named: {shown}");
