@@ -8,7 +8,7 @@
 #
 # usage: devstack-harness.sh WORKDIR SCENARIO
 #   SCENARIO: swift (default driver, cargo build) or ceph (prebuilt
-#   binaries, Ceph backup driver, inherited domain role).
+#   binaries, Ceph backup driver, inherited domain role, Horizon).
 # Exit status 0 when every assertion holds; the failures are printed.
 set -eE -o pipefail
 trap 'echo "FAIL: harness stopped at line $LINENO: $BASH_COMMAND" >&2' ERR
@@ -83,6 +83,8 @@ create_service_user() { rec create_service_user "$@"; }
 get_or_add_user_project_role() { rec get_or_add_user_project_role "$@"; }
 openstack() { rec openstack "$@"; }
 run_process() { rec run_process "$@"; }
+pip_install() { rec pip_install "$@"; }
+restart_apache_server() { rec restart_apache_server; }
 wait_for_service() { rec wait_for_service "$@"; }
 stop_process() { rec stop_process "$@"; }
 
@@ -174,6 +176,13 @@ CARGO
         for b in staffeln-api staffeln-conductor staffeln-manage staffeln; do
             fake_bin "$STAFFELN_PREBUILT_DIR" "$b"
         done
+        # With Horizon: the panel from this repository, Horizon's manage.py
+        # run by a recording python.
+        ENABLED_SERVICES+=,horizon
+        STAFFELN_DASHBOARD_DIR=$REPO/horizon
+        mkdir -p "$DEST/horizon"
+        fake_bin "$WORK/usr/bin" python
+        PYTHON=$WORK/usr/bin/python
         ;;
     *) echo "unknown scenario $SCENARIO" >&2; exit 2 ;;
 esac
@@ -268,6 +277,23 @@ else
     assert_not_called "openstack role add"
 fi
 
+# The Horizon panel only when Horizon is enabled.
+HZ_LOCAL=$HORIZON_DIR/openstack_dashboard/local
+if [[ $SCENARIO == ceph ]]; then
+    assert_called "pip_install $REPO/horizon"
+    [[ -f $HZ_LOCAL/enabled/$STAFFELN_DASHBOARD_ENABLED ]] || fail "the panel's enabled file is not installed"
+    grep -qxF 'STAFFELN_API_URL = "http://192.0.2.10:8808"' "$HZ_LOCAL/local_settings.d/$STAFFELN_DASHBOARD_SETTINGS" \
+        || fail "Horizon does not know staffeln-api's URL"
+    grep -qxF 'HORIZON_CONFIG["customization_module"] = "staffeln_dashboard.overrides"' \
+        "$HZ_LOCAL/local_settings.d/$STAFFELN_DASHBOARD_SETTINGS" || fail "the stock Delete is not overridden"
+    assert_called "python manage.py collectstatic --noinput"
+    assert_order "python manage.py collectstatic --noinput" "python manage.py compress --force"
+    assert_order "python manage.py compress --force" "restart_apache_server"
+else
+    assert_not_called "pip_install"
+    assert_not_called "restart_apache_server"
+fi
+
 # unstack stops both services; clean removes what the plugin wrote.
 # shellcheck source=devstack/plugin.sh
 source "$REPO/devstack/plugin.sh" unstack
@@ -281,6 +307,7 @@ source "$REPO/devstack/plugin.sh" clean
 [[ ! -e $BIN/staffeln-api ]] || fail "clean left $BIN/staffeln-api"
 ! grep -q 'backup:delete' "$CINDER_POLICY_FILE" || fail "clean left the backup:delete rule"
 grep -qxF -- '"volume:delete": "rule:admin_or_owner"' "$CINDER_POLICY_FILE" || fail "clean removed other rules"
+[[ ! -e $HZ_LOCAL/enabled/$STAFFELN_DASHBOARD_ENABLED ]] || fail "clean left the panel enabled"
 
 # A disabled plugin does nothing.
 : > "$CALLS"
