@@ -277,9 +277,10 @@ impl BackupRecord {
 pub(crate) enum FaultVerdict {
     /// Answer now with this status (and `Retry-After`), without acting.
     Answer { code: u16, retry_after: Option<u64> },
-    /// Handle the request after `delay`; with `then_status`, replace the
-    /// real answer by that status once the request took effect.
-    Proceed { delay: std::time::Duration, then_status: Option<u16> },
+    /// Handle the request after `delay` (and, with `hold`, once that fault
+    /// is removed); with `then_status`, replace the real answer by that
+    /// status once the request took effect.
+    Proceed { delay: std::time::Duration, then_status: Option<u16>, hold: Option<u64> },
 }
 
 /// Decides what injected faults do to one request.
@@ -287,9 +288,11 @@ pub(crate) fn apply_faults(w: &mut World, service: Service, method: &str, route:
     use rand::Rng;
     let mut delay = std::time::Duration::ZERO;
     let mut then_status = None;
+    let mut hold = None;
     let mut i = 0;
     while i < w.faults.len() {
-        let (_, f) = &w.faults[i];
+        let (id, f) = &w.faults[i];
+        let id = *id;
         if !f.matches(service, method, route) {
             i += 1;
             continue;
@@ -302,7 +305,9 @@ pub(crate) fn apply_faults(w: &mut World, service: Service, method: &str, route:
         let effect = f.effect.clone();
         if let Some(n) = w.faults[i].1.times.as_mut() {
             *n = n.saturating_sub(1);
-            if *n == 0 {
+            // A hold stays (no longer matching) until removed: its removal
+            // releases the requests it holds.
+            if *n == 0 && effect != FaultEffect::Hold {
                 w.faults.remove(i);
             } else {
                 i += 1;
@@ -317,9 +322,10 @@ pub(crate) fn apply_faults(w: &mut World, service: Service, method: &str, route:
                 return FaultVerdict::Answer { code: 429, retry_after: Some(retry_after) };
             }
             FaultEffect::StatusAfterEffect { code } => then_status = then_status.or(Some(code)),
+            FaultEffect::Hold => hold = hold.or(Some(id)),
         }
     }
-    FaultVerdict::Proceed { delay, then_status }
+    FaultVerdict::Proceed { delay, then_status, hold }
 }
 
 /// `/_fake/...`: the control endpoint (no authentication; bind it to loopback).

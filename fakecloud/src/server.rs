@@ -95,9 +95,14 @@ async fn dispatch(shared: &Arc<Shared>, req: &Req) -> Resp {
     let verdict = control::apply_faults(&mut shared.world(), service, req.method.as_str(), &route);
     let resp = match verdict {
         control::FaultVerdict::Answer { code, retry_after } => injected(service, code, retry_after),
-        control::FaultVerdict::Proceed { delay, then_status } => {
+        control::FaultVerdict::Proceed { delay, then_status, hold } => {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
+            }
+            if let Some(id) = hold {
+                while shared.world().faults.iter().any(|(held, _)| *held == id) {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
             }
             let urls = &shared.urls;
             let resp = match service {

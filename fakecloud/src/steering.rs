@@ -63,6 +63,11 @@ pub enum FaultEffect {
     /// failed after its database write. The client cannot tell it from a
     /// request that did nothing.
     StatusAfterEffect { code: u16 },
+    /// Hold the request until the fault is removed (`Control::remove_fault`),
+    /// then answer normally: a service that answers only when the test says
+    /// so, however fast or slow the machine is. With `times`, the first `n`
+    /// matching requests are held (until the removal) and later ones pass.
+    Hold,
 }
 
 impl Fault {
@@ -85,7 +90,8 @@ impl Fault {
     }
 
     pub(crate) fn matches(&self, service: Service, method: &str, route: &str) -> bool {
-        self.service.is_none_or(|s| s == service)
+        self.times != Some(0)
+            && self.service.is_none_or(|s| s == service)
             && self.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
             && self.path.as_deref().is_none_or(|p| route.starts_with(p))
     }

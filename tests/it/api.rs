@@ -831,14 +831,12 @@ async fn https_checks_verify_the_certificate_and_get_the_same_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_lets_open_requests_finish_and_refuses_new_ones() {
-    let mut rig = Rig::new(TestDb::sqlite(), test_settings()).await;
+    // The guard waits for Cinder as long as the test holds Cinder's answer.
+    let settings = ApiSettings { lookup_timeout: Duration::from_secs(120), ..test_settings() };
+    let mut rig = Rig::new(TestDb::sqlite(), settings).await;
     let addr = rig.api.as_ref().unwrap().addr;
-    rig.cloud.control().add_fault(Fault::new(
-        Service::Volume,
-        Some("GET"),
-        Some("/backups"),
-        FaultEffect::Latency { millis: 700 },
-    ));
+    let cinder_answers =
+        rig.cloud.control().add_fault(Fault::new(Service::Volume, Some("GET"), Some("/backups"), FaultEffect::Hold));
     let http = rig.http.clone();
     let url = format!("{}/v1/backup?backup_id={MANUAL}", rig.base);
     let open = tokio::spawn(async move {
@@ -851,7 +849,18 @@ async fn a_stop_lets_open_requests_finish_and_refuses_new_ones() {
         assert!(Instant::now() < deadline, "the request never reached Cinder");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    rig.stop().await;
+    // Stop while the request waits; Cinder answers once the listener is closed.
+    let control = rig.cloud.control();
+    let release = async {
+        let deadline = Instant::now() + crate::support::HANG;
+        while TcpStream::connect(addr).is_ok() {
+            assert!(Instant::now() < deadline, "the listener stayed open after the stop began");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!open.is_finished(), "the open request was cut short by the stop");
+        control.remove_fault(cinder_answers);
+    };
+    tokio::join!(rig.stop(), release);
     assert_eq!(open.await.unwrap(), (200, "True".to_owned()), "the open request finished");
     assert!(TcpStream::connect(addr).is_err(), "the listener is closed");
 }

@@ -89,6 +89,9 @@ async fn openstack(cloud: &FakeCloud) -> OpenStack {
         project_name: Some(c.project_name.clone()),
         max_retry_interval: StdDuration::from_millis(20),
         retry_timeout: StdDuration::from_secs(30),
+        // A request the emulator holds (FaultEffect::Hold) waits for the
+        // test, however long a loaded machine makes it take.
+        request_timeout: StdDuration::from_secs(600),
         ..Settings::default()
     };
     OpenStack::connect(&settings).await.unwrap()
@@ -401,6 +404,10 @@ impl Captured {
         let bytes = self.0.lock().unwrap();
         String::from_utf8_lossy(&bytes).lines().filter(|l| l.contains(needle)).count()
     }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
 }
 
 impl Write for Captured {
@@ -470,17 +477,29 @@ async fn a_discovery_longer_than_the_lease_time_keeps_the_lease_and_its_plan() {
     let sim = Sim::new(TestDb::sqlite(), scenario(), 2, settings(|_| {})).await;
     let (a, b) = (sim.conductors[0].clone(), sim.conductors[1].clone());
     let ttl = a.settings.lease_time;
-    // Nova's server list answers after six real seconds; emulated time runs
-    // three lease times meanwhile.
-    sim.cloud.control().add_fault(
-        Fault::new(Service::Compute, Some("GET"), Some("/servers"), FaultEffect::Latency { millis: 6000 }).times(1),
+    // Nova holds the server list until the test lets it answer, after
+    // emulated time has run three lease times.
+    let nova_answers =
+        sim.cloud.control().add_fault(Fault::new(Service::Compute, Some("GET"), Some("/servers"), FaultEffect::Hold));
+    let log = Captured::default();
+    let subscriber = tracing_subscriber::fmt().with_writer(log.clone()).with_ansi(false).finish();
+    let planning = tokio::spawn(
+        async move { a.try_backup_cycle(false, &BackupScope::default()).await.unwrap() }.with_subscriber(subscriber),
     );
-    let planning = tokio::spawn(async move { a.try_backup_cycle(false, &BackupScope::default()).await.unwrap() });
     let lease = || async { b.db_call(|c| leases::get(c, BACKUP_LEASE)).await.unwrap() };
+    // Time moves only once Nova has the server list's request: the leader
+    // then works under its lease, and its renewals are counted from now (on
+    // a loaded machine the planning task may not have run yet when the lease
+    // row appears; moving the clock before it has would push its renewals
+    // past the assertions below).
+    let servers_asked =
+        || sim.cloud.control().calls().iter().any(|(k, n)| k.starts_with("GET /compute/servers") && *n > 0);
     let deadline = std::time::Instant::now() + crate::support::HANG;
-    while lease().await.is_none() && std::time::Instant::now() < deadline {
+    while !servers_asked() && std::time::Instant::now() < deadline {
         tokio::time::sleep(StdDuration::from_millis(5)).await;
     }
+    assert!(servers_asked(), "the leader never asked Nova for its servers");
+    assert!(lease().await.is_some_and(|l| l.holder == "host-0:100"), "the leader holds the lease while it discovers");
     // Three lease times in steps of ten seconds. Renewed every ttl/3, the
     // lease always has at least ttl - ttl/3 - one step left; without renewal
     // it would run out after the twelfth step.
@@ -501,13 +520,15 @@ async fn a_discovery_longer_than_the_lease_time_keeps_the_lease_and_its_plan() {
         }
         assert!(
             held.holder == "host-0:100" && held.expires_at.and_utc() - now >= left_at_least,
-            "at {}: the leader's lease was not renewed during its discovery: {held:?}",
-            now.to_rfc3339()
+            "at {}: the leader's lease was not renewed during its discovery: {held:?}; the leader's log:\n{}",
+            now.to_rfc3339(),
+            log.text()
         );
     }
-    assert!(!planning.is_finished(), "discovery still runs (raise the injected latency on a slow machine)");
+    assert!(!planning.is_finished(), "discovery still waits for Nova");
     let other = b.try_backup_cycle(false, &BackupScope::default()).await.unwrap();
     assert!(matches!(&other, CycleOutcome::Led(held) if held.holder == "host-0:100"), "{other:?}");
+    sim.cloud.control().remove_fault(nova_answers);
     let outcome = planning.await.unwrap();
     assert!(matches!(&outcome, CycleOutcome::Planned(s) if s.backups == 4), "{outcome:?}");
     assert_eq!(sim.cycles("backup").await, 1);
