@@ -49,8 +49,18 @@ impl Conductor {
         name: &'static str,
         ttl: Duration,
     ) -> Result<Result<i64, LeaseHeld>, ConductorError> {
+        self.take_lease_at(name, ttl, self.clock.now()).await
+    }
+
+    /// [`Conductor::take_lease`] as of `now` (the lease runs until `now + ttl`).
+    async fn take_lease_at(
+        &self,
+        name: &'static str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Result<i64, LeaseHeld>, ConductorError> {
         let holder = self.holder.clone();
-        let now = naive(self.clock.now());
+        let now = naive(now);
         let acquired = self.db_call(move |conn| leases::acquire_at(conn, name, &holder, ttl, now)).await?;
         Ok(match acquired {
             Acquired::Held(token) => Ok(token),
@@ -62,7 +72,10 @@ impl Conductor {
     /// [`renew_every`]. `None` when another conductor took the lease before
     /// `work` finished: the work is dropped, its result would not count. A
     /// renewal the database refuses is retried at the next tick (the lease
-    /// outlives two of them).
+    /// outlives two of them). Each renewal is due `every` after the moment
+    /// the previous one took effect, not after its database call returned:
+    /// a slow database does not stretch the gaps (found on an emulated clock
+    /// that moved on while a renewal was being written).
     pub async fn with_lease<T>(
         &self,
         name: &'static str,
@@ -70,11 +83,13 @@ impl Conductor {
         ttl: Duration,
         work: impl Future<Output = T>,
     ) -> Option<T> {
-        let every = renew_every(ttl).to_std().unwrap_or_default();
+        let every = renew_every(ttl);
         let renew = async {
+            let mut renewed = self.clock.now();
             loop {
-                self.clock.sleep(every).await;
-                match self.take_lease(name, ttl).await {
+                self.clock.sleep_until(renewed + every).await;
+                renewed = self.clock.now();
+                match self.take_lease_at(name, ttl, renewed).await {
                     Ok(Ok(held)) if held == token => {}
                     Ok(Ok(_)) => {
                         warn!("lease {name} changed hands while this conductor worked under it; its work is dropped");
@@ -88,7 +103,7 @@ impl Conductor {
                         return;
                     }
                     Err(err) => {
-                        warn!("cannot renew lease {name}, retried in {} s: {err}", every.as_secs())
+                        warn!("cannot renew lease {name}, retried in {} s: {err}", every.num_seconds())
                     }
                 }
             }
