@@ -49,6 +49,10 @@ pub enum Kind {
     AmqpClose,
     /// A due volume detached and deleted by its owner mid-cycle.
     VolumeDelete,
+    /// Each conductor stops itself the first time it has claimed tasks,
+    /// before any create; a volume it claimed is deleted meanwhile; it
+    /// resumes within its claim and sends the create for the deleted volume.
+    VolumeDeleteClaimed,
 }
 
 impl Kind {
@@ -66,6 +70,7 @@ impl Kind {
             "brokerrestart" => Kind::BrokerRestart,
             "amqpclose" => Kind::AmqpClose,
             "voldelete" => Kind::VolumeDelete,
+            "voldelete-claimed" => Kind::VolumeDeleteClaimed,
             _ => return None,
         })
     }
@@ -84,6 +89,7 @@ impl Kind {
             Kind::BrokerRestart => "brokerrestart",
             Kind::AmqpClose => "amqpclose",
             Kind::VolumeDelete => "voldelete",
+            Kind::VolumeDeleteClaimed => "voldelete-claimed",
         }
     }
 }
@@ -195,6 +201,11 @@ pub fn run(kind: Kind, seed: u64, n: u32, infra: &mut Infra, keep: bool) -> Outc
         }
         Kind::AmqpClose => {
             plan.push((rng.random_range(1.0..8.0), Action::CloseAmqp));
+        }
+        Kind::VolumeDeleteClaimed => {
+            // Each conductor, the first time it has claimed tasks (the
+            // leader often claims them all before the others poll).
+            armed = vec![Some(format!("{}:stop", Point::Claiming.name())); 3];
         }
         Kind::VolumeDelete => {
             let due = &world.flagged_volumes;
@@ -329,7 +340,7 @@ pub fn run(kind: Kind, seed: u64, n: u32, infra: &mut Infra, keep: bool) -> Outc
                 armed[i] = None;
                 later.push((now + Duration::from_secs_f64(rng.random_range(0.0..2.0)), Action::Restart(i)));
             }
-            if kind == Kind::CheckpointStop
+            if matches!(kind, Kind::CheckpointStop | Kind::VolumeDeleteClaimed)
                 && armed[i].is_some()
                 && !stop_seen.contains(&i)
                 && std::fs::read_to_string(&c.stderr).unwrap_or_default().contains("checkpoint ")
@@ -337,7 +348,25 @@ pub fn run(kind: Kind, seed: u64, n: u32, infra: &mut Infra, keep: bool) -> Outc
                 stop_seen.insert(i);
                 c.stopped = true;
                 journal(&jpath, &format!("conductor {i} stopped itself"));
-                later.push((now + CLAIM_TIMEOUT + Duration::from_secs(3), Action::Cont(i)));
+                if kind == Kind::VolumeDeleteClaimed {
+                    // Between its claim and its create: a volume it claimed
+                    // goes away; it resumes while its claim still holds.
+                    match claimed_volume(&db, &c.host) {
+                        Some(id) => match control.delete_volume(&id) {
+                            Ok(()) => {
+                                journal(&jpath, &format!("deleted volume {id}, claimed by conductor {i}"));
+                                gone.insert(id);
+                            }
+                            Err(refused) => {
+                                details.push(format!("claimed volume {id} could not be deleted: {refused}"))
+                            }
+                        },
+                        None => journal(&jpath, &format!("conductor {i} stopped with no claimed task")),
+                    }
+                    later.push((now + Duration::from_secs(1), Action::Cont(i)));
+                } else {
+                    later.push((now + CLAIM_TIMEOUT + Duration::from_secs(3), Action::Cont(i)));
+                }
             }
         }
         if kind == Kind::SmtpDown
@@ -435,6 +464,14 @@ fn smtp_round_failed(conductors: &[Conductor]) -> bool {
 /// The cycle is closed, no task is open, the digests went out (or failed
 /// on purpose), and a retention run that started after the cycle closed
 /// has finished.
+/// A volume whose task conductor `host` has claimed and not yet sent.
+fn claimed_volume(db: &ChaosDb, host: &str) -> Option<String> {
+    let mut conn = db.db.conn().ok()?;
+    let claimed = tasks::in_state(&mut conn, staffeln::objects::TaskState::Claimed).ok()?;
+    let mine = format!("{host}:");
+    claimed.into_iter().find(|t| t.claimed_by.as_deref().is_some_and(|by| by.starts_with(&mine))).map(|t| t.volume_id)
+}
+
 fn finished(db: &ChaosDb, kind: Kind, conductors: &[Conductor]) -> bool {
     let Ok(mut conn) = db.db.conn() else { return false };
     let Ok(Some(cycle)) = tasks::latest_cycle(&mut conn, "backup") else { return false };
