@@ -12,6 +12,9 @@ use serde_json::Value;
 use crate::cloud::{Os, Staffeln, Tenant, serial, task_for, wait_until};
 use crate::scenarios::{api_get, text};
 
+/// What Cinder says when a restore's new volume is over the volumes quota.
+const QUOTA_REFUSED: &str = "exceeded for quota 'volumes'";
+
 /// `(id, name, status)` of a volume or backup.
 type Row = (String, String, String);
 
@@ -72,22 +75,44 @@ fn staffeln_restores_its_backup_for_the_tenant_and_a_drill_restores_checks_delet
     wait_until("the backup available again after the restore", Duration::from_secs(60), || {
         (t.backup(&backup)["status"] == "available").then_some(())
     });
+
+    // The project's volume quota used up: Cinder refuses the new volume, and
+    // `staffeln restore` says why.
+    let used = t.user.json(&["volume", "list"]).as_array().map_or(0, Vec::len).to_string();
+    Os::admin().run(&["quota", "set", "--volumes", &used, &t.project_id]);
+    let over = staffeln.cli_output(&["restore", &backup]);
+    let said = format!("{}{}", String::from_utf8_lossy(&over.stdout), String::from_utf8_lossy(&over.stderr));
+    println!("staffeln restore over the volume quota: {said}");
+    assert!(!over.status.success(), "{said}");
+    assert!(said.contains(QUOTA_REFUSED), "{said}");
     drop(staffeln);
 
     // A drill round, on the schedule the option sets: the first one runs
-    // `restore_drill_period` after the conductor starts.
+    // `restore_drill_period` after the conductor starts. Still over the
+    // volume quota, it fails and says why; with room again, the next passes.
     let before = inventory(&t);
     let staffeln = Staffeln::start("restore_drill_period = 15\n", true);
     let drilled_at = std::time::Instant::now();
-    let drills = wait_until("a restore drill of the tenant's backup recorded", Duration::from_secs(240), || {
+    let list = || {
         let list = staffeln.cli(&["restore-drill", "list", "--project", &t.project_id]);
-        let rows = list.as_array().cloned().unwrap_or_default();
-        (!rows.is_empty()).then_some(rows)
+        list.as_array().cloned().unwrap_or_default()
+    };
+    let first =
+        wait_until("a restore drill of the tenant's backup recorded", Duration::from_secs(240), || list().pop());
+    println!("restore drill over the volume quota: {first:#}");
+    assert_eq!(first["result"], "failed", "{first:#}");
+    assert!(text(&first["message"]).contains(QUOTA_REFUSED), "{first:#}");
+    assert!(first["scratch_volume_id"].is_null(), "no scratch volume made: {first:#}");
+    Os::admin().run(&["quota", "set", "--volumes", "10", &t.project_id]);
+    let drills = wait_until("a restore drill passed", Duration::from_secs(240), || {
+        let rows = list();
+        (rows.first()?["result"] == "passed").then_some(rows)
     });
     let (_, metrics) = api_get("/metrics", "none");
     drop(staffeln);
     let round = drilled_at.elapsed();
-    assert_eq!(drills.len(), 1, "{drills:#?}");
+    let failed = drills.len() - 1;
+    assert!(drills[1..].iter().all(|d| d["result"] == "failed"), "{drills:#?}");
     let d = &drills[0];
     assert_eq!(d["result"], "passed", "{d:#}");
     assert_eq!((d["backup_id"].as_str(), d["volume_id"].as_str()), (Some(backup.as_str()), Some(boot.as_str())));
@@ -97,7 +122,7 @@ fn staffeln_restores_its_backup_for_the_tenant_and_a_drill_restores_checks_delet
     let scratch = text(&d["scratch_volume_id"]).to_owned();
     assert!(!scratch.is_empty() && scratch != boot && scratch != restored, "{d:#}");
     assert!(metrics.contains("staffeln_restore_drills{result=\"passed\"} 1"), "{metrics}");
-    assert!(metrics.contains("staffeln_restore_drills{result=\"failed\"} 0"), "{metrics}");
+    assert!(metrics.contains(&format!("staffeln_restore_drills{{result=\"failed\"}} {failed}")), "{metrics}");
     assert!(metrics.contains(&format!("staffeln_restore_drill_last_duration_seconds {secs}")), "{metrics}");
     println!("restore drill on real Cinder: {secs} s (recorded); round seen {round:?} after the conductor started");
 

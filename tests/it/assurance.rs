@@ -277,3 +277,44 @@ async fn a_scheduled_drill_leaves_out_a_volume_whose_only_good_backup_retention_
     assert_eq!(control.backup_status(&a_backups[0].id.0).as_deref(), Some("available"));
     sim.stop().await;
 }
+
+/// Issue 19.3, as real Cinder showed it: a drill over the project's volume
+/// quota is refused (413) before any volume is made; the drill is recorded
+/// as failed with Cinder's words and no scratch volume, the others pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_over_the_projects_volume_quota_fails_with_cinders_words_and_makes_nothing() {
+    let mut scenario = month_scenario(100);
+    // p2 holds vol-f and room for no other volume.
+    scenario.projects[2].quota.volumes = 1;
+    let mut sim = Sim::new(TestDb::sqlite(), scenario, 1, settings(daily)).await;
+    sim.start(quiet_mailer());
+    one_cycle(&sim).await;
+    let control = sim.cloud.control();
+    let c = sim.conductors[0].clone();
+    let p2 = control.project_id("p2").expect("p2");
+    let p2_volumes = control.volume_ids(&p2);
+    let task = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            c.run_drills(DrillCaps { sample: 10, per_project: 10 }, &HashSet::new(), Duration::hours(1)).await
+        })
+    };
+    let reports = drive(&sim, task).await.expect("drills");
+    assert_eq!(reports.len(), 5, "{reports:?}");
+    let vol_f = sim.vid("vol-f");
+    for r in &reports {
+        if r.pick.volume_id.0 == vol_f {
+            let why = r.result.message().unwrap_or_default();
+            assert!(why.contains("413"), "{why}");
+            assert!(why.contains("Maximum number of volumes allowed (1) exceeded for quota 'volumes'."), "{why}");
+            assert_eq!(r.scratch_volume_id, None);
+        } else {
+            assert_eq!(r.result, DrillResult::Passed, "{r:?}");
+        }
+    }
+    assert_eq!(control.volume_ids(&p2), p2_volumes, "nothing made in p2");
+    let project = p2.clone();
+    let rows = c.db_call(move |conn| restore_drills::list(conn, Some(&project), 10)).await.expect("rows");
+    assert_eq!((rows.len(), rows[0].result.as_str(), rows[0].scratch_volume_id.as_deref()), (1, "failed", None));
+    sim.stop().await;
+}
