@@ -484,7 +484,7 @@ fn volume_view(w: &World, ctx: &Ctx, v: &Volume) -> Value {
         })
         .collect();
     let mut o = json!({
-        "id": v.id, "name": v.name, "description": null, "status": v.status, "size": v.size,
+        "id": v.id, "name": v.name, "description": v.description, "status": v.status, "size": v.size,
         "availability_zone": v.availability_zone, "bootable": if v.bootable { "true" } else { "false" },
         "volume_type": "__DEFAULT__", "metadata": v.metadata, "attachments": attachments,
         "os-vol-tenant-attr:tenant_id": v.project_id, "user_id": v.user_id,
@@ -962,14 +962,14 @@ fn restore_backup(w: &mut World, ctx: &Ctx, req: &Req, id: &str) -> Resp {
             let q = w.quota(&ctx.project);
             if q.gigabytes >= 0 && q.gigabytes < gigabytes + size {
                 return over_limit(format!(
-                    "VolumeSizeExceedsAvailableQuota: Requested volume or snapshot exceeds allowed gigabytes quota. \
+                    "Requested volume or snapshot exceeds allowed gigabytes quota. \
                      Requested {size}G, quota is {}G and {gigabytes}G has been consumed.",
                     q.gigabytes
                 ));
             }
             if q.volumes >= 0 && q.volumes < count + 1 {
                 return over_limit(format!(
-                    "VolumeLimitExceeded: Maximum number of volumes allowed ({}) exceeded for quota 'volumes'.",
+                    "Maximum number of volumes allowed ({}) exceeded for quota 'volumes'.",
                     q.volumes
                 ));
             }
@@ -982,6 +982,9 @@ fn restore_backup(w: &mut World, ctx: &Ctx, req: &Req, id: &str) -> Resp {
                     project_id: ctx.project.clone(),
                     user_id: ctx.token.user_id.clone(),
                     name: Some(name),
+                    // cinder/backup/api.py `restore`; not bootable,
+                    // whatever the backed-up volume was.
+                    description: Some("auto-created_from_restore_from_backup".into()),
                     size,
                     status: "available".into(),
                     previous_status: None,

@@ -74,6 +74,8 @@ pub(crate) struct Volume {
     pub project_id: String,
     pub user_id: String,
     pub name: Option<String>,
+    /// Cinder's description (a restore's new volume has one).
+    pub description: Option<String>,
     pub size: i64,
     pub status: String,
     pub previous_status: Option<String>,
@@ -333,6 +335,7 @@ impl World {
                     user_id: owner(&pid),
                     project_id: pid,
                     name: v.name.clone(),
+                    description: None,
                     size: v.size,
                     status: v.status.clone(),
                     previous_status: None,

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cloud;
+mod drill;
 mod horizon;
 mod scenarios;
 #[allow(dead_code)]

@@ -13,7 +13,7 @@ use crate::cloud::{Os, Staffeln, Tenant, env, serial, task_for, wait_until};
 const FLAG: &str = "__staffeln_backup=true";
 
 /// `GET path` on staffeln-api with a token; (status, body).
-fn api_get(path: &str, token: &str) -> (u16, String) {
+pub(crate) fn api_get(path: &str, token: &str) -> (u16, String) {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", env().guard_port)).expect("staffeln-api answers");
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Auth-Token: {token}\r\nConnection: close\r\n\r\n")
@@ -25,7 +25,7 @@ fn api_get(path: &str, token: &str) -> (u16, String) {
     (status, body)
 }
 
-fn text(v: &Value) -> &str {
+pub(crate) fn text(v: &Value) -> &str {
     v.as_str().unwrap_or_default()
 }
 

@@ -210,3 +210,111 @@ async fn a_restore_drill_restores_checks_deletes_and_records_and_a_failed_one_sa
     assert!(control.volume_ids(&project.0).contains(&restore.volume_id.0));
     sim.stop().await;
 }
+
+/// Issue 19.3: the scheduled drill round (the assurance loop, with the plan
+/// retention would run now) leaves out a volume whose only good backup
+/// retention is rotating, says so in the log, and drills the others (whose
+/// older backups retention rotates too, but which keep newer ones).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_drill_leaves_out_a_volume_whose_only_good_backup_retention_rotates_and_says_so() {
+    use staffeln::conductor::retention::plan::RetentionAction;
+    let s = settings(|c| {
+        daily(c);
+        c.conductor.retention_time = staffeln::conf::types::OsloDuration::parse("1d").expect("1d");
+        // Retention does not run by itself: its plan is pending when the drill comes.
+        c.conductor.retention_service_period = 0;
+        c.conductor.restore_drill_period = 50 * 3_600;
+        c.conductor.restore_drill_sample = 10;
+        // Full backups: a day-old one is not kept as an incremental's parent.
+        c.conductor.full_backup_depth = 0;
+    });
+    let mut sim = Sim::new(TestDb::sqlite(), month_scenario(100), 1, s).await;
+    let log = sim.start_logged(quiet_mailer());
+    let control = sim.cloud.control();
+    let c = sim.conductors[0].clone();
+    let poll = Duration::from_std(c.settings.poll_interval).expect("poll");
+    // Day 0: a backup of every volume. Then vol-a is deleted: its backup,
+    // the only one, expires after a day and retention's plan deletes it.
+    sim.step(Duration::seconds(1)).await;
+    control.settle();
+    sim.finish_tasks(poll).await;
+    let vol_a = sim.vid("vol-a");
+    let a_backups = sim.backups_of("vol-a").await;
+    assert_eq!(a_backups.len(), 1, "{a_backups:?}");
+    control.delete_volume(&vol_a).expect("vol-a deleted");
+    one_cycle(&sim).await;
+    one_cycle(&sim).await;
+    let plan = c.retention_preview(&c.settings.retention, None).await.expect("plan");
+    let deleted = |v: &str| plan.iter().any(|d| d.volume_id.0 == v && d.action == RetentionAction::Delete);
+    assert!(deleted(&vol_a), "retention's plan deletes vol-a's only backup: {plan:#?}");
+    assert!(deleted(&sim.vid("vol-b")), "and vol-b's oldest, vol-b keeping newer ones: {plan:#?}");
+
+    // The round comes at restore_drill_period; each restore finishes on the clock.
+    sim.step_to(c.started_at + Duration::hours(50)).await;
+    let mut rows = Vec::new();
+    for _ in 0..60 {
+        rows = c.db_call(|conn| restore_drills::list(conn, None, 100)).await.expect("rows");
+        if rows.len() >= 4 {
+            break;
+        }
+        sim.step(Duration::seconds(10)).await;
+    }
+    let mut drilled: Vec<String> = rows.iter().map(|r| r.volume_id.clone()).collect();
+    drilled.sort();
+    let mut want: Vec<String> = ["vol-b", "vol-c", "vol-d", "vol-f"].iter().map(|v| sim.vid(v)).collect();
+    want.sort();
+    assert_eq!(drilled, want, "every volume but vol-a drilled once: {rows:?}");
+    assert!(rows.iter().all(|r| r.result == "passed"), "{rows:?}");
+    control.settle();
+    for r in &rows {
+        let scratch = r.scratch_volume_id.as_deref().expect("a scratch volume");
+        assert_eq!(control.volume_status(scratch), None, "scratch volume {scratch} deleted");
+    }
+    let said = format!("volume {vol_a} left out: retention's plan deletes backups of it");
+    assert_eq!(log.lines_with(&said), 1, "the round says why vol-a was not drilled:\n{}", log.text());
+    assert_eq!(log.lines_with("restore drill: 4 backups restored and checked"), 1, "{}", log.text());
+    // vol-a's only backup was never restored: still there, available.
+    assert_eq!(control.backup_status(&a_backups[0].id.0).as_deref(), Some("available"));
+    sim.stop().await;
+}
+
+/// Issue 19.3, as real Cinder showed it: a drill over the project's volume
+/// quota is refused (413) before any volume is made; the drill is recorded
+/// as failed with Cinder's words and no scratch volume, the others pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_over_the_projects_volume_quota_fails_with_cinders_words_and_makes_nothing() {
+    let mut scenario = month_scenario(100);
+    // p2 holds vol-f and room for no other volume.
+    scenario.projects[2].quota.volumes = 1;
+    let mut sim = Sim::new(TestDb::sqlite(), scenario, 1, settings(daily)).await;
+    sim.start(quiet_mailer());
+    one_cycle(&sim).await;
+    let control = sim.cloud.control();
+    let c = sim.conductors[0].clone();
+    let p2 = control.project_id("p2").expect("p2");
+    let p2_volumes = control.volume_ids(&p2);
+    let task = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            c.run_drills(DrillCaps { sample: 10, per_project: 10 }, &HashSet::new(), Duration::hours(1)).await
+        })
+    };
+    let reports = drive(&sim, task).await.expect("drills");
+    assert_eq!(reports.len(), 5, "{reports:?}");
+    let vol_f = sim.vid("vol-f");
+    for r in &reports {
+        if r.pick.volume_id.0 == vol_f {
+            let why = r.result.message().unwrap_or_default();
+            assert!(why.contains("413"), "{why}");
+            assert!(why.contains("Maximum number of volumes allowed (1) exceeded for quota 'volumes'."), "{why}");
+            assert_eq!(r.scratch_volume_id, None);
+        } else {
+            assert_eq!(r.result, DrillResult::Passed, "{r:?}");
+        }
+    }
+    assert_eq!(control.volume_ids(&p2), p2_volumes, "nothing made in p2");
+    let project = p2.clone();
+    let rows = c.db_call(move |conn| restore_drills::list(conn, Some(&project), 10)).await.expect("rows");
+    assert_eq!((rows.len(), rows[0].result.as_str(), rows[0].scratch_volume_id.as_deref()), (1, "failed", None));
+    sim.stop().await;
+}

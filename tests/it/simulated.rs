@@ -136,6 +136,18 @@ impl Sim {
 
     /// Starts every conductor's loops, with `mailer` for the digests.
     pub(crate) fn start(&mut self, mailer: Mailer) {
+        self.start_logging(mailer, None);
+    }
+
+    /// As [`Sim::start`], the loops' log records (all levels) going to the
+    /// returned capture.
+    pub(crate) fn start_logged(&mut self, mailer: Mailer) -> Captured {
+        let log = Captured::default();
+        self.start_logging(mailer, Some(log.clone()));
+        log
+    }
+
+    fn start_logging(&mut self, mailer: Mailer, log: Option<Captured>) {
         let mailer = Arc::new(mailer);
         for c in &self.conductors {
             let loops = Loops {
@@ -145,10 +157,21 @@ impl Sim {
                 wake: Arc::new(Notify::new()),
             };
             let (c, shutdown) = (c.clone(), self.trigger.subscribe());
-            self.loops.push(tokio::spawn(async move {
+            let run = async move {
                 runner::run(&c, &loops, shutdown).await;
                 c.release_leases().await;
-            }));
+            };
+            self.loops.push(match &log {
+                Some(log) => {
+                    let subscriber = tracing_subscriber::fmt()
+                        .with_max_level(tracing::Level::DEBUG)
+                        .with_writer(log.clone())
+                        .with_ansi(false)
+                        .finish();
+                    tokio::spawn(run.with_subscriber(subscriber))
+                }
+                None => tokio::spawn(run),
+            });
         }
     }
 
@@ -170,7 +193,9 @@ impl Sim {
     pub(crate) async fn step_to(&self, at: DateTime<Utc>) {
         self.clock.advance_to(at);
         self.sync_cloud();
-        let loops = 2 * self.loops.len();
+        // Backup and retention loops, and the assurance loop where it runs.
+        let assurance = self.conductors.iter().filter(|c| staffeln::conductor::assurance::watch::wanted(c)).count();
+        let loops = 2 * self.loops.len() + assurance.min(self.loops.len());
         self.clock.settled(loops, SETTLE).await.unwrap_or_else(|e| panic!("at {}: {e}", at.to_rfc3339()));
     }
 
@@ -397,10 +422,14 @@ async fn three_conductors_on_one_mariadb_for_a_day_back_up_once_per_cycle_and_ma
 
 /// Collects what a subscriber writes, for counting log lines.
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
 
 impl Captured {
-    fn lines_with(&self, needle: &str) -> usize {
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    pub(crate) fn lines_with(&self, needle: &str) -> usize {
         let bytes = self.0.lock().unwrap();
         String::from_utf8_lossy(&bytes).lines().filter(|l| l.contains(needle)).count()
     }

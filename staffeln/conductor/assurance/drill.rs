@@ -44,9 +44,7 @@ pub fn sample(
     caps: DrillCaps,
 ) -> Vec<DrillPick> {
     let mut newest: BTreeMap<&VolumeId, &Backup> = BTreeMap::new();
-    let mut good: HashMap<&VolumeId, usize> = HashMap::new();
     for b in backups.iter().filter(|b| b.status == BackupStatus::Available) {
-        *good.entry(&b.volume_id).or_default() += 1;
         let slot = newest.entry(&b.volume_id).or_insert(b);
         if (b.created_at, &b.id.0) > (slot.created_at, &slot.id.0) {
             *slot = b;
@@ -55,10 +53,11 @@ pub fn sample(
     // Cinder holds a volume's backups while one of them is `restoring`
     // or `deleting`; a volume with work on it waits for the next drill.
     let busy: HashSet<&VolumeId> = backups.iter().filter(|b| b.status.is_in_progress()).map(|b| &b.volume_id).collect();
+    let held = held_for_rotation(backups, rotating);
     let mut candidates: Vec<&Backup> = newest
         .into_iter()
         .filter(|(v, _)| !busy.contains(v))
-        .filter(|(v, _)| !(rotating.contains(*v) && good.get(v).copied().unwrap_or(0) <= 1))
+        .filter(|(v, _)| !held.contains(*v))
         .map(|(_, b)| b)
         .collect();
     candidates.sort_by(|a, b| {
@@ -86,6 +85,17 @@ pub fn sample(
         });
     }
     picks
+}
+
+/// The volumes of `rotating` whose only good (`available`) backup among
+/// `backups` the sample leaves out, sorted: a drill would hold it
+/// `restoring` while retention rotates the volume.
+pub fn held_for_rotation(backups: &[Backup], rotating: &HashSet<VolumeId>) -> Vec<VolumeId> {
+    let mut good: BTreeMap<&VolumeId, usize> = BTreeMap::new();
+    for b in backups.iter().filter(|b| b.status == BackupStatus::Available && rotating.contains(&b.volume_id)) {
+        *good.entry(&b.volume_id).or_default() += 1;
+    }
+    good.into_iter().filter(|(_, n)| *n == 1).map(|(v, _)| v.clone()).collect()
 }
 
 /// How a drill ended.
@@ -186,6 +196,8 @@ mod tests {
         let picks = sample(&backups, &rotating, &HashMap::new(), DrillCaps { sample: 10, per_project: 10 });
         let ids: Vec<&str> = picks.iter().map(|p| p.backup_id.0.as_str()).collect();
         assert_eq!(ids, ["b1"], "va's only backup is left out; vb has two");
+        assert_eq!(held_for_rotation(&backups, &rotating), [VolumeId("va".into())]);
+        assert!(held_for_rotation(&backups, &HashSet::new()).is_empty(), "nothing rotates");
         // A volume with a backup in flight waits.
         let busy = [b("a1", "va", "p", "available", 5), b("a2", "va", "p", "deleting", 50)];
         assert!(sample(&busy, &HashSet::new(), &HashMap::new(), DrillCaps { sample: 10, per_project: 10 }).is_empty());

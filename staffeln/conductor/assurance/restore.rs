@@ -77,6 +77,13 @@ impl Conductor {
             .into_iter()
             .map(|(v, t)| (VolumeId(v), t.and_utc()))
             .collect();
+        for volume in drill::held_for_rotation(&backups, rotating) {
+            tracing::info!(
+                volume.id = %volume,
+                "restore drill: volume {volume} left out: retention's plan deletes backups of it \
+                 and its only good backup must stay available"
+            );
+        }
         let picks = drill::sample(&backups, rotating, &last, caps);
         let mut reports = Vec::with_capacity(picks.len());
         for pick in picks {
