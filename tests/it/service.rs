@@ -169,8 +169,9 @@ fn conductor_logs_oslo_lines_reloads_on_sighup_and_drains_on_sigterm() {
     let conf2 = base_config(dir.path(), "debug = true\n[api]\nport = 9999", Some(&cloud));
     assert_eq!(conf, conf2);
     signal(&child, "HUP");
-    let text = wait_for_log(&log, "Option DEFAULT.debug changed from [False] to [True]");
-    assert!(text.contains("api.port"), "the restart-only change is named:\n{text}");
+    // Each change is its own line; a loaded machine may show the file between them.
+    wait_for_log(&log, "Option DEFAULT.debug changed from [False] to [True]");
+    wait_for_log(&log, "api.port");
 
     // A broken file on reload keeps the old configuration.
     write(&conf, "[DEFAULT]\nbroken\n");
@@ -324,8 +325,9 @@ fn the_conductor_daemon_runs_cycles_on_its_schedule() {
     let log = dir.path().join("conductor.log");
     let mut child = spawn_daemon("staffeln-conductor", &conf);
     wait_for_log(&log, "planned: 1 backups");
-    let text = wait_for_log(&log, "is available");
-    assert!(text.contains("last-backup-time"), "{text}");
+    wait_for_log(&log, "is available");
+    // The stamp is logged after the backup is seen available.
+    wait_for_log(&log, "last-backup-time");
     wait_for_log(&log, "finished: 1 done");
     // The next scheduled cycle skips the volume: backup_min_interval.
     wait_for_log(&log, "within backup_min_interval");

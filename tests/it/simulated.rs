@@ -433,10 +433,6 @@ impl Captured {
         let bytes = self.0.lock().unwrap();
         String::from_utf8_lossy(&bytes).lines().filter(|l| l.contains(needle)).count()
     }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
 }
 
 impl Write for Captured {
