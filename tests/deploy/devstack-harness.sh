@@ -88,6 +88,7 @@ pip_install() { rec pip_install "$@"; }
 restart_apache_server() { rec restart_apache_server; }
 wait_for_service() { rec wait_for_service "$@"; }
 stop_process() { rec stop_process "$@"; }
+# shellcheck disable=SC2032 # the sudo stub runs it as a function
 rabbitmqctl() { rec rabbitmqctl "$@"; }
 
 # iniset FILE SECTION KEY VALUE (devstack's documented behaviour: creates the
