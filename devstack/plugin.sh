@@ -22,6 +22,7 @@ if is_service_enabled staffeln; then
             # Cinder starts after this phase; oslo.policy also re-reads
             # the file when it changes.
             configure_cinder_policy_for_staffeln
+            configure_cinder_notifications_for_staffeln
         fi
         if is_service_enabled horizon; then
             configure_staffeln_dashboard

@@ -27,6 +27,7 @@ use std::time::{Duration as StdDuration, Instant};
 use chrono::{DateTime, Duration, Utc};
 use clap::Parser;
 use diesel::connection::SimpleConnection;
+use staffeln::conductor::backup::notified;
 use staffeln::conductor::clock::Clock;
 use staffeln::conductor::runner::{self, Loops};
 use staffeln::conductor::{Conductor, ConductorSettings};
@@ -57,6 +58,24 @@ struct Cli {
     /// `[conductor] poll_interval`, seconds.
     #[arg(long, default_value_t = 10)]
     poll_interval: u64,
+    /// Completion by events: the emulator publishes Cinder's backup
+    /// notifications to RabbitMQ and the conductors read them
+    /// (`[cinder_notifications]`).
+    #[arg(long)]
+    events: bool,
+    /// The broker of --events (an exchange and a queue of the benchmark's
+    /// own are made there and deleted).
+    #[arg(long, default_value = "127.0.0.1:5672")]
+    rabbit: String,
+    /// `[cinder_notifications] fallback_poll_interval` with --events, seconds.
+    #[arg(long, default_value_t = 120)]
+    fallback_poll_interval: u64,
+    /// cinder-backup hosts in the fleet's zone, each running at most 15
+    /// backups at once (Cinder's backup_max_operations, emulated).
+    #[arg(long, default_value_t = 1)]
+    backup_hosts: u16,
+    #[arg(long, hide = true)]
+    exchange: Option<String>,
     // The conductor process's arguments (set by the benchmark).
     #[arg(long, hide = true)]
     conductor: Option<usize>,
@@ -71,6 +90,14 @@ struct Cli {
 fn settings(cli: &Cli, db_url: &str, auth_url: &str) -> Result<ConductorSettings, Box<dyn std::error::Error>> {
     let mut conf = Config::default();
     conf.conductor.poll_interval = cli.poll_interval;
+    if let (true, Some(exchange)) = (cli.events, &cli.exchange) {
+        conf.cinder_notifications.enabled = true;
+        conf.cinder_notifications.transport_url =
+            Some(staffeln::conf::Secret::new(format!("rabbit://guest:guest@{}/", cli.rabbit)));
+        conf.cinder_notifications.exchange = exchange.clone();
+        conf.cinder_notifications.queue = format!("{exchange}-staffeln");
+        conf.cinder_notifications.fallback_poll_interval = cli.fallback_poll_interval;
+    }
     // One cycle: the next is not due before this one ends.
     conf.conductor.backup_service_period = 30 * 86_400;
     conf.conductor.backup_min_interval = 30 * 86_400;
@@ -99,12 +126,13 @@ async fn conductor(cli: Cli, index: usize) -> Result<(), Box<dyn std::error::Err
     let clock = Clock::emulated(start);
     let c = Conductor::new(format!("bench-{index}:{}", std::process::id()), db, os, s).with_clock(clock.clone());
     let mailer = Arc::new(Mailer::new(NotifySettings::default())?);
-    let loops = Loops {
-        mailer: mailer.clone(),
-        report_period: Duration::days(1),
-        report_retry: Duration::minutes(5),
-        wake: Arc::new(Notify::new()),
+    let wake = Arc::new(Notify::new());
+    let listener = match &c.settings.cinder_events {
+        Some(events) => Some(notified::listen(&c, events, wake.clone()).await?),
+        None => None,
     };
+    let loops =
+        Loops { mailer: mailer.clone(), report_period: Duration::days(1), report_retry: Duration::minutes(5), wake };
     let (trigger, _) = shutdown_channel();
     let running = {
         let (c, shutdown) = (c.clone(), trigger.subscribe());
@@ -140,6 +168,7 @@ async fn conductor(cli: Cli, index: usize) -> Result<(), Box<dyn std::error::Err
                     sent.delivered.len() + sent.failed.len()
                 )?;
             }
+            (Some("handled"), _) => writeln!(out, "handled {}", c.backup_events_handled())?,
             (Some("stop"), _) => break,
             _ => return Err(format!("unknown command {line:?}").into()),
         }
@@ -147,6 +176,10 @@ async fn conductor(cli: Cli, index: usize) -> Result<(), Box<dyn std::error::Err
     }
     trigger.trigger();
     running.await?;
+    if let Some((listener, transport)) = listener {
+        listener.stop().await;
+        transport.close().await;
+    }
     c.release_leases().await;
     Ok(())
 }
@@ -205,6 +238,40 @@ struct Calls {
 }
 
 #[derive(serde::Deserialize)]
+struct NotificationCounts {
+    queued: u64,
+    published: u64,
+}
+
+/// Deletes the benchmark's exchange and queue at the end, also after an error.
+struct BrokerCleanup {
+    rabbit: String,
+    exchange: String,
+}
+
+impl Drop for BrokerCleanup {
+    fn drop(&mut self) {
+        let (url, exchange) = (format!("amqp://guest:guest@{}/%2f", self.rabbit), self.exchange.clone());
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(conn) = lapin::Connection::connect(&url, lapin::ConnectionProperties::default()).await
+                    && let Ok(ch) = conn.create_channel().await
+                {
+                    let queue = format!("{exchange}-staffeln");
+                    let _ = ch.queue_delete(queue.as_str().into(), Default::default()).await;
+                    let _ = ch.exchange_delete(exchange.as_str().into(), Default::default()).await;
+                    let _ = conn.close(200, "OK".into()).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+#[derive(serde::Deserialize)]
 struct CloudClock {
     now: DateTime<Utc>,
 }
@@ -222,16 +289,40 @@ async fn drive(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&dir)?;
     let scenario = fleet::fleet(cli.projects, cli.servers, cli.volumes, true);
     println!(
-        "fleet: {} projects, {} flagged servers, {} volumes; backups take {} emulated s; {} conductors on MariaDB; \
-         poll_interval {} s",
+        "fleet: {} projects, {} flagged servers, {} volumes; backups take {} emulated s; {} backup host(s) of 15 \
+         operations; {} conductors on MariaDB; poll_interval {} s; {}",
         cli.projects,
         scenario.servers.len(),
         scenario.volumes.len(),
         cli.backup_seconds,
+        cli.backup_hosts,
         cli.conductors,
-        cli.poll_interval
+        cli.poll_interval,
+        if cli.events {
+            format!("completion by Cinder's events through RabbitMQ, fallback poll {} s", cli.fallback_poll_interval)
+        } else {
+            "completion by list polls".to_owned()
+        }
     );
-    let cloud = fleet::start_cloud(&scenario, &dir, &["--backup-seconds".into(), cli.backup_seconds.to_string()])?;
+    let exchange = format!("staffeln-bench-{}", std::process::id());
+    let mut cloud_args = vec![
+        "--backup-seconds".to_owned(),
+        cli.backup_seconds.to_string(),
+        "--backup-hosts".to_owned(),
+        cli.backup_hosts.to_string(),
+        "--backup-max-operations".to_owned(),
+        "15".to_owned(),
+    ];
+    if cli.events {
+        cloud_args.extend([
+            "--amqp-url".to_owned(),
+            format!("amqp://guest:guest@{}/%2f", cli.rabbit),
+            "--notification-exchange".to_owned(),
+            exchange.clone(),
+        ]);
+    }
+    let _broker = cli.events.then(|| BrokerCleanup { rabbit: cli.rabbit.clone(), exchange: exchange.clone() });
+    let cloud = fleet::start_cloud(&scenario, &dir, &cloud_args)?;
     drop(scenario);
 
     let name = format!("staffeln_bench_{}", std::process::id());
@@ -257,6 +348,9 @@ async fn drive(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         let mut child = Command::new(&exe)
             .args(["--conductor", &i.to_string(), "--db-url", &db_url, "--auth-url", &cloud.auth_url])
             .args(["--start", &start.to_rfc3339(), "--poll-interval", &cli.poll_interval.to_string()])
+            .args(["--rabbit", &cli.rabbit, "--exchange", &exchange])
+            .args(["--fallback-poll-interval", &cli.fallback_poll_interval.to_string()])
+            .args(cli.events.then_some("--events"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -265,7 +359,7 @@ async fn drive(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
         nodes.push(Node { child, stdin, stdout });
     }
-    let s = settings(&cli, &db_url, &cloud.auth_url)?;
+    let s = settings(&Cli { exchange: Some(exchange.clone()), ..cli.clone() }, &db_url, &cloud.auth_url)?;
     let poll = Duration::from_std(s.poll_interval)?;
     let due = s.backup_schedule.next_due(None, start).ok_or("no backup schedule")?;
     http.delete(format!("{}/calls", cloud.control)).send().await?;
@@ -283,6 +377,33 @@ async fn drive(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 .json(&serde_json::json!({"seconds": lag as f64 / 1000.0}))
                 .send()
                 .await?;
+        }
+        if cli.events {
+            // The events of what happened up to now are read before the
+            // clocks move on, as they would be in the time between polls.
+            let published = loop {
+                let n: NotificationCounts =
+                    http.get(format!("{}/notifications", cloud.control)).send().await?.json().await?;
+                if n.queued == 0 {
+                    break n.published;
+                }
+                tokio::time::sleep(StdDuration::from_millis(5)).await;
+            };
+            let waited = Instant::now();
+            loop {
+                let mut handled = 0;
+                for node in &mut nodes {
+                    let answer = node.ask("handled")?;
+                    handled += answer.trim_start_matches("handled ").parse::<u64>()?;
+                }
+                if handled >= published {
+                    break;
+                }
+                if waited.elapsed() > StdDuration::from_secs(600) {
+                    return Err(format!("{handled} of {published} events handled after 10 minutes").into());
+                }
+                tokio::time::sleep(StdDuration::from_millis(5)).await;
+            }
         }
         for node in &mut nodes {
             node.ask(&format!("advance {}", at.to_rfc3339()))?;
@@ -339,8 +460,9 @@ async fn drive(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         })
         .await??
     };
-    // The fleet's one zone has the emulator's one backup host: one host's share.
-    let cap = s.limits.overall.min(s.limits.fallback_per_az()).max(1);
+    // The fleet's one zone has --backup-hosts hosts of 15 operations each.
+    let zone_cap = s.limits.per_backup_host.saturating_mul(usize::from(cli.backup_hosts));
+    let cap = s.limits.overall.min(s.limits.per_az.map_or(zone_cap, |az| az.min(zone_cap))).max(1);
     let ideal = (done as f64 / cap as f64).ceil() * cli.backup_seconds;
     let cycle = (ended_at - due).num_milliseconds() as f64 / 1000.0;
     let available = available_at.map(|a| (a - due).num_milliseconds() as f64 / 1000.0).unwrap_or(cycle);
@@ -370,12 +492,20 @@ async fn drive(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let metadata = sum(&backup_calls, |k| k.contains("/metadata"));
     let quota = sum(&backup_calls, |k| k.contains("os-quota-sets"));
     let auth = sum(&backup_calls, |k| k.contains("/auth/tokens"));
-    let intervals = steps.saturating_sub(1);
+    // One poll per interval; with events, one per fallback interval.
+    let intervals = if cli.events {
+        (cycle / cli.fallback_poll_interval.max(1) as f64).ceil() as u64
+    } else {
+        steps.saturating_sub(1)
+    };
     let unavoidable = discovery + creates + metadata + quota + intervals;
+    let polls = sum(&backup_calls, |k| k.starts_with("GET ") && k.ends_with("/backups/detail"))
+        + sum(&backup_calls, |k| k.starts_with("GET ") && k.contains("/backups/") && !k.ends_with("/detail"));
     println!(
         "API calls: {total} total ({auth} token requests); unavoidable: discovery list pages {discovery} + creates \
-         {creates} + metadata writes {metadata} + quota reads {quota} + one poll per interval {intervals} = \
-         {unavoidable}; ratio {:.3} (target <= 1.05)",
+         {creates} + metadata writes {metadata} + quota reads {quota} + one poll per {} interval {intervals} = \
+         {unavoidable}; ratio {:.3} (target <= 1.05); backup reads of the backup phase (list pages and shows) {polls}",
+        if cli.events { "fallback" } else { "poll" },
         total as f64 / unavoidable.max(1) as f64
     );
     println!("API calls of the retention run: {}", sum(&diff(&after_retention, &backup_calls), |_| true));

@@ -827,8 +827,12 @@ fn create_backup(w: &mut World, ctx: &Ctx, req: &Req) -> Resp {
             data_timestamp: now,
             pending: Some((Pending::Create, due)),
             restore_volume_id: None,
+            host: None,
+            queued: false,
         },
     );
+    w.place_backup(&id);
+    w.notify_backup("backup.create.start", &id);
     Resp::json(202, &json!({"backup": {"id": id, "name": name, "links": ctx.links("backups", &id)}}))
 }
 
@@ -904,6 +908,7 @@ fn delete_backup(w: &mut World, ctx: &Ctx, id: &str, force: bool) -> Resp {
         b.updated_at = now;
         b.pending = Some((Pending::Delete, due));
     }
+    w.notify_backup("backup.delete.start", id);
     Resp::empty(202)
 }
 
@@ -1194,6 +1199,8 @@ fn import_record(w: &mut World, ctx: &Ctx, req: &Req) -> Resp {
             data_timestamp: now,
             pending: Some((Pending::Create, due)),
             restore_volume_id: None,
+            host: None,
+            queued: false,
         },
     );
     Resp::json(201, &json!({"backup": {"id": id, "name": name, "links": ctx.links("backups", &id)}}))

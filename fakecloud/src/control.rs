@@ -20,6 +20,17 @@ pub struct Control {
 }
 
 impl Control {
+    /// What became of Cinder's notifications so far (`notifier.rs`).
+    pub fn notification_counts(&self) -> super::steering::NotificationCounts {
+        self.shared.world().notification_counts
+    }
+
+    /// Drops the next `backup.create.end` of volume `volume_id`: an event
+    /// lost on the way (the backup still becomes available).
+    pub fn lose_create_end(&self, volume_id: &str) {
+        self.shared.world().lose_create_end.insert(volume_id.to_owned());
+    }
+
     fn world(&self) -> MutexGuard<'_, World> {
         self.shared.world()
     }
@@ -334,6 +345,14 @@ pub(crate) fn handle(control: &Control, req: &Req, rest: &[&str]) -> Resp {
     let bad = |m: &str| Resp::json(400, &json!({"error": m}));
     match (req.method.as_str(), rest) {
         ("GET", ["calls"]) => Resp::ok(&json!({"calls": control.calls()})),
+        ("GET", ["notifications"]) => Resp::ok(&json!(control.notification_counts())),
+        ("POST", ["notifications", "lose"]) => match body.get("volume_id").and_then(Value::as_str) {
+            Some(volume_id) => {
+                control.lose_create_end(volume_id);
+                Resp::empty(204)
+            }
+            None => bad("expected {\"volume_id\": \"…\"}"),
+        },
         ("DELETE", ["calls"]) => {
             control.reset_calls();
             Resp::empty(204)

@@ -41,6 +41,7 @@ mod clock;
 mod control;
 mod http;
 mod keystone;
+mod notifier;
 mod nova;
 mod policy;
 mod scenario;
@@ -60,11 +61,12 @@ use tokio::sync::watch;
 
 pub use control::{BackupRecord, Control};
 pub use http::{Microversion, Service};
+pub use notifier::NotificationTarget;
 pub use scenario::{
     AppCredentialSpec, BackupHostSpec, BackupSpec, ProjectSpec, QuotaSpec, Scenario, ScenarioError, ServerSpec,
     UserSpec, VolumeSpec,
 };
-pub use steering::{BackupDeletePolicy, BackupOutcome, Fault, FaultEffect, PolicyChecks};
+pub use steering::{BackupDeletePolicy, BackupOutcome, Fault, FaultEffect, NotificationCounts, PolicyChecks};
 
 /// How the emulator runs (the scenario says what it holds).
 #[derive(Clone, Debug)]
@@ -91,6 +93,12 @@ pub struct FakeOptions {
     pub backup_delete_policy: Option<BackupDeletePolicy>,
     /// Cinder API workers: requests served at a time; `None`: no limit.
     pub cinder_workers: Option<usize>,
+    /// Publish Cinder's backup notifications there (`messagingv2`);
+    /// `None`: nothing is published, as with Cinder's default driver.
+    pub notifications: Option<NotificationTarget>,
+    /// Cinder's `backup_max_operations`: backups one cinder-backup host
+    /// runs at once (more wait for a slot); `None`: no limit.
+    pub backup_max_operations: Option<usize>,
 }
 
 impl Default for FakeOptions {
@@ -106,6 +114,8 @@ impl Default for FakeOptions {
             seed: 0,
             backup_delete_policy: None,
             cinder_workers: None,
+            notifications: None,
+            backup_max_operations: None,
         }
     }
 }
@@ -184,9 +194,11 @@ impl FakeCloud {
             backup_duration: chrono(opts.backup_duration),
             delete_duration: chrono(opts.delete_duration),
             token_ttl: chrono(opts.token_ttl),
+            backup_max_operations: opts.backup_max_operations,
         };
         let mut world = state::World::build(&scenario, timing, opts.seed)?;
         world.backup_delete_policy = opts.backup_delete_policy.clone();
+        world.notifications_on = opts.notifications.is_some();
         let (listener, addr) =
             server::bind(opts.listen).map_err(|source| FakeCloudError::Bind { addr: opts.listen, source })?;
         let urls = urls::Urls {
@@ -198,13 +210,16 @@ impl FakeCloud {
         let (stop, stop_rx) = watch::channel(false);
         let serving = shared.clone();
         let auto_tick = opts.auto_tick;
+        let notifications = opts.notifications.clone();
         let thread = std::thread::Builder::new()
             .name(format!("fakecloud-{}", addr.port()))
             .spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
                 match runtime {
                     Ok(rt) => {
-                        if let Err(err) = rt.block_on(server::serve(listener, serving, auto_tick, stop_rx)) {
+                        if let Err(err) =
+                            rt.block_on(server::serve(listener, serving, auto_tick, notifications, stop_rx))
+                        {
                             tracing::error!("fake cloud on {addr} stopped: {err}");
                         }
                     }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use staffeln_fakecloud::{BackupDeletePolicy, FakeCloud, FakeOptions, Scenario};
+use staffeln_fakecloud::{BackupDeletePolicy, BackupHostSpec, FakeCloud, FakeOptions, NotificationTarget, Scenario};
 
 /// Keystone v3, Nova v2.1 and Cinder v3 emulator for tests and demos.
 #[derive(Debug, Parser)]
@@ -45,6 +45,24 @@ struct Args {
     /// cinder-api); unlimited when absent.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     cinder_workers: Option<u16>,
+    /// Publish Cinder's backup notifications (messagingv2) to this broker,
+    /// e.g. amqp://guest:guest@127.0.0.1:5672/%2f.
+    #[arg(long)]
+    amqp_url: Option<String>,
+    /// The exchange of the notifications (Cinder's control_exchange).
+    #[arg(long, default_value = "openstack", requires = "amqp_url")]
+    notification_exchange: String,
+    /// The topic of the notifications (routing key <topic>.info).
+    #[arg(long, default_value = "notifications", requires = "amqp_url")]
+    notification_topic: String,
+    /// cinder-backup hosts in zone nova (backup-1 … backup-N), replacing
+    /// the scenario's.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    backup_hosts: Option<u16>,
+    /// Cinder's backup_max_operations: backups one host runs at once (more
+    /// wait for a slot); no limit when absent.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    backup_max_operations: Option<u16>,
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
@@ -65,7 +83,7 @@ fn parse_fleet(text: &str) -> Result<(usize, usize, usize), String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let scenario = match (&args.scenario, args.generate) {
+    let mut scenario = match (&args.scenario, args.generate) {
         (Some(path), _) => match Scenario::from_file(path) {
             Ok(s) => s,
             Err(err) => return fail(&err, ExitCode::from(2)),
@@ -73,6 +91,9 @@ fn main() -> ExitCode {
         (None, Some((p, s, v))) => Scenario::generate(p, s, v, args.seed),
         (None, None) => Scenario::small(),
     };
+    if let Some(n) = args.backup_hosts {
+        scenario.backup_hosts = (1..=n).map(|i| BackupHostSpec::new(&format!("backup-{i}"), "nova")).collect();
+    }
     let opts = FakeOptions {
         listen: args.listen,
         backup_duration: Duration::from_secs_f64(args.backup_seconds.max(0.0)),
@@ -83,6 +104,12 @@ fn main() -> ExitCode {
             .clone()
             .map(|url| BackupDeletePolicy { guard_url: url, remote_timeout: args.guard_timeout }),
         cinder_workers: args.cinder_workers.map(usize::from),
+        notifications: args.amqp_url.as_deref().map(|url| NotificationTarget {
+            amqp_url: url.to_owned(),
+            exchange: args.notification_exchange.clone(),
+            topic: args.notification_topic.clone(),
+        }),
+        backup_max_operations: args.backup_max_operations.map(usize::from),
         ..FakeOptions::default()
     };
     let opts_policy = opts.backup_delete_policy.clone();

@@ -192,8 +192,11 @@ pub(crate) async fn serve(
     listener: std::net::TcpListener,
     shared: Arc<Shared>,
     auto_tick: Option<Duration>,
+    notifications: Option<super::notifier::NotificationTarget>,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    let publisher =
+        notifications.map(|target| tokio::spawn(super::notifier::publish_loop(shared.clone(), target, stop.clone())));
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -229,6 +232,9 @@ pub(crate) async fn serve(
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(Duration::from_secs(2)) => {}
+    }
+    if let Some(publisher) = publisher {
+        let _ = tokio::time::timeout(Duration::from_secs(2), publisher).await;
     }
     Ok(())
 }

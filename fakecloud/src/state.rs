@@ -123,6 +123,11 @@ pub(crate) struct Backup {
     pub pending: Option<(Pending, DateTime<Utc>)>,
     /// The volume a running restore writes to.
     pub restore_volume_id: Option<String>,
+    /// The cinder-backup host that runs it (publisher `backup.<host>`).
+    pub host: Option<String>,
+    /// Waiting for one of its host's `backup_max_operations` slots: its
+    /// time has not started yet.
+    pub queued: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -150,6 +155,9 @@ pub(crate) struct Timing {
     pub backup_duration: Duration,
     pub delete_duration: Duration,
     pub token_ttl: Duration,
+    /// Cinder's `backup_max_operations`: backups one host runs at once;
+    /// more wait for a slot. `None`: no limit.
+    pub backup_max_operations: Option<usize>,
 }
 
 pub(crate) struct World {
@@ -181,6 +189,15 @@ pub(crate) struct World {
     pub policy_checks: PolicyChecks,
     /// The cinder-backup services.
     pub backup_hosts: Vec<super::scenario::BackupHostSpec>,
+    /// Publish Cinder's backup notifications (`notifier.rs`).
+    pub notifications_on: bool,
+    /// Notifications waiting for the publisher (inner messages).
+    pub outbox: std::collections::VecDeque<serde_json::Value>,
+    /// Woken when the outbox gets one.
+    pub outbox_ready: std::sync::Arc<tokio::sync::Notify>,
+    pub notification_counts: super::steering::NotificationCounts,
+    /// Volumes whose next `backup.create.end` is dropped (a lost event).
+    pub lose_create_end: std::collections::HashSet<String>,
 }
 
 /// Role ids are fixed so that tokens, assignments and tests agree.
@@ -468,6 +485,8 @@ impl World {
                     data_timestamp: created,
                     pending,
                     restore_volume_id: None,
+                    host: None,
+                    queued: false,
                 },
             );
         }
@@ -498,6 +517,11 @@ impl World {
             } else {
                 s.backup_hosts.clone()
             },
+            notifications_on: false,
+            outbox: std::collections::VecDeque::new(),
+            outbox_ready: std::sync::Arc::default(),
+            notification_counts: super::steering::NotificationCounts::default(),
+            lose_create_end: std::collections::HashSet::new(),
         })
     }
 
@@ -562,6 +586,7 @@ impl World {
         let mut due: Vec<(DateTime<Utc>, String)> = self
             .backups
             .values()
+            .filter(|b| !b.queued)
             .filter_map(|b| b.pending.filter(|(_, at)| everything || *at <= now).map(|(_, at)| (at, b.id.clone())))
             .collect();
         due.sort();
@@ -570,6 +595,10 @@ impl World {
             if self.step(&id, now) {
                 changed += 1;
             }
+        }
+        changed += self.start_queued(now);
+        if everything && self.backups.values().any(|b| b.queued) {
+            changed += self.tick(true);
         }
         let gone: Vec<String> = self
             .volumes
@@ -582,6 +611,63 @@ impl World {
             changed += 1;
         }
         changed
+    }
+
+    /// Backups host `host` runs now (creating, not waiting for a slot).
+    fn running_on(&self, host: &str) -> usize {
+        self.backups.values().filter(|b| b.status == "creating" && !b.queued && b.host.as_deref() == Some(host)).count()
+    }
+
+    /// Places a new backup on a cinder-backup host of its zone that is up
+    /// and enabled, the least busy one (Cinder picks one at random); it
+    /// waits for a slot when that host runs `backup_max_operations` already.
+    pub(crate) fn place_backup(&mut self, id: &str) {
+        let Some(zone) = self.backups.get(id).map(|b| b.availability_zone.clone().unwrap_or_else(|| "nova".into()))
+        else {
+            return;
+        };
+        let usable = |h: &&super::scenario::BackupHostSpec| h.state == "up" && h.status == "enabled";
+        let mut hosts: Vec<String> =
+            self.backup_hosts.iter().filter(usable).filter(|h| h.zone == zone).map(|h| h.host.clone()).collect();
+        if hosts.is_empty() {
+            hosts = self.backup_hosts.iter().filter(usable).map(|h| h.host.clone()).collect();
+        }
+        let Some(host) = hosts.into_iter().min_by_key(|h| self.running_on(h)) else {
+            return;
+        };
+        let full = self.timing.backup_max_operations.is_some_and(|max| self.running_on(&host) >= max);
+        if let Some(b) = self.backups.get_mut(id) {
+            b.host = Some(host);
+            b.queued = full;
+        }
+    }
+
+    /// Starts the waiting backups their hosts have a slot for (oldest
+    /// first); how many started.
+    fn start_queued(&mut self, now: DateTime<Utc>) -> usize {
+        let Some(max) = self.timing.backup_max_operations else {
+            return 0;
+        };
+        let mut waiting: Vec<(DateTime<Utc>, String, String)> = self
+            .backups
+            .values()
+            .filter(|b| b.queued)
+            .filter_map(|b| Some((b.created_at, b.id.clone(), b.host.clone()?)))
+            .collect();
+        waiting.sort();
+        let mut started = 0;
+        for (_, id, host) in waiting {
+            if self.running_on(&host) >= max {
+                continue;
+            }
+            let due = now + self.timing.backup_duration;
+            if let Some(b) = self.backups.get_mut(&id) {
+                b.queued = false;
+                b.pending = Some((Pending::Create, due));
+                started += 1;
+            }
+        }
+        started
     }
 
     fn step(&mut self, id: &str, now: DateTime<Utc>) -> bool {
@@ -629,17 +715,20 @@ impl World {
                 if let Some(p) = parent_id.and_then(|p| self.backups.get_mut(&p)) {
                     p.num_dependent_backups += 1;
                 }
+                self.notify_backup("backup.create.end", id);
                 true
             }
             Pending::Delete => match self.outcome(false, &volume_id) {
                 BackupOutcome::Stick => false,
                 BackupOutcome::Succeed => {
-                    if let Some(gone) = self.backups.remove(id) {
+                    if let Some(mut gone) = self.backups.remove(id) {
+                        gone.status = "deleted".into();
                         self.deleted.push(gone);
                     }
                     if let Some(p) = parent_id.and_then(|p| self.backups.get_mut(&p)) {
                         p.num_dependent_backups = (p.num_dependent_backups - 1).max(0);
                     }
+                    self.notify_backup("backup.delete.end", id);
                     true
                 }
                 BackupOutcome::Error { reason } | BackupOutcome::ErrorDeleting { reason } => {

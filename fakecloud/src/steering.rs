@@ -154,3 +154,14 @@ impl BackupDeletePolicy {
         format!("rule:admin_api or (project_id:%(project_id)s and role:member and {})", self.guard_url)
     }
 }
+
+/// What happened to the notifications so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NotificationCounts {
+    /// Waiting for the publisher.
+    pub queued: u64,
+    /// Confirmed by the broker.
+    pub published: u64,
+    /// Dropped on purpose ([`crate::Control::lose_create_end`]).
+    pub lost: u64,
+}

@@ -1,5 +1,6 @@
 //! staffeln-conductor as a daemon: connect to the database and the cloud,
-//! start the RPC server, run the loops until a stop is requested, then stop
+//! start the RPC server (and the listener of Cinder's backup events when
+//! `[cinder_notifications] enabled`), run the loops until a stop is requested, then stop
 //! the RPC server and give up the leases. The settings arrive built and
 //! checked ([`ConductorSettings::from_config`], called by the binary before
 //! anything starts); what fails here is the world (a database or cloud
@@ -40,6 +41,11 @@ pub async fn serve(settings: ConductorSettings, ctx: ServiceContext) -> Result<(
     let mailer = Arc::new(Mailer::new(settings.notify.clone())?);
     // On-demand triggers (manager.rs): started here, stopped below.
     let rpc = manager::start_rpc(&conductor, mailer.clone()).await?;
+    // Completion by Cinder's events, when configured (backup/notified.rs).
+    let listener = match &settings.cinder_events {
+        Some(events) => Some(super::backup::notified::listen(&conductor, events, rpc.waker()).await?),
+        None => None,
+    };
     ctx.ready();
     info!("conductor {} ready", conductor.holder);
     let loops = runner::Loops {
@@ -50,6 +56,10 @@ pub async fn serve(settings: ConductorSettings, ctx: ServiceContext) -> Result<(
     };
     runner::run(&conductor, &loops, ctx.shutdown.clone()).await;
     info!("conductor {} stopping", conductor.holder);
+    if let Some((listener, transport)) = listener {
+        listener.stop().await;
+        transport.close().await;
+    }
     rpc.stop().await;
     conductor.release_leases().await;
     Ok(())

@@ -5,7 +5,7 @@
 use crate::db::DbError;
 use crate::notify::MailError;
 use crate::openstack::OpenStackError;
-use crate::rpc::TransportError;
+use crate::rpc::{RpcError, TransportError};
 
 /// Why the conductor (or one of its steps) failed.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +17,10 @@ pub enum ConductorError {
     /// The messaging transport cannot be set up (a TLS file cannot be read).
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// The broker refused or could not be reached (reading Cinder's
+    /// notifications).
+    #[error(transparent)]
+    Rpc(Box<RpcError>),
     /// The digest mailer cannot be set up (its CA file cannot be read).
     #[error(transparent)]
     Mail(Box<MailError>),
@@ -36,5 +40,11 @@ impl From<OpenStackError> for ConductorError {
 impl From<MailError> for ConductorError {
     fn from(err: MailError) -> ConductorError {
         ConductorError::Mail(Box::new(err))
+    }
+}
+
+impl From<RpcError> for ConductorError {
+    fn from(err: RpcError) -> ConductorError {
+        ConductorError::Rpc(Box::new(err))
     }
 }

@@ -18,6 +18,8 @@ pub const BACKUP_LEASE: &str = "backup-cycle";
 pub const RETENTION_LEASE: &str = "retention-cycle";
 /// The lease of the conductor that sends a round of digests.
 pub const REPORT_LEASE: &str = "report-round";
+/// The turn to list the backups being created: one conductor per interval.
+pub const POLL_TURN: &str = "backup-poll";
 
 /// Another conductor holds a lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +68,14 @@ impl Conductor {
             Acquired::Held(token) => Ok(token),
             Acquired::Taken(lease) => Err(LeaseHeld { holder: lease.holder, expires_at: lease.expires_at.and_utc() }),
         })
+    }
+
+    /// Takes the turn `name` for `every` when the last one ran out (see
+    /// [`leases::take_turn`]): true when this conductor has it.
+    pub async fn take_turn(&self, name: &'static str, every: Duration) -> Result<bool, ConductorError> {
+        let holder = self.holder.clone();
+        let now = naive(self.clock.now());
+        self.db_call(move |conn| leases::take_turn(conn, name, &holder, every, now)).await
     }
 
     /// Runs `work` while renewing lease `name` (held with `token`) every

@@ -2,6 +2,7 @@
 //! both halves (backup and retention) and the RPC manager see it: its
 //! identity, database, cloud, settings, clock and events.
 
+use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -31,6 +32,11 @@ pub struct Conductor {
     pub clock: clock::Clock,
     /// What it last read of Cinder's backup hosts (the zones' caps).
     pub(crate) backup_hosts: Arc<Mutex<BackupHostsSeen>>,
+    /// When it last handled one of Cinder's backup events (milliseconds
+    /// since the epoch on its clock; `i64::MIN`: never).
+    pub(crate) cinder_events_seen: Arc<AtomicI64>,
+    /// How many of Cinder's backup events it handled.
+    pub(crate) cinder_events_handled: Arc<AtomicU64>,
 }
 
 /// What a conductor last read of Cinder's cinder-backup services.
@@ -55,6 +61,8 @@ impl Conductor {
             events: events::Events::noop(),
             clock: clock::Clock::system(),
             backup_hosts: Arc::default(),
+            cinder_events_seen: Arc::new(AtomicI64::new(i64::MIN)),
+            cinder_events_handled: Arc::default(),
         }
     }
 

@@ -5,7 +5,11 @@
 //!   and at once refills the slots they freed (the pipeline stays full: a
 //!   batch never waits a poll), sends the digests that are due, and waits:
 //!   until the next attempt, at most `poll_interval`, or until an on-demand
-//!   trigger wakes it;
+//!   trigger or one of Cinder's events that ended a task wakes it. The
+//!   backups in flight are listed by one conductor per interval among all
+//!   of them (the `backup-poll` turn), every `poll_interval`, or every
+//!   `[cinder_notifications] fallback_poll_interval` while Cinder's events
+//!   arrive; a loop woken by an event lists nothing;
 //! * the **retention loop** runs retention when it is due. It runs beside the
 //!   backup loop, so that a retention run waiting for Cinder to delete a
 //!   chain (up to `retention_delete_timeout`) never holds up creating and
@@ -116,8 +120,10 @@ async fn backup_loop(conductor: &Conductor, loops: &Loops, mut shutdown: Shutdow
     let poll = poll(conductor);
     let mut not_before: Option<DateTime<Utc>> = None;
     let mut next_report = clock.now();
+    // When the backups in flight are next checked: one poll from the last
+    // check, whatever woke the loop in between.
+    let mut next_check = clock.now();
     loop {
-        let now = clock.now();
         let due = match conductor.last_cycle_start().await {
             Ok(last) => conductor.settings.backup_schedule.next_due(last, conductor.started_at),
             Err(err) => {
@@ -128,7 +134,7 @@ async fn backup_loop(conductor: &Conductor, loops: &Loops, mut shutdown: Shutdow
         let attempt = next_attempt(due, not_before);
         tokio::select! {
             () = shutdown.requested() => break,
-            () = clock.park_until(Some(wake_at(now, attempt, poll))) => {}
+            () = clock.park_until(Some(wake_at(next_check, attempt, Duration::zero()))) => {}
             () = loops.wake.notified() => {}
         }
         if attempt.is_some_and(|at| at <= clock.now()) {
@@ -149,8 +155,16 @@ async fn backup_loop(conductor: &Conductor, loops: &Loops, mut shutdown: Shutdow
         let report = clock.now() >= next_report;
         async {
             // Checked first, so that the slots this poll finds free are
-            // refilled now, not one poll later.
-            if let Err(err) = conductor.poll_once().await {
+            // refilled now, not one poll later. Woken before the check is
+            // due (a slot one of Cinder's events freed, a trigger), nothing
+            // is listed.
+            let checked = if clock.now() >= next_check {
+                next_check = clock.now() + poll;
+                conductor.poll_in_turn().await.map(drop)
+            } else {
+                conductor.tend().await
+            };
+            if let Err(err) = checked {
                 error!("checking backups failed: {err}");
             }
             if let Err(err) = conductor.work_once().await {

@@ -24,7 +24,7 @@ use crate::db::DbSettings;
 use crate::notify::NotifySettings;
 use crate::objects::ProjectId;
 use crate::openstack;
-use crate::rpc::RpcSettings;
+use crate::rpc::{ListenTarget, Priority, RpcSettings};
 
 /// What the conductor runs with.
 #[derive(Debug, Clone)]
@@ -55,6 +55,9 @@ pub struct ConductorSettings {
     pub rpc: Option<RpcSettings>,
     /// `[oslo_messaging_notifications]`.
     pub events: EventSettings,
+    /// `[cinder_notifications]`: completion by Cinder's backup events
+    /// (`None`: off, the list poll alone).
+    pub cinder_events: Option<CinderEventSettings>,
     /// `[notification]`: the digests.
     pub notify: NotifySettings,
     /// `[database]`.
@@ -147,10 +150,73 @@ impl ConductorSettings {
                 None => None,
             },
             events: EventSettings::from_config(conf)?,
+            cinder_events: CinderEventSettings::from_config(conf)?,
             notify: NotifySettings::from_config(conf)?,
             database: DbSettings::from_config(conf)?,
             openstack: openstack::Settings::from_config(conf)?,
             assurance: AssuranceSettings::read(conf),
         })
+    }
+}
+
+/// `[cinder_notifications]` as the conductor uses it.
+#[derive(Debug, Clone)]
+pub struct CinderEventSettings {
+    /// The broker Cinder publishes to.
+    pub rpc: RpcSettings,
+    /// Staffeln's own queue on Cinder's exchange and topic.
+    pub target: ListenTarget,
+    /// The list poll's interval while events arrive.
+    pub fallback_poll: Duration,
+}
+
+impl CinderEventSettings {
+    /// `None` unless `[cinder_notifications] enabled`. A queue named like
+    /// the shared one (`<topic>.info`), or no transport URL, names the option.
+    pub fn from_config(conf: &Config) -> Result<Option<CinderEventSettings>, SettingsError> {
+        let c = &conf.cinder_notifications;
+        if !c.enabled {
+            return Ok(None);
+        }
+        let bad = |option: &str, value: &str, why: &str| {
+            SettingsError::new("cinder_notifications", option, value, why.to_owned())
+        };
+        for (option, value) in [("exchange", &c.exchange), ("topic", &c.topic), ("queue", &c.queue)] {
+            if value.trim().is_empty() {
+                return Err(bad(option, value, "must not be empty"));
+            }
+        }
+        let target = ListenTarget {
+            exchange: c.exchange.trim().to_owned(),
+            topic: c.topic.trim().to_owned(),
+            priority: Priority::Info,
+            queue: c.queue.trim().to_owned(),
+        };
+        if target.queue == target.routing_key() {
+            return Err(bad(
+                "queue",
+                &c.queue,
+                "is the queue other listeners (Ceilometer) read; a consumer there takes their messages: name a \
+                 queue of Staffeln's own",
+            ));
+        }
+        let mut rpc = RpcSettings::notifications_from_config(conf)?;
+        if let Some(url) = &c.transport_url {
+            let mut conf = conf.clone();
+            conf.oslo_messaging_notifications.transport_url = Some(url.clone());
+            rpc = RpcSettings::notifications_from_config(&conf).map_err(|e| {
+                // The URL was checked as the notifications' one: say which option it came from.
+                SettingsError::new("cinder_notifications", "transport_url", "***", e.to_string())
+            })?;
+        }
+        if rpc.transport_url.is_none() {
+            return Err(bad(
+                "enabled",
+                "true",
+                "needs [cinder_notifications] transport_url, [oslo_messaging_notifications] transport_url or \
+                 [DEFAULT] transport_url: the broker Cinder publishes its notifications to",
+            ));
+        }
+        Ok(Some(CinderEventSettings { rpc, target, fallback_poll: seconds(c.fallback_poll_interval) }))
     }
 }

@@ -103,6 +103,49 @@ pub fn acquire_at(
     }
 }
 
+/// Takes the turn `name` for `every` when the last turn (anyone's, also
+/// `holder`'s own) has run out: true when `holder` has it now. Unlike a lease
+/// it is never renewed, so conductors that try it each interval share one
+/// turn per interval among them. One atomic statement decides a race.
+pub fn take_turn(
+    conn: &mut AnyConnection,
+    name: &str,
+    holder: &str,
+    every: Duration,
+    now: NaiveDateTime,
+) -> Result<bool, DbError> {
+    let until = now + every;
+    let taken = diesel::update(dsl::leases.filter(dsl::name.eq(name)).filter(dsl::expires_at.le(now)))
+        .set((
+            dsl::holder.eq(holder),
+            dsl::token.eq(dsl::token + 1),
+            dsl::expires_at.eq(until),
+            dsl::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map_err(DbError::query("leases take turn"))?;
+    if taken > 0 {
+        return Ok(true);
+    }
+    if get(conn, name)?.is_some() {
+        return Ok(false);
+    }
+    let inserted = diesel::insert_into(dsl::leases)
+        .values((
+            dsl::name.eq(name),
+            dsl::holder.eq(holder),
+            dsl::token.eq(1_i64),
+            dsl::expires_at.eq(until),
+            dsl::updated_at.eq(now),
+        ))
+        .execute(conn);
+    match inserted {
+        Ok(_) => Ok(true),
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
+        Err(source) => Err(DbError::Query { query: "leases insert turn", source }),
+    }
+}
+
 /// Whether `holder` still holds lease `name` with `token` and it has not expired.
 pub fn holds(conn: &mut AnyConnection, name: &str, holder: &str, token: i64) -> Result<bool, DbError> {
     Ok(get(conn, name)?.is_some_and(|l| l.holder == holder && l.token == token && l.expires_at >= now()))

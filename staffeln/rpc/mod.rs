@@ -23,6 +23,7 @@
 
 pub mod client;
 pub mod envelope;
+pub mod listener;
 pub mod notifier;
 pub mod server;
 pub mod transport;
@@ -38,8 +39,9 @@ mod topology;
 mod url;
 
 pub use client::RpcClient;
-pub use envelope::{Context, Priority, RpcFailure};
+pub use envelope::{Context, Notification, Priority, RpcFailure};
 pub use error::{RpcError, TransportError};
+pub use listener::{ListenTarget, ListenerHandle, NotificationListener};
 pub use notifier::Notifier;
 pub use server::{Call, Endpoint, MethodTable, RpcServer, ServerHandle};
 pub use settings::{RabbitSettings, RpcSettings};

@@ -92,6 +92,19 @@ impl RabbitSettings {
         }
     }
 
+    /// A listener's own queue (a pool) on `exchange`, bound with
+    /// `routing_key`; it expires after `rabbit_transient_queues_ttl` without
+    /// a consumer.
+    pub(crate) fn pool_queue(&self, exchange: &str, name: &str, routing_key: &str) -> QueueDecl {
+        QueueDecl {
+            name: name.to_owned(),
+            durable: self.durable(),
+            auto_delete: self.amqp_auto_delete,
+            args: self.queue_args(self.rabbit_quorum_queue, self.rabbit_transient_queues_ttl),
+            bind: Some((exchange.to_owned(), routing_key.to_owned())),
+        }
+    }
+
     /// Exchange `T_fanout`.
     pub(crate) fn fanout_exchange(&self, topic: &str) -> ExchangeDecl {
         ExchangeDecl {

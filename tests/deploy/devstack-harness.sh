@@ -41,6 +41,7 @@ ENABLED_SERVICES=key,mysql,rabbit,c-api,c-vol,c-sch
 STAFFELN_CONF_DIR=$WORK/etc/staffeln
 STAFFELN_BIN_DIR=$WORK/usr/local/bin
 CINDER_POLICY_FILE=$WORK/etc/cinder/policy.yaml
+CINDER_CONF=$WORK/etc/cinder/cinder.conf
 mkdir -p "$DEST" "$STAFFELN_BIN_DIR"
 
 rec() { echo "$*" >> "$CALLS"; }
@@ -87,6 +88,8 @@ pip_install() { rec pip_install "$@"; }
 restart_apache_server() { rec restart_apache_server; }
 wait_for_service() { rec wait_for_service "$@"; }
 stop_process() { rec stop_process "$@"; }
+# shellcheck disable=SC2032 # the sudo stub runs it as a function
+rabbitmqctl() { rec rabbitmqctl "$@"; }
 
 # iniset FILE SECTION KEY VALUE (devstack's documented behaviour: creates the
 # file and the section, replaces an existing key, puts a new key directly
@@ -187,6 +190,16 @@ CARGO
     *) echo "unknown scenario $SCENARIO" >&2; exit 2 ;;
 esac
 
+# The ceph scenario's Cinder has a notification driver already (Ceilometer's
+# plugin set it, say): it is kept.
+mkdir -p "$(dirname "$CINDER_CONF")"
+if [[ $SCENARIO == ceph ]]; then
+    printf '[oslo_messaging_notifications]\ndriver = messagingv2,log\n' > "$CINDER_CONF"
+    ENABLED_SERVICES+=,ceilometer-anotification
+else
+    : > "$CINDER_CONF"
+fi
+
 # A policy file with another rule and an older backup:delete override.
 mkdir -p "$(dirname "$CINDER_POLICY_FILE")"
 printf '"volume:delete": "rule:admin_or_owner"\nbackup:delete: "rule:admin_api"\n' > "$CINDER_POLICY_FILE"
@@ -247,6 +260,23 @@ n=$(grep -c 'backup:delete' "$CINDER_POLICY_FILE" || true)
 [[ $n == 1 ]] || fail "policy has $n backup:delete lines"
 grep -qxF -- "$want" "$CINDER_POLICY_FILE" || fail "policy line missing: $want"
 grep -qxF -- '"volume:delete": "rule:admin_or_owner"' "$CINDER_POLICY_FILE" || fail "other policy rules lost"
+
+# Completion by Cinder's events: Cinder publishes (its driver kept when
+# set), Staffeln reads from its own queue on Cinder's exchange; without
+# Ceilometer, Cinder's unread notifications.info expires.
+assert_ini cinder_notifications enabled True
+assert_ini cinder_notifications exchange openstack
+assert_ini cinder_notifications topic notifications
+[[ -z $(iniget "$CONF" cinder_notifications queue) ]] || fail "[cinder_notifications] queue is not left to its default"
+if [[ $SCENARIO == ceph ]]; then
+    [[ $(iniget "$CINDER_CONF" oslo_messaging_notifications driver) == "messagingv2,log" ]] \
+        || fail "Cinder's notification driver was changed"
+    assert_not_called "rabbitmqctl"
+else
+    [[ $(iniget "$CINDER_CONF" oslo_messaging_notifications driver) == messagingv2 ]] \
+        || fail "Cinder does not publish its notifications"
+    assert_called "rabbitmqctl set_policy --apply-to queues --priority 0 staffeln-unread-notifications ^notifications\\. {\"message-ttl\": 3600000}"
+fi
 
 # init and start, in order: DB, schema, API, health, conductor.
 api="run_process staffeln-api $BIN/staffeln-api --config-file $CONF"

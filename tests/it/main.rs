@@ -4,6 +4,7 @@
 
 mod api;
 mod assurance;
+mod cinder_events;
 mod conductor;
 mod conf;
 mod db;

@@ -39,7 +39,7 @@ const SETTLE: StdDuration = StdDuration::from_secs(120);
 
 /// Two projects, three flagged servers, five volumes (one skipped), quotas
 /// that hold a day of backups.
-fn scenario() -> Scenario {
+pub(crate) fn scenario() -> Scenario {
     let json = serde_json::json!({
         "service_user": "staffeln",
         "projects": [
@@ -74,7 +74,7 @@ fn cloud(scenario: Scenario) -> FakeCloud {
     cloud_with(scenario, FakeOptions::default())
 }
 
-fn cloud_with(scenario: Scenario, opts: FakeOptions) -> FakeCloud {
+pub(crate) fn cloud_with(scenario: Scenario, opts: FakeOptions) -> FakeCloud {
     // Tokens outlive the simulated days: the clock jumps by hours.
     let opts = FakeOptions { token_ttl: StdDuration::from_secs(40 * 86_400), ..opts };
     FakeCloud::start(scenario, opts).unwrap()
@@ -114,6 +114,9 @@ pub(crate) struct Sim {
     pub(crate) conductors: Vec<Conductor>,
     trigger: ShutdownTrigger,
     loops: Vec<tokio::task::JoinHandle<()>>,
+    /// What wakes each conductor's backup loop (an on-demand trigger, a
+    /// Cinder event that freed a slot).
+    pub(crate) wakes: Vec<Arc<Notify>>,
 }
 
 impl Sim {
@@ -131,7 +134,8 @@ impl Sim {
             conductors.push(c);
         }
         let (trigger, _) = shutdown_channel();
-        Sim { cloud, _db: db, clock, conductors, trigger, loops: Vec::new() }
+        let wakes = (0..n).map(|_| Arc::new(Notify::new())).collect();
+        Sim { cloud, _db: db, clock, conductors, trigger, loops: Vec::new(), wakes }
     }
 
     /// Starts every conductor's loops, with `mailer` for the digests.
@@ -149,12 +153,12 @@ impl Sim {
 
     fn start_logging(&mut self, mailer: Mailer, log: Option<Captured>) {
         let mailer = Arc::new(mailer);
-        for c in &self.conductors {
+        for (c, wake) in self.conductors.iter().zip(&self.wakes) {
             let loops = Loops {
                 mailer: mailer.clone(),
                 report_period: Duration::seconds(86_400),
                 report_retry: Duration::minutes(5),
-                wake: Arc::new(Notify::new()),
+                wake: wake.clone(),
             };
             let (c, shutdown) = (c.clone(), self.trigger.subscribe());
             let run = async move {

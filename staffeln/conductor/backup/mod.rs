@@ -14,6 +14,8 @@
 //!   by the task id in the backup's metadata), watches those in flight
 //!   ([`waiting`], pure: wait, stop waiting, cancel only when asked, report
 //!   as stuck), records them and sets `last-backup-time` ([`stamps`], pure).
+//! * [`notified`]: completion by Cinder's `backup.create.end` events, the
+//!   poll kept as the slower fallback.
 //! * [`report`]: the per-project digests of finished cycles, one round at a
 //!   time across conductors.
 //!
@@ -22,6 +24,7 @@
 pub mod cycle;
 pub mod discovery;
 pub mod limits;
+pub mod notified;
 pub mod plan;
 pub mod report;
 pub mod stamps;

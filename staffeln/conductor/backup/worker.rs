@@ -40,6 +40,7 @@ use super::stamps::{AfterFailure, Owed, VolumeOutcome, after_failure, classify_w
 use super::waiting::{InFlight, WaitAction, give_up_reason, judge, stuck_reason};
 use crate::conductor::checkpoint::{self, Point};
 use crate::conductor::error::ConductorError;
+use crate::conductor::lease::POLL_TURN;
 use crate::conductor::node::Conductor;
 use crate::db::backups;
 use crate::db::models::NewBackup;
@@ -399,11 +400,50 @@ impl Conductor {
     /// `last-backup-time` on servers whose volumes are all done, and closes
     /// finished cycles. Returns how many tasks ended.
     pub async fn poll_once(&self) -> Result<usize, ConductorError> {
+        self.poll(None).await
+    }
+
+    /// [`Conductor::poll_once`] as the loops run it: the backups are listed
+    /// only by the conductor that takes the [`POLL_TURN`] (one per interval
+    /// among all conductors), every [`Conductor::poll_every`]; stamps and
+    /// cycles are seen to on every call.
+    pub async fn poll_in_turn(&self) -> Result<usize, ConductorError> {
+        self.poll(Some(self.poll_every())).await
+    }
+
+    /// What a loop woken by an event (a Cinder event that ended a task, an
+    /// on-demand trigger) does before it refills the slots: stamps and
+    /// cycles, no list call.
+    pub async fn tend(&self) -> Result<(), ConductorError> {
+        self.stamp_servers().await?;
+        self.close_cycles().await
+    }
+
+    /// How often the backups being created are listed: `poll_interval`, or
+    /// `[cinder_notifications] fallback_poll_interval` while Cinder's
+    /// backup events arrive (one was handled within that time).
+    pub fn poll_every(&self) -> Duration {
+        let poll = Duration::from_std(self.settings.poll_interval).unwrap_or(Duration::seconds(10));
+        match (&self.settings.cinder_events, self.backup_events_seen_at()) {
+            (Some(events), Some(seen)) if self.clock.now() - seen < events.fallback_poll => {
+                events.fallback_poll.max(poll)
+            }
+            _ => poll,
+        }
+    }
+
+    async fn poll(&self, turn: Option<Duration>) -> Result<usize, ConductorError> {
         let watched =
             self.db_call(|conn| tasks::in_states(conn, &[TaskState::Creating, TaskState::Unfinished])).await?;
         let mut ended = 0;
         if !watched.is_empty() {
-            ended += self.check_backups(watched).await?;
+            let mine = match turn {
+                None => true,
+                Some(every) => self.take_turn(POLL_TURN, every).await?,
+            };
+            if mine {
+                ended += self.check_backups(watched).await?;
+            }
         }
         self.stamp_servers().await?;
         self.close_cycles().await?;
@@ -512,7 +552,7 @@ impl Conductor {
     }
 
     /// Records a finished backup; true when the task ended.
-    async fn record(&self, task: &TaskRow, backup: &Backup) -> Result<bool, ConductorError> {
+    pub(crate) async fn record(&self, task: &TaskRow, backup: &Backup) -> Result<bool, ConductorError> {
         match &backup.status {
             BackupStatus::Available => {
                 let row = NewBackup {

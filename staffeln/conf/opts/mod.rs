@@ -120,4 +120,5 @@ groups! {
     ceph_compression::CephCompressionOpts,
     oslo_messaging_rabbit::OsloMessagingRabbitOpts,
     oslo_messaging_notifications::OsloMessagingNotificationsOpts,
+    cinder_notifications::CinderNotificationsOpts,
 }

@@ -1,0 +1,205 @@
+//! Completion by Cinder's events (issue 17.3) against a real RabbitMQ: the
+//! emulator publishes `backup.create.start/end` as Cinder's backup service
+//! does (messagingv2, exchange, `<topic>.info`), the conductors read them
+//! from a queue of Staffeln's own, and a backup whose `create.end` arrives is
+//! recorded at once, with no list poll; one whose event was lost is found by
+//! the fallback poll. Also: one poll per interval among three conductors
+//! (issue 17, one poller).
+//!
+//! Each test has its own exchange and queue on the shared broker, so tests
+//! running side by side do not read each other's events; both are deleted
+//! at the end.
+
+use std::collections::BTreeMap;
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::Duration;
+use staffeln::conductor::backup::notified;
+use staffeln::conductor::{Conductor, ConductorSettings};
+use staffeln::conf::Secret;
+use staffeln::db::tasks;
+use staffeln::objects::TaskState;
+use staffeln_fakecloud::{BackupOutcome, FakeOptions, NotificationTarget};
+
+use crate::simulated::{Sim, cloud_with, quiet_mailer, scenario, settings};
+use crate::support::{Cleanup, HANG, TestDb, broker_addr, require_broker, unique_name};
+
+/// The volumes the scenario backs up.
+const BACKED_UP: usize = 4;
+
+fn list_polls(calls: &BTreeMap<String, u64>) -> u64 {
+    calls.iter().filter(|(k, _)| k.starts_with("GET ") && k.ends_with("/backups/detail")).map(|(_, n)| n).sum()
+}
+
+/// Waits (real time, bounded by [`HANG`]) until `what` holds.
+async fn until<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !f().await {
+        assert!(start.elapsed() < HANG, "waited {HANG:?} for {what}");
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
+}
+
+async fn states(c: &Conductor) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for (state, n) in c.db_call(tasks::counts_by_state).await.unwrap() {
+        out.insert(state, usize::try_from(n).unwrap());
+    }
+    out
+}
+
+/// Conductors reading Cinder's events from their own queue on a fresh
+/// exchange, against an emulator publishing there.
+struct EventSim {
+    sim: Sim,
+    listeners: Vec<(staffeln::rpc::ListenerHandle, staffeln::rpc::Transport)>,
+    _cleanup: Cleanup,
+}
+
+impl EventSim {
+    async fn new(conductors: usize, fallback: u64) -> EventSim {
+        require_broker().await;
+        let exchange = unique_name("staffeln-events-x");
+        let queue = unique_name("staffeln-events-q");
+        let cleanup = Cleanup { queues: vec![queue.clone()], exchanges: vec![exchange.clone()] };
+        let target = NotificationTarget {
+            amqp_url: format!("amqp://guest:guest@{}/%2f", broker_addr()),
+            exchange: exchange.clone(),
+            topic: "notifications".into(),
+        };
+        let cloud = cloud_with(scenario(), FakeOptions { notifications: Some(target), ..FakeOptions::default() });
+        let s: ConductorSettings = settings(|conf| {
+            conf.cinder_notifications.enabled = true;
+            conf.cinder_notifications.transport_url =
+                Some(Secret::new(format!("rabbit://guest:guest@{}/", broker_addr())));
+            conf.cinder_notifications.exchange = exchange.clone();
+            conf.cinder_notifications.queue = queue.clone();
+            conf.cinder_notifications.fallback_poll_interval = fallback;
+        });
+        let events = s.cinder_events.clone().expect("enabled");
+        let mut sim = Sim::with_cloud(TestDb::mysql(), cloud, conductors, s).await;
+        let mut listeners = Vec::new();
+        for (c, wake) in sim.conductors.iter().zip(&sim.wakes) {
+            listeners.push(notified::listen(c, &events, wake.clone()).await.unwrap());
+        }
+        sim.start(quiet_mailer());
+        EventSim { sim, listeners, _cleanup: cleanup }
+    }
+
+    fn handled(&self) -> u64 {
+        self.sim.conductors.iter().map(Conductor::backup_events_handled).sum()
+    }
+
+    /// Plans the first cycle and waits until every create.start is read.
+    async fn start_cycle(&self) {
+        let c = &self.sim.conductors[0];
+        let due = c.settings.backup_schedule.next_due(None, c.started_at).unwrap();
+        self.sim.step_to(due).await;
+        until("the creates to start", || async { states(c).await.get("creating") == Some(&BACKED_UP) }).await;
+        until("Cinder's backup.create.start events", || async { self.handled() >= BACKED_UP as u64 }).await;
+    }
+
+    async fn stop(self) {
+        for (listener, transport) in self.listeners {
+            listener.stop().await;
+            transport.close().await;
+        }
+        self.sim.stop().await;
+    }
+}
+
+/// Issue 17.3: the backups complete in Cinder; their `backup.create.end`
+/// events record the tasks while the clock stands still (no poll is due), and
+/// the emulator counts no list call after the events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_complete_by_their_events_with_no_list_poll_after_them() {
+    let es = EventSim::new(1, 3600).await;
+    es.start_cycle().await;
+    let c = &es.sim.conductors[0];
+    let before = list_polls(&es.sim.cloud.control().calls());
+    // The backups take 5 s in the emulator; the poll is 10 s away, and while
+    // events arrive the fallback poll is an hour away.
+    es.sim.step(Duration::seconds(5)).await;
+    // The emulator's clock runs on beside the conductors': finish them all.
+    es.sim.cloud.control().settle();
+    until("every task done", || async { states(c).await.get("done") == Some(&BACKED_UP) }).await;
+    let counts = es.sim.cloud.control().notification_counts();
+    assert_eq!(counts.published, 2 * BACKED_UP as u64, "a start and an end per backup: {counts:?}");
+    assert_eq!(es.handled(), 2 * BACKED_UP as u64);
+    assert_eq!(list_polls(&es.sim.cloud.control().calls()), before, "no list poll after the events");
+    // Each done task recorded its backup.
+    let done = c.db_call(|conn| tasks::in_state(conn, TaskState::Done)).await.unwrap();
+    let ids: Vec<String> = done.iter().map(|t| t.backup_id.clone()).collect();
+    assert_eq!(c.db_call(move |conn| tasks::by_backup_ids(conn, &ids)).await.unwrap().len(), BACKED_UP);
+    es.stop().await;
+}
+
+/// Issue 17.3: an event lost on the way (or a failure, which Cinder does not
+/// announce) is found by the list poll, which runs every
+/// fallback_poll_interval while events arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_whose_event_was_lost_is_completed_by_the_fallback_poll() {
+    let es = EventSim::new(1, 60).await;
+    let control = es.sim.cloud.control();
+    let lost = es.sim.vid("vol-b");
+    control.lose_create_end(&lost);
+    control.set_create_outcome(Some(&lost), BackupOutcome::Stick);
+    es.start_cycle().await;
+    let c = &es.sim.conductors[0];
+    es.sim.step(Duration::seconds(5)).await;
+    control.settle();
+    until("the three others done by their events", || async { states(c).await.get("done") == Some(&3) }).await;
+    // The events woke the loop (at +5 s), which listed nothing; its next
+    // poll is one poll_interval later and finds vol-b still being made.
+    let before = list_polls(&control.calls());
+    es.sim.step(Duration::seconds(10)).await;
+    assert_eq!(list_polls(&control.calls()), before + 1, "one poll_interval after the events");
+    // vol-b becomes available; its event is lost.
+    control.set_create_outcome(Some(&lost), BackupOutcome::Succeed);
+    control.settle();
+    assert_eq!(control.notification_counts().lost, 1);
+    // Events arrived: the next poll is one fallback_poll_interval (60 s)
+    // after that one, not one poll_interval (10 s).
+    for _ in 0..5 {
+        es.sim.step(Duration::seconds(10)).await;
+    }
+    assert_eq!(list_polls(&control.calls()), before + 1, "no poll within the fallback interval");
+    assert_eq!(states(c).await.get("creating"), Some(&1));
+    es.sim.step(Duration::seconds(10)).await;
+    until("the lost one done by the poll", || async { states(c).await.get("done") == Some(&BACKED_UP) }).await;
+    assert!(list_polls(&control.calls()) > before + 1);
+    es.stop().await;
+}
+
+/// Issue 17: three conductors list the backups being created once per
+/// poll interval between them, not once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_conductors_poll_once_per_interval_between_them() {
+    // Backups of an hour: none finishes while the test counts.
+    let cloud =
+        cloud_with(scenario(), FakeOptions { backup_duration: StdDuration::from_secs(3600), ..FakeOptions::default() });
+    let mut sim = Sim::with_cloud(TestDb::mysql(), cloud, 3, settings(|_| {})).await;
+    sim.start(quiet_mailer());
+    let c = &sim.conductors[0];
+    let due = c.settings.backup_schedule.next_due(None, c.started_at).unwrap();
+    sim.step_to(due).await;
+    until("the creates to start", || async { states(c).await.get("creating") == Some(&BACKED_UP) }).await;
+    let mut polls = Vec::new();
+    for _ in 0..4 {
+        let before = sim.cloud.control().calls();
+        sim.step(Duration::seconds(10)).await;
+        let after = sim.cloud.control().calls();
+        // A poll reads the creating list (one page) and, when something left
+        // it, the lists of finished ones: nothing finishes here.
+        polls.push(list_polls(&after) - list_polls(&before));
+    }
+    assert_eq!(polls, [1, 1, 1, 1], "one list call per interval among three conductors");
+    sim.cloud.control().settle();
+    sim.finish_tasks(Duration::seconds(10)).await;
+    assert_eq!(states(c).await.get("done"), Some(&BACKED_UP));
+    sim.stop().await;
+}
