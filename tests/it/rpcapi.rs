@@ -575,8 +575,14 @@ async fn a_stock_listener_receives_the_events_of_a_real_cycle() {
         }
     }
     // 3 backups start and end, the one in p3 fails (no role), the cycle ends.
+    // The listener's executor threads may print them out of order: read
+    // until all of them are in (a missing one fails on the listener's timeout).
     let mut seen: Vec<(String, String, Value)> = Vec::new();
-    while !seen.iter().any(|(t, _, _)| t == "staffeln.cycle.end") {
+    let count = |seen: &[(String, String, Value)], kind: &str| seen.iter().filter(|(t, _, _)| t == kind).count();
+    while count(&seen, "staffeln.cycle.end") == 0
+        || count(&seen, "staffeln.backup.create.end") < 3
+        || count(&seen, "staffeln.backup.create.error") < 1
+    {
         let line = listener.next().await;
         // The listener's threads may print two events on one line.
         for event in serde_json::Deserializer::from_str(&line).into_iter::<Value>() {
