@@ -52,15 +52,40 @@ fn small_cloud() -> staffeln_fakecloud::FakeCloud {
 }
 
 /// A daemon as systemd runs it: no terminal, stderr kept for assertions.
-fn spawn_daemon(name: &str, conf: &Path) -> Child {
-    Command::new(bin(name))
-        .arg("--config-file")
-        .arg(conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+/// A daemon killed when dropped, also when its test fails.
+struct Daemon(Child);
+
+impl std::ops::Deref for Daemon {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_daemon(name: &str, conf: &Path) -> Daemon {
+    Daemon(
+        Command::new(bin(name))
+            .arg("--config-file")
+            .arg(conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 fn manage(conf: &Path, args: &[&str]) -> std::process::Output {
