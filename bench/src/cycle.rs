@@ -5,12 +5,17 @@
 //!
 //! Each conductor runs its real loops (`conductor::runner`) in a process of
 //! its own (this binary, started with `--conductor`), on an emulated clock
-//! that this process moves one `poll_interval` at a time, after which it
-//! waits until every loop of every conductor is parked again; the emulator's
-//! clock is moved with them. So an hour of emulated backups takes the
-//! seconds the conductors need for their work, and the figures printed are
-//! on the emulated clock (cycle time) and the real one (what the machine
-//! spent), with API calls by endpoint and the peak RSS of each conductor.
+//! that this process moves forward step by step, after which it waits until
+//! every loop of every conductor is parked again; the emulator's clock,
+//! frozen between steps (`--frozen-clock`), is moved with them. A step ends
+//! at the next `poll_interval` or, with `--events`, at the emulator's next
+//! backup transition if that comes first: a backup made at `t` completes
+//! at exactly `t + --backup-seconds`, its `backup.create.end` is published
+//! and handled then, as on a cloud where the event arrives when the backup
+//! ends. So an hour of emulated backups takes the seconds the conductors
+//! need for their work, and the figures printed are on the emulated clock
+//! (cycle time) and the real one (what the machine spent), with API calls
+//! by endpoint and the peak RSS of each conductor.
 //!
 //! `cargo build --release -p staffeln-fakecloud && cargo run --release --bin
 //! staffeln-bench-cycle -- --projects 50 --servers 500 --volumes 1000`
@@ -50,6 +55,11 @@ struct Cli {
     /// Emulated seconds a backup takes in Cinder.
     #[arg(long, default_value_t = 60.0)]
     backup_seconds: f64,
+    /// Backups take --backup-seconds give or take half of this (uniformly):
+    /// with 0 every backup of a batch ends at the same instant, which a
+    /// poll either just catches or just misses.
+    #[arg(long, default_value_t = 0.0)]
+    backup_seconds_spread: f64,
     #[arg(long, default_value_t = 3)]
     conductors: usize,
     /// MariaDB server (a database staffeln_bench_<pid> is made and dropped).
@@ -274,6 +284,8 @@ impl Drop for BrokerCleanup {
 #[derive(serde::Deserialize)]
 struct CloudClock {
     now: DateTime<Utc>,
+    /// When the emulator's next backup transition is due.
+    next_transition: Option<DateTime<Utc>>,
 }
 
 fn sum(calls: &BTreeMap<String, u64>, f: impl Fn(&str) -> bool) -> u64 {
@@ -289,12 +301,13 @@ async fn drive(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&dir)?;
     let scenario = fleet::fleet(cli.projects, cli.servers, cli.volumes, true);
     println!(
-        "fleet: {} projects, {} flagged servers, {} volumes; backups take {} emulated s; {} backup host(s) of 15 \
-         operations; {} conductors on MariaDB; poll_interval {} s; {}",
+        "fleet: {} projects, {} flagged servers, {} volumes; backups take {} ± {} emulated s; {} backup host(s) of \
+         15 operations; {} conductors on MariaDB; poll_interval {} s; {}",
         cli.projects,
         scenario.servers.len(),
         scenario.volumes.len(),
         cli.backup_seconds,
+        cli.backup_seconds_spread / 2.0,
         cli.backup_hosts,
         cli.conductors,
         cli.poll_interval,
@@ -308,10 +321,13 @@ async fn drive(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let mut cloud_args = vec![
         "--backup-seconds".to_owned(),
         cli.backup_seconds.to_string(),
+        "--backup-seconds-spread".to_owned(),
+        cli.backup_seconds_spread.to_string(),
         "--backup-hosts".to_owned(),
         cli.backup_hosts.to_string(),
         "--backup-max-operations".to_owned(),
         "15".to_owned(),
+        "--frozen-clock".to_owned(),
     ];
     if cli.events {
         cloud_args.extend([
@@ -333,15 +349,13 @@ async fn drive(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     migrate::upgrade(&db)?;
 
     let http = reqwest::Client::builder().timeout(StdDuration::from_secs(120)).build()?;
-    let cloud_now = || async {
-        Ok::<_, reqwest::Error>(
-            http.get(format!("{}/clock", cloud.control)).send().await?.json::<CloudClock>().await?.now,
-        )
+    let cloud_clock = || async {
+        Ok::<_, reqwest::Error>(http.get(format!("{}/clock", cloud.control)).send().await?.json::<CloudClock>().await?)
     };
     let calls = || async {
         Ok::<_, reqwest::Error>(http.get(format!("{}/calls", cloud.control)).send().await?.json::<Calls>().await?.calls)
     };
-    let start = cloud_now().await?;
+    let start = cloud_clock().await?.now;
     let exe = std::env::current_exe()?;
     let mut nodes = Vec::new();
     for i in 0..cli.conductors {
@@ -364,14 +378,16 @@ async fn drive(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let due = s.backup_schedule.next_due(None, start).ok_or("no backup schedule")?;
     http.delete(format!("{}/calls", cloud.control)).send().await?;
 
-    // Step the clocks one poll at a time until every backup is available
-    // and every server stamped.
+    // Step the clocks until every backup is available and every server
+    // stamped: to the next poll, or with events to the next backup
+    // transition when it comes first.
     let real = Instant::now();
     let mut at = due;
+    let mut next_poll = due;
     let mut steps = 0_u64;
     let (mut available_at, mut planned_calls) = (None, None);
     let (ended_at, utilisation) = loop {
-        let lag = (at - cloud_now().await?).num_milliseconds();
+        let lag = (at - cloud_clock().await?.now).num_milliseconds();
         if lag > 0 {
             http.post(format!("{}/advance", cloud.control))
                 .json(&serde_json::json!({"seconds": lag as f64 / 1000.0}))
@@ -435,12 +451,20 @@ async fn drive(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         if at - due > Duration::days(7) {
             return Err(format!("after 7 emulated days, {active} tasks are still active").into());
         }
-        at += poll;
+        if at >= next_poll {
+            next_poll += poll;
+        }
+        let transition = if cli.events { cloud_clock().await?.next_transition.filter(|t| *t > at) } else { None };
+        at = transition.map_or(next_poll, |t| t.min(next_poll));
     };
     let real_backup = real.elapsed();
     let backup_calls = calls().await?;
     let planned_calls = planned_calls.unwrap_or_default();
 
+    println!("API calls of discovery and planning (the first step):");
+    for (endpoint, n) in &planned_calls {
+        println!("  {n:>7}  {endpoint}");
+    }
     let t = Instant::now();
     let retention = nodes[0].ask("retention")?;
     let retention_real = t.elapsed();
@@ -449,14 +473,13 @@ async fn drive(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let after_digests = calls().await?;
 
     // Figures.
-    let (done, failed) = {
+    let (done, failed, projects) = {
         let db = db.clone();
         tokio::task::spawn_blocking(move || -> Result<_, staffeln::db::DbError> {
             let mut c = db.conn()?;
-            Ok((
-                tasks::in_state(&mut c, staffeln::objects::TaskState::Done)?.len(),
-                tasks::in_state(&mut c, staffeln::objects::TaskState::Failed)?.len(),
-            ))
+            let done = tasks::in_state(&mut c, staffeln::objects::TaskState::Done)?;
+            let projects: std::collections::HashSet<String> = done.iter().map(|t| t.project_id.clone()).collect();
+            Ok((done.len(), tasks::in_state(&mut c, staffeln::objects::TaskState::Failed)?.len(), projects.len()))
         })
         .await??
     };
@@ -466,7 +489,7 @@ async fn drive(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let ideal = (done as f64 / cap as f64).ceil() * cli.backup_seconds;
     let cycle = (ended_at - due).num_milliseconds() as f64 / 1000.0;
     let available = available_at.map(|a| (a - due).num_milliseconds() as f64 / 1000.0).unwrap_or(cycle);
-    println!("backups: {done} done, {failed} failed; {steps} polls");
+    println!("backups: {done} done, {failed} failed; {steps} steps");
     println!(
         "cycle (emulated): every backup available after {available:.0} s, every server stamped after {cycle:.0} s; \
          ideal ceil({done} / {cap} slots) x {} s = {ideal:.0} s; ratio {:.3} (target <= 1.05)",
@@ -493,18 +516,19 @@ async fn drive(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let quota = sum(&backup_calls, |k| k.contains("os-quota-sets"));
     let auth = sum(&backup_calls, |k| k.contains("/auth/tokens"));
     // One poll per interval; with events, one per fallback interval.
-    let intervals = if cli.events {
-        (cycle / cli.fallback_poll_interval.max(1) as f64).ceil() as u64
-    } else {
-        steps.saturating_sub(1)
-    };
-    let unavoidable = discovery + creates + metadata + quota + intervals;
+    let every = if cli.events { cli.fallback_poll_interval } else { cli.poll_interval };
+    let intervals = (cycle / every.max(1) as f64).ceil() as u64;
+    // A token scoped to each project backed up (the backups belong to the
+    // project), and each conductor's own.
+    let tokens = (projects + cli.conductors) as u64;
+    let unavoidable = discovery + creates + metadata + quota + intervals + tokens;
     let polls = sum(&backup_calls, |k| k.starts_with("GET ") && k.ends_with("/backups/detail"))
         + sum(&backup_calls, |k| k.starts_with("GET ") && k.contains("/backups/") && !k.ends_with("/detail"));
     println!(
         "API calls: {total} total ({auth} token requests); unavoidable: discovery list pages {discovery} + creates \
-         {creates} + metadata writes {metadata} + quota reads {quota} + one poll per {} interval {intervals} = \
-         {unavoidable}; ratio {:.3} (target <= 1.05); backup reads of the backup phase (list pages and shows) {polls}",
+         {creates} + metadata writes {metadata} + quota reads {quota} + one poll per {} interval {intervals} + a \
+         token per project and conductor {tokens} = {unavoidable}; ratio {:.3} (target <= 1.05); backup reads of \
+         the backup phase (list pages and shows) {polls}",
         if cli.events { "fallback" } else { "poll" },
         total as f64 / unavoidable.max(1) as f64
     );

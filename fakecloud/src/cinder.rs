@@ -798,7 +798,7 @@ fn create_backup(w: &mut World, ctx: &Ctx, req: &Req) -> Resp {
     // 7. Effects.
     let now = w.now();
     let id = w.new_uuid();
-    let due = now + w.timing.backup_duration;
+    let due = w.backup_due(now);
     if let Some(v) = w.volumes.get_mut(&volume_id) {
         v.previous_status = Some(std::mem::replace(&mut v.status, "backing-up".into()));
         v.updated_at = now;

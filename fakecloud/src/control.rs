@@ -157,6 +157,12 @@ impl Control {
         self.world().now()
     }
 
+    /// When the next backup or volume transition is due on the emulated
+    /// clock (`None`: nothing is pending).
+    pub fn next_transition(&self) -> Option<DateTime<Utc>> {
+        self.world().next_transition()
+    }
+
     pub fn project_id(&self, name: &str) -> Option<String> {
         self.world().project_ref(name).map(|p| p.id.clone())
     }
@@ -415,7 +421,10 @@ pub(crate) fn handle(control: &Control, req: &Req, rest: &[&str]) -> Resp {
             control.expire_tokens();
             Resp::empty(204)
         }
-        ("GET", ["clock"]) => Resp::ok(&json!({"now": control.now().to_rfc3339()})),
+        ("GET", ["clock"]) => Resp::ok(&json!({
+            "now": control.now().to_rfc3339(),
+            "next_transition": control.next_transition().map(|at| at.to_rfc3339()),
+        })),
         ("GET", ["policy", "backup_delete"]) => {
             let w = control.shared.world();
             Resp::ok(

@@ -75,6 +75,9 @@ pub struct FakeOptions {
     pub listen: SocketAddr,
     /// Emulated time a backup stays `creating` before it can complete.
     pub backup_duration: Duration,
+    /// Backups take `backup_duration` give or take half of this, drawn
+    /// uniformly from the seed (zero: all take exactly `backup_duration`).
+    pub backup_spread: Duration,
     /// Emulated time a backup stays `deleting` before it is gone.
     pub delete_duration: Duration,
     /// Token lifetime on the emulated clock (Keystone's default is an hour).
@@ -99,6 +102,10 @@ pub struct FakeOptions {
     /// Cinder's `backup_max_operations`: backups one cinder-backup host
     /// runs at once (more wait for a slot); `None`: no limit.
     pub backup_max_operations: Option<usize>,
+    /// The emulated clock stands still between advances ([`Control::advance`],
+    /// `POST /_fake/advance`) instead of running with the wall clock: for a
+    /// driver that steps time itself (the cycle benchmark).
+    pub frozen_clock: bool,
 }
 
 impl Default for FakeOptions {
@@ -106,6 +113,7 @@ impl Default for FakeOptions {
         FakeOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             backup_duration: Duration::from_secs(5),
+            backup_spread: Duration::ZERO,
             delete_duration: Duration::from_secs(2),
             token_ttl: Duration::from_secs(3600),
             auto_tick: None,
@@ -116,6 +124,7 @@ impl Default for FakeOptions {
             cinder_workers: None,
             notifications: None,
             backup_max_operations: None,
+            frozen_clock: false,
         }
     }
 }
@@ -195,6 +204,8 @@ impl FakeCloud {
             delete_duration: chrono(opts.delete_duration),
             token_ttl: chrono(opts.token_ttl),
             backup_max_operations: opts.backup_max_operations,
+            frozen_clock: opts.frozen_clock,
+            backup_spread: chrono(opts.backup_spread),
         };
         let mut world = state::World::build(&scenario, timing, opts.seed)?;
         world.backup_delete_policy = opts.backup_delete_policy.clone();

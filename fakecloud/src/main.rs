@@ -29,6 +29,10 @@ struct Args {
     /// Seconds a backup stays `creating` (emulated clock).
     #[arg(long, default_value_t = 5.0)]
     backup_seconds: f64,
+    /// Backups take --backup-seconds give or take half of this (seconds,
+    /// uniformly from --seed).
+    #[arg(long, default_value_t = 0.0)]
+    backup_seconds_spread: f64,
     /// Milliseconds between two ticks of the backup state machine.
     #[arg(long, default_value_t = 500)]
     tick_ms: u64,
@@ -63,6 +67,10 @@ struct Args {
     /// wait for a slot); no limit when absent.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     backup_max_operations: Option<u16>,
+    /// The emulated clock stands still between advances (POST
+    /// /_fake/advance) instead of running with the wall clock.
+    #[arg(long)]
+    frozen_clock: bool,
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
@@ -97,6 +105,7 @@ fn main() -> ExitCode {
     let opts = FakeOptions {
         listen: args.listen,
         backup_duration: Duration::from_secs_f64(args.backup_seconds.max(0.0)),
+        backup_spread: Duration::from_secs_f64(args.backup_seconds_spread.clamp(0.0, 2.0 * args.backup_seconds.max(0.0))),
         auto_tick: Some(Duration::from_millis(args.tick_ms.max(1))),
         seed: args.seed,
         backup_delete_policy: args
@@ -110,6 +119,7 @@ fn main() -> ExitCode {
             topic: args.notification_topic.clone(),
         }),
         backup_max_operations: args.backup_max_operations.map(usize::from),
+        frozen_clock: args.frozen_clock,
         ..FakeOptions::default()
     };
     let opts_policy = opts.backup_delete_policy.clone();

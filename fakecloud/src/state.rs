@@ -158,6 +158,10 @@ pub(crate) struct Timing {
     /// Cinder's `backup_max_operations`: backups one host runs at once;
     /// more wait for a slot. `None`: no limit.
     pub backup_max_operations: Option<usize>,
+    /// The clock moves only when advanced.
+    pub frozen_clock: bool,
+    /// Backups take `backup_duration` give or take half of this.
+    pub backup_spread: Duration,
 }
 
 pub(crate) struct World {
@@ -241,7 +245,7 @@ fn is_hex_id(s: &str) -> bool {
 impl World {
     pub fn build(s: &Scenario, timing: Timing, seed: u64) -> Result<World, ScenarioError> {
         let mut rng = StdRng::seed_from_u64(seed);
-        let clock = Clock::default();
+        let clock = if timing.frozen_clock { Clock::frozen() } else { Clock::default() };
         let now = clock.now();
         let err = |m: String| ScenarioError::Reference(m);
         let mut projects = BTreeMap::new();
@@ -613,6 +617,21 @@ impl World {
         changed
     }
 
+    /// When a backup started at `now` is done: after `backup_duration`,
+    /// give or take half of `backup_spread` (uniformly, from the seed).
+    pub fn backup_due(&mut self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let spread = self.timing.backup_spread.num_milliseconds();
+        let jitter = if spread > 0 { self.rng.random_range(0..=spread) - spread / 2 } else { 0 };
+        now + self.timing.backup_duration + Duration::milliseconds(jitter)
+    }
+
+    /// When the next backup or volume transition is due (`None`: none is
+    /// pending; queued backups start when a running one ends).
+    pub fn next_transition(&self) -> Option<DateTime<Utc>> {
+        let backups = self.backups.values().filter(|b| !b.queued).filter_map(|b| b.pending.map(|(_, at)| at));
+        backups.chain(self.volumes.values().filter_map(|v| v.delete_due)).min()
+    }
+
     /// Backups host `host` runs now (creating, not waiting for a slot).
     fn running_on(&self, host: &str) -> usize {
         self.backups.values().filter(|b| b.status == "creating" && !b.queued && b.host.as_deref() == Some(host)).count()
@@ -660,7 +679,7 @@ impl World {
             if self.running_on(&host) >= max {
                 continue;
             }
-            let due = now + self.timing.backup_duration;
+            let due = self.backup_due(now);
             if let Some(b) = self.backups.get_mut(&id) {
                 b.queued = false;
                 b.pending = Some((Pending::Create, due));

@@ -37,6 +37,9 @@ struct Emulated {
 struct Parked {
     next_id: u64,
     deadlines: BTreeMap<u64, DateTime<Utc>>,
+    /// A loop was woken ([`Clock::wake`]) and has not taken it yet: it
+    /// still looks parked, but is about to run.
+    woken: bool,
 }
 
 /// Unregisters a parked loop, also when its wait is cancelled.
@@ -158,6 +161,26 @@ impl Clock {
         }
     }
 
+    /// Wakes the loop waiting on `notify` (an event or a trigger for it). On
+    /// an emulated clock the wake counts as work in progress until the loop
+    /// takes it ([`Clock::took_wake`]): [`Clock::settled`] does not take the
+    /// woken loop, still parked for an instant, for one with nothing to do.
+    pub fn wake(&self, notify: &tokio::sync::Notify) {
+        if let Some(e) = &self.emulated {
+            e.parked().woken = true;
+            e.changes.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        notify.notify_one();
+    }
+
+    /// The loop woken by [`Clock::wake`] runs now.
+    pub fn took_wake(&self) {
+        if let Some(e) = &self.emulated {
+            e.parked().woken = false;
+            e.changes.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
     /// The earliest deadline of the parked loops, if any.
     pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
         let e = self.emulated.as_ref()?;
@@ -178,7 +201,7 @@ impl Clock {
             let now = self.now();
             let parked = e.parked();
             let waiting = parked.deadlines.values().filter(|d| **d > now).count();
-            (waiting >= loops && waiting == parked.deadlines.len(), parked.deadlines.len(), waiting)
+            (waiting >= loops && waiting == parked.deadlines.len() && !parked.woken, parked.deadlines.len(), waiting)
         };
         let wait = async {
             loop {
@@ -241,6 +264,26 @@ mod tests {
         assert_eq!(clock.next_deadline(), None, "a woken loop is no longer parked");
         clock.advance_to(t0());
         assert_eq!(clock.now(), t0() + Duration::seconds(45), "never back");
+    }
+
+    #[tokio::test]
+    async fn a_woken_loop_is_not_settled_until_it_took_its_wake() {
+        let clock = Clock::emulated(t0());
+        let notify = Arc::new(tokio::sync::Notify::new());
+        clock.wake(&notify);
+        let parked = {
+            let (clock, notify) = (clock.clone(), notify.clone());
+            tokio::spawn(async move {
+                clock.park_until(Some(t0() + Duration::seconds(30))).await;
+                // Woken by the time-out only: the wake was never taken.
+                let _ = &notify;
+            })
+        };
+        let err = clock.settled(1, StdDuration::from_millis(100)).await.unwrap_err();
+        assert!(err.contains("1 of 1 loops are parked"), "parked but woken is not settled: {err}");
+        clock.took_wake();
+        clock.settled(1, StdDuration::from_secs(5)).await.unwrap();
+        parked.abort();
     }
 
     #[tokio::test]

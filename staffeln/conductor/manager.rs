@@ -191,7 +191,7 @@ impl Manager {
         }
         let result = match self.conductor.try_backup_cycle(true, &scope).await {
             Ok(CycleOutcome::Planned(summary)) => {
-                self.wake.notify_one();
+                self.conductor.clock.wake(&self.wake);
                 planned(&self.conductor.holder, &summary, &scope)
             }
             Ok(CycleOutcome::Led(held)) => self.pass_to_leader(&call, &args, &held).await?,

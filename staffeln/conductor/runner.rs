@@ -135,7 +135,7 @@ async fn backup_loop(conductor: &Conductor, loops: &Loops, mut shutdown: Shutdow
         tokio::select! {
             () = shutdown.requested() => break,
             () = clock.park_until(Some(wake_at(next_check, attempt, Duration::zero()))) => {}
-            () = loops.wake.notified() => {}
+            () = loops.wake.notified() => clock.took_wake(),
         }
         if attempt.is_some_and(|at| at <= clock.now()) {
             let outcome = match conductor

@@ -250,6 +250,21 @@ impl TokenCache {
         Ok(token)
     }
 
+    /// The projects whose scoped token is cached and still fresh (a token
+    /// being issued right now is not counted).
+    pub(super) fn fresh_projects(&self) -> Vec<ProjectId> {
+        let slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Instant::now();
+        slots
+            .iter()
+            .filter_map(|(key, slot)| {
+                let project = key.as_ref()?;
+                let token = slot.try_lock().ok()?;
+                token.as_ref().filter(|t| now < t.refresh_at).map(|_| project.clone())
+            })
+            .collect()
+    }
+
     /// Drops `used` (rejected with 401) unless it was already replaced.
     pub(super) async fn invalidate(&self, key: &ScopeKey, used: &Arc<Token>) {
         let slot = self.slot(key);

@@ -129,6 +129,14 @@ impl OpenStack {
         Ok(OpenStack { shared: self.shared.clone(), scope: Some(project.clone()), project_id: project.clone() })
     }
 
+    /// The projects this handle's token cache holds a fresh project-scoped
+    /// token for: work in them costs no new token.
+    pub fn warm_projects(&self) -> Vec<ProjectId> {
+        let mut warm = self.shared.tokens.fresh_projects();
+        warm.push(self.shared.default_project.clone());
+        warm
+    }
+
     /// The Keystone user id these credentials authenticate as, from the
     /// handle's current token (a new token is issued when it is due, so the
     /// id follows a credential that changed owner).

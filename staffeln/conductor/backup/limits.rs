@@ -5,7 +5,7 @@
 //! `backup_max_operations` (15 by default) per cinder-backup service, so a
 //! zone with four usable hosts takes four times one host's share.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::objects::BackupHost;
 
@@ -73,6 +73,24 @@ pub struct Slot<'a> {
     pub id: i64,
     pub project_id: &'a str,
     pub availability_zone: Option<&'a str>,
+}
+
+/// `candidates` (oldest first) reordered so that several conductors tend to
+/// keep to projects of their own, and each does not fetch a token for every
+/// project: first those of the `warm` projects (this conductor holds a
+/// fresh token for them), then those of projects nobody else is working in,
+/// last those of projects with backups another conductor started
+/// (`elsewhere`); each part still oldest first. It only orders what may
+/// start: the limits decide as before, and every candidate is taken in its
+/// turn once the preferred ones run out.
+pub fn warm_first<'a>(candidates: &[Slot<'a>], warm: &HashSet<&str>, elsewhere: &HashSet<&str>) -> Vec<Slot<'a>> {
+    let mut ordered = candidates.to_vec();
+    ordered.sort_by_key(|slot| match (warm.contains(slot.project_id), elsewhere.contains(slot.project_id)) {
+        (true, _) => 0,
+        (false, false) => 1,
+        (false, true) => 2,
+    });
+    ordered
 }
 
 /// The ids of `candidates` (oldest first) to start, at most `max`, such that
@@ -161,6 +179,25 @@ impl std::fmt::Display for Utilisation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn warm_projects_come_first_and_every_candidate_keeps_its_turn() {
+        let c: Vec<Slot<'_>> =
+            [(1, "p1"), (2, "p2"), (3, "p1"), (4, "p3"), (5, "p2")].iter().map(|&(i, p)| slot(i, p, "az")).collect();
+        let ids = |v: Vec<Slot<'_>>| v.iter().map(|s| s.id).collect::<Vec<_>>();
+        let none = HashSet::new();
+        assert_eq!(ids(warm_first(&c, &HashSet::from(["p2"]), &none)), [2, 5, 1, 3, 4]);
+        assert_eq!(ids(warm_first(&c, &none, &none)), [1, 2, 3, 4, 5], "nothing warm: oldest first");
+        assert_eq!(ids(warm_first(&c, &HashSet::from(["p1", "p3", "p2"]), &none)), [1, 2, 3, 4, 5], "all warm");
+        // Another conductor's projects come last, unless warm here too.
+        assert_eq!(ids(warm_first(&c, &none, &HashSet::from(["p1"]))), [2, 4, 5, 1, 3]);
+        assert_eq!(ids(warm_first(&c, &HashSet::from(["p3"]), &HashSet::from(["p1", "p3"]))), [4, 2, 5, 1, 3]);
+        // The limits still decide: a warm project at its limit leaves its
+        // slots to the others.
+        let limits = Limits { overall: 3, per_project: 1, per_backup_host: 15, per_az: None };
+        let picked = pick(&warm_first(&c, &HashSet::from(["p2"]), &none), &[], limits, &ZoneCaps::uniform(15), 10);
+        assert_eq!(picked, [2, 1, 4]);
+    }
 
     #[test]
     fn the_slots_of_a_cycle_are_bounded_by_every_limit_and_by_its_tasks() {

@@ -115,7 +115,7 @@ pub async fn listen(
         let (c, wake) = (c.clone(), wake.clone());
         async move {
             match c.on_cinder_notification(&n).await {
-                Ok(Handled::Ended) => wake.notify_one(),
+                Ok(Handled::Ended) => c.clock.wake(&wake),
                 Ok(Handled::Nothing) => {}
                 // The database is down: the poll records the task later.
                 Err(err) => warn!("Cinder notification {} ({}) not handled: {err}", n.message_id, n.event_type),

@@ -29,13 +29,13 @@
 //! and recorded when Cinder finishes it; it is cancelled only with
 //! `backup_cancel_on_timeout`. One that looks stuck is reported once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{Duration, SubsecRound, Utc};
 use futures_util::TryStreamExt;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::limits::{Slot, Utilisation, ZoneCaps, most_at_once, pick, zone_caps};
+use super::limits::{Slot, Utilisation, ZoneCaps, most_at_once, pick, warm_first, zone_caps};
 use super::stamps::{AfterFailure, Owed, VolumeOutcome, after_failure, classify_write_error, owed, superseded};
 use super::waiting::{InFlight, WaitAction, give_up_reason, judge, stuck_reason};
 use crate::conductor::checkpoint::{self, Point};
@@ -57,7 +57,7 @@ const CLAIM_WINDOW: i64 = 500;
 const STAMP_HOLD: Duration = Duration::minutes(5);
 /// How long the cinder-backup hosts read from Cinder are used before they
 /// are read again.
-const BACKUP_HOSTS_TTL: Duration = Duration::seconds(60);
+const BACKUP_HOSTS_TTL: Duration = Duration::seconds(600);
 /// Metadata writes in flight at once.
 const STAMP_CONCURRENCY: usize = 8;
 
@@ -139,9 +139,17 @@ impl Conductor {
         let limits = self.settings.limits;
         let zones = self.zone_caps().await;
         let now = self.clock.db_now();
+        let warm: Vec<String> = self.os.warm_projects().into_iter().map(|p| p.0).collect();
         self.db_call(move |conn| {
             tasks::claim(conn, &holder, now, ttl, CLAIM_WINDOW, |candidates, in_flight| {
-                pick(&slots(candidates), &slots(in_flight), limits, &zones, limits.overall)
+                let warm: HashSet<&str> = warm.iter().map(String::as_str).collect();
+                let elsewhere: HashSet<&str> = in_flight
+                    .iter()
+                    .filter(|t| t.claimed_by.as_deref().is_some_and(|by| by != holder))
+                    .map(|t| t.project_id.as_str())
+                    .collect();
+                let ordered = warm_first(&slots(candidates), &warm, &elsewhere);
+                pick(&ordered, &slots(in_flight), limits, &zones, limits.overall)
             })
         })
         .await
