@@ -193,7 +193,13 @@ mod tests {
         ] {
             assert_eq!(backup_event("backup.h", event_type, &payload()).unwrap().unwrap().kind, kind);
         }
-        for other in ["volume.create.end", "backup.restore.end", "staffeln.backup.create.end", "backup.create"] {
+        for other in [
+            "volume.create.end",
+            "backup.restore.end",
+            "backup.createprogress",
+            "staffeln.backup.create.end",
+            "backup.create",
+        ] {
             assert_eq!(backup_event("backup.h", other, &json!("anything")).unwrap(), None, "{other}");
         }
     }
