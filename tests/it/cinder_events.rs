@@ -209,9 +209,10 @@ async fn three_conductors_poll_once_per_interval_between_them() {
 
 /// Issue 17.3, retention: a run whose deletes come in two waves (an
 /// expired chain, newest first) waits for the first wave through Cinder's
-/// `backup.delete.end`, read from a private queue of the run's own: the run
-/// lists the backups exactly as often as its preview does (no list of the
-/// backups being deleted, no read of one), and the chain is gone.
+/// `backup.delete.end`, read from a private queue of the run's own (two other
+/// conductors share the conductors' queue meanwhile): the run lists the
+/// backups exactly as often as its preview does (no list of the backups
+/// being deleted, no read of one), and the chain is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_waits_for_its_deletes_by_their_events_with_no_poll() {
     use staffeln::conductor::retention::plan::RetentionAction;
@@ -263,7 +264,16 @@ async fn retention_waits_for_its_deletes_by_their_events_with_no_poll() {
     });
     let events = s.cinder_events.clone().expect("enabled");
     let db = crate::support::TestDb::mysql();
-    let c = Conductor::new("host-a:1".into(), db.db().clone(), os_for(&cloud, "staffeln", HANG).await, s);
+    let c = Conductor::new("host-a:1".into(), db.db().clone(), os_for(&cloud, "staffeln", HANG).await, s.clone());
+    // Two more conductors read the shared queue, which hands each event to
+    // one of the three: the run still sees every delete.end (its own queue).
+    let (mut others, mut readers) = (Vec::new(), vec![c.clone()]);
+    for i in 0..2 {
+        let o =
+            Conductor::new(format!("host-b:{i}"), db.db().clone(), os_for(&cloud, "staffeln", HANG).await, s.clone());
+        others.push(notified::listen(&o, &events, std::sync::Arc::new(tokio::sync::Notify::new())).await.unwrap());
+        readers.push(o);
+    }
     for name in ["f1", "i1", "f2"] {
         let row = staffeln::db::models::NewBackup {
             backup_id: ids[name].clone(),
@@ -279,10 +289,20 @@ async fn retention_waits_for_its_deletes_by_their_events_with_no_poll() {
     // someone else, says they arrive), as a conductor with
     // [cinder_notifications] does.
     let shared = notified::listen(&c, &events, std::sync::Arc::new(tokio::sync::Notify::new())).await.unwrap();
+    // The shared queue hands each event to one of the three: backups are
+    // made until one reached the conductor that runs retention.
     let p1 = ProjectId(control.project_id("p1").unwrap());
     let other = BackupRequest::new(VolumeId(control.volume_id("vol-x").unwrap()));
-    c.os.for_project(&p1).unwrap().create_backup(&other).await.unwrap();
-    until("Cinder's events reaching the conductor", || async { c.backup_events_handled() > 0 }).await;
+    let handled = || readers.iter().map(Conductor::backup_events_handled).sum::<u64>();
+    let started = Instant::now();
+    let mut made = 0;
+    while c.backup_events_handled() == 0 {
+        assert!(started.elapsed() < HANG, "no event reached the conductor after {made} backups");
+        c.os.for_project(&p1).unwrap().create_backup(&other).await.unwrap();
+        made += 1;
+        // Its start and its end read (the next backup of the volume waits for it).
+        until("the backup's events read", || async { handled() >= 2 * made }).await;
+    }
 
     let rs = retention_settings("7d", "");
     let preview = c.retention_preview(&rs, None).await.unwrap();
@@ -316,8 +336,9 @@ async fn retention_waits_for_its_deletes_by_their_events_with_no_poll() {
     assert_eq!(reads, 0, "no backup read one by one: {run_calls:#?}");
     let deletes: u64 = run_calls.iter().filter(|(k, _)| k.starts_with("DELETE ")).map(|(_, n)| n).sum();
     assert_eq!(deletes, 2, "{run_calls:#?}");
-    let (listener, transport) = shared;
-    listener.stop().await;
-    transport.close().await;
+    for (listener, transport) in others.into_iter().chain([shared]) {
+        listener.stop().await;
+        transport.close().await;
+    }
     ticker.abort();
 }
