@@ -251,6 +251,9 @@ struct Calls {
 struct NotificationCounts {
     queued: u64,
     published: u64,
+    /// `backup.createprogress`: published, read and dropped, not handled.
+    #[serde(default)]
+    progress: u64,
 }
 
 /// Deletes the benchmark's exchange and queue at the end, also after an error.
@@ -401,7 +404,7 @@ async fn drive(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 let n: NotificationCounts =
                     http.get(format!("{}/notifications", cloud.control)).send().await?.json().await?;
                 if n.queued == 0 {
-                    break n.published;
+                    break n.published.saturating_sub(n.progress);
                 }
                 tokio::time::sleep(StdDuration::from_millis(5)).await;
             };

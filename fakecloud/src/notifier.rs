@@ -7,10 +7,20 @@
 //! routing key `<topic>.info`. As Cinder, nothing is published when a backup
 //! fails.
 //!
+//! As real Cinder 29 publishes them (seen on the functional tier): the
+//! `backup.create.start` payload has no `service` and no `service_metadata`
+//! yet (the backup service sets them after announcing the start); a chunked
+//! driver sends `backup.createprogress` at 0 and at 100 percent, with the
+//! usage and `backup_percent`, `id`, `list`, `prefix` and `volume_meta`;
+//! `backup.delete.end` carries status `deleted`; the context's
+//! `auth_token` is null.
+//!
 //! Where the emulator differs: Cinder's notifier also declares and binds the
 //! queue `<topic>.info` so that events wait for Ceilometer; the emulator does
 //! not, so that a shared test broker does not collect events no one reads.
-//! A listener's own queue bound to the exchange gets them all the same.
+//! A listener's own queue bound to the exchange gets them all the same. Both
+//! progress notifications go out when the backup completes, just before its
+//! `backup.create.end` (Cinder sends the first when the copy starts).
 //!
 //! The world queues the notifications ([`World::notify_backup`]); one task
 //! publishes them in order, with publisher confirms, reconnecting after a
@@ -72,14 +82,50 @@ pub(crate) fn usage(b: &Backup) -> Value {
     })
 }
 
+/// The payload of `event_type` about `b`: the usage, as Cinder's backup
+/// service has it at that point.
+pub(crate) fn payload(event_type: &str, b: &Backup) -> Value {
+    let mut p = usage(b);
+    if event_type == "backup.create.start" {
+        p["service"] = Value::Null;
+        p["service_metadata"] = Value::Null;
+    }
+    p
+}
+
+/// The payload of a `backup.createprogress` at `percent` (the chunked
+/// driver's `_send_progress_notification`: the usage and the object list's
+/// progress).
+pub(crate) fn progress_payload(b: &Backup, percent: u8) -> Value {
+    let mut p = usage(b);
+    let prefix = p["service_metadata"].clone();
+    let done = percent >= 100;
+    if let Some(o) = p.as_object_mut() {
+        o.insert("backup_percent".into(), if done { json!(100) } else { json!(0.0) });
+        o.insert("id".into(), json!(if done { 2 } else { 1 }));
+        o.insert(
+            "list".into(),
+            if done { json!([{"00001": {"compression": "zlib", "length": 1}}]) } else { json!([]) },
+        );
+        o.insert("prefix".into(), prefix);
+        o.insert("volume_meta".into(), Value::Null);
+        o.insert("status".into(), json!("creating"));
+    }
+    p
+}
+
 /// The inner message of one notification.
 pub(crate) fn message(event_type: &str, b: &Backup, id: &str, now: DateTime<Utc>) -> Value {
+    inner(event_type, b, payload(event_type, b), id, now)
+}
+
+fn inner(event_type: &str, b: &Backup, payload: Value, id: &str, now: DateTime<Utc>) -> Value {
     json!({
         "message_id": id,
         "publisher_id": format!("backup.{}", b.host.as_deref().unwrap_or("backup-1")),
         "event_type": event_type,
         "priority": "INFO",
-        "payload": usage(b),
+        "payload": payload,
         "timestamp": now.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
         "_unique_id": id.replace('-', ""),
         "_context_project_id": b.project_id,
@@ -113,6 +159,26 @@ impl World {
         let now = self.now();
         self.outbox.push_back(message(event_type, &b, &message_id, now));
         self.notification_counts.queued += 1;
+        self.outbox_ready.notify_one();
+    }
+
+    /// Queues the two `backup.createprogress` of backup `id` (0 and 100
+    /// percent) when notifications are on.
+    pub(crate) fn notify_progress(&mut self, id: &str) {
+        if !self.notifications_on {
+            return;
+        }
+        let Some(b) = self.backups.get(id).cloned() else {
+            return;
+        };
+        for percent in [0, 100] {
+            let message_id = self.new_uuid();
+            let now = self.now();
+            let m = inner("backup.createprogress", &b, progress_payload(&b, percent), &message_id, now);
+            self.outbox.push_back(m);
+            self.notification_counts.queued += 1;
+            self.notification_counts.progress += 1;
+        }
         self.outbox_ready.notify_one();
     }
 }
@@ -266,6 +332,22 @@ mod tests {
         assert_eq!(m["publisher_id"], "backup.backup-2");
         assert_eq!(m["priority"], "INFO");
         assert_eq!(m["timestamp"], "2026-12-02 10:00:01.500000");
+    }
+
+    #[test]
+    fn a_create_start_has_no_service_yet_and_progress_carries_the_drivers_fields_as_cinder_29s() {
+        let start = message("backup.create.start", &backup(), "m1", backup().created_at);
+        assert_eq!((&start["payload"]["service"], &start["payload"]["service_metadata"]), (&Value::Null, &Value::Null));
+        let end = message("backup.create.end", &backup(), "m2", backup().created_at);
+        assert!(end["payload"]["service"].is_string());
+        for (percent, id) in [(0, 1), (100, 2)] {
+            let p = progress_payload(&backup(), percent);
+            for key in ["backup_percent", "id", "list", "prefix", "volume_meta", "backup_id", "tenant_id"] {
+                assert!(p.get(key).is_some(), "{key} in {p}");
+            }
+            assert_eq!((p["id"].as_u64(), p["status"].as_str()), (Some(id), Some("creating")));
+            assert_eq!(p["backup_percent"].as_f64(), Some(f64::from(percent)));
+        }
     }
 
     #[test]

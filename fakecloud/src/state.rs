@@ -734,6 +734,7 @@ impl World {
                 if let Some(p) = parent_id.and_then(|p| self.backups.get_mut(&p)) {
                     p.num_dependent_backups += 1;
                 }
+                self.notify_progress(id);
                 self.notify_backup("backup.create.end", id);
                 true
             }

@@ -164,4 +164,7 @@ pub struct NotificationCounts {
     pub published: u64,
     /// Dropped on purpose ([`crate::Control::lose_create_end`]).
     pub lost: u64,
+    /// Of those queued, `backup.createprogress` ones (two per backup made).
+    #[serde(default)]
+    pub progress: u64,
 }

@@ -191,6 +191,7 @@ impl CinderEventSettings {
             topic: c.topic.trim().to_owned(),
             priority: Priority::Info,
             queue: c.queue.trim().to_owned(),
+            private: false,
         };
         if target.queue == target.routing_key() {
             return Err(bad(

@@ -193,7 +193,13 @@ mod tests {
         ] {
             assert_eq!(backup_event("backup.h", event_type, &payload()).unwrap().unwrap().kind, kind);
         }
-        for other in ["volume.create.end", "backup.restore.end", "staffeln.backup.create.end", "backup.create"] {
+        for other in [
+            "volume.create.end",
+            "backup.restore.end",
+            "backup.createprogress",
+            "staffeln.backup.create.end",
+            "backup.create",
+        ] {
             assert_eq!(backup_event("backup.h", other, &json!("anything")).unwrap(), None, "{other}");
         }
     }
@@ -214,6 +220,35 @@ mod tests {
         p["status"] = json!("deleting");
         let ev = backup_event("backup.h", "backup.create.end", &p).unwrap().unwrap();
         assert_eq!(ev.backup.status, BackupStatus::Deleting, "an aborted create says so in its status");
+    }
+
+    /// What real Cinder 29 published on the functional tier (ids shortened).
+    #[test]
+    fn cinder_29s_create_start_and_delete_end_read_as_published() {
+        let start = json!({
+            "availability_zone": null, "backup_id": "bdc6", "created_at": "2026-12-02T16:47:23+00:00",
+            "display_name": "boot-2026-12-02-16-47-20", "fail_reason": null, "host": "staffeln-fn",
+            "num_dependent_backups": 0, "parent_id": null, "service": null, "service_metadata": null,
+            "size": 1, "snapshot_id": null, "status": "creating", "tenant_id": "db95", "user_id": "dfba",
+            "volume_id": "4f41"
+        });
+        let ev = backup_event("backup.staffeln-fn", "backup.create.start", &start).unwrap().unwrap();
+        assert_eq!((ev.kind, ev.host.as_deref()), (BackupEventKind::CreateStart, Some("staffeln-fn")));
+        assert_eq!((ev.backup.status, ev.backup.availability_zone), (BackupStatus::Creating, None));
+        assert_eq!(ev.backup.created_at.to_rfc3339(), "2026-12-02T16:47:23+00:00");
+        let mut end = start.clone();
+        end["availability_zone"] = json!("nova");
+        end["service"] = json!("cinder.backup.drivers.posix.PosixBackupDriver");
+        end["parent_id"] = json!("a8da");
+        end["status"] = json!("deleted");
+        let ev = backup_event("backup.staffeln-fn", "backup.delete.end", &end).unwrap().unwrap();
+        assert_eq!(ev.kind, BackupEventKind::DeleteEnd);
+        assert!(ev.backup.is_incremental);
+        assert_eq!(ev.backup.status.to_string(), "deleted");
+        let mut progress = end.clone();
+        progress["backup_percent"] = json!(100);
+        progress["status"] = json!("creating");
+        assert_eq!(backup_event("backup.staffeln-fn", "backup.createprogress", &progress).unwrap(), None);
     }
 
     #[test]

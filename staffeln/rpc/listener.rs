@@ -30,6 +30,10 @@ pub struct ListenTarget {
     pub priority: Priority,
     /// The listener's own queue (a pool name); never `<topic>.<priority>`.
     pub queue: String,
+    /// The queue is this listener's alone and goes with it (auto-delete):
+    /// a process that wants every event only while it runs. Otherwise a
+    /// pool queue that listeners share and that outlives them.
+    pub private: bool,
 }
 
 impl ListenTarget {
@@ -60,7 +64,12 @@ impl NotificationListener {
         let rabbit = connector.rabbit();
         let routing_key = target.routing_key();
         let exchanges = vec![rabbit.topic_exchange(&target.exchange)];
-        let queues = vec![rabbit.pool_queue(&target.exchange, &target.queue, &routing_key)];
+        let queue = if target.private {
+            rabbit.private_queue(&target.exchange, &target.queue, &routing_key)
+        } else {
+            rabbit.pool_queue(&target.exchange, &target.queue, &routing_key)
+        };
+        let queues = vec![queue];
         let sub = Subscription::open(&connector, "notification-listener", &exchanges, &queues).await?;
         tracing::info!(
             "listening for notifications {routing_key} on exchange {} through queue {} at {}",

@@ -105,6 +105,19 @@ impl RabbitSettings {
         }
     }
 
+    /// A listener's private queue on `exchange`, bound with `routing_key`:
+    /// classic, not durable, deleted by the broker when its consumer goes
+    /// (auto-delete), and after `rabbit_transient_queues_ttl` without one.
+    pub(crate) fn private_queue(&self, exchange: &str, name: &str, routing_key: &str) -> QueueDecl {
+        QueueDecl {
+            name: name.to_owned(),
+            durable: false,
+            auto_delete: true,
+            args: self.queue_args(false, self.rabbit_transient_queues_ttl),
+            bind: Some((exchange.to_owned(), routing_key.to_owned())),
+        }
+    }
+
     /// Exchange `T_fanout`.
     pub(crate) fn fanout_exchange(&self, topic: &str) -> ExchangeDecl {
         ExchangeDecl {

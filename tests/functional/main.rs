@@ -6,6 +6,7 @@
 
 mod cloud;
 mod drill;
+mod events;
 mod horizon;
 mod scenarios;
 #[allow(dead_code)]

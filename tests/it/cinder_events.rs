@@ -128,7 +128,10 @@ async fn backups_complete_by_their_events_with_no_list_poll_after_them() {
     es.sim.cloud.control().settle();
     until("every task done", || async { states(c).await.get("done") == Some(&BACKED_UP) }).await;
     let counts = es.sim.cloud.control().notification_counts();
-    assert_eq!(counts.published, 2 * BACKED_UP as u64, "a start and an end per backup: {counts:?}");
+    // As real Cinder: a start, two progress notifications and an end per
+    // backup; the conductors handle the start and the end and drop the rest.
+    assert_eq!(counts.published, 4 * BACKED_UP as u64, "{counts:?}");
+    assert_eq!(counts.progress, 2 * BACKED_UP as u64, "{counts:?}");
     assert_eq!(es.handled(), 2 * BACKED_UP as u64);
     assert_eq!(list_polls(&es.sim.cloud.control().calls()), before, "no list poll after the events");
     // Each done task recorded its backup.
@@ -202,4 +205,140 @@ async fn three_conductors_poll_once_per_interval_between_them() {
     sim.finish_tasks(Duration::seconds(10)).await;
     assert_eq!(states(c).await.get("done"), Some(&BACKED_UP));
     sim.stop().await;
+}
+
+/// Issue 17.3, retention: a run whose deletes come in two waves (an
+/// expired chain, newest first) waits for the first wave through Cinder's
+/// `backup.delete.end`, read from a private queue of the run's own (two other
+/// conductors share the conductors' queue meanwhile): the run lists the
+/// backups exactly as often as its preview does (no list of the backups
+/// being deleted, no read of one), and the chain is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_waits_for_its_deletes_by_their_events_with_no_poll() {
+    use staffeln::conductor::retention::plan::RetentionAction;
+    use staffeln::objects::{ProjectId, VolumeId};
+    use staffeln::openstack::BackupRequest;
+
+    use crate::retention::{base_scenario, days, incr, os_for, own, retention_settings};
+
+    require_broker().await;
+    let exchange = unique_name("staffeln-events-x");
+    let queue = unique_name("staffeln-events-q");
+    let _cleanup = Cleanup { queues: vec![queue.clone()], exchanges: vec![exchange.clone()] };
+    let backups = [own("f1", "vol-a", days(30)), incr(own("i1", "vol-a", days(29)), "f1"), own("f2", "vol-a", days(1))];
+    let servers = serde_json::json!([
+        {"project": "p1", "name": "web", "metadata": {"__staffeln_backup": "true"}, "volumes": ["vol-a"]}
+    ]);
+    let volumes = serde_json::json!([
+        {"project": "p1", "name": "vol-a", "size": 1}, {"project": "p1", "name": "vol-x", "size": 1}
+    ]);
+    let (scenario, ids) = base_scenario(&backups, servers, volumes);
+    let target = NotificationTarget {
+        amqp_url: format!("amqp://guest:guest@{}/%2f", broker_addr()),
+        exchange: exchange.clone(),
+        topic: "notifications".into(),
+    };
+    let opts = FakeOptions {
+        delete_duration: StdDuration::from_millis(50),
+        backup_duration: StdDuration::from_millis(50),
+        notifications: Some(target),
+        ..FakeOptions::default()
+    };
+    let cloud = staffeln_fakecloud::FakeCloud::start(scenario, opts).unwrap();
+    let control = cloud.control();
+    let ticker = tokio::spawn({
+        let control = cloud.control();
+        async move {
+            loop {
+                control.tick();
+                tokio::time::sleep(StdDuration::from_millis(10)).await;
+            }
+        }
+    });
+    let s: ConductorSettings = settings(|conf| {
+        conf.cinder_notifications.enabled = true;
+        conf.cinder_notifications.transport_url = Some(Secret::new(format!("rabbit://guest:guest@{}/", broker_addr())));
+        conf.cinder_notifications.exchange = exchange.clone();
+        conf.cinder_notifications.queue = queue.clone();
+        conf.cinder_notifications.fallback_poll_interval = 3600;
+    });
+    let events = s.cinder_events.clone().expect("enabled");
+    let db = crate::support::TestDb::mysql();
+    let c = Conductor::new("host-a:1".into(), db.db().clone(), os_for(&cloud, "staffeln", HANG).await, s.clone());
+    // Two more conductors read the shared queue, which hands each event to
+    // one of the three: the run still sees every delete.end (its own queue).
+    let (mut others, mut readers) = (Vec::new(), vec![c.clone()]);
+    for i in 0..2 {
+        let o =
+            Conductor::new(format!("host-b:{i}"), db.db().clone(), os_for(&cloud, "staffeln", HANG).await, s.clone());
+        others.push(notified::listen(&o, &events, std::sync::Arc::new(tokio::sync::Notify::new())).await.unwrap());
+        readers.push(o);
+    }
+    for name in ["f1", "i1", "f2"] {
+        let row = staffeln::db::models::NewBackup {
+            backup_id: ids[name].clone(),
+            project_id: control.project_id("p1").unwrap(),
+            volume_id: control.volume_id("vol-a").unwrap(),
+            instance_id: String::new(),
+            backup_completed: 1,
+            incremental: name == "i1",
+        };
+        c.db_call(move |conn| staffeln::db::backups::insert(conn, &row)).await.unwrap();
+    }
+    // The conductor reads Cinder's events (a backup of another volume, by
+    // someone else, says they arrive), as a conductor with
+    // [cinder_notifications] does.
+    let shared = notified::listen(&c, &events, std::sync::Arc::new(tokio::sync::Notify::new())).await.unwrap();
+    // The shared queue hands each event to one of the three: backups are
+    // made until one reached the conductor that runs retention.
+    let p1 = ProjectId(control.project_id("p1").unwrap());
+    let other = BackupRequest::new(VolumeId(control.volume_id("vol-x").unwrap()));
+    let handled = || readers.iter().map(Conductor::backup_events_handled).sum::<u64>();
+    let started = Instant::now();
+    let mut made = 0;
+    while c.backup_events_handled() == 0 {
+        assert!(started.elapsed() < HANG, "no event reached the conductor after {made} backups");
+        c.os.for_project(&p1).unwrap().create_backup(&other).await.unwrap();
+        made += 1;
+        // Its start and its end read (the next backup of the volume waits for it).
+        until("the backup's events read", || async { handled() >= 2 * made }).await;
+    }
+
+    let rs = retention_settings("7d", "");
+    let preview = c.retention_preview(&rs, None).await.unwrap();
+    let deletes: Vec<(String, Option<u32>)> = preview
+        .iter()
+        .filter(|d| d.action == RetentionAction::Delete)
+        .map(|d| (d.backup_id.0.clone(), d.wave))
+        .collect();
+    assert_eq!(deletes, [(ids["i1"].clone(), Some(0)), (ids["f1"].clone(), Some(1))], "two waves: {preview:#?}");
+    control.reset_calls();
+    c.retention_preview(&rs, None).await.unwrap();
+    let preview_calls = control.calls();
+    control.reset_calls();
+    let summary = c.run_retention(&rs, true).await.unwrap().expect("this conductor leads retention");
+    let run_calls = control.calls();
+    assert_eq!((summary.to_delete, summary.deleted, summary.deferred), (2, 2, 0), "{summary:?}");
+    assert_eq!(control.backup_status(&ids["i1"]), None, "the first wave is gone before the second starts");
+    // The last wave's delete was accepted; Cinder finishes it after the run.
+    until("the full deleted", || async { control.backup_status(&ids["f1"]).is_none() }).await;
+    assert_eq!(control.backup_status(&ids["f2"]).as_deref(), Some("available"));
+    assert_eq!(
+        list_polls(&run_calls),
+        list_polls(&preview_calls),
+        "the run listed what its preview lists, no backups being deleted: run {run_calls:#?}, preview {preview_calls:#?}"
+    );
+    let reads: u64 = run_calls
+        .iter()
+        .filter(|(k, _)| k.starts_with("GET ") && k.contains("/backups/") && !k.ends_with("/backups/detail"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(reads, 0, "no backup read one by one: {run_calls:#?}");
+    let deletes: u64 = run_calls.iter().filter(|(k, _)| k.starts_with("DELETE ")).map(|(_, n)| n).sum();
+    assert_eq!(deletes, 2, "{run_calls:#?}");
+    for (listener, transport) in others.into_iter().chain([shared]) {
+        listener.stop().await;
+        transport.close().await;
+    }
+    ticker.abort();
 }

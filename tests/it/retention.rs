@@ -23,7 +23,7 @@ use crate::support::TestDb;
 
 /// One backup of the scenario: (name, volume, days old, incremental parent,
 /// status, marked `__automated_backup`, with a `backup_data` row).
-struct B {
+pub(crate) struct B {
     name: &'static str,
     volume: &'static str,
     age: Duration,
@@ -33,16 +33,16 @@ struct B {
     row: bool,
 }
 
-fn own(name: &'static str, volume: &'static str, age: Duration) -> B {
+pub(crate) fn own(name: &'static str, volume: &'static str, age: Duration) -> B {
     B { name, volume, age, parent: None, status: "available", marker: true, row: true }
 }
 
-fn incr(mut b: B, parent: &'static str) -> B {
+pub(crate) fn incr(mut b: B, parent: &'static str) -> B {
     b.parent = Some(parent);
     b
 }
 
-fn days(n: i64) -> Duration {
+pub(crate) fn days(n: i64) -> Duration {
     Duration::days(n)
 }
 
@@ -64,7 +64,7 @@ impl Drop for Rig {
     }
 }
 
-fn base_scenario(
+pub(crate) fn base_scenario(
     backups: &[B],
     servers: serde_json::Value,
     volumes: serde_json::Value,
@@ -101,7 +101,7 @@ fn base_scenario(
     (serde_json::from_value(scenario).unwrap(), ids)
 }
 
-fn retention_settings(retention: &str, archival: &str) -> RetentionSettings {
+pub(crate) fn retention_settings(retention: &str, archival: &str) -> RetentionSettings {
     let mut conf = Config::default();
     conf.conductor.retention_time = staffeln::conf::types::OsloDuration::parse(retention).unwrap();
     conf.conductor.archival_rules = archival.to_owned();
@@ -112,7 +112,7 @@ fn retention_settings(retention: &str, archival: &str) -> RetentionSettings {
     s
 }
 
-async fn os_for(cloud: &FakeCloud, user: &str, retry_timeout: StdDuration) -> OpenStack {
+pub(crate) async fn os_for(cloud: &FakeCloud, user: &str, retry_timeout: StdDuration) -> OpenStack {
     let c = cloud.credentials(user).unwrap();
     let settings = Settings {
         auth_url: Some(c.auth_url.clone()),

@@ -98,6 +98,13 @@ impl Conductor {
             return Ok(Handled::Nothing);
         }
         let ended = self.record(&task, backup).await?;
+        if ended {
+            info!(
+                task.id = %task.task_id, volume.id = %task.volume_id,
+                "task {} ended by Cinder's backup.create.end of backup {} (status {}, from {})",
+                task.task_id, backup.id, backup.status, event.host.as_deref().unwrap_or("an unknown host")
+            );
+        }
         Ok(if ended { Handled::Ended } else { Handled::Nothing })
     }
 }

@@ -13,9 +13,13 @@
 //!   is due, read, decide, record every decision in `retention_audit`, then
 //!   delete wave by wave (a chain newest first), renewing the lease; and
 //!   the preview, which deletes and writes nothing.
+//! * [`gone`]: the wait between delete waves ended by Cinder's
+//!   `backup.delete.end` (`[cinder_notifications]`), the list poll kept as
+//!   the slower fallback; its decisions pure.
 //!
 //! Its mirror is [`super::backup`]: read, decide purely, act and record.
 
+pub mod gone;
 pub mod inventory;
 pub mod plan;
 pub mod run;

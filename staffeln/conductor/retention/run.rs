@@ -26,6 +26,7 @@ use chrono::{DateTime, Duration, Utc};
 use futures_util::{StreamExt, TryStreamExt};
 use tracing::{debug, info, warn};
 
+use super::gone::{DeleteEvents, log_ended, next_poll, still_waiting};
 use super::inventory::Listing;
 use super::plan::{RetentionAction, RetentionDecision, RetentionPlan, plan, stale_rows};
 use super::settings::RetentionSettings;
@@ -294,7 +295,7 @@ impl Conductor {
             entries.push(decision_entry(&run_id, d, d.action.as_str(), d.reason.code(), d.message.clone()));
         }
         self.db_call(move |conn| audit::insert(conn, &entries)).await?;
-        let outcomes = self.delete_in_waves(settings, token, &decisions).await?;
+        let outcomes = self.delete_in_waves(settings, token, &run_id, &decisions).await?;
         let mut entries = Vec::with_capacity(outcomes.len());
         for (d, outcome) in &outcomes {
             match outcome {
@@ -405,12 +406,32 @@ impl Conductor {
     /// Deletes wave by wave: wave n starts once the accepted deletes of the
     /// volumes' earlier waves are gone from Cinder. A volume with a delete
     /// that was not accepted, or not finished in time, keeps its later waves
-    /// for the next run. The lease is renewed before each wave.
+    /// for the next run. The lease is renewed before each wave. When a wave
+    /// waits for an earlier one and `[cinder_notifications]` is on, Cinder's
+    /// `backup.delete.end` ends the wait ([`super::gone`]); its listener
+    /// starts before the first delete and stops with the deletes.
     async fn delete_in_waves<'a>(
         &self,
         settings: &RetentionSettings,
         token: i64,
+        run_id: &str,
         decisions: &'a [RetentionDecision],
+    ) -> Result<Vec<(&'a RetentionDecision, Outcome)>, ConductorError> {
+        let waits = decisions.iter().any(|d| d.action == RetentionAction::Delete && d.wave.is_some_and(|w| w > 0));
+        let listener = if waits { self.listen_for_deletes(run_id).await } else { None };
+        let outcomes = self.delete_waves(settings, token, decisions, listener.as_ref().map(|l| &l.events)).await;
+        if let Some(listener) = listener {
+            listener.stop().await;
+        }
+        outcomes
+    }
+
+    async fn delete_waves<'a>(
+        &self,
+        settings: &RetentionSettings,
+        token: i64,
+        decisions: &'a [RetentionDecision],
+        events: Option<&DeleteEvents>,
     ) -> Result<Vec<(&'a RetentionDecision, Outcome)>, ConductorError> {
         let mut waves: BTreeMap<u32, Vec<&RetentionDecision>> = BTreeMap::new();
         for d in decisions.iter().filter(|d| d.action == RetentionAction::Delete) {
@@ -432,7 +453,7 @@ impl Conductor {
         let mut in_flight: Vec<&RetentionDecision> = Vec::new();
         for (wave, items) in waves {
             if !in_flight.is_empty() {
-                for (d, why) in self.wait_gone(settings, token, &in_flight, deadline).await? {
+                for (d, why) in self.wait_gone(settings, token, &in_flight, deadline, events).await? {
                     blocked.entry(d.volume_id.clone()).or_insert(why);
                 }
                 in_flight.clear();
@@ -538,39 +559,83 @@ impl Conductor {
         }
     }
 
-    /// Waits until none of `pending` is `deleting` in Cinder any more, or
-    /// `deadline`; returns those still deleting, with why. Renews the lease.
+    /// Waits until none of `pending` is `deleting` in Cinder any more (the
+    /// list says so, or Cinder announced its `backup.delete.end` in
+    /// `events`), or `deadline`; returns those still deleting, with why.
+    /// Renews the lease. With events the list is read every
+    /// `fallback_poll_interval` while they arrive ([`next_poll`]).
     async fn wait_gone<'a>(
         &self,
         settings: &RetentionSettings,
         token: i64,
         pending: &[&'a RetentionDecision],
         deadline: DateTime<Utc>,
+        events: Option<&DeleteEvents>,
     ) -> Result<Vec<(&'a RetentionDecision, String)>, ConductorError> {
-        let mut pause = StdDuration::from_millis(20);
+        let fallback = self.settings.cinder_events.as_ref().and_then(|c| c.fallback_poll.to_std().ok());
+        let mut backoff = StdDuration::from_millis(20);
+        let mut deleting: Option<HashSet<BackupId>> = None;
+        let (mut last, mut polled) = (self.clock.now(), false);
+        let mut announced = events.map(DeleteEvents::subscribe);
         loop {
-            let deleting: HashSet<BackupId> = self
-                .os
-                .backups(&BackupFilter { status: Some(BackupStatus::Deleting), ..BackupFilter::default() })
-                .map_ok(|b| b.id)
-                .try_collect()
-                .await?;
-            let left: Vec<&RetentionDecision> =
-                pending.iter().copied().filter(|d| deleting.contains(&d.backup_id)).collect();
+            if let Some(rx) = announced.as_mut() {
+                rx.borrow_and_update();
+            }
+            let gone = events.map(DeleteEvents::gone).unwrap_or_default();
+            let left = still_waiting(pending, &gone, deleting.as_ref());
             if left.is_empty() {
+                log_ended(pending, &gone);
                 return Ok(Vec::new());
             }
-            let after_pause = self.clock.now().checked_add_signed(Duration::from_std(pause).unwrap_or_default());
-            if after_pause.is_none_or(|t| t > deadline) {
+            let now = self.clock.now();
+            let timed_out = || {
                 let why =
                     format!("still deleting after retention_delete_timeout ({} s)", settings.delete_timeout.as_secs());
-                return Ok(left.into_iter().map(|d| (d, format!("backup {} {why}", d.backup_id))).collect());
+                left.iter().map(|d| (*d, format!("backup {} {why}", d.backup_id))).collect()
+            };
+            if polled && now >= deadline {
+                return Ok(timed_out());
+            }
+            let state = events.zip(fallback).map(|(e, f)| self.delete_events_now(e, f));
+            let mut poll_at = next_poll(last, polled, backoff, state);
+            if events.is_some() {
+                // Events may end the wait before; the deadline's list decides.
+                poll_at = poll_at.min(deadline);
+            }
+            if now >= poll_at {
+                deleting = Some(
+                    self.os
+                        .backups(&BackupFilter { status: Some(BackupStatus::Deleting), ..BackupFilter::default() })
+                        .map_ok(|b| b.id)
+                        .try_collect()
+                        .await?,
+                );
+                if polled {
+                    backoff = (backoff * 2).min(settings.poll_interval.max(StdDuration::from_millis(20)));
+                }
+                (last, polled) = (self.clock.now(), true);
+                continue;
+            }
+            if poll_at > deadline {
+                return Ok(timed_out());
             }
             if self.renew_retention_lease(settings).await? != Ok(token) {
                 return Ok(left.into_iter().map(|d| (d, "the retention lease was lost".to_owned())).collect());
             }
-            self.clock.sleep(pause).await;
-            pause = (pause * 2).min(settings.poll_interval.max(StdDuration::from_millis(20)));
+            match announced.as_mut() {
+                Some(rx) => {
+                    tokio::select! {
+                        () = self.clock.sleep_until(poll_at) => {}
+                        changed = rx.changed() => {
+                            if changed.is_err() {
+                                // The listener is gone: the list decides.
+                                announced = None;
+                            }
+                        }
+                    }
+                }
+                None => self.clock.sleep_until(poll_at).await,
+            }
         }
     }
 }

@@ -49,10 +49,11 @@ options! {
     /// a consumer, so a removed Staffeln leaves nothing filling up.
     queue: String = string("staffeln-cinder-notifications");
 
-    /// Seconds between two list polls of the backups being created while
-    /// Cinder's notifications arrive (one arrived within this time);
-    /// [conductor] poll_interval otherwise. The poll finds the backups that
-    /// failed (no event) and the ones whose event was lost.
+    /// Seconds between two list polls of the backups being created, and of
+    /// the backups a retention run is deleting, while Cinder's notifications
+    /// arrive (one arrived within this time); [conductor] poll_interval
+    /// otherwise. The poll finds the backups that failed (no event) and the
+    /// ones whose event was lost.
     ///
     /// Related options:
     ///
