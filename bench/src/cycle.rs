@@ -352,9 +352,8 @@ async fn drive(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     migrate::upgrade(&db)?;
 
     let http = reqwest::Client::builder().timeout(StdDuration::from_secs(120)).build()?;
-    let cloud_clock = || async {
-        Ok::<_, reqwest::Error>(http.get(format!("{}/clock", cloud.control)).send().await?.json::<CloudClock>().await?)
-    };
+    let cloud_clock =
+        || async { http.get(format!("{}/clock", cloud.control)).send().await?.json::<CloudClock>().await };
     let calls = || async {
         Ok::<_, reqwest::Error>(http.get(format!("{}/calls", cloud.control)).send().await?.json::<Calls>().await?.calls)
     };

@@ -105,7 +105,9 @@ fn main() -> ExitCode {
     let opts = FakeOptions {
         listen: args.listen,
         backup_duration: Duration::from_secs_f64(args.backup_seconds.max(0.0)),
-        backup_spread: Duration::from_secs_f64(args.backup_seconds_spread.clamp(0.0, 2.0 * args.backup_seconds.max(0.0))),
+        backup_spread: Duration::from_secs_f64(
+            args.backup_seconds_spread.clamp(0.0, 2.0 * args.backup_seconds.max(0.0)),
+        ),
         auto_tick: Some(Duration::from_millis(args.tick_ms.max(1))),
         seed: args.seed,
         backup_delete_policy: args
