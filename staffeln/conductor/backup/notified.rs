@@ -51,9 +51,11 @@ impl Conductor {
     }
 
     /// Handles one notification from Cinder's exchange: a backup event of
-    /// a backup a task waits for records that task now. A bad payload is
-    /// logged, naming what was wrong, and dropped.
-    pub async fn on_cinder_notification(&self, n: &Notification) -> Result<Handled, ConductorError> {
+    /// a backup a task waits for records that task now and wakes `wake`
+    /// (the backup loop, which refills the slot). A bad payload is logged,
+    /// naming what was wrong, and dropped. A backup event counts as handled
+    /// ([`Conductor::backup_events_handled`]) once all that is done.
+    pub async fn on_cinder_notification(&self, n: &Notification, wake: &Notify) -> Result<Handled, ConductorError> {
         let event = match backup_event(&n.publisher_id, &n.event_type, &n.payload) {
             Ok(Some(event)) => event,
             Ok(None) => return Ok(Handled::Nothing),
@@ -63,8 +65,12 @@ impl Conductor {
             }
         };
         self.cinder_events_seen.store(self.clock.now().timestamp_millis(), Ordering::Relaxed);
+        let handled = self.on_backup_event(&event).await;
+        if let Ok(Handled::Ended) = handled {
+            self.clock.wake(wake);
+        }
         self.cinder_events_handled.fetch_add(1, Ordering::Relaxed);
-        self.on_backup_event(&event).await
+        handled
     }
 
     /// Records the task of `event`'s backup when the event ends it.
@@ -121,9 +127,8 @@ pub async fn listen(
     let handle = NotificationListener::start(&transport, settings.target.clone(), move |n: Notification| {
         let (c, wake) = (c.clone(), wake.clone());
         async move {
-            match c.on_cinder_notification(&n).await {
-                Ok(Handled::Ended) => c.clock.wake(&wake),
-                Ok(Handled::Nothing) => {}
+            match c.on_cinder_notification(&n, &wake).await {
+                Ok(_) => {}
                 // The database is down: the poll records the task later.
                 Err(err) => warn!("Cinder notification {} ({}) not handled: {err}", n.message_id, n.event_type),
             }

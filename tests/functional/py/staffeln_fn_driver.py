@@ -103,6 +103,13 @@ class FileDriver(driver.VolumeDriver):
                 'thick_provisioning_support': False,
                 'max_over_subscription_ratio': 20.0,
                 'multiattach': False,
+                # Each volume is a file of its own: no target is shared
+                # between volumes. Cinder's default (True) makes Nova lock
+                # on the volume's service_uuid while attaching, and a volume
+                # made before cinder-volume learned its service uuid has
+                # none: Nova then failed the boot ('NoneType' object has no
+                # attribute 'replace'), seen on a loaded machine.
+                'shared_targets': False,
             }
         return self._stats
 
