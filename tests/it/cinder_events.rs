@@ -132,6 +132,9 @@ async fn backups_complete_by_their_events_with_no_list_poll_after_them() {
     // backup; the conductors handle the start and the end and drop the rest.
     assert_eq!(counts.published, 4 * BACKED_UP as u64, "{counts:?}");
     assert_eq!(counts.progress, 2 * BACKED_UP as u64, "{counts:?}");
+    // An event counts as handled once its task is recorded and the loop
+    // woken, a moment after the task shows as done.
+    until("every start and end handled", || async { es.handled() >= 2 * BACKED_UP as u64 }).await;
     assert_eq!(es.handled(), 2 * BACKED_UP as u64);
     assert_eq!(list_polls(&es.sim.cloud.control().calls()), before, "no list poll after the events");
     // Each done task recorded its backup.

@@ -669,7 +669,11 @@ async fn a_slot_freed_by_a_finished_backup_is_refilled_on_the_same_poll() {
         conf.conductor.max_concurrent_backups_per_az = Some(u32::try_from(cap).unwrap());
         conf.conductor.poll_interval = u64::try_from(poll).unwrap();
     });
-    let opts = FakeOptions { backup_duration: StdDuration::from_secs(59), ..FakeOptions::default() };
+    // The emulator's clock stands still between steps: on the wall clock a
+    // loaded machine let a backup end more than the 1 s margin after the
+    // poll at +60 s, and the test failed (seen in a loaded run of the suite).
+    let opts =
+        FakeOptions { backup_duration: StdDuration::from_secs(59), frozen_clock: true, ..FakeOptions::default() };
     let mut sim = Sim::with_cloud(TestDb::sqlite(), cloud_with(many_volumes(volumes), opts), 1, s).await;
     sim.start(quiet_mailer());
     let c = &sim.conductors[0];
