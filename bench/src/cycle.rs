@@ -194,6 +194,18 @@ async fn conductor(cli: Cli, index: usize) -> Result<(), Box<dyn std::error::Err
     Ok(())
 }
 
+/// The environment the shipped systemd unit gives staffeln-conductor (its
+/// `Environment=` lines: the C library's allocator settings), so that the
+/// conductors measured here run as deployed.
+fn deployed_environment() -> Vec<(String, String)> {
+    const UNIT: &str = include_str!("../../etc/systemd/staffeln-conductor.service");
+    UNIT.lines()
+        .filter_map(|line| line.trim().strip_prefix("Environment="))
+        .filter_map(|assignment| assignment.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
 /// A conductor process as the driver sees it.
 struct Node {
     child: Child,
@@ -362,6 +374,7 @@ async fn drive(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let mut nodes = Vec::new();
     for i in 0..cli.conductors {
         let mut child = Command::new(&exe)
+            .envs(deployed_environment())
             .args(["--conductor", &i.to_string(), "--db-url", &db_url, "--auth-url", &cloud.auth_url])
             .args(["--start", &start.to_rfc3339(), "--poll-interval", &cli.poll_interval.to_string()])
             .args(["--rabbit", &cli.rabbit, "--exchange", &exchange])

@@ -112,6 +112,31 @@ pub fn due(conn: &mut AnyConnection, now: NaiveDateTime) -> Result<Vec<StampRow>
         .map_err(DbError::query("server_stamps due"))
 }
 
+/// Up to `limit` pending stamps after id `after` that may be tried at `now`
+/// and whose server has no task of their cycle still to be worked on
+/// (planned, claimed, creating), oldest first. Mid-cycle most servers still
+/// wait for a backup: they are left in the database, not read on every poll.
+/// A volume attached to several servers is planned once, for one of them;
+/// the caller still checks every volume of a stamp.
+pub fn ready(conn: &mut AnyConnection, now: NaiveDateTime, after: i64, limit: i64) -> Result<Vec<StampRow>, DbError> {
+    // A correlated subquery, which diesel's DSL does not express; fixed text,
+    // nothing interpolated (ix_queue_data_instance_state answers it).
+    let ended = diesel::dsl::sql::<diesel::sql_types::Bool>(
+        "NOT EXISTS (SELECT 1 FROM queue_data t WHERE t.instance_id = server_stamps.server_id \
+         AND t.cycle_id = server_stamps.cycle_id AND t.state IN ('planned', 'claimed', 'creating'))",
+    );
+    dsl::server_stamps
+        .filter(dsl::state.eq(PENDING))
+        .filter(dsl::next_attempt_at.is_null().or(dsl::next_attempt_at.le(now)))
+        .filter(dsl::id.gt(after))
+        .filter(ended)
+        .order(dsl::id.asc())
+        .limit(limit)
+        .select(StampRow::as_select())
+        .load(conn)
+        .map_err(DbError::query("server_stamps ready"))
+}
+
 /// The stamps of one cycle.
 pub fn of_cycle(conn: &mut AnyConnection, cycle_id: &str) -> Result<Vec<StampRow>, DbError> {
     dsl::server_stamps

@@ -517,6 +517,32 @@ pub fn of_cycle(conn: &mut AnyConnection, cycle_id: &str) -> Result<Vec<TaskRow>
         .map_err(DbError::query("queue_data of cycle"))
 }
 
+/// The state and end of the tasks of cycle `cycle_id` for `volume_ids`
+/// (one per volume and cycle), for deciding the stamps of their servers.
+pub fn outcomes(
+    conn: &mut AnyConnection,
+    cycle_id: &str,
+    volume_ids: &[&str],
+) -> Result<Vec<(String, String, Option<NaiveDateTime>)>, DbError> {
+    dsl::queue_data
+        .filter(dsl::cycle_id.eq(cycle_id))
+        .filter(dsl::volume_id.eq_any(volume_ids))
+        .select((dsl::volume_id, dsl::state, dsl::finished_at))
+        .load(conn)
+        .map_err(DbError::query("queue_data outcomes"))
+}
+
+/// Whether a task of cycle `cycle_id` is still to be worked on (planned,
+/// claimed or creating): one indexed probe, not the cycle's rows.
+pub fn cycle_has_active(conn: &mut AnyConnection, cycle_id: &str) -> Result<bool, DbError> {
+    let active: Vec<&str> = TaskState::ALL.iter().filter(|s| s.is_active()).map(|s| s.as_str()).collect();
+    diesel::select(diesel::dsl::exists(
+        dsl::queue_data.filter(dsl::state.eq_any(active)).filter(dsl::cycle_id.eq(cycle_id)),
+    ))
+    .get_result(conn)
+    .map_err(DbError::query("queue_data cycle active"))
+}
+
 /// Newest tasks first, optionally of one state and/or project.
 pub fn list(
     conn: &mut AnyConnection,

@@ -276,6 +276,23 @@ fn systemd_units_verify_and_run_the_right_binary() {
     }
 }
 
+/// The allocator settings the conductor's unit gives it (which
+/// staffeln-bench-cycle measures with) are the image's too.
+#[test]
+fn the_image_sets_the_allocator_as_the_conductors_unit_does() {
+    let unit = read(&repo_root().join("etc/systemd/staffeln-conductor.service"));
+    let from_unit: BTreeSet<&str> = unit
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Environment="))
+        .filter(|v| v.starts_with("MALLOC_"))
+        .collect();
+    assert!(from_unit.contains("MALLOC_ARENA_MAX=1"), "{from_unit:?}");
+    let image = read(&repo_root().join("docker/staffeln/Dockerfile"));
+    let from_image: BTreeSet<&str> =
+        image.lines().filter_map(|l| l.trim().strip_prefix("ENV ")).filter(|v| v.starts_with("MALLOC_")).collect();
+    assert_eq!(from_unit, from_image);
+}
+
 #[test]
 fn systemd_verify_catches_a_broken_unit() {
     // The check above can fail: a misspelt key and a bad time are reported.

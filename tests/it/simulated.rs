@@ -22,7 +22,7 @@ use staffeln::conductor::clock::Clock;
 use staffeln::conductor::runner::{self, Loops};
 use staffeln::conductor::{BACKUP_LEASE, Conductor, ConductorSettings};
 use staffeln::conf::Config;
-use staffeln::db::{leases, tasks};
+use staffeln::db::{leases, stamps, tasks};
 use staffeln::notify::{Mailer, NotifySettings, SmtpSecurity};
 use staffeln::objects::VolumeId;
 use staffeln::openstack::{BackupFilter, OpenStack, Secret, Settings};
@@ -700,6 +700,41 @@ async fn a_slot_freed_by_a_finished_backup_is_refilled_on_the_same_poll() {
     for i in 0..volumes {
         assert_eq!(sim.backups_of(&format!("vol-{i}")).await.len(), 1, "vol-{i}: one backup");
     }
+    sim.stop().await;
+}
+
+/// Stamps are decided a page at a time (200 servers per read) and only for
+/// servers whose every task ended: 450 servers, 15 backups at once (one
+/// cinder-backup host), so that servers become owed in waves while most
+/// still wait; every server gets its `last-backup-time`, each once, and the
+/// cycle closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_owed_across_several_pages_are_each_stamped_once() {
+    let (volumes, poll) = (450_usize, 10_i64);
+    let s = settings(|conf| {
+        conf.conductor.max_concurrent_backups_per_project = 15;
+        conf.conductor.poll_interval = u64::try_from(poll).unwrap();
+    });
+    let opts =
+        FakeOptions { backup_duration: StdDuration::from_secs(59), frozen_clock: true, ..FakeOptions::default() };
+    let mut sim = Sim::with_cloud(TestDb::sqlite(), cloud_with(many_volumes(volumes), opts), 1, s).await;
+    sim.start(quiet_mailer());
+    let c = &sim.conductors[0];
+    let due = c.settings.backup_schedule.next_due(c.last_cycle_start().await.unwrap(), c.started_at).unwrap();
+    sim.step_to(due).await;
+    let mut elapsed = 0;
+    while c.db_call(|c| tasks::latest_finished_cycle(c, "backup")).await.unwrap().is_none() {
+        assert!(elapsed < 2400, "the cycle did not close in 2400 s; still active: {}", sim.active().await.len());
+        sim.step(Duration::seconds(poll)).await;
+        elapsed += poll;
+    }
+    let cycle = c.db_call(|c| tasks::latest_finished_cycle(c, "backup")).await.unwrap().unwrap().id;
+    let rows = c.db_call(move |conn| stamps::of_cycle(conn, &cycle)).await.unwrap();
+    assert_eq!(rows.len(), volumes);
+    let not_done: Vec<_> = rows.iter().filter(|r| r.state != stamps::DONE).collect();
+    assert!(not_done.is_empty(), "{not_done:?}");
+    let writes = sim.cloud.control().call_count("POST", "/compute/servers/{id}/metadata");
+    assert_eq!(writes, volumes as u64, "one metadata write per server");
     sim.stop().await;
 }
 

@@ -60,6 +60,8 @@ const STAMP_HOLD: Duration = Duration::minutes(5);
 const BACKUP_HOSTS_TTL: Duration = Duration::seconds(600);
 /// Metadata writes in flight at once.
 const STAMP_CONCURRENCY: usize = 8;
+/// Stamps decided per database read.
+const STAMP_PAGE: i64 = 200;
 
 /// How a failed create is recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -638,42 +640,64 @@ impl Conductor {
     async fn stamp_servers(&self) -> Result<(), ConductorError> {
         let now = self.clock.now();
         let db_now = self.clock.db_now();
-        let due = self.db_call(move |conn| stamps::due(conn, db_now)).await?;
-        if due.is_empty() {
-            return Ok(());
-        }
-        let mut cycles: HashMap<String, Vec<TaskRow>> = HashMap::new();
-        for stamp in &due {
-            if !cycles.contains_key(&stamp.cycle_id) {
-                let cycle = stamp.cycle_id.clone();
-                let rows = self.db_call(move |conn| tasks::of_cycle(conn, &cycle)).await?;
-                cycles.insert(stamp.cycle_id.clone(), rows);
+        // Page by page, so that after a large cycle (thousands of servers
+        // owed at once) only a page of stamps and their tasks is in memory.
+        let mut after = 0;
+        loop {
+            let page = self.db_call(move |conn| stamps::ready(conn, db_now, after, STAMP_PAGE)).await?;
+            let Some(last) = page.last() else { return Ok(()) };
+            after = last.id;
+            let full = page.len() as i64 == STAMP_PAGE;
+            self.stamp_page(&page, now, db_now).await?;
+            if !full {
+                return Ok(());
             }
         }
+    }
+
+    /// Decides and writes one page of stamps, reading only the tasks of the
+    /// page's volumes.
+    async fn stamp_page(
+        &self,
+        page: &[StampRow],
+        now: chrono::DateTime<Utc>,
+        db_now: chrono::NaiveDateTime,
+    ) -> Result<(), ConductorError> {
+        let mut volumes_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for stamp in page {
+            volumes_of
+                .entry(stamp.cycle_id.clone())
+                .or_default()
+                .extend(stamp.volumes().into_iter().map(str::to_owned));
+        }
         // Per cycle, each volume's task (one per volume and cycle).
-        let by_volume: HashMap<&str, HashMap<&str, VolumeOutcome<'_>>> = cycles
-            .iter()
-            .map(|(cycle, rows)| {
-                let outcomes = rows
-                    .iter()
-                    .map(|t| {
-                        let outcome = VolumeOutcome {
-                            volume_id: t.volume_id.as_str(),
-                            state: t.task_state(),
-                            finished_at: t.finished_at.map(|f| f.and_utc()),
-                        };
-                        (t.volume_id.as_str(), outcome)
+        let mut outcomes: HashMap<(String, String), (TaskState, Option<chrono::NaiveDateTime>)> = HashMap::new();
+        for (cycle, volumes) in volumes_of {
+            for chunk in volumes.chunks(STAMP_PAGE as usize) {
+                let (cycle_id, chunk) = (cycle.clone(), chunk.to_vec());
+                let rows = self
+                    .db_call(move |conn| {
+                        let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
+                        tasks::outcomes(conn, &cycle_id, &ids)
                     })
-                    .collect();
-                (cycle.as_str(), outcomes)
-            })
-            .collect();
+                    .await?;
+                for (volume, state, finished) in rows {
+                    let state = TaskState::parse(&state).unwrap_or(TaskState::Failed);
+                    outcomes.insert((cycle.clone(), volume), (state, finished));
+                }
+            }
+        }
         let mut writes = Vec::new();
-        for stamp in &due {
-            let of_cycle = by_volume.get(stamp.cycle_id.as_str());
-            let outcomes: Vec<VolumeOutcome<'_>> =
-                stamp.volumes().iter().filter_map(|v| of_cycle.and_then(|c| c.get(v)).copied()).collect();
-            match owed(&outcomes) {
+        for stamp in page {
+            let mine: Vec<VolumeOutcome<'_>> = stamp
+                .volumes()
+                .into_iter()
+                .filter_map(|v| {
+                    let (state, finished) = outcomes.get(&(stamp.cycle_id.clone(), v.to_owned()))?;
+                    Some(VolumeOutcome { volume_id: v, state: *state, finished_at: finished.map(|f| f.and_utc()) })
+                })
+                .collect();
+            match owed(&mine) {
                 Owed::Wait => {}
                 Owed::NotOwed { reason } => {
                     let id = stamp.id;
@@ -743,10 +767,16 @@ impl Conductor {
     async fn close_cycles(&self) -> Result<(), ConductorError> {
         let open = self.db_call(|conn| tasks::open_cycles(conn, "backup")).await?;
         for cycle in open {
+            // Asked of the database on every poll; the rows are read once,
+            // when the cycle closes (at 10,000 volumes they are megabytes).
+            let id = cycle.id.clone();
+            if self.db_call(move |conn| tasks::cycle_has_active(conn, &id)).await? {
+                continue;
+            }
             let id = cycle.id.clone();
             let rows = self.db_call(move |conn| tasks::of_cycle(conn, &id)).await?;
             if rows.iter().any(|t| t.task_state().is_active()) {
-                continue;
+                continue; // a task was planned again in between
             }
             let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
             for row in &rows {
