@@ -585,6 +585,24 @@ pub fn unreported(conn: &mut AnyConnection) -> Result<Vec<TaskRow>, DbError> {
         .map_err(DbError::query("queue_data unreported"))
 }
 
+/// [`unreported`] of the cycles that have closed (and of `project` when
+/// given): what a digest round may carry. Tasks of an open backup cycle stay
+/// in the database; mid-cycle at 10,000 volumes they are thousands of rows
+/// that a round would read on every poll only to leave them.
+pub fn unreported_of_closed_cycles(conn: &mut AnyConnection, project: Option<&str>) -> Result<Vec<TaskRow>, DbError> {
+    let open =
+        cycles::cycles.filter(cycles::kind.eq("backup")).filter(cycles::finished_at.is_null()).select(cycles::id);
+    let mut query = dsl::queue_data
+        .filter(dsl::reported_at.is_null())
+        .filter(dsl::state.eq_any(["done", "failed", "skipped", "waiting", "unfinished"]))
+        .filter(dsl::cycle_id.ne_all(open))
+        .into_boxed();
+    if let Some(project) = project {
+        query = query.filter(dsl::project_id.eq(project.to_owned()));
+    }
+    query.order(dsl::id.asc()).select(TaskRow::as_select()).load(conn).map_err(DbError::query("queue_data unreported"))
+}
+
 /// Marks tasks as reported (their digest was delivered).
 pub fn mark_reported(conn: &mut AnyConnection, ids: &[i64]) -> Result<usize, DbError> {
     let now = now();

@@ -158,8 +158,8 @@ impl Conductor {
         }
         let open: HashSet<String> =
             self.db_call(|c| tasks::open_cycles(c, "backup")).await?.into_iter().map(|c| c.id).collect();
-        let mut rows = self.db_call(tasks::unreported).await?;
-        rows.retain(|r| !open.contains(&r.cycle_id) && project.is_none_or(|p| p.as_str() == r.project_id));
+        let of = project.map(|p| p.0.clone());
+        let rows = self.db_call(move |c| tasks::unreported_of_closed_cycles(c, of.as_deref())).await?;
         let mut unstamped = self.db_call(stamps::unreported_failures).await?;
         // A server that could not be stamped is reported with its cycle's
         // results: alone, before the cycle closes, it would take the round

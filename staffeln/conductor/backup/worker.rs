@@ -463,51 +463,50 @@ impl Conductor {
     async fn check_backups(&self, watched: Vec<TaskRow>) -> Result<usize, ConductorError> {
         checkpoint::reach(Point::Polling);
         let now = self.clock.now();
-        // One list call (usually one page) for everything still creating.
-        let still: HashMap<String, Backup> = self
-            .os
-            .backups(&BackupFilter { status: Some(BackupStatus::Creating), ..BackupFilter::default() })
-            .map_ok(|b| (b.id.0.clone(), b))
-            .try_collect()
-            .await?;
+        let (given_up, recent): (Vec<&TaskRow>, Vec<&TaskRow>) =
+            watched.iter().partition(|t| t.task_state() == TaskState::Unfinished);
         let mut ended = 0;
-        let mut left: HashMap<String, &TaskRow> = HashMap::new();
         let mut one_by_one: Vec<&TaskRow> = Vec::new();
-        for task in &watched {
-            let given_up = task.task_state() == TaskState::Unfinished;
-            if let Some(backup) = still.get(&task.backup_id) {
-                ended += usize::from(self.judge_running(task, backup, given_up, now).await?);
-            } else if given_up {
-                // Few, and maybe long ago: asked one by one, not by reading
-                // the lists back to when they started.
-                one_by_one.push(task);
-            } else {
-                left.insert(task.backup_id.clone(), task);
-            }
-        }
-        if !left.is_empty() {
-            // Finished ones: newest-first lists of available and error
-            // backups, read only as far back as the oldest of them started.
-            let oldest = left.values().filter_map(|t| t.started_at).min().map(|t| t.and_utc()).unwrap_or(now);
+        if !recent.is_empty() {
+            // One newest-first list of every status (usually one page), read
+            // only as far back as the oldest of them started: what is still
+            // creating, what became available and what failed, in one call.
+            let mut left: HashMap<&str, &TaskRow> = recent.iter().map(|t| (t.backup_id.as_str(), *t)).collect();
+            let oldest = recent.iter().filter_map(|t| t.started_at).min().map(|t| t.and_utc()).unwrap_or(now);
             let horizon = oldest - Duration::minutes(5);
-            for status in [BackupStatus::Available, BackupStatus::Error] {
-                if left.is_empty() {
+            let mut stream = self.os.backups(&BackupFilter::default());
+            while let Some(backup) = stream.try_next().await? {
+                if let Some(task) = left.remove(backup.id.0.as_str()) {
+                    ended += usize::from(match backup.status {
+                        BackupStatus::Creating => self.judge_running(task, &backup, false, now).await?,
+                        _ => self.record(task, &backup).await?,
+                    });
+                }
+                if left.is_empty() || backup.created_at < horizon {
                     break;
                 }
-                let mut stream =
-                    self.os.backups(&BackupFilter { status: Some(status.clone()), ..BackupFilter::default() });
-                while let Some(backup) = stream.try_next().await? {
-                    if let Some(task) = left.remove(&backup.id.0) {
-                        ended += usize::from(self.record(task, &backup).await?);
-                    }
-                    if left.is_empty() || backup.created_at < horizon {
-                        break;
-                    }
+            }
+            // Deleted meanwhile, listed out of order: asked one by one.
+            one_by_one.extend(left.into_values());
+        }
+        if !given_up.is_empty() {
+            // Few, and maybe started long ago: those still creating are in
+            // the list of creating backups; the others are asked one by one,
+            // not found by reading the lists back to when they started.
+            let still: HashMap<String, Backup> = self
+                .os
+                .backups(&BackupFilter { status: Some(BackupStatus::Creating), ..BackupFilter::default() })
+                .map_ok(|b| (b.id.0.clone(), b))
+                .try_collect()
+                .await?;
+            for task in given_up {
+                match still.get(&task.backup_id) {
+                    Some(backup) => ended += usize::from(self.judge_running(task, backup, true, now).await?),
+                    None => one_by_one.push(task),
                 }
             }
         }
-        // Anything else (deleted meanwhile, listed out of order, unfinished).
-        for task in left.into_values().chain(one_by_one) {
+        for task in one_by_one {
             match self.os.backup(&BackupId(task.backup_id.clone())).await {
                 Ok(backup) => ended += usize::from(self.record(task, &backup).await?),
                 Err(err) if err.last().is_not_found() => {
