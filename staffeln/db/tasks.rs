@@ -574,11 +574,14 @@ pub fn counts_by_state(conn: &mut AnyConnection) -> Result<Vec<(String, i64)>, D
         .map_err(DbError::query("queue_data counts"))
 }
 
+/// The states a digest reports (the task has ended).
+const REPORTABLE: [&str; 5] = ["done", "failed", "skipped", "waiting", "unfinished"];
+
 /// Finished tasks not reported yet (no digest has carried them), oldest first.
 pub fn unreported(conn: &mut AnyConnection) -> Result<Vec<TaskRow>, DbError> {
     dsl::queue_data
         .filter(dsl::reported_at.is_null())
-        .filter(dsl::state.eq_any(["done", "failed", "skipped", "waiting", "unfinished"]))
+        .filter(dsl::state.eq_any(REPORTABLE))
         .order(dsl::id.asc())
         .select(TaskRow::as_select())
         .load(conn)
@@ -594,7 +597,7 @@ pub fn unreported_of_closed_cycles(conn: &mut AnyConnection, project: Option<&st
         cycles::cycles.filter(cycles::kind.eq("backup")).filter(cycles::finished_at.is_null()).select(cycles::id);
     let mut query = dsl::queue_data
         .filter(dsl::reported_at.is_null())
-        .filter(dsl::state.eq_any(["done", "failed", "skipped", "waiting", "unfinished"]))
+        .filter(dsl::state.eq_any(REPORTABLE))
         .filter(dsl::cycle_id.ne_all(open))
         .into_boxed();
     if let Some(project) = project {

@@ -657,6 +657,22 @@ fn many_volumes(count: usize) -> Scenario {
     .unwrap()
 }
 
+/// One conductor over [`many_volumes`] with backups of 59 emulated seconds,
+/// stepped to its first cycle's due time. The emulator's clock stands still
+/// between steps: on the wall clock a loaded machine let a backup end more
+/// than the 1 s margin after a poll, and a test failed (seen in a loaded run
+/// of the suite).
+async fn at_first_cycle_on_a_frozen_clock(volumes: usize, s: ConductorSettings) -> Sim {
+    let opts =
+        FakeOptions { backup_duration: StdDuration::from_secs(59), frozen_clock: true, ..FakeOptions::default() };
+    let mut sim = Sim::with_cloud(TestDb::sqlite(), cloud_with(many_volumes(volumes), opts), 1, s).await;
+    sim.start(quiet_mailer());
+    let c = &sim.conductors[0];
+    let due = c.settings.backup_schedule.next_due(c.last_cycle_start().await.unwrap(), c.started_at).unwrap();
+    sim.step_to(due).await;
+    sim
+}
+
 /// Issue 17.1: a freed slot is refilled on the poll that sees it free, not on
 /// the poll after. 12 volumes, 4 at a time (the zone's limit), backups that
 /// take 59 emulated seconds, polled every 10 s: each batch is seen finished
@@ -669,16 +685,8 @@ async fn a_slot_freed_by_a_finished_backup_is_refilled_on_the_same_poll() {
         conf.conductor.max_concurrent_backups_per_az = Some(u32::try_from(cap).unwrap());
         conf.conductor.poll_interval = u64::try_from(poll).unwrap();
     });
-    // The emulator's clock stands still between steps: on the wall clock a
-    // loaded machine let a backup end more than the 1 s margin after the
-    // poll at +60 s, and the test failed (seen in a loaded run of the suite).
-    let opts =
-        FakeOptions { backup_duration: StdDuration::from_secs(59), frozen_clock: true, ..FakeOptions::default() };
-    let mut sim = Sim::with_cloud(TestDb::sqlite(), cloud_with(many_volumes(volumes), opts), 1, s).await;
-    sim.start(quiet_mailer());
+    let sim = at_first_cycle_on_a_frozen_clock(volumes, s).await;
     let c = &sim.conductors[0];
-    let due = c.settings.backup_schedule.next_due(c.last_cycle_start().await.unwrap(), c.started_at).unwrap();
-    sim.step_to(due).await;
     assert_eq!(sim.active().await.len(), volumes, "the cycle planned every volume");
     let mut elapsed = 0;
     let mut most_in_flight = 0;
@@ -715,13 +723,8 @@ async fn servers_owed_across_several_pages_are_each_stamped_once() {
         conf.conductor.max_concurrent_backups_per_project = 15;
         conf.conductor.poll_interval = u64::try_from(poll).unwrap();
     });
-    let opts =
-        FakeOptions { backup_duration: StdDuration::from_secs(59), frozen_clock: true, ..FakeOptions::default() };
-    let mut sim = Sim::with_cloud(TestDb::sqlite(), cloud_with(many_volumes(volumes), opts), 1, s).await;
-    sim.start(quiet_mailer());
+    let sim = at_first_cycle_on_a_frozen_clock(volumes, s).await;
     let c = &sim.conductors[0];
-    let due = c.settings.backup_schedule.next_due(c.last_cycle_start().await.unwrap(), c.started_at).unwrap();
-    sim.step_to(due).await;
     let mut elapsed = 0;
     while c.db_call(|c| tasks::latest_finished_cycle(c, "backup")).await.unwrap().is_none() {
         assert!(elapsed < 2400, "the cycle did not close in 2400 s; still active: {}", sim.active().await.len());

@@ -670,7 +670,7 @@ impl Conductor {
                 .extend(stamp.volumes().into_iter().map(str::to_owned));
         }
         // Per cycle, each volume's task (one per volume and cycle).
-        let mut outcomes: HashMap<(String, String), (TaskState, Option<chrono::NaiveDateTime>)> = HashMap::new();
+        let mut outcomes: HashMap<String, HashMap<String, (TaskState, Option<chrono::NaiveDateTime>)>> = HashMap::new();
         for (cycle, volumes) in volumes_of {
             for chunk in volumes.chunks(STAMP_PAGE as usize) {
                 let (cycle_id, chunk) = (cycle.clone(), chunk.to_vec());
@@ -680,9 +680,9 @@ impl Conductor {
                         tasks::outcomes(conn, &cycle_id, &ids)
                     })
                     .await?;
+                let of_cycle = outcomes.entry(cycle.clone()).or_default();
                 for (volume, state, finished) in rows {
-                    let state = TaskState::parse(&state).unwrap_or(TaskState::Failed);
-                    outcomes.insert((cycle.clone(), volume), (state, finished));
+                    of_cycle.insert(volume, (TaskState::parse(&state).unwrap_or(TaskState::Failed), finished));
                 }
             }
         }
@@ -692,7 +692,7 @@ impl Conductor {
                 .volumes()
                 .into_iter()
                 .filter_map(|v| {
-                    let (state, finished) = outcomes.get(&(stamp.cycle_id.clone(), v.to_owned()))?;
+                    let (state, finished) = outcomes.get(&stamp.cycle_id)?.get(v)?;
                     Some(VolumeOutcome { volume_id: v, state: *state, finished_at: finished.map(|f| f.and_utc()) })
                 })
                 .collect();
