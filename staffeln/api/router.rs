@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request, Response};
@@ -207,18 +207,42 @@ fn base_url(req: &Request<Incoming>, tls: bool) -> String {
     format!("{scheme}://{host}")
 }
 
-/// The whole body, at most `limit` bytes (a larger `Content-Length` is
-/// refused before reading).
-async fn read_body(headers: &hyper::HeaderMap, body: Incoming, limit: usize) -> Result<Bytes, RequestError> {
+/// How much of a body over the limit is still read, and thrown away, before
+/// the 413 goes out. A client that is still sending when the server closes
+/// gets a reset instead of the answer; reading on lets a body somewhat over
+/// the limit end first (the read stays bounded by `client_timeout`).
+const DRAIN_AFTER_LIMIT: u64 = 1 << 20;
+
+/// The whole body, at most `limit` bytes. A larger one is refused, after
+/// reading and dropping up to [`DRAIN_AFTER_LIMIT`] more of it so that the
+/// client reads the refusal rather than a reset connection.
+async fn read_body<B>(headers: &hyper::HeaderMap, mut body: B, limit: usize) -> Result<Bytes, RequestError>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
     let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    let limit_bytes = limit as u64;
+    if declared.is_some_and(|n| n > limit_bytes.saturating_add(DRAIN_AFTER_LIMIT)) {
         return Err(RequestError::BodyTooLarge { limit });
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.is::<http_body_util::LengthLimitError>() => Err(RequestError::BodyTooLarge { limit }),
-        Err(err) => Err(RequestError::BodyRead(err.to_string())),
+    let mut kept = bytes::BytesMut::new();
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|err| RequestError::BodyRead(err.to_string()))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen = seen.saturating_add(data.len() as u64);
+        if seen > limit_bytes.saturating_add(DRAIN_AFTER_LIMIT) {
+            break;
+        }
+        if seen <= limit_bytes {
+            kept.extend_from_slice(&data);
+        }
     }
+    if seen > limit_bytes || declared.is_some_and(|n| n > limit_bytes) {
+        return Err(RequestError::BodyTooLarge { limit });
+    }
+    Ok(kept.freeze())
 }
 
 #[cfg(test)]
@@ -235,5 +259,49 @@ mod tests {
         assert!(Route::Healthcheck.allows(&Method::HEAD));
         assert_eq!(Route::Guard.format(), Format::Text);
         assert_eq!(Route::Backups.format(), Format::Json);
+    }
+
+    /// A body of `chunks` frames of `size` bytes, counting the frames read.
+    fn chunked(
+        chunks: usize,
+        size: usize,
+        read: Arc<std::sync::atomic::AtomicUsize>,
+    ) -> http_body_util::StreamBody<
+        impl futures_util::Stream<Item = Result<hyper::body::Frame<Bytes>, Infallible>> + Unpin,
+    > {
+        http_body_util::StreamBody::new(futures_util::stream::iter((0..chunks).map(move |_| {
+            read.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(hyper::body::Frame::data(Bytes::from(vec![b'x'; size])))
+        })))
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_read_to_its_end_before_the_refusal_and_no_further_than_a_bound() {
+        let headers = hyper::HeaderMap::new();
+        let read = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let within = read_body(&headers, chunked(4, 1000, read.clone()), 4096).await;
+        assert_eq!(within.map(|b| b.len()).ok(), Some(4000));
+
+        read.store(0, std::sync::atomic::Ordering::SeqCst);
+        let over = read_body(&headers, chunked(10, 1000, read.clone()), 4096).await;
+        assert!(matches!(over, Err(RequestError::BodyTooLarge { limit: 4096 })), "{over:?}");
+        assert_eq!(read.load(std::sync::atomic::Ordering::SeqCst), 10, "the whole body was read before the answer");
+
+        read.store(0, std::sync::atomic::Ordering::SeqCst);
+        let endless = read_body(&headers, chunked(10_000, 1 << 10, read.clone()), 4096).await;
+        assert!(matches!(endless, Err(RequestError::BodyTooLarge { .. })), "{endless:?}");
+        let frames = read.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(frames < 1030 + 5, "read {frames} KiB frames of a 10,000 KiB body");
+
+        let mut declared = hyper::HeaderMap::new();
+        declared.insert(CONTENT_LENGTH, HeaderValue::from_static("2000000"));
+        read.store(0, std::sync::atomic::Ordering::SeqCst);
+        let huge = read_body(&declared, chunked(2000, 1000, read.clone()), 4096).await;
+        assert!(matches!(huge, Err(RequestError::BodyTooLarge { .. })), "{huge:?}");
+        assert_eq!(
+            read.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "a declared length past the bound is refused unread"
+        );
     }
 }

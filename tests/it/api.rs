@@ -487,10 +487,16 @@ async fn bad_requests_are_refused_with_what_was_wrong() {
         let request_id = request_id.expect("every answer carries its request id");
         assert!(request_id.starts_with("req-") && uuid::Uuid::try_parse(&request_id[4..]).is_ok(), "{request_id}");
     }
-    // A body larger than the limit without Content-Length (chunked).
-    let chunks = futures_util::stream::iter(
-        (0..10).map(|_| Ok::<_, std::io::Error>(hyper::body::Frame::data(bytes::Bytes::from(vec![b'x'; 1000])))),
-    );
+    // A body larger than the limit without Content-Length (chunked), still
+    // being sent when the limit is passed: the client reads the refusal, not
+    // a connection reset under its feet.
+    let chunks = futures_util::stream::unfold(0, |sent| async move {
+        if sent == 10 {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Some((Ok::<_, std::io::Error>(hyper::body::Frame::data(bytes::Bytes::from(vec![b'x'; 1000]))), sent + 1))
+    });
     let resp = rig
         .http
         .post(format!("{url}?backup_id={MANUAL}"))
