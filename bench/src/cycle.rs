@@ -37,7 +37,7 @@ use staffeln::conductor::clock::Clock;
 use staffeln::conductor::runner::{self, Loops};
 use staffeln::conductor::{Conductor, ConductorSettings};
 use staffeln::conf::Config;
-use staffeln::db::{Database, DbSettings, create_database, migrate, stamps, tasks};
+use staffeln::db::{Database, DbSettings, create_database, migrate, reports, stamps, tasks};
 use staffeln::notify::{Mailer, NotifySettings};
 use staffeln::openstack::{OpenStack, Secret, Settings};
 use staffeln::service::shutdown_channel;
@@ -488,13 +488,14 @@ async fn drive(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let after_digests = calls().await?;
 
     // Figures.
-    let (done, failed, projects) = {
+    let (done, failed, projects, mailed_at) = {
         let db = db.clone();
         tokio::task::spawn_blocking(move || -> Result<_, staffeln::db::DbError> {
             let mut c = db.conn()?;
             let done = tasks::in_state(&mut c, staffeln::objects::TaskState::Done)?;
             let projects: std::collections::HashSet<String> = done.iter().map(|t| t.project_id.clone()).collect();
-            Ok((done.len(), tasks::in_state(&mut c, staffeln::objects::TaskState::Failed)?.len(), projects.len()))
+            let failed = tasks::in_state(&mut c, staffeln::objects::TaskState::Failed)?.len();
+            Ok((done.len(), failed, projects.len(), reports::latest(&mut c)?.map(|r| r.created_at.and_utc())))
         })
         .await??
     };
@@ -516,10 +517,17 @@ async fn drive(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         utilisation.map(|u| format!("{:.1}%", u * 100.0)).unwrap_or_else(|| "n/a".into())
     );
     println!(
-        "real time: backup phase {:.1} s, retention {:.1} s ({retention}), digests: {digests}",
+        "real time: backup phase {:.1} s, retention {:.1} s ({retention}), a forced digest round afterwards: {digests}",
         real_backup.as_secs_f64(),
         retention_real.as_secs_f64()
     );
+    match mailed_at {
+        Some(at) => println!(
+            "digests: the conductors' report loop sent the round {:.0} s after the cycle began (in the backup phase)",
+            (at - due).num_milliseconds() as f64 / 1000.0
+        ),
+        None => println!("digests: the conductors' report loop sent no round during the backup phase"),
+    }
     println!("API calls of the backup phase by endpoint:");
     for (endpoint, n) in &backup_calls {
         println!("  {n:>7}  {endpoint}");

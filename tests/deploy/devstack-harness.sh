@@ -280,7 +280,8 @@ fi
 
 # init and start, in order: DB, schema, API, health, conductor.
 api="run_process staffeln-api $BIN/staffeln-api --config-file $CONF"
-conductor="run_process staffeln-conductor $BIN/staffeln-conductor --config-file $CONF"
+conductor="run_process staffeln-conductor /usr/bin/env $STAFFELN_CONDUCTOR_ENV $BIN/staffeln-conductor --config-file $CONF"
+[[ $STAFFELN_CONDUCTOR_ENV == *MALLOC_ARENA_MAX=1* ]] || fail "STAFFELN_CONDUCTOR_ENV='$STAFFELN_CONDUCTOR_ENV'"
 assert_called "recreate_database staffeln"
 assert_called "staffeln-manage --config-file $CONF db upgrade"
 assert_called "wait_for_service 60 http://192.0.2.10:8808/v1/health"

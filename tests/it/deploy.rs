@@ -279,7 +279,7 @@ fn systemd_units_verify_and_run_the_right_binary() {
 /// The allocator settings the conductor's unit gives it (which
 /// staffeln-bench-cycle measures with) are the image's too.
 #[test]
-fn the_image_sets_the_allocator_as_the_conductors_unit_does() {
+fn the_image_and_devstack_set_the_allocator_as_the_conductors_unit_does() {
     let unit = read(&repo_root().join("etc/systemd/staffeln-conductor.service"));
     let from_unit: BTreeSet<&str> = unit
         .lines()
@@ -291,6 +291,14 @@ fn the_image_sets_the_allocator_as_the_conductors_unit_does() {
     let from_image: BTreeSet<&str> =
         image.lines().filter_map(|l| l.trim().strip_prefix("ENV ")).filter(|v| v.starts_with("MALLOC_")).collect();
     assert_eq!(from_unit, from_image);
+    let settings = read(&repo_root().join("devstack/settings"));
+    let devstack = settings
+        .lines()
+        .find_map(|l| l.strip_prefix("STAFFELN_CONDUCTOR_ENV=${STAFFELN_CONDUCTOR_ENV:-\""))
+        .and_then(|l| l.strip_suffix("\"}"))
+        .unwrap_or_else(|| panic!("devstack/settings defines no STAFFELN_CONDUCTOR_ENV default"));
+    let from_devstack: BTreeSet<&str> = devstack.split_whitespace().collect();
+    assert_eq!(from_unit, from_devstack);
 }
 
 #[test]
