@@ -89,31 +89,110 @@ pub(super) struct Page<T> {
 
 /// Reads `{"<key>": [...], "<key>_links": [{"rel": "next", ...}]}` (Nova,
 /// Cinder) or `{"<key>": [...], "links": {"next": ...}}` (Keystone).
+///
+/// The items are read straight into `T`, keeping only the fields `T` names:
+/// a page of 1,000 Nova servers is megabytes of JSON, and a whole-document
+/// tree of it (`serde_json::Value`) was the largest allocation a conductor
+/// made, tens of MiB at 10,000 volumes.
 pub(super) fn parse_page<T: DeserializeOwned>(body: &[u8], key: &str) -> Result<Page<T>, serde_json::Error> {
-    let mut doc: serde_json::Map<String, Value> = serde_json::from_slice(body)?;
-    let items = match doc.remove(key) {
-        Some(v) => serde_json::from_value(v)?,
-        None => {
-            return Err(serde::de::Error::custom(format!("no {key:?} in the response")));
-        }
+    let read = serde_json::Deserializer::from_slice(body);
+    let links_key = format!("{key}_links");
+    let raw = PageVisitor::<T> { key, links_key: &links_key, items: std::marker::PhantomData }.read(read)?;
+    let Some(items) = raw.items else {
+        return Err(serde::de::Error::custom(format!("no {key:?} in the response")));
     };
-    let mut next = None;
-    if let Some(v) = doc.remove(&format!("{key}_links")) {
-        let links: Vec<Link> = serde_json::from_value(v)?;
-        next = links.into_iter().find(|l| l.rel == "next").map(|l| l.href);
-    } else if let Some(Value::Object(links)) = doc.get("links") {
-        next = links.get("next").and_then(Value::as_str).map(str::to_owned);
-    }
-    let truncated = doc.get("truncated").and_then(Value::as_bool).unwrap_or(false);
+    let next = match raw.links {
+        Some(links) => links.into_iter().find(|l| l.rel == "next").map(|l| l.href),
+        None => match raw.keystone_links {
+            Some(Value::Object(links)) => links.get("next").and_then(Value::as_str).map(str::to_owned),
+            _ => None,
+        },
+    };
+    let truncated = raw.truncated.as_ref().and_then(Value::as_bool).unwrap_or(false);
     Ok(Page { items, next: next.filter(|n| !n.is_empty()), truncated })
 }
 
-/// Reads `{"<key>": <T>}`.
+/// What [`parse_page`] takes from the top-level object; other keys are
+/// skipped unread. The small ones (links, `truncated`) are kept as they
+/// came, so that an unexpected shape there is ignored as before.
+struct RawPage<T> {
+    items: Option<Vec<T>>,
+    links: Option<Vec<Link>>,
+    keystone_links: Option<Value>,
+    truncated: Option<Value>,
+}
+
+struct PageVisitor<'k, T> {
+    key: &'k str,
+    links_key: &'k str,
+    items: std::marker::PhantomData<T>,
+}
+
+impl<T: DeserializeOwned> PageVisitor<'_, T> {
+    fn read(self, mut read: serde_json::Deserializer<serde_json::de::SliceRead<'_>>) -> serde_json::Result<RawPage<T>> {
+        let raw = serde::Deserializer::deserialize_map(&mut read, self)?;
+        read.end()?;
+        Ok(raw)
+    }
+}
+
+impl<'de, T: DeserializeOwned> serde::de::Visitor<'de> for PageVisitor<'_, T> {
+    type Value = RawPage<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "an object with {:?}", self.key)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RawPage<T>, A::Error> {
+        let mut raw = RawPage { items: None, links: None, keystone_links: None, truncated: None };
+        while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if name == self.key {
+                raw.items = Some(map.next_value()?);
+            } else if name == self.links_key {
+                raw.links = Some(map.next_value()?);
+            } else if name == "links" {
+                raw.keystone_links = Some(map.next_value()?);
+            } else if name == "truncated" {
+                raw.truncated = Some(map.next_value()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(raw)
+    }
+}
+
+/// Reads `{"<key>": <T>}`, skipping the other keys unread.
 pub(super) fn parse_one<T: DeserializeOwned>(body: &[u8], key: &str) -> Result<T, serde_json::Error> {
-    let mut doc: serde_json::Map<String, Value> = serde_json::from_slice(body)?;
-    match doc.remove(key) {
-        Some(v) => serde_json::from_value(v),
-        None => Err(serde::de::Error::custom(format!("no {key:?} in the response"))),
+    let mut read = serde_json::Deserializer::from_slice(body);
+    let found =
+        serde::Deserializer::deserialize_map(&mut read, OneVisitor::<T> { key, item: std::marker::PhantomData })?;
+    read.end()?;
+    found.ok_or_else(|| serde::de::Error::custom(format!("no {key:?} in the response")))
+}
+
+struct OneVisitor<'k, T> {
+    key: &'k str,
+    item: std::marker::PhantomData<T>,
+}
+
+impl<'de, T: DeserializeOwned> serde::de::Visitor<'de> for OneVisitor<'_, T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "an object with {:?}", self.key)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
+        let mut found = None;
+        while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if name == self.key {
+                found = Some(map.next_value()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -726,6 +805,51 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&body).unwrap(),
             json!({"volume_id": "v", "name": "n", "force": true, "incremental": false})
+        );
+    }
+
+    #[test]
+    fn pages_skip_what_they_do_not_read_and_name_what_is_wrong() {
+        // Other keys, before and after the items, of any shape; the links of
+        // the collection win over Keystone-style links.
+        let body = br#"{"extra": {"deep": [1, {"x": "y"}]}, "links": {"next": "http://k/ignored"},
+            "servers": [{"id": "s1", "addresses": {"net": [{"addr": "10.0.0.1"}]}, "tenant_id": "p",
+              "metadata": {"backup": "true"}, "os-extended-volumes:volumes_attached": [{"id": "v1"}]}],
+            "servers_links": [{"rel": "self", "href": "a"}, {"rel": "next", "href": "http://n/servers?marker=s1"}],
+            "truncated": "not a bool"}"#;
+        let page: Page<ServerBody> = parse_page(body, "servers").unwrap();
+        assert_eq!(page.next.as_deref(), Some("http://n/servers?marker=s1"));
+        assert!(!page.truncated);
+        let server = page.items.into_iter().next().unwrap().into_server(&ProjectId::from("x"));
+        assert_eq!((server.id.as_str(), server.project_id.as_str()), ("s1", "p"));
+        assert_eq!(server.volume_ids, vec![VolumeId::from("v1")]);
+        // An empty next link is no next page.
+        let empty: Page<IdOnly> =
+            parse_page(br#"{"things": [], "things_links": [{"rel": "next", "href": ""}]}"#, "things").unwrap();
+        assert!(empty.next.is_none() && empty.items.is_empty());
+
+        let missing = parse_page::<IdOnly>(br#"{"volumes": []}"#, "servers").map(|p| p.items.len());
+        assert!(
+            missing.as_ref().is_err_and(|e| e.to_string().contains("no \"servers\" in the response")),
+            "{missing:?}"
+        );
+        let not_object = parse_page::<IdOnly>(b"[1, 2]", "servers").map(|p| p.items.len());
+        assert!(
+            not_object.as_ref().is_err_and(|e| e.to_string().contains("an object with \"servers\"")),
+            "{not_object:?}"
+        );
+        let trailing = parse_page::<IdOnly>(br#"{"servers": []} x"#, "servers").map(|p| p.items.len());
+        assert!(trailing.as_ref().is_err_and(|e| e.to_string().contains("trailing")), "{trailing:?}");
+        let bad_item = parse_page::<IdOnly>(br#"{"servers": [{"name": "no id"}]}"#, "servers").map(|p| p.items.len());
+        assert!(bad_item.as_ref().is_err_and(|e| e.to_string().contains("missing field `id`")), "{bad_item:?}");
+        let bad_links = parse_page::<IdOnly>(br#"{"servers": [], "servers_links": {"next": "x"}}"#, "servers");
+        assert!(bad_links.is_err());
+
+        let one: IdOnly = parse_one(br#"{"links": [], "volume": {"id": "v9", "huge": [[[]]]}}"#, "volume").unwrap();
+        assert_eq!(one.id, "v9");
+        assert!(
+            parse_one::<IdOnly>(br#"{"backup": {"id": "b"}}"#, "volume")
+                .is_err_and(|e| e.to_string().contains("no \"volume\""))
         );
     }
 }
