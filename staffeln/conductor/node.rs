@@ -87,7 +87,9 @@ impl Conductor {
         F: FnOnce(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
     {
         let db = self.db.clone();
+        let turn = self.db.turn().await;
         let out = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             let mut conn = db.conn()?;
             f(&mut conn)
         })

@@ -61,6 +61,14 @@ pub(super) struct Http {
     policy: RetryPolicy,
 }
 
+/// Connections kept open for reuse per API host, as many as the Python
+/// clients keep (requests' `pool_maxsize`). A burst of creates opens more;
+/// those beyond this are closed when their answer is read. Each kept
+/// connection holds a read buffer sized by the largest answer it read (up to
+/// about 400 KiB after a list page), so an unbounded pool grew the
+/// conductor by megabytes over a cycle.
+const IDLE_CONNECTIONS_PER_HOST: usize = 10;
+
 impl Http {
     /// The retry rules of this client.
     pub(super) fn policy(&self) -> &RetryPolicy {
@@ -75,6 +83,7 @@ impl Http {
         // reqwest is built with rustls-no-provider: pick ring once per process.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = reqwest::Client::builder()
+            .pool_max_idle_per_host(IDLE_CONNECTIONS_PER_HOST)
             .timeout(settings.request_timeout)
             .connect_timeout(settings.request_timeout)
             .redirect(reqwest::redirect::Policy::none())
