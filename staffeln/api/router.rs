@@ -223,7 +223,8 @@ where
 {
     let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let limit_bytes = limit as u64;
-    if declared.is_some_and(|n| n > limit_bytes.saturating_add(DRAIN_AFTER_LIMIT)) {
+    let drained = limit_bytes.saturating_add(DRAIN_AFTER_LIMIT);
+    if declared.is_some_and(|n| n > drained) {
         return Err(RequestError::BodyTooLarge { limit });
     }
     let mut kept = bytes::BytesMut::new();
@@ -232,7 +233,7 @@ where
         let frame = frame.map_err(|err| RequestError::BodyRead(err.to_string()))?;
         let Ok(data) = frame.into_data() else { continue };
         seen = seen.saturating_add(data.len() as u64);
-        if seen > limit_bytes.saturating_add(DRAIN_AFTER_LIMIT) {
+        if seen > drained {
             break;
         }
         if seen <= limit_bytes {

@@ -95,9 +95,8 @@ pub(super) struct Page<T> {
 /// tree of it (`serde_json::Value`) was the largest allocation a conductor
 /// made, tens of MiB at 10,000 volumes.
 pub(super) fn parse_page<T: DeserializeOwned>(body: &[u8], key: &str) -> Result<Page<T>, serde_json::Error> {
-    let read = serde_json::Deserializer::from_slice(body);
     let links_key = format!("{key}_links");
-    let raw = PageVisitor::<T> { key, links_key: &links_key, items: std::marker::PhantomData }.read(read)?;
+    let raw = read_object(body, PageVisitor::<T> { key, links_key: &links_key, items: std::marker::PhantomData })?;
     let Some(items) = raw.items else {
         return Err(serde::de::Error::custom(format!("no {key:?} in the response")));
     };
@@ -128,12 +127,12 @@ struct PageVisitor<'k, T> {
     items: std::marker::PhantomData<T>,
 }
 
-impl<T: DeserializeOwned> PageVisitor<'_, T> {
-    fn read(self, mut read: serde_json::Deserializer<serde_json::de::SliceRead<'_>>) -> serde_json::Result<RawPage<T>> {
-        let raw = serde::Deserializer::deserialize_map(&mut read, self)?;
-        read.end()?;
-        Ok(raw)
-    }
+/// The whole of `body`, one JSON object, through `visitor` (nothing may follow it).
+fn read_object<'de, V: serde::de::Visitor<'de>>(body: &'de [u8], visitor: V) -> serde_json::Result<V::Value> {
+    let mut read = serde_json::Deserializer::from_slice(body);
+    let value = serde::Deserializer::deserialize_map(&mut read, visitor)?;
+    read.end()?;
+    Ok(value)
 }
 
 impl<'de, T: DeserializeOwned> serde::de::Visitor<'de> for PageVisitor<'_, T> {
@@ -164,10 +163,7 @@ impl<'de, T: DeserializeOwned> serde::de::Visitor<'de> for PageVisitor<'_, T> {
 
 /// Reads `{"<key>": <T>}`, skipping the other keys unread.
 pub(super) fn parse_one<T: DeserializeOwned>(body: &[u8], key: &str) -> Result<T, serde_json::Error> {
-    let mut read = serde_json::Deserializer::from_slice(body);
-    let found =
-        serde::Deserializer::deserialize_map(&mut read, OneVisitor::<T> { key, item: std::marker::PhantomData })?;
-    read.end()?;
+    let found = read_object(body, OneVisitor::<T> { key, item: std::marker::PhantomData })?;
     found.ok_or_else(|| serde::de::Error::custom(format!("no {key:?} in the response")))
 }
 
