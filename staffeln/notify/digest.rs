@@ -246,6 +246,24 @@ pub struct ProjectSection {
     pub unstamped: Vec<UnstampedLine>,
     pub counts: Counts,
     pub assurance: Option<ProjectAssurance>,
+    /// Lines of this project that this digest leaves out: the operator
+    /// digest lists what did not succeed, up to [`OPERATOR_DIGEST_LINES`];
+    /// every line is in the project's own digest.
+    pub not_listed: usize,
+}
+
+/// At most this many volumes and servers are listed in the operator digest,
+/// failures and backups still running first; successes are only counted.
+/// Listing every volume of a 10,000-volume cloud made a mail of 8 MB (HTML
+/// and text), 11 MB base64-encoded, which a stock Postfix
+/// (`message_size_limit` 10 MB) refuses.
+pub const OPERATOR_DIGEST_LINES: usize = 1_000;
+
+impl ProjectSection {
+    /// Volumes and servers listed.
+    fn lines(&self) -> usize {
+        self.volumes.len() + self.skipped.len() + self.unstamped.len()
+    }
 }
 
 /// Whom a digest is about.
@@ -323,6 +341,16 @@ impl Digest {
             Scope::Operator => "operator digest".to_owned(),
         }
     }
+
+    /// The operator's digest of every project.
+    pub fn is_operator(&self) -> bool {
+        self.scope == Scope::Operator
+    }
+
+    /// How many lines the operator digest lists at most.
+    pub fn line_limit(&self) -> usize {
+        OPERATOR_DIGEST_LINES
+    }
 }
 
 /// The digest of one project's cycle.
@@ -344,8 +372,24 @@ pub fn project_digest(project: &ProjectBackups, now: DateTime<Utc>) -> Digest {
 /// The operator's digest over the projects given (those with backups), in
 /// project-name order.
 pub fn operator_digest(projects: &[ProjectBackups], now: DateTime<Utc>) -> Digest {
-    let mut sections: Vec<ProjectSection> = projects.iter().filter(|p| p.has_backups()).map(project_section).collect();
-    sections.sort_by(|a, b| a.project_name.cmp(&b.project_name).then_with(|| a.project_id.cmp(&b.project_id)));
+    let mut with_backups: Vec<&ProjectBackups> = projects.iter().filter(|p| p.has_backups()).collect();
+    with_backups.sort_by(|a, b| a.project_name.cmp(&b.project_name).then_with(|| a.project_id.cmp(&b.project_id)));
+    let mut room = OPERATOR_DIGEST_LINES;
+    // Each section is cut as it is made, so that a large cloud's successes
+    // are never all held at once.
+    let sections: Vec<ProjectSection> = with_backups
+        .into_iter()
+        .map(|project| {
+            let mut section = project_section(project);
+            let before = section.lines();
+            section.volumes.retain(|v| !v.success);
+            keep_within(&mut section.volumes, &mut room);
+            keep_within(&mut section.unstamped, &mut room);
+            keep_within(&mut section.skipped, &mut room);
+            section.not_listed = before - section.lines();
+            section
+        })
+        .collect();
     let mut counts = Counts::default();
     for section in &sections {
         counts.add(section.counts);
@@ -361,6 +405,12 @@ pub fn operator_digest(projects: &[ProjectBackups], now: DateTime<Utc>) -> Diges
         counts,
         identity: identity("operator", projects.iter().filter(|p| p.has_backups())),
     }
+}
+
+/// Cuts `lines` to what is left of `room`, and takes it from `room`.
+fn keep_within<T>(lines: &mut Vec<T>, room: &mut usize) {
+    lines.truncate(*room);
+    *room -= lines.len();
 }
 
 /// What counts against the limit, as Cinder counts it: in use plus reserved.
@@ -510,6 +560,7 @@ fn project_section(project: &ProjectBackups) -> ProjectSection {
         unstamped,
         counts,
         assurance: project.assurance.clone(),
+        not_listed: 0,
     }
 }
 
@@ -717,5 +768,44 @@ mod tests {
             operator_digest(&projects[1..2], now()).subject.split(':').next(),
             Some("Staffeln backups for 1 project")
         );
+    }
+
+    #[test]
+    fn the_operator_digest_lists_what_did_not_succeed_up_to_its_limit() {
+        let mut alpha =
+            project("alpha", vec![result("web", "a", true), result("web", "b", false), result("db", "c", true)]);
+        alpha.unstamped =
+            vec![UnstampedServer { server_id: "db-id".into(), server_name: "db".into(), reason: "ERROR".into() }];
+        let projects = [project("beta", vec![result("app", "d", true)]), alpha];
+        let d = operator_digest(&projects, now());
+        let alpha = &d.projects[0];
+        assert_eq!(alpha.volumes.iter().map(|v| v.volume.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!((alpha.skipped.len(), alpha.unstamped.len(), alpha.not_listed), (1, 1, 2));
+        let beta = &d.projects[1];
+        assert!(beta.volumes.is_empty());
+        assert_eq!((beta.skipped.len(), beta.not_listed), (1, 1));
+        // Successes are counted all the same.
+        assert_eq!(d.counts, Counts { succeeded: 3, failed: 1, skipped: 2, running: 0 });
+        // A project's own digest still lists everything.
+        let own = project_digest(&projects[1], now());
+        assert_eq!((own.projects[0].volumes.len(), own.projects[0].not_listed), (3, 0));
+
+        // Past the limit, the projects later by name keep only their counts.
+        let many: Vec<ProjectBackups> = (0..600)
+            .map(|p| {
+                let failed = (0..2).map(|v| result(&format!("s{p}"), &format!("f{v}"), false));
+                let ok = (0..5).map(|v| result(&format!("s{p}"), &format!("ok{v}"), true));
+                project(&format!("p{p:03}"), failed.chain(ok).collect())
+            })
+            .collect();
+        let d = operator_digest(&many, now());
+        let listed: usize = d.projects.iter().map(ProjectSection::lines).sum();
+        let left_out: usize = d.projects.iter().map(|s| s.not_listed).sum();
+        assert_eq!(listed, OPERATOR_DIGEST_LINES);
+        assert_eq!(listed + left_out, 600 * 8);
+        assert_eq!(d.projects[0].lines(), 3, "the first projects are listed whole (but for successes)");
+        assert_eq!(d.projects[599].lines(), 0);
+        assert_eq!(d.counts.failed, 1_200);
+        assert!(d.projects.iter().flat_map(|s| &s.volumes).all(|v| !v.success));
     }
 }

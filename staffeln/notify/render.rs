@@ -251,6 +251,58 @@ mod tests {
     }
 
     #[test]
+    fn the_operator_digest_of_a_large_cloud_fits_a_mail_servers_limit() {
+        // 500 projects of 20 volumes, one failure each: ids as long as
+        // OpenStack's UUIDs.
+        let uuid = |kind: &str, n: usize| format!("{kind:0>8}-0000-4000-8000-{n:012}");
+        let projects: Vec<ProjectBackups> = (0..500)
+            .map(|p| ProjectBackups {
+                project_id: uuid("p", p),
+                project_name: format!("project-{p}"),
+                results: (0..20)
+                    .map(|v| {
+                        let n = p * 20 + v;
+                        BackupResult {
+                            server_id: uuid("s", n / 2),
+                            server_name: format!("server-{}", n / 2),
+                            volume_id: uuid("v", n),
+                            volume_name: format!("volume-{n}"),
+                            backup_id: Some(uuid("b", n)),
+                            backup_name: format!("volume-{n}-2026-11-25T16:14:48"),
+                            kind: BackupKind::Incremental,
+                            size_gb: 100,
+                            success: v != 0,
+                            in_progress: false,
+                            fail_reason: (v == 0).then(|| "Cinder answered 413: backup quota exceeded".into()),
+                        }
+                    })
+                    .collect(),
+                skipped: vec![],
+                unstamped: vec![],
+                backups_quota: Some(Quota { limit: 100, in_use: 40, reserved: 0 }),
+                gigabytes_quota: Some(Quota { limit: 10_000, in_use: 4_000, reserved: 0 }),
+                member_emails: vec![],
+                assurance: None,
+            })
+            .collect();
+        let now = chrono::Utc.with_ymd_and_hms(2026, 11, 25, 16, 14, 48).unwrap();
+        let size = |d: &Digest| {
+            let r = render(d, None).unwrap();
+            r.html.len() + r.text.len()
+        };
+        let operator = crate::notify::digest::operator_digest(&projects, now);
+        let all_projects: usize = projects.iter().map(|p| size(&project_digest(p, now))).sum();
+        let operator_size = size(&operator);
+        eprintln!("operator digest {operator_size} bytes; the 500 project digests {all_projects} bytes");
+        // Base64 makes 4 bytes of 3: a stock Postfix takes up to 10 MB.
+        assert!(operator_size * 4 / 3 < 2_000_000, "{operator_size} bytes");
+        assert!(all_projects * 4 / 3 > 10_000_000, "listing every volume would not fit: {all_projects} bytes");
+        let text = render(&operator, None).unwrap().text;
+        assert_eq!(text.matches("[FAIL]").count(), 500);
+        assert_eq!(text.matches("19 more, listed in the project's own digest.").count(), 500);
+    }
+
+    #[test]
     fn error_chains_do_not_repeat_causes() {
         #[derive(Debug, thiserror::Error)]
         #[error("outer: inner")]
