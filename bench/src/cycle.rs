@@ -80,6 +80,11 @@ struct Cli {
     /// `[cinder_notifications] fallback_poll_interval` with --events, seconds.
     #[arg(long, default_value_t = 120)]
     fallback_poll_interval: u64,
+    /// A command each conductor runs under, split at spaces, e.g.
+    /// `heaptrack -o /tmp/conductor`: to profile the conductors (their peak
+    /// RSS is then the wrapper's).
+    #[arg(long)]
+    wrap: Option<String>,
     /// cinder-backup hosts in the fleet's zone, each running at most 15
     /// backups at once (Cinder's backup_max_operations, emulated).
     #[arg(long, default_value_t = 1)]
@@ -373,7 +378,16 @@ async fn drive(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let exe = std::env::current_exe()?;
     let mut nodes = Vec::new();
     for i in 0..cli.conductors {
-        let mut child = Command::new(&exe)
+        let mut wrap = cli.wrap.as_deref().unwrap_or_default().split_whitespace();
+        let mut command = match wrap.next() {
+            Some(wrapper) => {
+                let mut c = Command::new(wrapper);
+                c.args(wrap).arg(&exe);
+                c
+            }
+            None => Command::new(&exe),
+        };
+        let mut child = command
             .envs(deployed_environment())
             .args(["--conductor", &i.to_string(), "--db-url", &db_url, "--auth-url", &cloud.auth_url])
             .args(["--start", &start.to_rfc3339(), "--poll-interval", &cli.poll_interval.to_string()])
