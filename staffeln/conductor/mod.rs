@@ -41,6 +41,7 @@ pub mod clock;
 mod daemon;
 mod error;
 pub mod events;
+pub(crate) mod grouped;
 pub mod lease;
 pub mod manager;
 mod node;

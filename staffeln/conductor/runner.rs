@@ -37,6 +37,7 @@ use super::node::Conductor;
 use super::retention::run::RetentionOutcome;
 use crate::notify::Mailer;
 use crate::service::Shutdown;
+use crate::service::memory::give_back_free_memory;
 
 /// When a loop next tries what is due at `due`, held off until `not_before`
 /// (a lease another conductor holds, or a failed attempt's pause). `None`:
@@ -176,6 +177,7 @@ async fn backup_loop(conductor: &Conductor, loops: &Loops, mut shutdown: Shutdow
         }
         .instrument(info_span!("work"))
         .await;
+        give_back_free_memory();
     }
 }
 
@@ -224,6 +226,7 @@ async fn retention_loop(conductor: Conductor, mut shutdown: Shutdown) {
             }
             outcome = run => outcome,
         };
+        give_back_free_memory();
         let attempt = match outcome {
             Ok(RetentionOutcome::Led(held)) => Attempt::Led(held.expires_at),
             Ok(_) => Attempt::Done,

@@ -247,7 +247,22 @@ impl TokenCache {
         }
         let token = Arc::new(issue().await?);
         *current = Some(token.clone());
+        drop(current);
+        self.forget_stale();
         Ok(token)
+    }
+
+    /// Drops the slots whose token is no longer used (expired, or rejected)
+    /// and that nobody is issuing into: a conductor scopes a token to each
+    /// project it backs up, and a cloud of thousands of projects would
+    /// otherwise keep every one of them, catalog included, for good.
+    fn forget_stale(&self) {
+        let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Instant::now();
+        slots.retain(|_, slot| match slot.try_lock() {
+            Ok(token) => token.as_ref().is_some_and(|t| now < t.refresh_at),
+            Err(_busy) => true,
+        });
     }
 
     /// The projects whose scoped token is cached and still fresh (a token
@@ -422,6 +437,27 @@ mod tests {
         cache.get(&key, || async { Ok(token("old", Instant::now())) }).await.unwrap();
         let fresh = cache.get(&key, || async { Ok(token("new", far)) }).await.unwrap();
         assert_eq!(fresh.value.expose(), "tok-new");
+    }
+
+    #[tokio::test]
+    async fn tokens_no_longer_used_are_forgotten() {
+        let cache = TokenCache::default();
+        let far = Instant::now() + Duration::from_secs(3600);
+        for p in 0..100 {
+            let key: ScopeKey = Some(ProjectId::from(format!("p{p}").as_str()));
+            let lifetime = if p < 50 { Instant::now() } else { far };
+            cache.get(&key, || async move { Ok(token("x", lifetime)) }).await.unwrap();
+        }
+        let key: ScopeKey = Some(ProjectId::from("p99"));
+        let used = cache.get(&key, || async { Ok(token("unused", far)) }).await.unwrap();
+        cache.invalidate(&key, &used).await;
+        // The next issue sweeps: the expired and the rejected ones go.
+        cache.get(&None, || async { Ok(token("conf", far)) }).await.unwrap();
+        let slots = cache.slots.lock().unwrap().len();
+        assert_eq!(slots, 50, "49 fresh projects and the configured scope");
+        let fresh = cache.fresh_projects();
+        assert_eq!(fresh.len(), 49);
+        assert!(!fresh.contains(&ProjectId::from("p99")) && !fresh.contains(&ProjectId::from("p0")));
     }
 
     fn settings() -> Settings {

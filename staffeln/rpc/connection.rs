@@ -13,6 +13,15 @@ use super::fake::FakeBroker;
 use super::settings::{RabbitSettings, RpcSettings};
 use super::url::TransportUrl;
 
+/// The largest AMQP frame this end asks for (the broker may make it
+/// smaller). lapin keeps a receive and a send buffer of 32 frames per
+/// connection, so RabbitMQ's default of 128 KiB cost each connection 8 MiB
+/// of resident memory; with 16 KiB frames it is 1 MiB. A message larger
+/// than a frame is carried in several, so this bounds no message; the
+/// messages Staffeln reads and sends (RPC calls, Cinder's notifications) are
+/// a few KiB.
+pub(crate) const FRAME_MAX: u32 = 16 * 1024;
+
 /// Everything needed to open a connection; shared by the long-lived tasks.
 pub(crate) struct Connector {
     pub(crate) url: TransportUrl,
@@ -46,6 +55,7 @@ impl Connector {
                     heartbeat: Some(rabbit.heartbeat_timeout_threshold),
                     auth_mechanism: Some(mechanism),
                     connection_timeout: Some(10_000),
+                    frame_max: Some(FRAME_MAX),
                     ..AMQPQueryString::default()
                 },
             };

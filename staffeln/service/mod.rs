@@ -13,6 +13,7 @@
 
 pub mod logfmt;
 pub mod logging;
+pub mod memory;
 pub mod signals;
 
 use std::collections::BTreeMap;

@@ -110,6 +110,11 @@ async fn start_server(
     (handle, rx, runs)
 }
 
+/// `len` bytes of text that differ along their length.
+fn big_text(len: usize) -> String {
+    (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect()
+}
+
 /// Runs the stock Python client over `ops` and returns one outcome per op.
 async fn python_client(exchange: &str, topic: &str, ops: Value) -> Vec<Value> {
     let args = [py_url(), exchange.to_owned(), topic.to_owned(), ops.to_string()];
@@ -184,7 +189,10 @@ async fn a_stock_python_client_calls_the_rust_server() {
         {"kind": "call", "method": "fail"},
         {"kind": "call", "method": "value_error"},
         {"kind": "call", "method": "ping", "args": {"value": 1, "c": 2}},
-        {"kind": "call", "method": "slow", "args": {"seconds": 3.5}, "timeout": 30, "call_monitor_timeout": 2}
+        {"kind": "call", "method": "slow", "args": {"seconds": 3.5}, "timeout": 30, "call_monitor_timeout": 2},
+        // Many times the frame size Staffeln asks the broker for, both ways
+        // (one argument of a command line holds at most 128 KiB).
+        {"kind": "call", "method": "ping", "args": {"value": big_text(100_000)}}
     ]);
     let out = python_client(&exchange, &topic, ops).await;
     let expect_exc = |i: usize, exc: &str, exc_type: Option<&str>| {
@@ -215,6 +223,7 @@ async fn a_stock_python_client_calls_the_rust_server() {
     expect_exc(10, "TypeError", None);
     assert!(out[10]["value"].as_str().unwrap().contains("unknown field `c`"), "{}", out[10]);
     assert_eq!(out[11]["ok"], "done", "heartbeats kept a 3.5 s call alive under call_monitor_timeout=2: {}", out[11]);
+    assert_eq!(out[12]["ok"]["pong"], big_text(100_000), "a call and its reply of 100 kB");
 
     server.stop().await;
     transport.close().await;
@@ -271,6 +280,9 @@ async fn the_rust_client_calls_a_stock_python_server() {
     assert_eq!(pong, json!({"pong": {"a": [1, 2]}, "project_id": "p-rust"}));
     let pong = client.to_server("pynode").call(&ctx(), "ping", json!({"value": 2}), "1.0", t).await.unwrap();
     assert_eq!(pong["pong"], 2);
+    // A call and a reply of many frames (FRAME_MAX is 16 KiB).
+    let pong = client.call(&ctx(), "ping", json!({"value": big_text(1_000_000)}), "1.0", t).await.unwrap();
+    assert!(pong["pong"] == big_text(1_000_000), "the 1 MB value came back changed");
 
     let remote = |r: Result<Value, RpcError>| match r {
         Err(RpcError::Remote { exc_type, module, message, .. }) => (exc_type, module, message),

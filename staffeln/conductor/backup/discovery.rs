@@ -11,6 +11,7 @@ use tracing::{debug, warn};
 use super::plan::{Fleet, flagged};
 use crate::conductor::checkpoint::{self, Point};
 use crate::conductor::error::ConductorError;
+use crate::conductor::grouped::grouped;
 use crate::conductor::node::Conductor;
 use crate::objects::{BackupId, BackupStatus, ProjectId, VolumeId};
 use crate::openstack::BackupFilter;
@@ -34,18 +35,22 @@ impl Conductor {
             .map_ok(|v| (v.id.clone(), v))
             .try_collect()
             .await?;
-        let mut backups: HashMap<VolumeId, Vec<_>> = HashMap::new();
+        let mut listed = Vec::new();
         let mut own: HashSet<BackupId> = HashSet::new();
         let mut all = self.os.backups(&BackupFilter::default());
-        while let Some(backup) = all.try_next().await? {
+        while let Some(mut backup) = all.try_next().await? {
             if !wanted.contains(&backup.volume_id) {
                 continue;
             }
             if backup.is_marked_automated() {
                 own.insert(backup.id.clone());
             }
-            backups.entry(backup.volume_id.clone()).or_default().push(backup);
+            // Read for the mark only; nothing after discovery reads it, and
+            // a map per backup of a large cloud is megabytes.
+            backup.metadata.clear();
+            listed.push(backup);
         }
+        let backups: HashMap<VolumeId, Vec<_>> = grouped(listed, |b| &b.volume_id).into_iter().collect();
         own.extend(self.db_call(crate::db::backups::all_ids).await?.into_iter().map(BackupId));
         let busy: HashSet<VolumeId> =
             self.db_call(crate::db::tasks::active_volume_ids).await?.into_iter().map(VolumeId).collect();

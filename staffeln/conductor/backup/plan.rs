@@ -68,7 +68,8 @@ pub struct PlanSettings {
 pub struct Fleet {
     pub servers: Vec<Server>,
     pub volumes: HashMap<VolumeId, Volume>,
-    /// Every backup of each volume, any maker, any status.
+    /// Every backup of each volume, any maker, any status. Discovery does
+    /// not keep their metadata: what it says is in `own`.
     pub backups: HashMap<VolumeId, Vec<Backup>>,
     /// Backups Staffeln made (its database rows, or `__automated_backup`).
     pub own: HashSet<BackupId>,

@@ -9,7 +9,7 @@
 //! sends at a time, and the next one sees the round recorded: one digest per
 //! project and period however many conductors there are.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::Duration;
 use futures_util::TryStreamExt;
@@ -177,6 +177,11 @@ impl Conductor {
             }
         };
         let mut projects = group_results(&rows, &unstamped, &names);
+        // The rows are now in `projects`; only their ids are kept, by project.
+        let mut row_ids: HashMap<String, Vec<i64>> = HashMap::new();
+        for row in rows {
+            row_ids.entry(row.project_id).or_default().push(row.id);
+        }
         let assurance = self.assurance_for_digest().await;
         for p in &mut projects {
             p.assurance = assurance.get(p.project_id.as_str()).cloned();
@@ -212,7 +217,7 @@ impl Conductor {
             checkpoint::reach(Point::DigestSent);
             match p.result {
                 Ok(_) => {
-                    let ids: Vec<i64> = rows.iter().filter(|r| r.project_id == p.project_id).map(|r| r.id).collect();
+                    let ids = row_ids.remove(&p.project_id).unwrap_or_default();
                     self.db_call(move |c| tasks::mark_reported(c, &ids)).await?;
                     let stamp_ids: Vec<i64> =
                         unstamped.iter().filter(|s| s.project_id == p.project_id).map(|s| s.id).collect();
@@ -226,9 +231,11 @@ impl Conductor {
             }
         }
         // Projects with only skipped volumes get no digest: their rows are done with.
-        let mailed: HashSet<&str> =
-            projects.iter().filter(|p| p.has_backups()).map(|p| p.project_id.as_str()).collect();
-        let quiet: Vec<i64> = rows.iter().filter(|r| !mailed.contains(r.project_id.as_str())).map(|r| r.id).collect();
+        let quiet: Vec<i64> = projects
+            .iter()
+            .filter(|p| !p.has_backups())
+            .flat_map(|p| row_ids.remove(&p.project_id).unwrap_or_default())
+            .collect();
         if !quiet.is_empty() {
             self.db_call(move |c| tasks::mark_reported(c, &quiet)).await?;
         }

@@ -13,6 +13,7 @@ use tracing::warn;
 
 use super::plan::{Candidate, Inventory, VolumeInput};
 use crate::conductor::error::ConductorError;
+use crate::conductor::grouped::grouped;
 use crate::conductor::node::Conductor;
 use crate::db::backups;
 use crate::objects::metadata::INSTANCE_KEY;
@@ -39,7 +40,7 @@ impl Conductor {
         let rows: HashSet<String> = self.db_call(backups::all_ids).await?.into_iter().collect();
         let adopted: HashSet<String> = self.db_call(backups::adopted_ids).await?.into_iter().collect();
         let filter = BackupFilter { project_id: project.cloned(), ..BackupFilter::default() };
-        let mut by_volume: BTreeMap<VolumeId, Vec<Candidate>> = BTreeMap::new();
+        let mut all = Vec::new();
         let mut listed = HashSet::new();
         let mut stream = self.os.backups(&filter);
         while let Some(backup) = stream.try_next().await? {
@@ -47,9 +48,10 @@ impl Conductor {
             let has_row = rows.contains(backup.id.as_str());
             let has_marker = backup.is_marked_automated();
             let adopted = adopted.contains(backup.id.as_str());
-            let candidate = Candidate { backup, has_row, has_marker, adopted };
-            by_volume.entry(candidate.backup.volume_id.clone()).or_default().push(candidate);
+            all.push(Candidate { backup, has_row, has_marker, adopted });
         }
+        let mut by_volume: BTreeMap<VolumeId, Vec<Candidate>> =
+            grouped(all, |c| &c.backup.volume_id).into_iter().collect();
         // Volumes nobody at Staffeln backed up are not retention's business.
         by_volume.retain(|_, backups| backups.iter().any(|c| c.has_row || c.has_marker));
         let listing = Listing { since, listed, rows, complete: project.is_none() };
