@@ -569,6 +569,11 @@ async fn drive(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         if cli.events { "fallback" } else { "poll" },
         total as f64 / unavoidable.max(1) as f64
     );
+    // A duplicate needs a second create: Cinder makes one backup per call.
+    println!(
+        "duplicates: {} ({creates} backups created for {done} tasks done; target 0)",
+        creates.saturating_sub(done as u64)
+    );
     println!("API calls of the retention run: {}", sum(&diff(&after_retention, &backup_calls), |_| true));
     println!("API calls of the digests: {}", sum(&diff(&after_digests, &after_retention), |_| true));
     for (i, node) in nodes.iter().enumerate() {
